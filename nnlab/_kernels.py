@@ -1,0 +1,677 @@
+"""Compiled SGD kernels (numba): the fast path of `nnlab.sgd.train`.
+
+They run the recursion of `nnlab.network.backprop` one sample at a time, with replicas as the innermost,
+contiguous axis: params (C, P, LANES), C = ceil(R / LANES) chunks of LANES replicas (the last padded
+with frozen dummies), P = the parameters of one replica, layer i's W_i (n_in * n_out, row-major) then
+b_i (n_out). Every operation acts on the LANES replicas of a chunk at once through the vector type
+below, so the SIMD units are full at any width, and every replica follows its own sample order.
+Row q of an array (.., LANES) starts at flat offset q * LANES. Chunks run in parallel (prange).
+
+Lanes never mix, and the per-lane arithmetic does not depend on LANES, on the lane or on the chunk, so
+a replica's numbers depend only on its own initial weights, data, order and hyperparameters.
+
+Numba does not vectorize the short lane loops by itself (it cannot prove that the arrays do not alias),
+so the first section below defines `f64xW`, a numba type whose value is an LLVM <W x double> vector
+held in registers, with loads, stores, arithmetic and the activations written as LLVM IR. The IR has
+no fast-math flags: every FMA is spelled out and each lane gets the same IEEE operations whatever W is.
+(It lives in this file on purpose: numba's on-disk cache is invalidated by changes to the file that
+defines a function, not by changes to the modules it imports.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange
+from numba.core import cgutils, types
+from numba.core.datamodel import models, register_default
+from numba.extending import intrinsic
+
+# ---------------------------------------------------------------------------------------------------
+# The vector type.
+
+W = 16  # lanes per vector: LLVM splits <16 x double> into two AVX-512 registers, two independent chains
+_D = ir.DoubleType()
+_I64 = ir.IntType(64)
+_VT = ir.VectorType(_D, W)
+_VI = ir.VectorType(_I64, W)
+
+
+class F64xW(types.Type):
+    """W float64 lanes held in registers."""
+
+    def __init__(self) -> None:
+        super().__init__(name=f"f64x{W}")
+
+
+f64xW = F64xW()
+
+
+@register_default(F64xW)
+class _F64xWModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VT)
+
+
+def _intrinsic_fn(builder, name, n_args, vtype=_VT):
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(vtype, [vtype] * n_args), name)
+
+
+def _splat(value: float) -> ir.Constant:
+    return ir.Constant(_VT, [value] * W)
+
+
+def _ptr(context, builder, aryty, ary, off):
+    data = context.make_array(aryty)(context, builder, ary).data
+    return builder.bitcast(builder.gep(data, [off]), _VT.as_pointer())
+
+
+@intrinsic
+def vload(typingctx, arr, off):
+    """arr[off : off + 8] as a vector (arr: contiguous float64 array, flat offset)."""
+
+    def codegen(context, builder, sig, args):
+        return builder.load(_ptr(context, builder, sig.args[0], args[0], args[1]), align=8)
+
+    return f64xW(arr, off), codegen
+
+
+@intrinsic
+def vstore(typingctx, arr, off, v):
+    """arr[off : off + 8] = v."""
+
+    def codegen(context, builder, sig, args):
+        builder.store(args[2], _ptr(context, builder, sig.args[0], args[0], args[1]), align=8)
+        return context.get_dummy_value()
+
+    return types.void(arr, off, v), codegen
+
+
+@intrinsic
+def vsplat(typingctx, x):
+    """(x, x, ..., x)."""
+
+    def codegen(context, builder, sig, args):
+        x = context.cast(builder, args[0], sig.args[0], types.float64)
+        v = builder.insert_element(ir.Constant(_VT, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), W), [0] * W)
+        return builder.shuffle_vector(v, ir.Constant(_VT, ir.Undefined), mask)
+
+    return f64xW(x), codegen
+
+
+@intrinsic
+def vget(typingctx, v, i):
+    """Lane i of v."""
+
+    def codegen(context, builder, sig, args):
+        return builder.extract_element(args[0], args[1])
+
+    return types.float64(v, i), codegen
+
+
+def _binary(op):
+    @intrinsic
+    def fn(typingctx, a, b):
+        def codegen(context, builder, sig, args):
+            return getattr(builder, op)(args[0], args[1])
+
+        return f64xW(a, b), codegen
+
+    return fn
+
+
+vadd = _binary("fadd")
+vsub = _binary("fsub")
+vmul = _binary("fmul")
+vdiv = _binary("fdiv")
+
+
+@intrinsic
+def vfma(typingctx, a, b, c):
+    """a * b + c, fused (one rounding)."""
+
+    def codegen(context, builder, sig, args):
+        return builder.call(_intrinsic_fn(builder, f"llvm.fma.v{W}f64", 3), list(args))
+
+    return f64xW(a, b, c), codegen
+
+
+@intrinsic
+def vfnma(typingctx, a, b, c):
+    """c - a * b, fused (one rounding)."""
+
+    def codegen(context, builder, sig, args):
+        neg = builder.fneg(args[0])
+        return builder.call(_intrinsic_fn(builder, f"llvm.fma.v{W}f64", 3), [neg, args[1], args[2]])
+
+    return f64xW(a, b, c), codegen
+
+
+@intrinsic
+def vselect(typingctx, mask, a, b):
+    """Lane-wise: a where mask != 0 else b (mask: a vector of 0.0 / 1.0)."""
+
+    def codegen(context, builder, sig, args):
+        m = builder.fcmp_unordered("!=", args[0], _splat(0.0))
+        return builder.select(m, args[1], args[2])
+
+    return f64xW(mask, a, b), codegen
+
+
+@intrinsic
+def visfinite(typingctx, v):
+    """1.0 where the lane is finite, else 0.0."""
+
+    def codegen(context, builder, sig, args):
+        fabs = _intrinsic_fn(builder, f"llvm.fabs.v{W}f64", 1)
+        ok = builder.fcmp_ordered("<", builder.call(fabs, [args[0]]), _splat(float("inf")))
+        return builder.select(ok, _splat(1.0), _splat(0.0))
+
+    return f64xW(v), codegen
+
+
+def _exp_parts(builder, x):
+    """Cephes exp split as exp(x) = t / u = 2^m (q + p) / (q - p), with x = m ln2 + r,
+    |r| <= ln2 / 2, p = r P(r^2), q = Q(r^2). Returns (t / 4, u / 4): callers fold the division into
+    their own. x must lie in [-708, 709.78] or be NaN."""
+    fma = _intrinsic_fn(builder, f"llvm.fma.v{W}f64", 3)
+    floor = _intrinsic_fn(builder, f"llvm.floor.v{W}f64", 1)
+    m = builder.call(floor, [builder.call(fma, [_splat(1.4426950408889634), x, _splat(0.5)])])
+    r = builder.call(fma, [builder.fneg(m), _splat(6.93145751953125e-1), x])
+    r = builder.call(fma, [builder.fneg(m), _splat(1.42860682030941723212e-6), r])
+    rr = builder.fmul(r, r)
+    p = builder.call(fma, [_splat(1.26177193074810590878e-4), rr, _splat(3.02994407707441961300e-2)])
+    p = builder.fmul(r, builder.call(fma, [p, rr, _splat(1.0)]))
+    q = builder.call(fma, [_splat(3.00198505138664455042e-6), rr, _splat(2.52448340349684104192e-3)])
+    q = builder.call(fma, [q, rr, _splat(2.27265548208155028766e-1)])
+    q = builder.call(fma, [q, rr, _splat(2.0)])
+    # Both parts scaled by 1/4 (the ratio is what matters), so that 2^(m-2) (q + p), with q + p < 4,
+    # stays finite up to m = 1024; 2^(m-2) comes from the exponent bits. NaN gives m = 0.
+    isnum = builder.fcmp_ordered("==", x, x)
+    mi = builder.select(isnum, builder.fptosi(m, _VI), ir.Constant(_VI, [0] * W))
+    bits = builder.shl(builder.add(mi, ir.Constant(_VI, [1021] * W)), ir.Constant(_VI, [52] * W))
+    scaled = builder.fmul(builder.fadd(q, p), builder.bitcast(bits, _VT))
+    return scaled, builder.fmul(builder.fsub(q, p), _splat(0.25))
+
+
+def _tanh_ir(builder, x):
+    """tanh lane-wise from Cephes' exp kernel, one formula for every x: with a = |x| (clamped at
+    22, where tanh is 1.0 in float64), 2a = m ln2 + r and exp(r) = (q + p) / (q - p),
+    tanh(a) = (e^2a - 1) / (e^2a + 1) = ((2^m - 1) q + (2^m + 1) p) / ((2^m + 1) q + (2^m - 1) p).
+    At m = 0 this is p / q, with no cancellation for small a; the sign of x is copied back."""
+    fma = _intrinsic_fn(builder, f"llvm.fma.v{W}f64", 3)
+    fabs = _intrinsic_fn(builder, f"llvm.fabs.v{W}f64", 1)
+    floor = _intrinsic_fn(builder, f"llvm.floor.v{W}f64", 1)
+    copysign = _intrinsic_fn(builder, f"llvm.copysign.v{W}f64", 2)
+    a = builder.call(fabs, [x])
+    a = builder.select(builder.fcmp_ordered(">", a, _splat(22.0)), _splat(22.0), a)  # NaN stays
+    u = builder.fadd(a, a)
+    m = builder.call(floor, [builder.call(fma, [_splat(1.4426950408889634), u, _splat(0.5)])])
+    r = builder.call(fma, [builder.fneg(m), _splat(6.93145751953125e-1), u])
+    r = builder.call(fma, [builder.fneg(m), _splat(1.42860682030941723212e-6), r])
+    rr = builder.fmul(r, r)
+    p = builder.call(fma, [_splat(1.26177193074810590878e-4), rr, _splat(3.02994407707441961300e-2)])
+    p = builder.fmul(r, builder.call(fma, [p, rr, _splat(1.0)]))
+    q = builder.call(fma, [_splat(3.00198505138664455042e-6), rr, _splat(2.52448340349684104192e-3)])
+    q = builder.call(fma, [q, rr, _splat(2.27265548208155028766e-1)])
+    q = builder.call(fma, [q, rr, _splat(2.0)])
+    # 2^m (0 <= m <= 64) from the exponent bits; NaN gives m = 0 and the NaN flows through p.
+    isnum = builder.fcmp_ordered("==", a, a)
+    mi = builder.select(isnum, builder.fptosi(m, _VI), ir.Constant(_VI, [0] * W))
+    s = builder.bitcast(
+        builder.shl(builder.add(mi, ir.Constant(_VI, [1023] * W)), ir.Constant(_VI, [52] * W)), _VT
+    )
+    sm, sp = builder.fsub(s, _splat(1.0)), builder.fadd(s, _splat(1.0))
+    num = builder.call(fma, [sm, q, builder.fmul(sp, p)])
+    den = builder.call(fma, [sp, q, builder.fmul(sm, p)])
+    return builder.call(copysign, [builder.fdiv(num, den), x])
+
+
+def _sigmoid_ir(builder, v):
+    """1 / (1 + exp(-v)) = u / (u + t) with exp(-v) = t / u from `_exp_parts`: one division.
+    exp(-v) overflows (v < -709.78) to sigmoid 0, and is clamped at -v = -708 where sigmoid is 1."""
+    x = builder.fneg(v)
+    sel = builder.select
+    xc = sel(builder.fcmp_ordered(">", x, _splat(709.78)), _splat(709.78), x)
+    xc = sel(builder.fcmp_ordered("<", xc, _splat(-708.0)), _splat(-708.0), xc)
+    t, u = _exp_parts(builder, xc)
+    y = builder.fdiv(u, builder.fadd(u, t))
+    return sel(builder.fcmp_ordered(">", x, _splat(709.782712893384)), _splat(0.0), y)
+
+
+@intrinsic
+def vtanh(typingctx, v):
+    """tanh lane-wise (within about 2 ulp)."""
+
+    def codegen(context, builder, sig, args):
+        return _tanh_ir(builder, args[0])
+
+    return f64xW(v), codegen
+
+
+@intrinsic
+def vsigmoid(typingctx, v):
+    """1 / (1 + exp(-v)) lane-wise."""
+
+    def codegen(context, builder, sig, args):
+        return _sigmoid_ir(builder, args[0])
+
+    return f64xW(v), codegen
+
+
+@intrinsic
+def vrelu(typingctx, v):
+    """v where v > 0 else 0 * v (NaN stays NaN)."""
+
+    def codegen(context, builder, sig, args):
+        pos = builder.fcmp_ordered(">", args[0], _splat(0.0))
+        return builder.select(pos, args[0], builder.fmul(_splat(0.0), args[0]))
+
+    return f64xW(v), codegen
+
+
+@intrinsic
+def vstep(typingctx, v):
+    """1.0 where v > 0 else 0.0 (relu' from its output)."""
+
+    def codegen(context, builder, sig, args):
+        pos = builder.fcmp_ordered(">", args[0], _splat(0.0))
+        return builder.select(pos, _splat(1.0), _splat(0.0))
+
+    return f64xW(v), codegen
+
+
+# ---------------------------------------------------------------------------------------------------
+# The kernels.
+
+IDENTITY, TANH, RELU, SIGMOID = 0, 1, 2, 3
+ACTIVATION_CODES = {"identity": IDENTITY, "tanh": TANH, "relu": RELU, "sigmoid": SIGMOID}
+HALF_SQUARED, SQUARED = 0, 1
+LOSS_CODES = {"half_squared": HALF_SQUARED, "squared": SQUARED}
+LANES = W
+
+# No fast-math: the vector code spells out every FMA, and divergence detection needs NaN and inf.
+_OPTS = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@njit(**_OPTS)
+def _v_act(v, code):
+    if code == TANH:
+        return vtanh(v)
+    if code == RELU:
+        return vrelu(v)
+    if code == SIGMOID:
+        return vsigmoid(v)
+    return v
+
+
+@njit(**_OPTS)
+def _v_dact(fv, code):
+    """act'(z) from the output f."""
+    if code == TANH:
+        return vfnma(fv, fv, vsplat(1.0))
+    if code == RELU:
+        return vstep(fv)
+    if code == SIGMOID:
+        return vmul(fv, vsub(vsplat(1.0), fv))
+    return vsplat(1.0)
+
+
+@njit(**_OPTS)
+def _lanes_forward(p, lay, foff, f, hid, outc):
+    """f_i rows = act(b_i[k] + sum_j f_{i-1}[j] W_i[j, k]) for every layer; f_0 rows in place.
+    Four units at a time: four independent FMA chains share each load of f_{i-1}[j]; every unit
+    still sums over j in order, so the blocking does not change the numbers."""
+    L = lay.shape[0]
+    zero = vsplat(0.0)
+    for i in range(L):
+        nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
+        fi, fo = foff[i], foff[i + 1]
+        code = outc if i == L - 1 else hid
+        k = 0
+        while k + 4 <= nout:
+            a0 = vload(p, (bo + k) * W) if bo >= 0 else zero
+            a1 = vload(p, (bo + k + 1) * W) if bo >= 0 else zero
+            a2 = vload(p, (bo + k + 2) * W) if bo >= 0 else zero
+            a3 = vload(p, (bo + k + 3) * W) if bo >= 0 else zero
+            for j in range(nin):
+                fj = vload(f, (fi + j) * W)
+                q = (wo + j * nout + k) * W
+                a0 = vfma(fj, vload(p, q), a0)
+                a1 = vfma(fj, vload(p, q + W), a1)
+                a2 = vfma(fj, vload(p, q + 2 * W), a2)
+                a3 = vfma(fj, vload(p, q + 3 * W), a3)
+            vstore(f, (fo + k) * W, _v_act(a0, code))
+            vstore(f, (fo + k + 1) * W, _v_act(a1, code))
+            vstore(f, (fo + k + 2) * W, _v_act(a2, code))
+            vstore(f, (fo + k + 3) * W, _v_act(a3, code))
+            k += 4
+        while k < nout:
+            a0 = vload(p, (bo + k) * W) if bo >= 0 else zero
+            for j in range(nin):
+                a0 = vfma(vload(f, (fi + j) * W), vload(p, (wo + j * nout + k) * W), a0)
+            vstore(f, (fo + k) * W, _v_act(a0, code))
+            k += 1
+
+
+@njit(**_OPTS)
+def _lanes_output_delta(f, fo, y, nout, outc, lossc, d):
+    """Per-sample loss of each lane (returned vector); d rows = dLoss/df_L * act'(f_L)."""
+    ls = vsplat(0.0)
+    for k in range(nout):
+        fv = vload(f, (fo + k) * W)
+        e = vsub(fv, vload(y, k * W))
+        ls = vfma(e, e, ls)
+        g = e if lossc == HALF_SQUARED else vmul(vsplat(2.0), e)
+        vstore(d, k * W, vmul(g, _v_dact(fv, outc)))
+    return vmul(vsplat(0.5), ls) if lossc == HALF_SQUARED else ls
+
+
+@njit(**_OPTS)
+def _lanes_backward_update(p, lay, foff, f, d, g, hid, lr, on):
+    """One SGD step on the lanes where on == 1: W_i -= lr f_{i-1}^T delta_i, fused with
+    delta_{i-1} = act'(f_{i-1}) * (delta_i W_i^T) from the old W_i. d rows hold delta_L.
+    Four input rows at a time: four independent chains for (delta_i W_i^T)[j] share each load of
+    delta_i[k]; every row still sums over k in order."""
+    L = lay.shape[0]
+    lrv = vsplat(lr)
+    zero = vsplat(0.0)
+    for i in range(L - 1, -1, -1):
+        nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
+        fi = foff[i]
+        if bo >= 0:
+            for k in range(nout):
+                q = (bo + k) * W
+                pv = vload(p, q)
+                vstore(p, q, vselect(on, vfnma(lrv, vload(d, k * W), pv), pv))
+        j = 0
+        while j + 4 <= nin:
+            c0 = vmul(lrv, vload(f, (fi + j) * W))
+            c1 = vmul(lrv, vload(f, (fi + j + 1) * W))
+            c2 = vmul(lrv, vload(f, (fi + j + 2) * W))
+            c3 = vmul(lrv, vload(f, (fi + j + 3) * W))
+            g0, g1, g2, g3 = zero, zero, zero, zero
+            r0 = (wo + j * nout) * W
+            r1, r2, r3 = r0 + nout * W, r0 + 2 * nout * W, r0 + 3 * nout * W
+            for k in range(nout):
+                dv = vload(d, k * W)
+                kq = k * W
+                w0 = vload(p, r0 + kq)
+                w1 = vload(p, r1 + kq)
+                w2 = vload(p, r2 + kq)
+                w3 = vload(p, r3 + kq)
+                g0 = vfma(w0, dv, g0)
+                g1 = vfma(w1, dv, g1)
+                g2 = vfma(w2, dv, g2)
+                g3 = vfma(w3, dv, g3)
+                vstore(p, r0 + kq, vselect(on, vfnma(c0, dv, w0), w0))
+                vstore(p, r1 + kq, vselect(on, vfnma(c1, dv, w1), w1))
+                vstore(p, r2 + kq, vselect(on, vfnma(c2, dv, w2), w2))
+                vstore(p, r3 + kq, vselect(on, vfnma(c3, dv, w3), w3))
+            if i > 0:
+                vstore(g, j * W, vmul(g0, _v_dact(vload(f, (fi + j) * W), hid)))
+                vstore(g, (j + 1) * W, vmul(g1, _v_dact(vload(f, (fi + j + 1) * W), hid)))
+                vstore(g, (j + 2) * W, vmul(g2, _v_dact(vload(f, (fi + j + 2) * W), hid)))
+                vstore(g, (j + 3) * W, vmul(g3, _v_dact(vload(f, (fi + j + 3) * W), hid)))
+            j += 4
+        while j < nin:
+            fj = vload(f, (fi + j) * W)
+            cf = vmul(lrv, fj)
+            gacc = zero
+            for k in range(nout):
+                q = (wo + j * nout + k) * W
+                wv = vload(p, q)
+                dv = vload(d, k * W)
+                gacc = vfma(wv, dv, gacc)
+                vstore(p, q, vselect(on, vfnma(cf, dv, wv), wv))
+            if i > 0:
+                vstore(g, j * W, vmul(gacc, _v_dact(fj, hid)))
+            j += 1
+        if i > 0:
+            for q in range(nin * W):
+                d[q] = g[q]
+
+
+@njit(**_OPTS)
+def _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc):
+    """acc rows += dLoss_sample/dparams of each lane (no update). d rows hold delta_L."""
+    L = lay.shape[0]
+    for i in range(L - 1, -1, -1):
+        nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
+        fi = foff[i]
+        if bo >= 0:
+            for k in range(nout):
+                q = (bo + k) * W
+                vstore(acc, q, vadd(vload(acc, q), vload(d, k * W)))
+        for j in range(nin):
+            fj = vload(f, (fi + j) * W)
+            gacc = vsplat(0.0)
+            for k in range(nout):
+                q = (wo + j * nout + k) * W
+                dv = vload(d, k * W)
+                gacc = vfma(vload(p, q), dv, gacc)
+                vstore(acc, q, vfma(fj, dv, vload(acc, q)))
+            if i > 0:
+                vstore(g, j * W, vmul(gacc, _v_dact(fj, hid)))
+        if i > 0:
+            for q in range(nin * W):
+                d[q] = g[q]
+
+
+@njit(**_OPTS)
+def _lanes_gather(A3, rows, idx, width, out):
+    """out[j, l] = A3[rows[l], idx[l], j]: each lane's sample."""
+    for j in range(width):
+        for l in range(W):
+            out[j * W + l] = A3[rows[l], idx[l], j]
+
+
+@njit(**_OPTS)
+def _lanes_full(p, lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx, want_grad, gn):
+    """Mean loss over all samples of each lane (returned vector); with want_grad, gn = the norm of
+    each lane's mean gradient."""
+    n, nx = X3.shape[1], X3.shape[2]
+    L = lay.shape[0]
+    nout = lay[L - 1, 1]
+    total = vsplat(0.0)
+    if want_grad:
+        acc[:] = 0.0
+    for s in range(n):
+        for l in range(W):
+            idx[l] = s
+        _lanes_gather(X3, xr, idx, nx, f)
+        _lanes_gather(Y3, xr, idx, nout, y)
+        _lanes_forward(p, lay, foff, f, hid, outc)
+        total = vadd(total, _lanes_output_delta(f, foff[L], y, nout, outc, lossc, d))
+        if want_grad:
+            _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc)
+    if want_grad:
+        sq = vsplat(0.0)
+        inv = vsplat(1.0 / n)
+        for q in range(acc.shape[0] // W):
+            m = vmul(vload(acc, q * W), inv)
+            sq = vfma(m, m, sq)
+        for l in range(W):
+            gn[l] = math.sqrt(vget(sq, l))
+    return vmul(total, vsplat(1.0 / n))
+
+
+@njit(**_OPTS)
+def _lanes_rows(c, R, nrows):
+    """Row of each lane of chunk c in an array with nrows (1 or R) replica rows; padding lanes -> 0."""
+    xr = np.zeros(W, dtype=np.int64)
+    if nrows > 1:
+        for l in range(W):
+            r = c * W + l
+            xr[l] = r if r < R else 0
+    return xr
+
+
+@njit(**_OPTS)
+def aligned_zeros(n):
+    """n float64 zeros starting on a 64-byte boundary, so that no vector load splits a cache line."""
+    raw = np.zeros(n + 8)
+    skip = ((64 - raw.ctypes.data % 64) % 64) // 8
+    return raw[skip : skip + n]
+
+
+@njit(**_OPTS)
+def _lanes_buffers(lay, foff, P):
+    nf = foff[-1] + lay[-1, 1]
+    wmax = 1
+    for i in range(lay.shape[0]):
+        wmax = max(wmax, lay[i, 0], lay[i, 1])
+    f = aligned_zeros(nf * W)
+    d = aligned_zeros(wmax * W)
+    g = aligned_zeros(wmax * W)
+    y = aligned_zeros(lay[-1, 1] * W)
+    acc = aligned_zeros(P * W)
+    return f, d, g, y, acc
+
+
+@njit(parallel=True, **_OPTS)
+def lanes_train(params, lay, foff, X3, Y3, order3, lr, B, hid, outc, lossc, active, curve):
+    """Train every replica through the epochs of order3.
+
+    params (C, P, LANES) updated in place; X3 (1 or R, n, d); Y3 (1 or R, n, out); order3 (1 or R,
+    E, n); active (R,) uint8, cleared when a replica's loss stops being finite (it then stops
+    updating); curve (R, E) receives the full-data loss after each epoch.
+    """
+    C, P = params.shape[0], params.shape[1]
+    R = active.shape[0]
+    E, n = order3.shape[1], order3.shape[2]
+    nx = X3.shape[2]
+    L = lay.shape[0]
+    nout = lay[L - 1, 1]
+    for c in prange(C):
+        p = params[c]
+        f, d, g, y, acc = _lanes_buffers(lay, foff, P)
+        idx = np.zeros(W, dtype=np.int64)
+        gn = np.zeros(W)
+        onb = aligned_zeros(W)
+        xr = _lanes_rows(c, R, X3.shape[0])
+        orow = _lanes_rows(c, R, order3.shape[0])
+        for l in range(W):
+            r = c * W + l
+            onb[l] = 1.0 if r < R and active[r] != 0 else 0.0
+        on = vload(onb, 0)
+        for e in range(E):
+            start = 0
+            while start < n:
+                stop = min(start + B, n)
+                m = stop - start
+                if m > 1:
+                    acc[:] = 0.0
+                bl = vsplat(0.0)
+                for t in range(start, stop):
+                    for l in range(W):
+                        idx[l] = order3[orow[l], e, t]
+                    _lanes_gather(X3, xr, idx, nx, f)
+                    _lanes_gather(Y3, xr, idx, nout, y)
+                    _lanes_forward(p, lay, foff, f, hid, outc)
+                    bl = vadd(bl, _lanes_output_delta(f, foff[L], y, nout, outc, lossc, d))
+                    if m == 1:
+                        on = vmul(on, visfinite(bl))
+                        _lanes_backward_update(p, lay, foff, f, d, g, hid, lr, on)
+                    else:
+                        _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc)
+                if m > 1:
+                    on = vmul(on, visfinite(bl))
+                    lrv = vsplat(lr)
+                    mv = vsplat(float(m))
+                    for q in range(P):
+                        pv = vload(p, q * W)
+                        step = vmul(lrv, vdiv(vload(acc, q * W), mv))
+                        vstore(p, q * W, vselect(on, vsub(pv, step), pv))
+                start = stop
+            out = _lanes_full(p, lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx, False, gn)
+            on = vmul(on, visfinite(out))
+            for l in range(W):
+                r = c * W + l
+                if r < R:
+                    curve[r, e] = vget(out, l)
+        for l in range(W):
+            r = c * W + l
+            if r < R:
+                active[r] = 1 if vget(on, l) != 0.0 else 0
+
+
+@njit(parallel=True, **_OPTS)
+def lanes_evaluate(params, lay, foff, X3, Y3, hid, outc, lossc, want_grad, loss, gnorm):
+    """loss (R,) = full-data mean loss; with want_grad, gnorm (R,) = the norm of its gradient."""
+    C, P = params.shape[0], params.shape[1]
+    R = loss.shape[0]
+    for c in prange(C):
+        f, d, g, y, acc = _lanes_buffers(lay, foff, P)
+        idx = np.zeros(W, dtype=np.int64)
+        gn = np.zeros(W)
+        xr = _lanes_rows(c, R, X3.shape[0])
+        out = _lanes_full(
+            params[c], lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx, want_grad, gn
+        )
+        for l in range(W):
+            r = c * W + l
+            if r < R:
+                loss[r] = vget(out, l)
+                gnorm[r] = gn[l]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sample orders: Fisher-Yates shuffles driven by SplitMix64, one stream per (replica key, epoch).
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_EPOCH_MIX = np.uint64(0xD1B54A32D192ED03)
+
+
+@njit(inline="always", **_OPTS)
+def _splitmix64(state):
+    """(next state, 64 random bits): Steele, Lea and Flood's SplitMix64."""
+    state = state + _GOLDEN
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+@njit(parallel=True, **_OPTS)
+def shuffled_orders(keys, e0, E, n):
+    """(R, E, n) int64: row [r, e] is the permutation of range(n) for replica key keys[r] at epoch
+    e0 + e. Each (key, epoch) has its own stream, so any epoch can be drawn alone."""
+    R = keys.shape[0]
+    out = np.empty((R, E, n), dtype=np.int64)
+    for r in prange(R):
+        for e in range(E):
+            _, state = _splitmix64(keys[r] ^ (np.uint64(e0 + e) * _EPOCH_MIX))
+            row = out[r, e]
+            for i in range(n):
+                row[i] = i
+            for i in range(n - 1, 0, -1):
+                state, bits = _splitmix64(state)
+                # 53 random bits as a float in [0, 1): bias below n / 2^53, negligible.
+                j = np.int64(np.float64(bits >> np.uint64(11)) * (1.0 / 9007199254740992.0) * (i + 1))
+                row[i], row[j] = row[j], row[i]
+    return out
+
+
+@njit(**_OPTS)
+def _apply(x, which):
+    out = aligned_zeros(x.size + W)
+    buf = aligned_zeros(x.size + W)
+    buf[: x.size] = x.ravel()
+    for q in range(0, x.size, W):
+        v = vload(buf, q)
+        vstore(out, q, vtanh(v) if which == 0 else vsigmoid(v))
+    return out[: x.size].reshape(x.shape)
+
+
+def tanh_array(x: np.ndarray) -> np.ndarray:
+    """The kernels' vector tanh applied to an array (for tests and comparisons)."""
+    return _apply(np.ascontiguousarray(x, dtype=np.float64), 0)
+
+
+def sigmoid_array(x: np.ndarray) -> np.ndarray:
+    """The kernels' vector sigmoid applied to an array (for tests and comparisons)."""
+    return _apply(np.ascontiguousarray(x, dtype=np.float64), 1)

@@ -1,0 +1,426 @@
+"""Networks, their initialization, and the back-propagation reference.
+
+Notation, used throughout nnlab: R replicas (independent seeds trained together), n samples, d inputs.
+A network with L layers has weights W_i shaped (R, n_in, n_out) and biases b_i shaped (R, n_out), and
+
+    f_0 = x,   z_i = f_{i-1} W_i + b_i,   f_i = act_i(z_i)
+
+with act_i the hidden activation for i < L and the output activation for i = L. Back-propagation:
+
+    delta_L = dLoss/df_L * act'(f_L)
+    delta_i = act'(f_i) * (delta_{i+1} W_{i+1}^T)
+    dLoss/dW_i = f_{i-1}^T delta_i,   dLoss/db_i = delta_i
+
+Every derivative is written from the stored output f (tanh' = 1 - f^2), never from z.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------------
+# Activations and their derivatives, written from the output f = act(z).
+
+
+def identity(z: np.ndarray) -> np.ndarray:
+    """f = z."""
+    return z
+
+
+def tanh(z: np.ndarray) -> np.ndarray:
+    """f = tanh(z)."""
+    return np.tanh(z)
+
+
+def relu(z: np.ndarray) -> np.ndarray:
+    """f = max(z, 0)."""
+    return np.maximum(z, 0.0)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """f = 1 / (1 + exp(-z)); exp overflows to inf for z < -709, which gives the right limit 0."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+def identity_derivative(f: np.ndarray) -> np.ndarray:
+    """act'(z) = 1."""
+    return np.ones_like(f)
+
+
+def tanh_derivative(f: np.ndarray) -> np.ndarray:
+    """tanh'(z) = 1 - f^2, from the output f = tanh(z)."""
+    return 1.0 - f * f
+
+
+def relu_derivative(f: np.ndarray) -> np.ndarray:
+    """relu'(z) = 1 where f > 0, else 0 (the subgradient 0 at z = 0)."""
+    return (f > 0.0).astype(f.dtype)
+
+
+def sigmoid_derivative(f: np.ndarray) -> np.ndarray:
+    """sigmoid'(z) = f (1 - f), from the output f = sigmoid(z)."""
+    return f * (1.0 - f)
+
+
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "identity": identity,
+    "relu": relu,
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+}
+DERIVATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "identity": identity_derivative,
+    "relu": relu_derivative,
+    "sigmoid": sigmoid_derivative,
+    "tanh": tanh_derivative,
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Per-sample losses (summed over the output units) and their derivative with respect to f_L.
+
+
+def half_squared(f: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Loss 1/2 sum_k (y_k - f_k)^2 per sample: (..., out) -> (...)."""
+    return 0.5 * np.sum((y - f) ** 2, axis=-1)
+
+
+def squared(f: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Loss sum_k (y_k - f_k)^2 per sample: (..., out) -> (...)."""
+    return np.sum((y - f) ** 2, axis=-1)
+
+
+def half_squared_derivative(f: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dLoss/df = f - y."""
+    return f - y
+
+
+def squared_derivative(f: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dLoss/df = 2 (f - y)."""
+    return 2.0 * (f - y)
+
+
+LOSSES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "half_squared": half_squared,
+    "squared": squared,
+}
+LOSS_DERIVATIVES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "half_squared": half_squared_derivative,
+    "squared": squared_derivative,
+}
+
+INITS = ("auto", "glorot", "he")
+
+
+def check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise a ValueError naming the closest one."""
+    if isinstance(value, str) and value in allowed:
+        return value
+    hint = ""
+    if isinstance(value, str):
+        close = difflib.get_close_matches(value, allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ValueError(f"Unknown {name} {value!r}{hint}; choose one of: {', '.join(sorted(allowed))}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The network.
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """R replicas of one fully connected architecture.
+
+    Attributes
+    ----------
+    weights : tuple of ndarray
+        Layer i shaped (R, n_in, n_out), float64.
+    biases : tuple of ndarray or None
+        Layer i shaped (R, n_out); None for a bias-free network (the textbook chain z_1 = x w_1).
+    hidden, output : str
+        Activation names of the hidden layers and of the output layer.
+    seeds : tuple of int or None
+        The seed of each replica when known (set by `init_network`); `train` shuffles with them.
+    """
+
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...] | None = None
+    hidden: str = "tanh"
+    output: str = "tanh"
+    seeds: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("activation", self.hidden, tuple(ACTIVATIONS))
+        check_choice("activation", self.output, tuple(ACTIVATIONS))
+        if len(self.weights) == 0:
+            raise ValueError("weights: a network needs at least one layer, got none")
+        R = self.weights[0].shape[0]
+        for i, W in enumerate(self.weights):
+            if W.ndim != 3 or W.shape[0] != R:
+                raise ValueError(f"weights[{i}]: expected shape (R={R}, n_in, n_out), got {W.shape}")
+            if i > 0 and W.shape[1] != self.weights[i - 1].shape[2]:
+                raise ValueError(
+                    f"weights[{i}]: n_in = {W.shape[1]} does not match the previous layer's "
+                    f"n_out = {self.weights[i - 1].shape[2]}"
+                )
+        if self.biases is not None:
+            if len(self.biases) != len(self.weights):
+                raise ValueError(
+                    f"biases: expected {len(self.weights)} arrays (one per layer), got {len(self.biases)}"
+                )
+            for i, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+                if b.shape != (R, W.shape[2]):
+                    raise ValueError(f"biases[{i}]: expected shape {(R, W.shape[2])}, got {b.shape}")
+        if self.seeds is not None and len(self.seeds) != R:
+            raise ValueError(f"seeds: expected {R} seeds (one per replica), got {len(self.seeds)}")
+
+    @property
+    def n_replicas(self) -> int:
+        """R, the number of replicas."""
+        return self.weights[0].shape[0]
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """(d, h_1, ..., h_k, out)."""
+        return (self.weights[0].shape[1], *(W.shape[2] for W in self.weights))
+
+    @property
+    def n_params(self) -> int:
+        """Trainable parameters of one replica."""
+        n = sum(W.shape[1] * W.shape[2] for W in self.weights)
+        return n + (sum(W.shape[2] for W in self.weights) if self.biases is not None else 0)
+
+    def replica(self, r: int | Sequence[int] | slice) -> Network:
+        """The network made of replica(s) ``r`` only (an int keeps the replica axis, of length 1)."""
+        sel = [r] if isinstance(r, int | np.integer) else r
+        seeds = None if self.seeds is None else tuple(np.asarray(self.seeds)[sel].tolist())
+        return Network(
+            weights=tuple(W[sel] for W in self.weights),
+            biases=None if self.biases is None else tuple(b[sel] for b in self.biases),
+            hidden=self.hidden,
+            output=self.output,
+            seeds=seeds,
+        )
+
+
+def _as_seed_list(seeds: int | Sequence[int]) -> list[int]:
+    values = [seeds] if isinstance(seeds, int | np.integer) else list(seeds)
+    if not values:
+        raise ValueError("seeds: expected an int or a non-empty sequence of ints, got an empty one")
+    for s in values:
+        if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
+            raise ValueError(f"seeds: each seed must be a non-negative int, got {s!r}")
+    return [int(s) for s in values]
+
+
+def _check_sizes(sizes: Sequence[int]) -> list[int]:
+    values = list(sizes)
+    if len(values) < 2:
+        raise ValueError(f"sizes: expected [d, h_1, ..., out] with at least 2 entries, got {values}")
+    for s in values:
+        if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 1:
+            raise ValueError(f"sizes: every layer size must be an int >= 1, got {values}")
+    return [int(s) for s in values]
+
+
+def init_network(
+    sizes: Sequence[int],
+    *,
+    seeds: int | Sequence[int] = 0,
+    hidden: str = "tanh",
+    output: str = "tanh",
+    bias: bool = True,
+    init: str = "auto",
+    scale: float = 1.0,
+) -> Network:
+    """Initialize one replica per seed.
+
+    Weights of a layer with activation ``act`` are drawn uniformly from [-a, a] with
+    a = scale * sqrt(6 / (n_in + n_out)) (Glorot/Xavier uniform) for tanh, sigmoid and identity, and
+    a = scale * sqrt(6 / n_in) (He uniform) for relu; ``init`` forces one rule for all layers.
+    Biases start at 0. Replica r draws from its own stream, ``SeedSequence(seeds[r], spawn_key=(0,))``,
+    so its weights depend only on (sizes, activations, init, scale, its seed).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        [d, h_1, ..., h_k, out].
+    seeds : int or sequence of int
+        One replica per seed.
+    hidden, output : str
+        Activation names: identity, relu, sigmoid, tanh.
+    bias : bool
+        False gives a bias-free network.
+    init : {"auto", "glorot", "he"}
+    scale : float
+        Multiplies the half-width a of the uniform distribution.
+
+    Returns
+    -------
+    Network
+        Weights (R, n_in, n_out), biases (R, n_out) or None.
+    """
+    sizes = _check_sizes(sizes)
+    seed_list = _as_seed_list(seeds)
+    check_choice("activation", hidden, tuple(ACTIVATIONS))
+    check_choice("activation", output, tuple(ACTIVATIONS))
+    check_choice("init", init, INITS)
+    if not np.isfinite(scale) or scale < 0:
+        raise ValueError(f"scale: expected a finite number >= 0, got {scale!r}")
+    L = len(sizes) - 1
+    acts = [hidden] * (L - 1) + [output]
+    half_widths = []
+    for (n_in, n_out), act in zip(zip(sizes[:-1], sizes[1:], strict=True), acts, strict=True):
+        rule = init if init != "auto" else ("he" if act == "relu" else "glorot")
+        fan = n_in if rule == "he" else n_in + n_out
+        half_widths.append(scale * np.sqrt(6.0 / fan))
+    weights = [np.empty((len(seed_list), a, b)) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    for r, s in enumerate(seed_list):
+        rng = np.random.default_rng(np.random.SeedSequence(s, spawn_key=(0,)))
+        for W, a in zip(weights, half_widths, strict=True):
+            W[r] = rng.uniform(-a, a, size=W.shape[1:])
+    biases = tuple(np.zeros((len(seed_list), n)) for n in sizes[1:]) if bias else None
+    return Network(tuple(weights), biases, hidden, output, tuple(seed_list))
+
+
+def network_from_arrays(
+    weights: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray] | None = None,
+    *,
+    hidden: str = "tanh",
+    output: str = "tanh",
+) -> Network:
+    """Build a network from given arrays.
+
+    2-D weights (n_in, n_out) with 1-D biases (n_out,) mean one replica; 3-D weights
+    (R, n_in, n_out) with 2-D biases (R, n_out) mean R replicas. Arrays are copied as float64.
+    """
+    ws = [np.array(W, dtype=np.float64) for W in weights]
+    if not ws:
+        raise ValueError("weights: expected at least one array, got none")
+    ndim = ws[0].ndim
+    if ndim not in (2, 3) or any(W.ndim != ndim for W in ws):
+        raise ValueError(
+            f"weights: expected all 2-D (n_in, n_out) or all 3-D (R, n_in, n_out), "
+            f"got shapes {[W.shape for W in ws]}"
+        )
+    bs = None if biases is None else [np.array(b, dtype=np.float64) for b in biases]
+    if ndim == 2:
+        ws = [W[None] for W in ws]
+        if bs is not None:
+            if any(b.ndim != 1 for b in bs):
+                raise ValueError(f"biases: with 2-D weights expected 1-D biases, got {[b.shape for b in bs]}")
+            bs = [b[None] for b in bs]
+    return Network(tuple(ws), None if bs is None else tuple(bs), hidden, output)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The reference forward and backward passes.
+
+
+def as_replicated(net: Network, A: np.ndarray, name: str, width: int) -> np.ndarray:
+    """View data (n, width) as (1, n, width), or check (R, n, width); float64."""
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim == 2:
+        A = A[None]
+    if A.ndim != 3 or A.shape[0] not in (1, net.n_replicas) or A.shape[2] != width:
+        raise ValueError(
+            f"{name}: expected shape (n, {width}) or (R={net.n_replicas}, n, {width}), got {A.shape}"
+        )
+    return A
+
+
+def forward(net: Network, X: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Forward pass: the outputs f_0 = X, f_1, ..., f_L.
+
+    X (n, d) or (R, n, d); f_i for i >= 1 is (R, n, h_i).
+    """
+    f = as_replicated(net, X, "X", net.sizes[0])
+    fs = [f]
+    L = len(net.weights)
+    for i, W in enumerate(net.weights):
+        z = f @ W  # (R, n, n_in) @ (R, n_in, n_out) -> (R, n, n_out)
+        if net.biases is not None:
+            z = z + net.biases[i][:, None, :]
+        f = ACTIVATIONS[net.output if i == L - 1 else net.hidden](z)
+        fs.append(f)
+    return tuple(fs)
+
+
+def loss_of(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_squared") -> np.ndarray:
+    """Mean over the samples of the per-sample loss, (R,)."""
+    check_choice("loss", loss, tuple(LOSSES))
+    Y = as_replicated(net, Y, "Y", net.sizes[-1])
+    f_L = forward(net, X)[-1]
+    return np.broadcast_to(LOSSES[loss](f_L, Y).mean(axis=1), (net.n_replicas,)).copy()
+
+
+@dataclass(frozen=True, eq=False)
+class Gradients:
+    """What `backprop` returns.
+
+    Attributes
+    ----------
+    loss : ndarray (R,)
+        Mean over the n samples of the per-sample loss.
+    weights : tuple of ndarray
+        dLoss/dW_i of that mean, layer i (R, n_in, n_out).
+    biases : tuple of ndarray or None
+        dLoss/db_i, layer i (R, n_out); None for a bias-free network.
+    deltas : tuple of ndarray
+        dLoss_sample/dz_i per sample, layer i (R, n, h_i).
+    """
+
+    loss: np.ndarray
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...] | None
+    deltas: tuple[np.ndarray, ...]
+
+
+def backprop(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_squared") -> Gradients:
+    """Gradients of the mean loss by the back-propagation recursion.
+
+    Parameters
+    ----------
+    net : Network
+        R replicas.
+    X : ndarray (n, d) or (R, n, d)
+    Y : ndarray (n, out) or (R, n, out)
+    loss : {"half_squared", "squared"}
+
+    Returns
+    -------
+    Gradients
+        loss (R,), weights / biases shaped like the network's, deltas (R, n, h_i).
+    """
+    check_choice("loss", loss, tuple(LOSSES))
+    Y = as_replicated(net, Y, "Y", net.sizes[-1])
+    fs = forward(net, X)
+    if Y.shape[1] != fs[0].shape[1]:
+        raise ValueError(f"Y: expected {fs[0].shape[1]} samples like X, got {Y.shape[1]}")
+    R, n = net.n_replicas, fs[0].shape[1]
+    L = len(net.weights)
+    # The output delta is dLoss/dz_L = dLoss/df_L * act'(z_L), and act'(z_L) is written from f_L.
+    delta = LOSS_DERIVATIVES[loss](fs[L], Y) * DERIVATIVES[net.output](fs[L])
+    deltas: list[np.ndarray] = [np.broadcast_to(delta, (R, n, delta.shape[2]))]
+    for i in range(L - 1, 0, -1):
+        # delta_i = act'(f_i) * (delta_{i+1} W_{i+1}^T): (R, n, n_out) @ (R, n_out, n_in)
+        delta = DERIVATIVES[net.hidden](fs[i]) * (delta @ net.weights[i].transpose(0, 2, 1))
+        deltas.insert(0, delta)
+    # dLoss/dW_i = f_{i-1}^T delta_i / n: (R, n_in, n) @ (R, n, n_out); biases: the mean of delta_i.
+    grad_W = tuple(
+        np.broadcast_to(fs[i].transpose(0, 2, 1) @ deltas[i] / n, net.weights[i].shape).copy()
+        for i in range(L)
+    )
+    grad_b = None if net.biases is None else tuple(d.sum(axis=1) / n for d in deltas)
+    per_sample = LOSSES[loss](fs[L], Y)
+    return Gradients(
+        loss=np.broadcast_to(per_sample.mean(axis=1), (R,)).copy(),
+        weights=grad_W,
+        biases=grad_b,
+        deltas=tuple(np.ascontiguousarray(d) for d in deltas),
+    )

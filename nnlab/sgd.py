@@ -1,0 +1,355 @@
+"""Plain stochastic gradient descent on all replicas at once.
+
+For each batch of sample indices (in the given order, or a per-replica shuffle every epoch):
+
+    W_i <- W_i - lr * dLoss_batch/dW_i,   b_i <- b_i - lr * dLoss_batch/db_i
+
+where Loss_batch is the mean over the batch of the per-sample loss (the last, partial batch of an
+epoch uses its own mean). Two engines compute the same trajectories: "numpy", the readable reference
+built on `backprop`, and "numba", the compiled kernels of `nnlab._kernels`.
+
+A replica whose batch loss (before the step) or end-of-epoch loss is not finite has diverged: it stops
+updating and is flagged; the other replicas are unaffected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnlab.network import (
+    LOSSES,
+    Network,
+    as_replicated,
+    backprop,
+    check_choice,
+    loss_of,
+)
+
+ENGINES = ("auto", "numba", "numpy")
+# The shuffled order is generated in slices of epochs so its memory stays bounded (about 32 MB).
+ORDER_BUDGET = 4_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """What `train` returns.
+
+    Attributes
+    ----------
+    network : Network
+        The trained replicas.
+    loss_curve : ndarray (R, epochs + 1)
+        Full-data mean loss before training (column 0) and after each epoch.
+    grad_norm : ndarray (R,)
+        Euclidean norm of the full-data gradient (all weights and biases) at the end.
+    diverged : ndarray (R,) of bool
+        True where a loss became non-finite; that replica stopped updating there.
+    """
+
+    network: Network
+    loss_curve: np.ndarray
+    grad_norm: np.ndarray
+    diverged: np.ndarray
+
+
+def shuffle_keys(seeds: Sequence[int]) -> np.ndarray:
+    """(R,) uint64: the key of each replica's shuffling stream, drawn from
+    ``SeedSequence(seed, spawn_key=(1,))`` (its initialization uses spawn_key (0,))."""
+    return np.array(
+        [np.random.SeedSequence(int(s), spawn_key=(1,)).generate_state(1, np.uint64)[0] for s in seeds],
+        dtype=np.uint64,
+    )
+
+
+def shuffled_orders(seeds: Sequence[int], epochs: int, n: int, *, first_epoch: int = 0) -> np.ndarray:
+    """(R, epochs, n) int64: the sample order of the replica with seed ``seeds[r]`` in epochs
+    ``first_epoch, ..., first_epoch + epochs - 1``, a Fisher-Yates shuffle of range(n) driven by
+    SplitMix64 from the replica's key and the epoch. This is the order `train` follows by default."""
+    from nnlab._kernels import shuffled_orders as kernel
+
+    return kernel(shuffle_keys(seeds), int(first_epoch), int(epochs), int(n))
+
+
+def _check_positive(name: str, value: object, kind: type) -> None:
+    ok = isinstance(value, kind | np.integer if kind is int else int | float | np.number)
+    if isinstance(value, bool) or not ok or not np.isfinite(value) or value <= 0:
+        what = "an int >= 1" if kind is int else "a finite number > 0"
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+
+
+def _order_chunks(
+    order: np.ndarray | None,
+    keys: np.ndarray | None,
+    R: int,
+    epochs: int,
+    n: int,
+) -> Iterator[np.ndarray]:
+    """Yield (1 or R, e, n) int64 slices of the epoch order, e epochs at a time."""
+    if order is not None:
+        o = order if order.ndim == 3 else order[None]
+        step = max(1, ORDER_BUDGET // max(1, o.shape[0] * n))
+        for e0 in range(0, epochs, step):
+            yield np.ascontiguousarray(o[:, e0 : e0 + step], dtype=np.int64)
+        return
+    from nnlab._kernels import shuffled_orders as kernel
+
+    step = max(1, ORDER_BUDGET // max(1, R * n))
+    for e0 in range(0, epochs, step):
+        yield kernel(keys, e0, min(step, epochs - e0), n)
+
+
+def _check_order(order: object, R: int, epochs: int, n: int) -> np.ndarray:
+    o = np.asarray(order)
+    if not np.issubdtype(o.dtype, np.integer):
+        raise ValueError(f"order: expected an int array of sample indices, got dtype {o.dtype}")
+    if o.shape not in ((epochs, n), (R, epochs, n)):
+        raise ValueError(
+            f"order: expected shape (epochs, n) = {(epochs, n)} or (R, epochs, n) = "
+            f"{(R, epochs, n)}, got {o.shape}"
+        )
+    if o.size and (o.min() < 0 or o.max() >= n):
+        raise ValueError(f"order: sample indices must lie in [0, {n}), got [{o.min()}, {o.max()}]")
+    return o
+
+
+def train(
+    net: Network,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: int = 1,
+    loss: str = "half_squared",
+    seeds: int | Sequence[int] | None = None,
+    order: np.ndarray | None = None,
+    engine: str = "auto",
+    threads: int | None = None,
+) -> TrainResult:
+    """Train all replicas of ``net`` with plain SGD.
+
+    Parameters
+    ----------
+    net : Network
+        R replicas; not modified.
+    X : ndarray (n, d) or (R, n, d)
+    Y : ndarray (n, out) or (R, n, out)
+    lr : float
+        Learning rate, > 0.
+    epochs : int
+        Passes over the data, >= 1.
+    batch_size : int
+        Samples per step; 1 is the textbook's stochastic gradient descent.
+    loss : {"half_squared", "squared"}
+    seeds : int or sequence of int, optional
+        Shuffling seeds, one per replica; default ``net.seeds``, else 0..R-1. Replica r visits the
+        samples in the order ``shuffled_orders(seeds, epochs, n)[r]``, which depends on its seed only.
+    order : int ndarray (epochs, n) or (R, epochs, n), optional
+        Explicit sample order for all replicas or per replica; overrides the shuffling.
+    engine : {"auto", "numba", "numpy"}
+        "numpy" is the readable reference; "auto" means "numba".
+    threads : int, optional
+        Threads of the compiled engine (default: numba's, one per core).
+
+    Returns
+    -------
+    TrainResult
+    """
+    if not isinstance(net, Network):
+        raise ValueError(f"net: expected a Network, got {type(net).__name__}")
+    _check_positive("lr", lr, float)
+    _check_positive("epochs", epochs, int)
+    _check_positive("batch_size", batch_size, int)
+    check_choice("loss", loss, tuple(LOSSES))
+    check_choice("engine", engine, ENGINES)
+    if threads is not None:
+        _check_positive("threads", threads, int)
+    R = net.n_replicas
+    X3 = as_replicated(net, X, "X", net.sizes[0])
+    Y3 = as_replicated(net, Y, "Y", net.sizes[-1])
+    n = X3.shape[1]
+    if Y3.shape[1] != n:
+        raise ValueError(f"Y: expected {n} samples like X, got {Y3.shape[1]}")
+    if n == 0:
+        raise ValueError("X: expected at least one sample, got 0")
+    keys = None
+    if order is not None:
+        order = _check_order(order, R, epochs, n)
+    else:
+        if seeds is None:
+            seed_list = list(net.seeds) if net.seeds is not None else list(range(R))
+        else:
+            seed_list = [seeds] if isinstance(seeds, int | np.integer) else list(seeds)
+            if len(seed_list) != R or any(
+                isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0 for s in seed_list
+            ):
+                raise ValueError(f"seeds: expected {R} non-negative ints (one per replica), got {seeds!r}")
+        keys = shuffle_keys(seed_list)
+    chunks = _order_chunks(order, keys, R, epochs, n)
+    if engine == "numpy":
+        return _train_numpy(net, X3, Y3, chunks, float(lr), int(epochs), int(batch_size), loss)
+    return _train_compiled(net, X3, Y3, chunks, float(lr), int(epochs), int(batch_size), loss, threads)
+
+
+def _train_numpy(
+    net: Network,
+    X3: np.ndarray,
+    Y3: np.ndarray,
+    chunks: Iterator[np.ndarray],
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    loss: str,
+) -> TrainResult:
+    """The reference: one `backprop` call per batch across all replicas."""
+    R, n = net.n_replicas, X3.shape[1]
+    W = [w.copy() for w in net.weights]
+    b = None if net.biases is None else [v.copy() for v in net.biases]
+    curve = np.empty((R, epochs + 1))
+    with np.errstate(all="ignore"):
+        curve[:, 0] = loss_of(net, X3, Y3, loss=loss)
+        active = np.isfinite(curve[:, 0])
+        rx = np.arange(X3.shape[0])[:, None]
+        e = 0
+        for order in chunks:
+            for order_e in order.transpose(1, 0, 2):  # (1 or R, n)
+                for start in range(0, n, batch_size):
+                    idx = order_e[:, start : start + batch_size]
+                    # (1 or R, batch, d): replica r's batch is X3[r or 0, idx[r or 0]].
+                    Xb, Yb = X3[rx, idx], Y3[rx, idx]
+                    cur = Network(tuple(W), None if b is None else tuple(b), net.hidden, net.output)
+                    g = backprop(cur, Xb, Yb, loss=loss)
+                    active &= np.isfinite(g.loss)
+                    for i in range(len(W)):
+                        W[i] = np.where(active[:, None, None], W[i] - lr * g.weights[i], W[i])
+                        if b is not None:
+                            b[i] = np.where(active[:, None], b[i] - lr * g.biases[i], b[i])
+                cur = Network(tuple(W), None if b is None else tuple(b), net.hidden, net.output)
+                e += 1
+                curve[:, e] = loss_of(cur, X3, Y3, loss=loss)
+                active &= np.isfinite(curve[:, e])
+        final = Network(tuple(W), None if b is None else tuple(b), net.hidden, net.output, net.seeds)
+        g = backprop(final, X3, Y3, loss=loss)
+        sq = sum((gw**2).sum(axis=(1, 2)) for gw in g.weights)
+        if g.biases is not None:
+            sq = sq + sum((gb**2).sum(axis=1) for gb in g.biases)
+        grad_norm = np.sqrt(sq)
+    return TrainResult(final, curve, grad_norm, ~active)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The compiled engine: pack the replicas into the kernels' layout, run, unpack.
+
+
+def _plan(net: Network) -> tuple[np.ndarray, np.ndarray, int]:
+    """lay (L, 4) = n_in, n_out, W offset, b offset (-1: none); foff (L + 1,) offsets of f_i; P."""
+    L = len(net.weights)
+    lay = np.empty((L, 4), dtype=np.int64)
+    foff = np.empty(L + 1, dtype=np.int64)
+    off = 0
+    foff[0] = 0
+    for i, W in enumerate(net.weights):
+        nin, nout = W.shape[1], W.shape[2]
+        lay[i, :3] = nin, nout, off
+        off += nin * nout
+        lay[i, 3] = off if net.biases is not None else -1
+        off += nout if net.biases is not None else 0
+        foff[i + 1] = foff[i] + nin
+    return lay, foff, off
+
+
+def _pack(net: Network, lay: np.ndarray, P: int) -> np.ndarray:
+    """(R, P): each replica's W_1, b_1, W_2, b_2, ... flattened row-major."""
+    R = net.n_replicas
+    flat = np.empty((R, P))
+    for i, W in enumerate(net.weights):
+        wo, bo = lay[i, 2], lay[i, 3]
+        flat[:, wo : wo + W.shape[1] * W.shape[2]] = W.reshape(R, -1)
+        if net.biases is not None:
+            flat[:, bo : bo + W.shape[2]] = net.biases[i]
+    return flat
+
+
+def _unpack(net: Network, lay: np.ndarray, flat: np.ndarray) -> Network:
+    R = net.n_replicas
+    weights, biases = [], []
+    for i, W in enumerate(net.weights):
+        wo, bo = lay[i, 2], lay[i, 3]
+        weights.append(flat[:, wo : wo + W.size // R].reshape(W.shape).copy())
+        if net.biases is not None:
+            biases.append(flat[:, bo : bo + W.shape[2]].copy())
+    return Network(
+        tuple(weights),
+        tuple(biases) if net.biases is not None else None,
+        net.hidden,
+        net.output,
+        net.seeds,
+    )
+
+
+def _to_lanes(flat: np.ndarray, lanes: int) -> np.ndarray:
+    """(R, P) -> (C, P, lanes), padding replicas with zeros, on a 64-byte boundary (whole cache
+    lines for the kernels' vector loads)."""
+    from nnlab._kernels import aligned_zeros
+
+    R, P = flat.shape
+    C = -(-R // lanes)
+    padded = np.zeros((C * lanes, P))
+    padded[:R] = flat
+    out = aligned_zeros(C * P * lanes).reshape(C, P, lanes)
+    out[:] = padded.reshape(C, lanes, P).transpose(0, 2, 1)
+    return out
+
+
+def _from_lanes(params: np.ndarray, R: int) -> np.ndarray:
+    C, P, lanes = params.shape
+    return params.transpose(0, 2, 1).reshape(C * lanes, P)[:R]
+
+
+def _train_compiled(
+    net: Network,
+    X3: np.ndarray,
+    Y3: np.ndarray,
+    chunks: Iterator[np.ndarray],
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    loss: str,
+    threads: int | None,
+) -> TrainResult:
+    import numba
+
+    from nnlab import _kernels as K
+
+    R = net.n_replicas
+    lay, foff, P = _plan(net)
+    hid, outc = K.ACTIVATION_CODES[net.hidden], K.ACTIVATION_CODES[net.output]
+    lossc = K.LOSS_CODES[loss]
+    X3 = np.ascontiguousarray(X3, dtype=np.float64)
+    Y3 = np.ascontiguousarray(Y3, dtype=np.float64)
+    params = _to_lanes(_pack(net, lay, P), K.LANES)
+    curve = np.empty((R, epochs + 1))
+    grad_norm = np.zeros(R)
+    previous = numba.get_num_threads()
+    try:
+        if threads is not None:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        first = np.empty(R)
+        K.lanes_evaluate(params, lay, foff, X3, Y3, hid, outc, lossc, False, first, grad_norm)
+        curve[:, 0] = first
+        active = np.isfinite(first).astype(np.uint8)
+        e = 1
+        for order in chunks:
+            E = order.shape[1]
+            part = np.empty((R, E))
+            K.lanes_train(params, lay, foff, X3, Y3, order, lr, batch_size, hid, outc, lossc, active, part)
+            curve[:, e : e + E] = part
+            e += E
+        last = np.empty(R)
+        K.lanes_evaluate(params, lay, foff, X3, Y3, hid, outc, lossc, True, last, grad_norm)
+    finally:
+        numba.set_num_threads(previous)
+    return TrainResult(_unpack(net, lay, _from_lanes(params, R)), curve, grad_norm, active == 0)
