@@ -350,10 +350,21 @@ def _lanes_forward(p, lay, foff, f, hid, outc):
             vstore(f, (fo + k + 3) * W, _v_act(a3, code))
             k += 4
         while k < nout:
+            # A lone unit (an output, say): four partial sums over j break the FMA latency chain.
             a0 = vload(p, (bo + k) * W) if bo >= 0 else zero
-            for j in range(nin):
+            a1, a2, a3 = zero, zero, zero
+            j = 0
+            while j + 4 <= nin:
+                q = (wo + j * nout + k) * W
+                a0 = vfma(vload(f, (fi + j) * W), vload(p, q), a0)
+                a1 = vfma(vload(f, (fi + j + 1) * W), vload(p, q + nout * W), a1)
+                a2 = vfma(vload(f, (fi + j + 2) * W), vload(p, q + 2 * nout * W), a2)
+                a3 = vfma(vload(f, (fi + j + 3) * W), vload(p, q + 3 * nout * W), a3)
+                j += 4
+            while j < nin:
                 a0 = vfma(vload(f, (fi + j) * W), vload(p, (wo + j * nout + k) * W), a0)
-            vstore(f, (fo + k) * W, _v_act(a0, code))
+                j += 1
+            vstore(f, (fo + k) * W, _v_act(vadd(vadd(a0, a1), vadd(a2, a3)), code))
             k += 1
 
 
@@ -417,18 +428,47 @@ def _lanes_backward_update(p, lay, foff, f, d, g, hid, lr, on):
                 vstore(g, (j + 2) * W, vmul(g2, _v_dact(vload(f, (fi + j + 2) * W), hid)))
                 vstore(g, (j + 3) * W, vmul(g3, _v_dact(vload(f, (fi + j + 3) * W), hid)))
             j += 4
-        while j < nin:
-            fj = vload(f, (fi + j) * W)
-            cf = vmul(lrv, fj)
-            gacc = zero
+        while j < nin and i == 0:
+            # The input layer needs no delta_0: update only.
+            cf = vmul(lrv, vload(f, (fi + j) * W))
             for k in range(nout):
                 q = (wo + j * nout + k) * W
                 wv = vload(p, q)
+                vstore(p, q, vselect(on, vfnma(cf, vload(d, k * W), wv), wv))
+            j += 1
+        while j < nin:
+            # A lone row: four partial sums over k break the FMA latency chain.
+            fj = vload(f, (fi + j) * W)
+            cf = vmul(lrv, fj)
+            g0, g1, g2, g3 = zero, zero, zero, zero
+            row = (wo + j * nout) * W
+            k = 0
+            while k + 4 <= nout:
+                q = row + k * W
+                w0, w1, w2, w3 = vload(p, q), vload(p, q + W), vload(p, q + 2 * W), vload(p, q + 3 * W)
+                d0, d1, d2, d3 = (
+                    vload(d, k * W),
+                    vload(d, (k + 1) * W),
+                    vload(d, (k + 2) * W),
+                    vload(d, (k + 3) * W),
+                )
+                g0 = vfma(w0, d0, g0)
+                g1 = vfma(w1, d1, g1)
+                g2 = vfma(w2, d2, g2)
+                g3 = vfma(w3, d3, g3)
+                vstore(p, q, vselect(on, vfnma(cf, d0, w0), w0))
+                vstore(p, q + W, vselect(on, vfnma(cf, d1, w1), w1))
+                vstore(p, q + 2 * W, vselect(on, vfnma(cf, d2, w2), w2))
+                vstore(p, q + 3 * W, vselect(on, vfnma(cf, d3, w3), w3))
+                k += 4
+            while k < nout:
+                q = row + k * W
+                wv = vload(p, q)
                 dv = vload(d, k * W)
-                gacc = vfma(wv, dv, gacc)
+                g0 = vfma(wv, dv, g0)
                 vstore(p, q, vselect(on, vfnma(cf, dv, wv), wv))
-            if i > 0:
-                vstore(g, j * W, vmul(gacc, _v_dact(fj, hid)))
+                k += 1
+            vstore(g, j * W, vmul(vadd(vadd(g0, g1), vadd(g2, g3)), _v_dact(fj, hid)))
             j += 1
         if i > 0:
             for q in range(nin * W):
