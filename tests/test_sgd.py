@@ -494,3 +494,30 @@ def test_training_kernel_activations_match_numpy(act, reference):
     result = train(net, x[:, None, None], y[:, None, None], lr=1e-3, epochs=1, order=[[0]])
     error = np.sqrt(2.0 * result.loss_curve[:, 0])
     assert (error <= 1e-15 * np.abs(y)).all(), x[error > 1e-15 * np.abs(y)]
+
+
+@pytest.mark.parametrize("n", [7, 16, 33])
+@pytest.mark.parametrize(
+    ("sizes", "hidden", "output", "bias"),
+    [
+        ([2, 4, 1], "tanh", "tanh", True),
+        ([3, 7, 5, 2], "sigmoid", "identity", False),
+        ([2, 9, 6, 3], "relu", "sigmoid", True),
+    ],
+)
+def test_blocked_loss_pass_equals_single_sample_pass(rng, sizes, hidden, output, bias, n):
+    """The end-of-epoch loss runs four samples at a time (`_lanes_forward4`); the gradient pass runs
+    them one by one (`_lanes_forward`). Both must give the same numbers, bit for bit."""
+    from nnlab import _kernels as K
+    from nnlab.sgd import _pack, _plan, _to_lanes
+
+    X, Y = make_data(rng, n, sizes[0], sizes[-1])
+    net = init_network(sizes, seeds=range(20), hidden=hidden, output=output, bias=bias)
+    lay, foff, P = _plan(net)
+    params = _to_lanes(_pack(net, lay, P), K.LANES)
+    codes = (K.ACTIVATION_CODES[hidden], K.ACTIVATION_CODES[output], K.LOSS_CODES["half_squared"])
+    blocked, single, norm = np.empty(20), np.empty(20), np.empty(20)
+    K.lanes_evaluate(params, lay, foff, X[None], Y[None], *codes, False, blocked, norm)
+    K.lanes_evaluate(params, lay, foff, X[None], Y[None], *codes, True, single, norm)
+    np.testing.assert_array_equal(blocked, single)
+    np.testing.assert_allclose(blocked, loss_of(net, X, Y), rtol=1e-14)
