@@ -173,10 +173,9 @@ def visfinite(typingctx, v):
     return f64xW(v), codegen
 
 
-def _exp_parts(builder, x):
-    """Cephes exp split as exp(x) = t / u = 2^m (q + p) / (q - p), with x = m ln2 + r,
-    |r| <= ln2 / 2, p = r P(r^2), q = Q(r^2). Returns (t / 4, u / 4): callers fold the division into
-    their own. x must lie in [-708, 709.78] or be NaN."""
+def _exp_reduce(builder, x):
+    """Cephes' exp kernel: x = m ln2 + r with |r| <= ln2 / 2 (ln2 split in two for an exact
+    reduction), and exp(r) = (q + p) / (q - p) with p = r P(r^2), q = Q(r^2). Returns (m, p, q)."""
     fma = _intrinsic_fn(builder, f"llvm.fma.v{W}f64", 3)
     floor = _intrinsic_fn(builder, f"llvm.floor.v{W}f64", 1)
     m = builder.call(floor, [builder.call(fma, [_splat(1.4426950408889634), x, _splat(0.5)])])
@@ -188,6 +187,13 @@ def _exp_parts(builder, x):
     q = builder.call(fma, [_splat(3.00198505138664455042e-6), rr, _splat(2.52448340349684104192e-3)])
     q = builder.call(fma, [q, rr, _splat(2.27265548208155028766e-1)])
     q = builder.call(fma, [q, rr, _splat(2.0)])
+    return m, p, q
+
+
+def _exp_parts(builder, x):
+    """exp(x) = t / u = 2^m (q + p) / (q - p) from `_exp_reduce`. Returns (t / 4, u / 4): callers
+    fold the division into their own. x must lie in [-708, 709.78] or be NaN."""
+    m, p, q = _exp_reduce(builder, x)
     # Both parts scaled by 1/4 (the ratio is what matters), so that 2^(m-2) (q + p), with q + p < 4,
     # stays finite up to m = 1024; 2^(m-2) comes from the exponent bits. NaN gives m = 0.
     isnum = builder.fcmp_ordered("==", x, x)
@@ -204,20 +210,10 @@ def _tanh_ir(builder, x):
     At m = 0 this is p / q, with no cancellation for small a; the sign of x is copied back."""
     fma = _intrinsic_fn(builder, f"llvm.fma.v{W}f64", 3)
     fabs = _intrinsic_fn(builder, f"llvm.fabs.v{W}f64", 1)
-    floor = _intrinsic_fn(builder, f"llvm.floor.v{W}f64", 1)
     copysign = _intrinsic_fn(builder, f"llvm.copysign.v{W}f64", 2)
     a = builder.call(fabs, [x])
     a = builder.select(builder.fcmp_ordered(">", a, _splat(22.0)), _splat(22.0), a)  # NaN stays
-    u = builder.fadd(a, a)
-    m = builder.call(floor, [builder.call(fma, [_splat(1.4426950408889634), u, _splat(0.5)])])
-    r = builder.call(fma, [builder.fneg(m), _splat(6.93145751953125e-1), u])
-    r = builder.call(fma, [builder.fneg(m), _splat(1.42860682030941723212e-6), r])
-    rr = builder.fmul(r, r)
-    p = builder.call(fma, [_splat(1.26177193074810590878e-4), rr, _splat(3.02994407707441961300e-2)])
-    p = builder.fmul(r, builder.call(fma, [p, rr, _splat(1.0)]))
-    q = builder.call(fma, [_splat(3.00198505138664455042e-6), rr, _splat(2.52448340349684104192e-3)])
-    q = builder.call(fma, [q, rr, _splat(2.27265548208155028766e-1)])
-    q = builder.call(fma, [q, rr, _splat(2.0)])
+    m, p, q = _exp_reduce(builder, builder.fadd(a, a))
     # 2^m (0 <= m <= 64) from the exponent bits; NaN gives m = 0 and the NaN flows through p.
     isnum = builder.fcmp_ordered("==", a, a)
     mi = builder.select(isnum, builder.fptosi(m, _VI), ir.Constant(_VI, [0] * W))
