@@ -1,46 +1,329 @@
-"""Tasks: pure functions of their parameters returning float64 data X (n, d) and targets Y (n, out).
+"""Tasks: pure functions of their parameters and the data's own seed, returning float64 inputs
+X (n, d) and targets Y (n, out).
 
-Targets lie inside the range of a tanh output. More tasks (spirals, teacher, digits, files) arrive with
-the sweep runner.
+Targets of the synthetic tasks lie inside the range of a tanh output. `make_task` builds a task by
+name from a dict of parameters (as an experiment file gives them), validating every field; `split`
+keeps a held-out part.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
 import numpy as np
 
-
-def xor(*, target: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-    """The four corners of [-1, 1]^2 labelled with their XOR: X (4, 2), Y (4, 1) in {-target, +target}.
-
-    Parameters
-    ----------
-    target : float
-        Magnitude of the labels, in (0, 1) so a tanh output can reach them.
-    """
-    if not 0.0 < target < 1.0:
-        raise ValueError(f"target: expected a number in (0, 1), got {target!r}")
-    X = np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])
-    Y = np.where(X[:, :1] * X[:, 1:] < 0, target, -target)
-    return X, Y
+# Teacher activations. Tasks are the lowest room and import nothing of nnlab's.
+_TEACHER_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "identity": lambda z: z,
+    "relu": lambda z: np.maximum(z, 0.0),
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+    "tanh": np.tanh,
+}
 
 
-def chain(*, n: int = 16, slope: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Scalar pairs for the single-unit chain f_L = tanh(... tanh(x w_1) ... w_L): X (n, 1) uniform
-    in [-1, 1], Y = slope * X, inside tanh's range for |slope| < 1.
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(_int("seed", seed, 0)))
+
+
+def _int(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def _number(name: str, value: object, low: float, high: float, *, open_low=False, open_high=False) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, int | float | np.number)
+    if ok:
+        v = float(value)
+        ok = np.isfinite(v) and (v > low if open_low else v >= low) and (v < high if open_high else v <= high)
+    if not ok:
+        lo, hi = "(" if open_low else "[", ")" if open_high else "]"
+        raise ValueError(f"{name}: expected a number in {lo}{low:g}, {high:g}{hi}, got {value!r}")
+    return float(value)
+
+
+def _target(value: object) -> float:
+    return _number("target", value, 0.0, 1.0, open_low=True, open_high=True)
+
+
+def xor(
+    *, n: int = 4, noise: float = 0.0, target: float = 0.9, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The corners of [-1, 1]^2 labelled with their XOR.
 
     Parameters
     ----------
     n : int
-        Number of samples, >= 1.
-    slope : float
-        Target slope, |slope| < 1.
+        Samples, >= 4; sample i sits at corner i mod 4. With ``n = 4`` and ``noise = 0`` these are the
+        four corners.
+    noise : float
+        Standard deviation of Gaussian blobs around the corners, >= 0.
+    target : float
+        Label magnitude in (0, 1): Y = +target where the coordinates' signs differ, else -target.
+    seed : int
+        The data's own seed (used by the noise).
+
+    Returns
+    -------
+    X : ndarray (n, 2)
+    Y : ndarray (n, 1)
+    """
+    n = _int("n", n, 4)
+    noise = _number("noise", noise, 0.0, np.inf, open_high=True)
+    target = _target(target)
+    corners = np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])
+    X = corners[np.arange(n) % 4]
+    if noise > 0:
+        X = X + _rng(seed).normal(0.0, noise, size=X.shape)
+    labels = corners[np.arange(n) % 4]
+    Y = np.where(labels[:, :1] * labels[:, 1:] < 0, target, -target)
+    return X, Y
+
+
+def spirals(
+    *, n: int = 200, noise: float = 0.0, turns: float = 1.5, target: float = 0.9, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaved spirals in the plane, one per class.
+
+    Point i of class c has t uniform in [0, 1], angle 2 pi turns t + c pi and radius t.
+
+    Parameters
+    ----------
+    n : int
+        Samples, >= 2, split evenly between the classes (the first class gets the odd one).
+    noise : float
+        Standard deviation of Gaussian noise added to the points, >= 0.
+    turns : float
+        Turns of each spiral, > 0.
+    target : float
+        Label magnitude in (0, 1): +target for the first spiral, -target for the second.
     seed : int
         The data's own seed.
+
+    Returns
+    -------
+    X : ndarray (n, 2)
+    Y : ndarray (n, 1)
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n: expected an int >= 1, got {n!r}")
-    if not abs(slope) < 1.0:
-        raise ValueError(f"slope: expected |slope| < 1, got {slope!r}")
-    rng = np.random.default_rng(np.random.SeedSequence(seed))
-    X = rng.uniform(-1.0, 1.0, size=(n, 1))
+    n = _int("n", n, 2)
+    noise = _number("noise", noise, 0.0, np.inf, open_high=True)
+    turns = _number("turns", turns, 0.0, np.inf, open_low=True, open_high=True)
+    target = _target(target)
+    rng = _rng(seed)
+    c = np.arange(n) % 2
+    t = rng.uniform(0.0, 1.0, size=n)
+    angle = 2.0 * np.pi * turns * t + np.pi * c
+    X = np.stack([t * np.cos(angle), t * np.sin(angle)], axis=1)
+    if noise > 0:
+        X = X + rng.normal(0.0, noise, size=X.shape)
+    Y = np.where(c == 0, target, -target)[:, None].astype(np.float64)
+    return X, Y
+
+
+def teacher(
+    *,
+    n: int = 256,
+    dim: int = 4,
+    teacher_width: int = 4,
+    activation: str = "tanh",
+    orthonormal: bool = False,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian inputs labelled by a random teacher network, the realizable setting of
+    teacher-student studies: Y = tanh((act(X W) - act(0)) v), a one-hidden-layer tanh-output network
+    whose output bias centres it.
+
+    W (dim, teacher_width) has N(0, 1/dim) entries, or orthonormal columns (needs
+    teacher_width <= dim); v (teacher_width,) has entries +-2/sqrt(teacher_width) with random signs,
+    so Y spreads over tanh's range without saturating.
+
+    Parameters
+    ----------
+    n : int
+        Samples, >= 1; X ~ N(0, I_dim).
+    dim : int
+        Input size, >= 1.
+    teacher_width : int
+        Hidden units of the teacher, >= 1.
+    activation : {"identity", "relu", "sigmoid", "tanh"}
+        The teacher's hidden activation.
+    orthonormal : bool
+        Orthonormal teacher weight columns.
+    seed : int
+        The data's own seed (inputs and teacher).
+
+    Returns
+    -------
+    X : ndarray (n, dim)
+    Y : ndarray (n, 1)
+    """
+    n = _int("n", n, 1)
+    dim = _int("dim", dim, 1)
+    k = _int("teacher_width", teacher_width, 1)
+    act = _choice("activation", activation, _TEACHER_ACTIVATIONS)
+    if not isinstance(orthonormal, bool):
+        raise ValueError(f"orthonormal: expected true or false, got {orthonormal!r}")
+    if orthonormal and k > dim:
+        raise ValueError(f"orthonormal: needs teacher_width <= dim, got teacher_width {k} > dim {dim}")
+    rng = _rng(seed)
+    if orthonormal:
+        W, _ = np.linalg.qr(rng.normal(size=(dim, k)))
+    else:
+        W = rng.normal(0.0, 1.0 / np.sqrt(dim), size=(dim, k))
+    v = rng.choice([-2.0, 2.0], size=k) / np.sqrt(k)
+    X = rng.normal(size=(n, dim))
+    f = _TEACHER_ACTIVATIONS[act]
+    # The output bias -act(0) . v maps x = 0 to 0 (it matters for sigmoid, whose units sit at 1/2).
+    Y = np.tanh((f(X @ W) - f(np.zeros(1))) @ v)[:, None]
+    return X, Y
+
+
+def chain(*, n: int = 16, slope: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Scalar pairs for the single-unit chain f_L = tanh(... tanh(x w_1) ... w_L).
+
+    Parameters
+    ----------
+    n : int
+        Samples, >= 1; x uniform in [-1, 1].
+    slope : float
+        Y = slope * X, |slope| < 1 (inside tanh's range).
+    seed : int
+        The data's own seed.
+
+    Returns
+    -------
+    X, Y : ndarray (n, 1)
+    """
+    n = _int("n", n, 1)
+    slope = _number("slope", slope, -1.0, 1.0, open_low=True, open_high=True)
+    X = _rng(seed).uniform(-1.0, 1.0, size=(n, 1))
     return X, slope * X
+
+
+def digits(*, target: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The 8x8 handwritten digits that ship with scikit-learn (1797 samples).
+
+    Inputs are the 64 pixel intensities scaled to [0, 1]; targets are one-hot over the 10 classes in
+    {-target, +target} for a tanh output. Needs scikit-learn installed.
+
+    Returns
+    -------
+    X : ndarray (1797, 64)
+    Y : ndarray (1797, 10)
+    """
+    target = _number("target", target, 0.0, 1.0, open_low=True)
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:
+        raise ValueError("kind: 'digits' needs scikit-learn installed (pip install scikit-learn)") from err
+    data = load_digits()
+    X = np.asarray(data.data, dtype=np.float64) / 16.0
+    Y = np.full((X.shape[0], 10), -target)
+    Y[np.arange(X.shape[0]), data.target] = target
+    return X, Y
+
+
+def file(*, path: str | Path, inputs: list[str], targets: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A user's data: a CSV file with a header row, or an NPZ file of named 1-D arrays.
+
+    Parameters
+    ----------
+    path : str or Path
+        A .csv or .npz file.
+    inputs, targets : list of str
+        Column (CSV) or array (NPZ) names; each list non-empty.
+
+    Returns
+    -------
+    X : ndarray (n, len(inputs))
+    Y : ndarray (n, len(targets))
+    """
+    p = Path(path)
+    for name, cols in (("inputs", inputs), ("targets", targets)):
+        if not isinstance(cols, list | tuple) or not cols or not all(isinstance(c, str) for c in cols):
+            raise ValueError(f"{name}: expected a non-empty list of column names, got {cols!r}")
+    if not p.is_file():
+        raise ValueError(f"path: no such file: {p}")
+    if p.suffix.lower() == ".npz":
+        with np.load(p) as archive:
+            columns = {key: np.asarray(archive[key]) for key in archive.files}
+    elif p.suffix.lower() == ".csv":
+        table = np.genfromtxt(p, delimiter=",", names=True, dtype=np.float64, encoding="utf-8")
+        columns = {key: np.atleast_1d(table[key]) for key in table.dtype.names or ()}
+    else:
+        raise ValueError(f"path: expected a .csv or .npz file, got {p.name}")
+
+    def take(name: str, cols: list[str]) -> np.ndarray:
+        missing = [c for c in cols if c not in columns]
+        if missing:
+            raise ValueError(f"{name}: no column {missing[0]!r} in {p.name}; it has: {', '.join(columns)}")
+        out = np.stack([np.asarray(columns[c], dtype=np.float64).ravel() for c in cols], axis=1)
+        if not np.isfinite(out).all():
+            raise ValueError(f"{name}: {p.name} has missing or non-finite values in {cols}")
+        return out
+
+    X, Y = take("inputs", list(inputs)), take("targets", list(targets))
+    if X.shape[0] == 0:
+        raise ValueError(f"path: {p.name} has no rows")
+    return X, Y
+
+
+TASKS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "chain": chain,
+    "digits": digits,
+    "file": file,
+    "spirals": spirals,
+    "teacher": teacher,
+    "xor": xor,
+}
+
+
+def _choice(name: str, value: object, allowed: Mapping[str, object]) -> str:
+    if isinstance(value, str) and value in allowed:
+        return value
+    close = difflib.get_close_matches(str(value), list(allowed), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ValueError(f"{name}: unknown {value!r}{hint}; choose one of: {', '.join(sorted(allowed))}")
+
+
+def make_task(kind: str, params: Mapping[str, object] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Build task ``kind`` from ``params`` (the fields of an experiment's [task] section).
+
+    Unknown fields are errors that name the closest valid field.
+    """
+    fn = TASKS[_choice("kind", kind, TASKS)]
+    params = dict(params or {})
+    allowed = list(inspect.signature(fn).parameters)
+    for key in params:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(
+                f"task.{key}: not a field of kind '{kind}'{hint}; fields: {', '.join(sorted(allowed))}"
+            )
+    try:
+        return fn(**params)
+    except TypeError as err:  # a required field is missing
+        raise ValueError(f"task: kind '{kind}' {err}") from None
+
+
+def split(
+    X: np.ndarray, Y: np.ndarray, *, test_fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out ``round(test_fraction * n)`` samples, chosen by the data's seed.
+
+    Returns
+    -------
+    X_train, Y_train, X_test, Y_test
+    """
+    f = _number("test_fraction", test_fraction, 0.0, 1.0, open_high=True)
+    n = X.shape[0]
+    n_test = int(round(f * n))
+    if n_test >= n:
+        raise ValueError(f"test_fraction: {f:g} leaves no training samples out of {n}")
+    perm = np.random.default_rng(np.random.SeedSequence(_int("seed", seed, 0), spawn_key=(2,))).permutation(n)
+    test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    return X[train], Y[train], X[test], Y[test]
