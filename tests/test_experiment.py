@@ -1,0 +1,119 @@
+"""Experiment files: loading, defaults, overrides, the grid, run ids and every validation error."""
+
+import pytest
+
+from nnlab.experiment import ExperimentError, load, parse_override, validate
+
+BASE = {
+    "name": "t-1",
+    "threshold": 1e-3,
+    "task": {"kind": "xor"},
+    "model": {"depth": [1, 2], "width": [2, 4, 8]},
+    "train": {"lr": [0.05, 0.1], "epochs": 10, "seeds": 3},
+}
+
+
+def with_(section, **fields):
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in BASE.items()}
+    if section is None:
+        data.update(fields)
+    else:
+        data[section] = {**data.get(section, {}), **fields}
+    return data
+
+
+def test_defaults_grid_and_seeds():
+    exp = validate(BASE)
+    assert exp.model["hidden"] == "tanh" and exp.train["batch_size"] == 1 and exp.task["seed"] == 0
+    configs = exp.configs()
+    assert len(configs) == 2 * 3 * 2
+    assert {(c.depth, c.width, c.lr) for c in configs} == {
+        (d, w, lr) for d in (1, 2) for w in (2, 4, 8) for lr in (0.05, 0.1)
+    }
+    assert exp.seeds == [0, 1, 2]
+    assert validate(with_("train", seeds=[3, 7, 11])).seeds == [3, 7, 11]
+
+
+def test_run_ids_are_stable_and_distinct():
+    configs = validate(BASE).configs()
+    ids = {c.run_id(s) for c in configs for s in range(3)}
+    assert len(ids) == len(configs) * 3
+    again = validate(BASE).configs()
+    assert [c.run_id(1) for c in again] == [c.run_id(1) for c in configs]
+    # The run id depends on what the run depends on: the data seed changes it, the name does not.
+    other_data = validate(with_("task", seed=1)).configs()[0]
+    assert other_data.run_id(0) != configs[0].run_id(0)
+    renamed = validate(with_(None, name="other")).configs()[0]
+    assert renamed.run_id(0) == configs[0].run_id(0)
+
+
+def test_load_file_overrides_and_resolved_toml(tmp_path):
+    path = tmp_path / "e.toml"
+    path.write_text(
+        'name = "e"\n[task]\nkind = "spirals"\nn = 50\n[model]\nwidth = [2, 4]\n[train]\nepochs = 5\n'
+    )
+    exp = load(path, ["train.epochs=50", "model.width=[3, 5]", "model.hidden=relu", "task.noise=0.1"])
+    assert exp.train["epochs"] == 50 and exp.model["width"] == [3, 5] and exp.model["hidden"] == "relu"
+    assert exp.task["noise"] == 0.1
+    again = tmp_path / "resolved.toml"
+    again.write_text(exp.to_toml())
+    assert load(again) == exp
+
+
+def test_quick_experiment_is_valid():
+    exp = load("experiments/quick.toml")
+    assert exp.name == "quick" and len(exp.configs()) == 10
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (with_(None, name="bad name"), "^name: expected letters, digits"),
+        (with_(None, treshold=1.0), r"^treshold: unknown field \(did you mean 'threshold'\?\)"),
+        (with_(None, threshold=0), "^threshold: expected a number > 0"),
+        (with_("task", kind="xro"), r"^task.kind: expected one of .*got 'xro' \(did you mean 'xor'\?\)"),
+        (with_("task", nosie=0.1), r"^task.nosie: unknown field \(did you mean 'noise'\?\)"),
+        (with_("task", test_fraction=1.0), r"^task.test_fraction: expected a number in \[0, 1\)"),
+        (with_("model", width=0), "^model.width: expected an int >= 1, got 0"),
+        (with_("model", width=[2, 0]), "^model.width: expected an int >= 1, got 0"),
+        (with_("model", width=[]), "^model.width: an empty list sweeps nothing"),
+        (
+            with_("model", hidden="tahn"),
+            r"^model.hidden: expected one of .*got 'tahn' \(did you mean 'tanh'\?\)",
+        ),
+        (with_("model", bias="yes"), "^model.bias: expected true or false"),
+        (with_("model", widht=4), r"^model.widht: unknown field \(did you mean 'width'\?\)"),
+        (with_("train", lr=0), "^train.lr: expected a number > 0, got 0"),
+        (with_("train", lr=-0.1), "^train.lr: expected a number > 0"),
+        (with_("train", epochs=1.5), "^train.epochs: expected an int >= 1"),
+        (with_("train", loss="mse"), "^train.loss: expected one of half_squared, squared"),
+        (with_("train", seeds=0), "^train.seeds: expected a count >= 1"),
+        (with_("train", seeds=[1, 1]), "^train.seeds: a seed is listed twice"),
+        (with_(None, model=3), r"^model: expected a \[model\] section"),
+    ],
+)
+def test_validation_errors_name_the_field(data, message):
+    with pytest.raises(ExperimentError, match=message):
+        validate(data)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ExperimentError, match="^experiment: no such file"):
+        load(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(ExperimentError, match="^experiment: bad.toml is not valid TOML"):
+        load(bad)
+    ok = tmp_path / "ok.toml"
+    ok.write_text('name = "ok"\n[task]\nkind = "xor"\n')
+    with pytest.raises(ExperimentError, match="^--set: expected section.key=value"):
+        load(ok, ["epochs=5"])
+    with pytest.raises(ExperimentError, match="section must be task, model or train"):
+        load(ok, ["optim.lr=0.1"])
+
+
+def test_parse_override_values():
+    assert parse_override("train.lr=0.1") == ("train", "lr", 0.1)
+    assert parse_override("model.width=[2,4]") == ("model", "width", [2, 4])
+    assert parse_override("model.bias=false") == ("model", "bias", False)
+    assert parse_override("model.hidden=relu") == ("model", "hidden", "relu")
