@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import enum
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -30,6 +33,70 @@ def main(
     ] = False,
 ) -> None:
     """nnlab: optimization studies of feedforward networks trained with SGD."""
+
+
+class Backend(enum.StrEnum):
+    loky = "loky"
+    dask = "dask"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"nnlab: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command("run")
+def run_command(
+    experiment: Annotated[Path, typer.Argument(help="Experiment file (TOML), see experiments/README.md.")],
+    out: Annotated[Path | None, typer.Option(help="Results folder [default: results/<name>/].")] = None,
+    jobs: Annotated[int, typer.Option(min=1, max=256, help="Worker processes.")] = 1,
+    backend: Annotated[Backend, typer.Option(help="joblib backend for --jobs > 1.")] = Backend.loky,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (with --backend dask).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a field: section.key=value (repeatable).")
+    ] = None,
+    fresh: Annotated[bool, typer.Option(help="Discard runs already stored in the results folder.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Run (or resume) an experiment's sweep; writes runs.parquet and curves.parquet."""
+    from nnlab import experiment as experiment_module
+    from nnlab import sweep
+
+    if backend is Backend.dask:
+        _fail("--backend dask: not available yet; use --backend loky")
+    try:
+        exp = experiment_module.load(experiment, set_ or [])
+        folder = out if out is not None else Path("results") / exp.name
+        show = not quiet and sys.stdout.isatty()
+        if show:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            progress = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+            )
+            with progress:
+                task = progress.add_task(f"{exp.name}: runs", total=None)
+
+                def update(done: int, total: int) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                manifest = sweep.run(exp, folder, jobs=jobs, fresh=fresh, on_progress=update)
+        else:
+            manifest = sweep.run(exp, folder, jobs=jobs, fresh=fresh)
+    except ValueError as err:
+        _fail(str(err))
+    for failure in manifest["failures"]:
+        typer.echo(f"nnlab: job failed: {failure}", err=True)
+    typer.echo(
+        f"{manifest['runs_done']}/{manifest['runs_total']} runs in {folder}/ (runs.parquet, curves.parquet)"
+    )
+    if manifest["failures"]:
+        raise typer.Exit(1)
 
 
 @app.command()

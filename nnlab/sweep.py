@@ -1,0 +1,282 @@
+"""The sweep runner: an experiment's grid of runs, trained in jobs, stored as they finish.
+
+A run is (configuration, seed). Runs are grouped into jobs (a configuration and a chunk of its
+seeds, trained together on the engine's replica axis), run through joblib, and each finished job is
+written at once as two part files (curves, then runs; each written to a temporary name and renamed),
+so an interrupted sweep loses at most the jobs in flight and a rerun skips every stored run. At the
+end the parts are merged into runs.parquet and curves.parquet, next to experiment.toml (resolved)
+and manifest.json.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nnlab.experiment import Config, Experiment, ExperimentError
+from nnlab.network import init_network
+from nnlab.sgd import train
+from nnlab.tasks import make_task, split
+
+SEEDS_PER_JOB = 32  # two 16-lane chunks: a job keeps the engine's replica axis full
+PARTS = "parts"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One configuration and a chunk of its seeds."""
+
+    config: Config
+    seeds: tuple[int, ...]
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(f"{self.config.key()}|{self.seeds}".encode()).hexdigest()[:16]
+
+
+def load_data(exp: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The experiment's training data and held-out split (None without test_fraction)."""
+    params = {k: v for k, v in exp.task.items() if k not in ("kind", "test_fraction")}
+    X, Y = make_task(exp.task["kind"], params)
+    if exp.task["test_fraction"] > 0:
+        return split(X, Y, test_fraction=exp.task["test_fraction"], seed=exp.task["seed"])
+    return X, Y, None, None
+
+
+def plan(exp: Experiment, done: set[str]) -> list[Job]:
+    """Jobs for the runs not in ``done``, SEEDS_PER_JOB seeds at most per job."""
+    jobs = []
+    for config in exp.configs():
+        todo = [s for s in exp.seeds if config.run_id(s) not in done]
+        for i in range(0, len(todo), SEEDS_PER_JOB):
+            jobs.append(Job(config, tuple(todo[i : i + SEEDS_PER_JOB])))
+    return jobs
+
+
+def run_job(job: Job, exp: Experiment, threads: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train one job; returns (runs, curves) tables."""
+    c = job.config
+    X, Y, X_test, Y_test = load_data(exp)
+    sizes = [X.shape[1], *c.sizes_hidden, Y.shape[1]]
+    net = init_network(sizes, seeds=list(job.seeds), hidden=c.hidden, output=c.output, bias=c.bias)
+    start = time.perf_counter()
+    with np.errstate(all="ignore"):
+        result = train(
+            net, X, Y, lr=c.lr, epochs=c.epochs, batch_size=c.batch_size, loss=c.loss, threads=threads
+        )
+    seconds = (time.perf_counter() - start) / len(job.seeds)
+    curve = result.loss_curve
+    below = curve < exp.threshold
+    first = np.where(below.any(axis=1), below.argmax(axis=1), -1)
+    run_ids = [c.run_id(s) for s in job.seeds]
+    runs = pd.DataFrame(
+        {
+            "run_id": run_ids,
+            "experiment": exp.name,
+            "task": exp.task["kind"],
+            "depth": c.depth,
+            "width": c.width,
+            "hidden": c.hidden,
+            "output": c.output,
+            "bias": c.bias,
+            "loss": c.loss,
+            "lr": c.lr,
+            "batch_size": c.batch_size,
+            "epochs": c.epochs,
+            "seed": list(job.seeds),
+            "n_params": net.n_params,
+            "final_loss": curve[:, -1],
+            "best_loss": np.nanmin(np.where(np.isfinite(curve), curve, np.nan), axis=1),
+            "epochs_to_threshold": pd.array([e if e >= 0 else None for e in first], dtype="Int64"),
+            "final_grad_norm": result.grad_norm,
+            "diverged": result.diverged,
+            "seconds": seconds,
+        }
+    )
+    if X_test is not None:
+        from nnlab.network import loss_of
+
+        with np.errstate(all="ignore"):
+            runs["test_loss"] = loss_of(result.network, X_test, Y_test, loss=c.loss)
+    epochs = np.arange(curve.shape[1])
+    curves = pd.DataFrame(
+        {
+            "run_id": np.repeat(run_ids, curve.shape[1]),
+            "epoch": np.tile(epochs, len(run_ids)),
+            "loss": curve.ravel(),
+        }
+    )
+    return runs, curves
+
+
+def _write_atomic(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def stored_runs(out: Path) -> pd.DataFrame:
+    """Every run stored in the part files of ``out`` (empty table when none)."""
+    parts = sorted((out / PARTS).glob("runs-*.parquet")) if (out / PARTS).is_dir() else []
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+
+def check_out_dir(out: Path, exp: Experiment, fresh: bool) -> set[str]:
+    """Run ids already stored in ``out``; refuses a folder that is not nnlab's, or one whose stored
+    runs the (changed) experiment no longer contains, unless ``fresh`` (which clears them)."""
+    if out.exists() and not out.is_dir():
+        raise ExperimentError(f"--out: {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        ours = (out / "experiment.toml").is_file() or (out / PARTS).is_dir()
+        if not ours:
+            raise ExperimentError(
+                f"--out: {out} is not empty and holds no nnlab results; choose another folder"
+            )
+    if fresh and (out / PARTS).is_dir():
+        for p in (out / PARTS).iterdir():
+            p.unlink()
+        for name in ("runs.parquet", "curves.parquet", "manifest.json"):
+            (out / name).unlink(missing_ok=True)
+    stored = stored_runs(out)
+    done = set(stored["run_id"]) if len(stored) else set()
+    wanted = {c.run_id(s) for c in exp.configs() for s in exp.seeds}
+    stale = done - wanted
+    if stale:
+        raise ExperimentError(
+            f"--out: {out} holds {len(stale)} runs that this experiment no longer defines (it changed); "
+            "rerun with --fresh to start over, or choose another --out"
+        )
+    return done
+
+
+def _git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _work(
+    job: Job, exp: Experiment, threads: int | None
+) -> tuple[Job, pd.DataFrame | None, pd.DataFrame | None, str]:
+    """run_job, with a failure returned as a message so the other jobs go on."""
+    try:
+        return job, *run_job(job, exp, threads), ""
+    except Exception as err:  # reported per job; the sweep goes on and exits 1 at the end
+        c = job.config
+        where = f"depth={c.depth} width={c.width} lr={c.lr} seeds={job.seeds[0]}..{job.seeds[-1]}"
+        return job, None, None, f"{where}: {type(err).__name__}: {err}"
+
+
+def run(
+    exp: Experiment,
+    out: Path,
+    *,
+    jobs: int = 1,
+    fresh: bool = False,
+    backend: str = "loky",
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Run (or resume) the sweep into ``out``; returns the manifest.
+
+    Parameters
+    ----------
+    exp : Experiment
+    out : Path
+        Results folder: parts/, runs.parquet, curves.parquet, experiment.toml, manifest.json.
+    jobs : int
+        Worker processes (joblib); 1 runs in this process with the engine's threads.
+    fresh : bool
+        Discard stored runs first.
+    backend : str
+        joblib backend for jobs > 1.
+    on_progress : callable, optional
+        Called with (runs done, runs total) after each job.
+    """
+    from joblib import Parallel, delayed
+
+    out = Path(out)
+    done = check_out_dir(out, exp, fresh)
+    (out / PARTS).mkdir(parents=True, exist_ok=True)
+    (out / "experiment.toml").write_text(exp.to_toml(), encoding="utf-8")
+    load_data(exp)  # bad task parameters fail here, before any job starts
+    todo = plan(exp, done)
+    total = len(exp.configs()) * len(exp.seeds)
+    finished = total - sum(len(j.seeds) for j in todo)
+    started = dt.datetime.now(dt.UTC)
+    failures: list[str] = []
+    if on_progress:
+        on_progress(finished, total)
+    threads = None if jobs == 1 else 1
+
+    def results() -> Iterator[tuple[Job, pd.DataFrame | None, pd.DataFrame | None, str]]:
+        if jobs == 1:
+            for job in todo:
+                yield _work(job, exp, threads)
+            return
+        parallel = Parallel(n_jobs=jobs, backend=backend, return_as="generator_unordered")
+        yield from parallel(delayed(_work)(job, exp, threads) for job in todo)
+
+    for job, runs, curves, error in results():
+        if error:
+            failures.append(error)
+            continue
+        _write_atomic(curves, out / PARTS / f"curves-{job.key}.parquet")
+        _write_atomic(runs, out / PARTS / f"runs-{job.key}.parquet")
+        finished += len(job.seeds)
+        if on_progress:
+            on_progress(finished, total)
+    merge(out)
+    import nnlab
+
+    manifest = {
+        "experiment": exp.name,
+        "nnlab": nnlab.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "git_commit": _git_commit(),
+        "start": started.isoformat(),
+        "end": dt.datetime.now(dt.UTC).isoformat(),
+        "jobs": jobs,
+        "backend": backend if jobs > 1 else "in-process",
+        "runs_total": total,
+        "runs_done": finished,
+        "failures": failures,
+    }
+    tmp = out / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    os.replace(tmp, out / "manifest.json")
+    return manifest
+
+
+def merge(out: Path) -> None:
+    """Merge the part files into runs.parquet and curves.parquet (sorted, one row per run)."""
+    runs = stored_runs(out)
+    curve_parts = sorted((out / PARTS).glob("curves-*.parquet"))
+    if not len(runs):
+        return
+    runs = runs.drop_duplicates("run_id").sort_values(
+        ["depth", "width", "lr", "seed", "run_id"], kind="stable"
+    )
+    curves = pd.concat([pd.read_parquet(p) for p in curve_parts], ignore_index=True)
+    curves = curves[curves["run_id"].isin(set(runs["run_id"]))].drop_duplicates(["run_id", "epoch"])
+    curves = curves.sort_values(["run_id", "epoch"], kind="stable")
+    _write_atomic(runs.reset_index(drop=True), out / "runs.parquet")
+    _write_atomic(curves.reset_index(drop=True), out / "curves.parquet")

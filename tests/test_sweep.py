@@ -1,0 +1,156 @@
+"""The sweep runner: tables, resume after SIGKILL, determinism across --jobs, refusals, CLI errors."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from nnlab import sweep
+from nnlab.cli import app
+from nnlab.experiment import ExperimentError, load
+
+ROOT = Path(__file__).resolve().parent.parent
+TOML = """name = "tiny"
+threshold = 1e-3
+[task]
+kind = "xor"
+[model]
+width = [2, 4]
+[train]
+lr = [0.1, 0.3]
+epochs = {epochs}
+seeds = {seeds}
+"""
+
+
+def write(tmp_path, epochs=30, seeds=40):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TOML.format(epochs=epochs, seeds=seeds))
+    return path
+
+
+def table(out):
+    runs = pd.read_parquet(out / "runs.parquet").drop(columns="seconds")
+    curves = pd.read_parquet(out / "curves.parquet")
+    return runs.sort_values("run_id").reset_index(drop=True), curves.sort_values(
+        ["run_id", "epoch"]
+    ).reset_index(drop=True)
+
+
+def test_run_writes_the_contract_tables(tmp_path):
+    exp = load(write(tmp_path))
+    manifest = sweep.run(exp, tmp_path / "out")
+    runs, curves = table(tmp_path / "out")
+    assert manifest["runs_done"] == manifest["runs_total"] == 160
+    assert runs["run_id"].is_unique and len(runs) == 160
+    for column in [
+        "run_id",
+        "experiment",
+        "task",
+        "depth",
+        "width",
+        "hidden",
+        "output",
+        "lr",
+        "batch_size",
+        "epochs",
+        "seed",
+        "n_params",
+        "final_loss",
+        "best_loss",
+        "epochs_to_threshold",
+        "final_grad_norm",
+        "diverged",
+    ]:
+        assert column in runs.columns, column
+    assert len(curves) == 160 * 31 and set(curves.columns) == {"run_id", "epoch", "loss"}
+    assert (runs["best_loss"] <= runs["final_loss"]).all()
+    for name in ("experiment.toml", "manifest.json"):
+        assert (tmp_path / "out" / name).is_file()
+
+
+def test_rerun_resumes_and_jobs_do_not_change_numbers(tmp_path):
+    exp = load(write(tmp_path))
+    sweep.run(exp, tmp_path / "a")
+    parts = sorted((tmp_path / "a" / "parts").iterdir())
+    again = sweep.run(exp, tmp_path / "a")
+    assert again["runs_done"] == 160 and sorted((tmp_path / "a" / "parts").iterdir()) == parts
+    sweep.run(exp, tmp_path / "b", jobs=2)
+    for x, y in zip(table(tmp_path / "a"), table(tmp_path / "b"), strict=True):
+        pd.testing.assert_frame_equal(x, y)
+    # More seeds: only the new runs are trained; the old ones keep their numbers.
+    bigger = load(write(tmp_path, seeds=50))
+    sweep.run(bigger, tmp_path / "a")
+    runs, _ = table(tmp_path / "a")
+    old, _ = table(tmp_path / "b")
+    assert len(runs) == 200
+    pd.testing.assert_frame_equal(runs[runs["run_id"].isin(old["run_id"])].reset_index(drop=True), old)
+
+
+def test_changed_experiment_is_refused_unless_fresh(tmp_path):
+    sweep.run(load(write(tmp_path)), tmp_path / "out")
+    changed = load(write(tmp_path, epochs=31))
+    with pytest.raises(ExperimentError, match="no longer defines"):
+        sweep.run(changed, tmp_path / "out")
+    assert sweep.run(changed, tmp_path / "out", fresh=True)["runs_done"] == 160
+
+
+def test_foreign_folder_is_refused(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("x")
+    with pytest.raises(ExperimentError, match="holds no nnlab results"):
+        sweep.run(load(write(tmp_path)), tmp_path / "mine")
+
+
+def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path):
+    path = write(tmp_path, epochs=400, seeds=96)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "nnlab", "run", str(path), "--quiet", "--out"]
+    proc = subprocess.Popen([*cmd, str(tmp_path / "killed")], env=env, cwd=tmp_path)
+    parts = tmp_path / "killed" / "parts"
+    deadline = time.monotonic() + 120
+    while (
+        time.monotonic() < deadline and len(list(parts.glob("runs-*.parquet"))) < 2
+        if parts.exists()
+        else True
+    ):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    killed_early = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stored = len(list(parts.glob("runs-*.parquet")))
+    assert stored >= 1
+    subprocess.run([*cmd, str(tmp_path / "killed")], env=env, cwd=tmp_path, check=True)
+    subprocess.run([*cmd, str(tmp_path / "whole")], env=env, cwd=tmp_path, check=True)
+    for x, y in zip(table(tmp_path / "killed"), table(tmp_path / "whole"), strict=True):
+        pd.testing.assert_frame_equal(x, y)
+    assert killed_early or stored == 12  # the run was really interrupted, or had already finished
+
+
+def test_cli_run_and_its_errors(tmp_path):
+    runner = CliRunner()
+    path = write(tmp_path)
+    result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "o"), "--set", "train.epochs=5"])
+    assert result.exit_code == 0, result.output
+    assert "160/160 runs" in result.output
+    cases = [
+        (["run", str(tmp_path / "missing.toml")], "experiment: no such file"),
+        (
+            ["run", str(path), "--set", "model.width=0", "--out", str(tmp_path / "p")],
+            "model.width: expected an int",
+        ),
+        (["run", str(path), "--set", "epochs=5"], "--set: expected section.key=value"),
+        (["run", str(path), "--backend", "dask"], "--backend dask"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
