@@ -12,11 +12,11 @@ $(BIN)/python:
 
 # Reinstall only when the project's metadata changes (idempotent).
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,dask]"
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/nnlab demo
+	$(BIN)/nnlab run experiments/quick.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,dask,bench]"
 	$(BIN)/python scripts/bench_engine.py
 
 clean:

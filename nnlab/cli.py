@@ -49,7 +49,7 @@ def _fail(message: str, code: int = 2) -> None:
 def run_command(
     experiment: Annotated[Path, typer.Argument(help="Experiment file (TOML), see experiments/README.md.")],
     out: Annotated[Path | None, typer.Option(help="Results folder [default: results/<name>/].")] = None,
-    jobs: Annotated[int, typer.Option(min=1, max=256, help="Worker processes.")] = 1,
+    jobs: Annotated[int, typer.Option(min=1, max=256, help="Worker processes (Dask: local workers).")] = 1,
     backend: Annotated[Backend, typer.Option(help="joblib backend for --jobs > 1.")] = Backend.loky,
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (with --backend dask).")
@@ -64,30 +64,43 @@ def run_command(
     from nnlab import experiment as experiment_module
     from nnlab import sweep
 
-    if backend is Backend.dask:
-        _fail("--backend dask: not available yet; use --backend loky")
+    if scheduler and backend is not Backend.dask:
+        _fail("--scheduler: only with --backend dask")
     try:
         exp = experiment_module.load(experiment, set_ or [])
         folder = out if out is not None else Path("results") / exp.name
         show = not quiet and sys.stdout.isatty()
         if show:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             progress = Progress(
                 "[progress.description]{task.description}",
                 BarColumn(),
                 MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
                 TimeRemainingColumn(),
             )
             with progress:
-                task = progress.add_task(f"{exp.name}: runs", total=None)
+                task = progress.add_task(f"{exp.name}: runs", total=None, rate="")
 
                 def update(done: int, total: int) -> None:
                     progress.update(task, completed=done, total=total)
+                    speed = progress.tasks[task].speed
+                    progress.update(task, rate=f"{speed:.0f} runs/s" if speed else "")
 
-                manifest = sweep.run(exp, folder, jobs=jobs, fresh=fresh, on_progress=update)
+                manifest = sweep.run(
+                    exp,
+                    folder,
+                    jobs=jobs,
+                    fresh=fresh,
+                    backend=backend.value,
+                    scheduler=scheduler,
+                    on_progress=update,
+                )
         else:
-            manifest = sweep.run(exp, folder, jobs=jobs, fresh=fresh)
+            manifest = sweep.run(
+                exp, folder, jobs=jobs, fresh=fresh, backend=backend.value, scheduler=scheduler
+            )
     except ValueError as err:
         _fail(str(err))
     for failure in manifest["failures"]:

@@ -185,6 +185,26 @@ def _work(
         return job, None, None, f"{where}: {type(err).__name__}: {err}"
 
 
+def _dask_client(scheduler: str | None, jobs: int):
+    """A distributed Client on ``scheduler``, or on a new loopback LocalCluster of ``jobs`` worker
+    processes; returns (client, cluster or None)."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as err:
+        raise ExperimentError(
+            "--backend dask: needs the 'distributed' package (pip install 'nnlab[dask]')"
+        ) from err
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="10s"), None
+        except (OSError, TimeoutError, ValueError) as err:
+            raise ExperimentError(f"--scheduler: cannot reach {scheduler}: {err}") from None
+    cluster = LocalCluster(
+        n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    return Client(cluster), cluster
+
+
 def run(
     exp: Experiment,
     out: Path,
@@ -192,6 +212,7 @@ def run(
     jobs: int = 1,
     fresh: bool = False,
     backend: str = "loky",
+    scheduler: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Run (or resume) the sweep into ``out``; returns the manifest.
@@ -202,11 +223,15 @@ def run(
     out : Path
         Results folder: parts/, runs.parquet, curves.parquet, experiment.toml, manifest.json.
     jobs : int
-        Worker processes (joblib); 1 runs in this process with the engine's threads.
+        Worker processes (joblib), each training with one engine thread; 1 runs the jobs in this
+        process, one thread.
     fresh : bool
         Discard stored runs first.
-    backend : str
-        joblib backend for jobs > 1.
+    backend : {"loky", "dask"}
+        joblib backend for jobs > 1; "dask" runs the jobs on a Dask cluster (``scheduler``, or a
+        loopback LocalCluster of ``jobs`` worker processes).
+    scheduler : str, optional
+        Address of an existing Dask scheduler.
     on_progress : callable, optional
         Called with (runs done, runs total) after each job.
     """
@@ -224,12 +249,28 @@ def run(
     failures: list[str] = []
     if on_progress:
         on_progress(finished, total)
-    threads = None if jobs == 1 else 1
+    local = jobs == 1 and backend != "dask"
+    # --jobs N is N-way parallelism: N worker processes with one engine thread each, or this
+    # process alone with one thread (so --jobs 1 is strictly serial).
+    threads = 1
 
     def results() -> Iterator[tuple[Job, pd.DataFrame | None, pd.DataFrame | None, str]]:
-        if jobs == 1:
+        if local:
             for job in todo:
                 yield _work(job, exp, threads)
+            return
+        if backend == "dask":
+            from joblib import parallel_config
+
+            client, cluster = _dask_client(scheduler, jobs)
+            try:
+                with parallel_config(backend="dask"):
+                    parallel = Parallel(n_jobs=-1, return_as="generator_unordered")
+                    yield from parallel(delayed(_work)(job, exp, threads) for job in todo)
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
             return
         parallel = Parallel(n_jobs=jobs, backend=backend, return_as="generator_unordered")
         yield from parallel(delayed(_work)(job, exp, threads) for job in todo)
@@ -255,7 +296,8 @@ def run(
         "start": started.isoformat(),
         "end": dt.datetime.now(dt.UTC).isoformat(),
         "jobs": jobs,
-        "backend": backend if jobs > 1 else "in-process",
+        "backend": "in-process" if local else backend,
+        "scheduler": scheduler,
         "runs_total": total,
         "runs_done": finished,
         "failures": failures,

@@ -148,9 +148,56 @@ def test_cli_run_and_its_errors(tmp_path):
             "model.width: expected an int",
         ),
         (["run", str(path), "--set", "epochs=5"], "--set: expected section.key=value"),
-        (["run", str(path), "--backend", "dask"], "--backend dask"),
+        (["run", str(path), "--scheduler", "tcp://127.0.0.1:9"], "--scheduler: only with --backend dask"),
     ]
     for args, message in cases:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_dask_local_cluster_gives_the_same_tables(tmp_path):
+    pytest.importorskip("distributed")
+    exp = load(write(tmp_path, epochs=10))
+    sweep.run(exp, tmp_path / "local")
+    manifest = sweep.run(exp, tmp_path / "dask", jobs=2, backend="dask")
+    assert manifest["backend"] == "dask" and manifest["runs_done"] == 160
+    for x, y in zip(table(tmp_path / "local"), table(tmp_path / "dask"), strict=True):
+        pd.testing.assert_frame_equal(x, y)
+
+
+def test_unreachable_scheduler_exits_2(tmp_path):
+    pytest.importorskip("distributed")
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(write(tmp_path)),
+            "--backend",
+            "dask",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "--scheduler: cannot reach tcp://127.0.0.1:9" in result.output
+
+
+def test_a_failing_job_is_reported_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    real = sweep.run_job
+
+    def flaky(job, exp, threads):
+        if job.config.width == 4 and job.config.lr == 0.3:
+            raise RuntimeError("boom")
+        return real(job, exp, threads)
+
+    monkeypatch.setattr(sweep, "run_job", flaky)
+    manifest = sweep.run(load(write(tmp_path, epochs=5)), tmp_path / "out")
+    assert len(manifest["failures"]) == 2  # 40 seeds: two jobs of that configuration
+    assert "width=4 lr=0.3" in manifest["failures"][0] and "RuntimeError: boom" in manifest["failures"][0]
+    assert manifest["runs_done"] == 120
+    # The CLI exits 1 when a job failed; a rerun then trains only the missing runs.
+    monkeypatch.setattr(sweep, "run_job", real)
+    assert sweep.run(load(write(tmp_path, epochs=5)), tmp_path / "out")["runs_done"] == 160
