@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import sys
 from pathlib import Path
@@ -45,6 +46,27 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _progress(name: str):
+    """A rich progress bar of runs done / total, runs per second and time left, and its callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    task = progress.add_task(f"{name}: runs", total=None, rate="")
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+        speed = progress.tasks[task].speed
+        progress.update(task, rate=f"{speed:.0f} runs/s" if speed else "")
+
+    return progress, update
+
+
 @app.command("run")
 def run_command(
     experiment: Annotated[Path, typer.Argument(help="Experiment file (TOML), see experiments/README.md.")],
@@ -69,37 +91,16 @@ def run_command(
     try:
         exp = experiment_module.load(experiment, set_ or [])
         folder = out if out is not None else Path("results") / exp.name
-        show = not quiet and sys.stdout.isatty()
-        if show:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            progress = Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(),
-            )
-            with progress:
-                task = progress.add_task(f"{exp.name}: runs", total=None, rate="")
-
-                def update(done: int, total: int) -> None:
-                    progress.update(task, completed=done, total=total)
-                    speed = progress.tasks[task].speed
-                    progress.update(task, rate=f"{speed:.0f} runs/s" if speed else "")
-
-                manifest = sweep.run(
-                    exp,
-                    folder,
-                    jobs=jobs,
-                    fresh=fresh,
-                    backend=backend.value,
-                    scheduler=scheduler,
-                    on_progress=update,
-                )
-        else:
+        progress, on_progress = _progress(exp.name) if not quiet and sys.stdout.isatty() else (None, None)
+        with progress or contextlib.nullcontext():
             manifest = sweep.run(
-                exp, folder, jobs=jobs, fresh=fresh, backend=backend.value, scheduler=scheduler
+                exp,
+                folder,
+                jobs=jobs,
+                fresh=fresh,
+                backend=backend.value,
+                scheduler=scheduler,
+                on_progress=on_progress,
             )
     except ValueError as err:
         _fail(str(err))

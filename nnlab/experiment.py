@@ -9,32 +9,56 @@ for a typo.
 
 from __future__ import annotations
 
-import difflib
+import functools
 import hashlib
 import inspect
 import itertools
 import json
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nnlab._names import did_you_mean
+from nnlab.network import ACTIVATIONS, LOSSES
 from nnlab.tasks import TASKS
 
-ACTIVATIONS = ("identity", "relu", "sigmoid", "tanh")
-LOSSES = ("half_squared", "squared")
+ACTIVATION_NAMES = tuple(ACTIVATIONS)
+LOSS_NAMES = tuple(LOSSES)
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 TOP = {"name", "description", "threshold", "save_networks", "task", "model", "train"}
-MODEL_DEFAULTS: dict[str, Any] = {"depth": 1, "width": 4, "hidden": "tanh", "output": "tanh", "bias": True}
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "lr": 0.05,
-    "epochs": 100,
-    "batch_size": 1,
-    "loss": "half_squared",
-    "seeds": 10,
+
+# What a value of each kind must be: (test, description for the error).
+KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "pos_int": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an int >= 1"),
+    "pos_float": (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < float("inf"),
+        "a number > 0",
+    ),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "activation": (lambda v: v in ACTIVATION_NAMES, "one of " + ", ".join(ACTIVATION_NAMES)),
+    "loss": (lambda v: v in LOSS_NAMES, "one of " + ", ".join(LOSS_NAMES)),
+}
+# Fields of [model] and [train]: (default, kind); any of them may be a list, a sweep axis.
+# train.seeds (a count or a list of seeds) is checked on its own.
+FIELDS: dict[str, dict[str, tuple[Any, str | None]]] = {
+    "model": {
+        "depth": (1, "pos_int"),
+        "width": (4, "pos_int"),
+        "hidden": ("tanh", "activation"),
+        "output": ("tanh", "activation"),
+        "bias": (True, "bool"),
+    },
+    "train": {
+        "lr": (0.05, "pos_float"),
+        "epochs": (100, "pos_int"),
+        "batch_size": (1, "pos_int"),
+        "loss": ("half_squared", "loss"),
+        "seeds": (10, None),
+    },
 }
 TASK_COMMON = {"kind", "seed", "test_fraction"}
 AXES = ("depth", "width", "hidden", "output", "bias", "lr", "epochs", "batch_size", "loss")
@@ -65,15 +89,16 @@ class Config:
         """Hidden layer sizes: [width] * depth."""
         return [self.width] * self.depth
 
+    @functools.cached_property
     def key(self) -> str:
         """Canonical JSON of the configuration (the experiment's name left out: renaming an
-        experiment does not change its runs)."""
+        experiment does not change its runs); computed once, every run id hashes it."""
         fields = {a: getattr(self, a) for a in AXES}
         return json.dumps({"task": dict(self.task), **fields}, sort_keys=True, separators=(",", ":"))
 
     def run_id(self, seed: int) -> str:
         """Stable id of the run (this configuration, this seed): 16 hex digits of a SHA-256."""
-        return hashlib.sha256(f"{self.key()}|seed={int(seed)}".encode()).hexdigest()[:16]
+        return hashlib.sha256(f"{self.key}|seed={int(seed)}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -120,42 +145,25 @@ def _toml(value: Any) -> str:
     return repr(value)
 
 
-def _suggest(key: str, allowed: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def _unknown(where: str, data: Mapping[str, Any], allowed: set[str]) -> None:
     for key in data:
         if key not in allowed:
             names = sorted(allowed)
-            hint = _suggest(key, names)
+            hint = did_you_mean(key, names)
             raise ExperimentError(f"{where}{key}: unknown field{hint}; allowed: {', '.join(names)}")
 
 
 def _check(field: str, value: Any, kind: str) -> Any:
-    """Validate one scalar (or each element of a sweep list) against ``kind``."""
-    items = value if isinstance(value, list) else [value]
+    """Validate one scalar (or each element of a sweep list) against ``kind``; numbers of kind
+    pos_float come back as floats."""
     if isinstance(value, list) and not value:
         raise ExperimentError(f"{field}: an empty list sweeps nothing; give at least one value")
-    for v in items:
-        ok = {
-            "pos_int": isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-            "pos_float": isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < float("inf"),
-            "bool": isinstance(v, bool),
-            "activation": v in ACTIVATIONS,
-            "loss": v in LOSSES,
-        }[kind]
-        if not ok:
-            allowed = {
-                "pos_int": "an int >= 1",
-                "pos_float": "a number > 0",
-                "bool": "true or false",
-                "activation": "one of " + ", ".join(ACTIVATIONS),
-                "loss": "one of " + ", ".join(LOSSES),
-            }[kind]
-            hint = _suggest(v, ACTIVATIONS if kind == "activation" else LOSSES) if isinstance(v, str) else ""
-            raise ExperimentError(f"{field}: expected {allowed}, got {v!r}{hint}")
+    test, description = KINDS[kind]
+    for v in value if isinstance(value, list) else [value]:
+        if not test(v):
+            names = ACTIVATION_NAMES if kind == "activation" else LOSS_NAMES
+            hint = did_you_mean(v, names) if isinstance(v, str) else ""
+            raise ExperimentError(f"{field}: expected {description}, got {v!r}{hint}")
     if kind != "pos_float":
         return value
     return [float(v) for v in value] if isinstance(value, list) else float(value)
@@ -183,7 +191,7 @@ def validate(data: Mapping[str, Any]) -> Experiment:
     task = dict(data.get("task", {}))
     kind = task.get("kind")
     if kind not in TASKS:
-        hint = _suggest(str(kind), sorted(TASKS))
+        hint = did_you_mean(str(kind), sorted(TASKS))
         raise ExperimentError(f"task.kind: expected one of {', '.join(sorted(TASKS))}, got {kind!r}{hint}")
     fields = set(inspect.signature(TASKS[kind]).parameters) | TASK_COMMON
     _unknown("task.", task, fields)
@@ -195,26 +203,15 @@ def validate(data: Mapping[str, Any]) -> Experiment:
     if not isinstance(tf, int | float) or isinstance(tf, bool) or not 0 <= tf < 1:
         raise ExperimentError(f"task.test_fraction: expected a number in [0, 1), got {tf!r}")
 
-    model = {**MODEL_DEFAULTS, **data.get("model", {})}
-    _unknown("model.", model, set(MODEL_DEFAULTS))
-    for key, kind_ in (
-        ("depth", "pos_int"),
-        ("width", "pos_int"),
-        ("hidden", "activation"),
-        ("output", "activation"),
-        ("bias", "bool"),
-    ):
-        model[key] = _check(f"model.{key}", model[key], kind_)
-
-    train = {**TRAIN_DEFAULTS, **data.get("train", {})}
-    _unknown("train.", train, set(TRAIN_DEFAULTS))
-    for key, kind_ in (
-        ("lr", "pos_float"),
-        ("epochs", "pos_int"),
-        ("batch_size", "pos_int"),
-        ("loss", "loss"),
-    ):
-        train[key] = _check(f"train.{key}", train[key], kind_)
+    sections = {}
+    for section, fields in FIELDS.items():
+        values = {**{k: default for k, (default, _) in fields.items()}, **data.get(section, {})}
+        _unknown(f"{section}.", values, set(fields))
+        for key, (_, kind_) in fields.items():
+            if kind_ is not None:
+                values[key] = _check(f"{section}.{key}", values[key], kind_)
+        sections[section] = values
+    model, train = sections["model"], sections["train"]
     seeds = train["seeds"]
     if isinstance(seeds, list):
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):

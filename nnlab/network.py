@@ -16,11 +16,12 @@ Every derivative is written from the stored output f (tanh' = 1 - f^2), never fr
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from nnlab._names import did_you_mean
 
 # ---------------------------------------------------------------------------------------------------
 # Activations and their derivatives, written from the output f = act(z).
@@ -120,10 +121,7 @@ def check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
     """Return ``value`` if it is one of ``allowed``, else raise a ValueError naming the closest one."""
     if isinstance(value, str) and value in allowed:
         return value
-    hint = ""
-    if isinstance(value, str):
-        close = difflib.get_close_matches(value, allowed, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+    hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
     raise ValueError(f"Unknown {name} {value!r}{hint}; choose one of: {', '.join(sorted(allowed))}")
 
 

@@ -42,7 +42,7 @@ class Job:
 
     @property
     def key(self) -> str:
-        return hashlib.sha256(f"{self.config.key()}|{self.seeds}".encode()).hexdigest()[:16]
+        return hashlib.sha256(f"{self.config.key}|{self.seeds}".encode()).hexdigest()[:16]
 
 
 def load_data(exp: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:

@@ -8,14 +8,15 @@ keeps a held-out part.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
-# Teacher activations. Tasks are the lowest room and import nothing of nnlab's.
+from nnlab._names import did_you_mean
+
+# Teacher activations, here because tasks are the lowest room (they import only nnlab._names).
 _TEACHER_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "identity": lambda z: z,
     "relu": lambda z: np.maximum(z, 0.0),
@@ -284,8 +285,7 @@ TASKS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
 def _choice(name: str, value: object, allowed: Mapping[str, object]) -> str:
     if isinstance(value, str) and value in allowed:
         return value
-    close = difflib.get_close_matches(str(value), list(allowed), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    hint = did_you_mean(value, allowed)
     raise ValueError(f"{name}: unknown {value!r}{hint}; choose one of: {', '.join(sorted(allowed))}")
 
 
@@ -299,8 +299,7 @@ def make_task(kind: str, params: Mapping[str, object] | None = None) -> tuple[np
     allowed = list(inspect.signature(fn).parameters)
     for key in params:
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(key, allowed)
             raise ValueError(
                 f"task.{key}: not a field of kind '{kind}'{hint}; fields: {', '.join(sorted(allowed))}"
             )
