@@ -2,10 +2,13 @@
 
 A run is (configuration, seed). Runs are grouped into jobs (a configuration and a chunk of its
 seeds, trained together on the engine's replica axis), run through joblib, and each finished job is
-written at once as two part files (curves, then runs; each written to a temporary name and renamed),
-so an interrupted sweep loses at most the jobs in flight and a rerun skips every stored run. At the
-end the parts are merged into runs.parquet and curves.parquet, next to experiment.toml (resolved)
-and manifest.json.
+written at once as one part file (its runs and their curves; written to a temporary name and
+renamed), so an interrupted sweep loses at most the jobs in flight and a rerun skips every stored
+run. At the end the parts are merged into runs.parquet and curves.parquet, next to experiment.toml
+(resolved) and manifest.json.
+
+pandas and pyarrow are imported where they are used: worker processes only train, and starting
+one without them saves about half a second.
 """
 
 from __future__ import annotations
@@ -22,15 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from nnlab.experiment import Config, Experiment, ExperimentError
-from nnlab.network import init_network
+from nnlab.network import init_network, loss_of
 from nnlab.sgd import train
 from nnlab.tasks import make_task, split
 
 SEEDS_PER_JOB = 32  # two 16-lane chunks: a job keeps the engine's replica axis full
 PARTS = "parts"
+PART = ".arrow"  # one Arrow IPC file per finished job: quick to write and to read back
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,12 @@ def _cost(c: Config) -> float:
     return (c.width * c.width * max(c.depth - 1, 0) + 4 * c.width) * c.epochs / c.batch_size
 
 
-def run_job(job: Job, exp: Experiment, threads: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train one job; returns (runs, curves) tables."""
+def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndarray | list]:
+    """Train one job; returns its runs as columns (one entry per seed, as in runs.parquet) plus
+    ``curve``, the loss curves shaped (seeds, epochs + 1).
+
+    Plain numpy and lists: a worker process needs neither pandas nor pyarrow.
+    """
     c = job.config
     X, Y, X_test, Y_test = load_data(exp)
     sizes = [X.shape[1], *c.sizes_hidden, Y.shape[1]]
@@ -84,60 +91,82 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> tuple[pd.DataFram
     seconds = (time.perf_counter() - start) / len(job.seeds)
     curve = result.loss_curve
     below = curve < exp.threshold
-    first = np.where(below.any(axis=1), below.argmax(axis=1), -1)
-    run_ids = [c.run_id(s) for s in job.seeds]
-    runs = pd.DataFrame(
-        {
-            "run_id": run_ids,
-            "experiment": exp.name,
-            "task": exp.task["kind"],
-            "depth": c.depth,
-            "width": c.width,
-            "hidden": c.hidden,
-            "output": c.output,
-            "bias": c.bias,
-            "loss": c.loss,
-            "lr": c.lr,
-            "batch_size": c.batch_size,
-            "epochs": c.epochs,
-            "seed": list(job.seeds),
-            "n_params": net.n_params,
-            "final_loss": curve[:, -1],
-            "best_loss": np.nanmin(np.where(np.isfinite(curve), curve, np.nan), axis=1),
-            "epochs_to_threshold": pd.array([e if e >= 0 else None for e in first], dtype="Int64"),
-            "final_grad_norm": result.grad_norm,
-            "diverged": result.diverged,
-            "seconds": seconds,
-        }
-    )
+    r = len(job.seeds)
+    columns = {
+        "run_id": [c.run_id(s) for s in job.seeds],
+        "experiment": [exp.name] * r,
+        "task": [exp.task["kind"]] * r,
+        "depth": np.full(r, c.depth),
+        "width": np.full(r, c.width),
+        "hidden": [c.hidden] * r,
+        "output": [c.output] * r,
+        "bias": np.full(r, c.bias),
+        "loss": [c.loss] * r,
+        "lr": np.full(r, c.lr),
+        "batch_size": np.full(r, c.batch_size),
+        "epochs": np.full(r, c.epochs),
+        "seed": np.array(job.seeds, dtype=np.int64),
+        "n_params": np.full(r, net.n_params),
+        "final_loss": curve[:, -1],
+        "best_loss": np.nanmin(np.where(np.isfinite(curve), curve, np.nan), axis=1),
+        # -1: never below the threshold (stored as missing)
+        "epochs_to_threshold": np.where(below.any(axis=1), below.argmax(axis=1), -1),
+        "final_grad_norm": result.grad_norm,
+        "diverged": result.diverged,
+        "seconds": np.full(r, seconds),
+    }
     if X_test is not None:
-        from nnlab.network import loss_of
-
         with np.errstate(all="ignore"):
-            runs["test_loss"] = loss_of(result.network, X_test, Y_test, loss=c.loss)
-    epochs = np.arange(curve.shape[1])
-    curves = pd.DataFrame(
-        {
-            "run_id": np.repeat(run_ids, curve.shape[1]),
-            "epoch": np.tile(epochs, len(run_ids)),
-            "loss": curve.ravel(),
-        }
-    )
-    return runs, curves
+            columns["test_loss"] = loss_of(result.network, X_test, Y_test, loss=c.loss)
+    columns["curve"] = curve
+    return columns
 
 
-def _write_atomic(df: pd.DataFrame, path: Path) -> None:
+def _part_table(columns: dict):
+    """A job's columns as one Arrow table; the curves as a list column ``curve``."""
+    import pyarrow as pa
+
+    curve = np.ascontiguousarray(columns["curve"])
+    arrays = {}
+    for name, value in columns.items():
+        if name == "curve":
+            offsets = np.arange(0, curve.size + 1, curve.shape[1], dtype=np.int32)
+            arrays[name] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(curve.ravel()))
+        elif name == "epochs_to_threshold":
+            arrays[name] = pa.array(value, mask=value < 0, type=pa.int64())
+        else:
+            arrays[name] = pa.array(value)
+    return pa.table(arrays)
+
+
+def _write_part(columns: dict, path: Path) -> None:
+    """Write a job's part file atomically: a temporary name, then a rename."""
+    import pyarrow as pa
+
+    table = _part_table(columns)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_parquet(tmp, index=False)
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
     os.replace(tmp, path)
 
 
-def stored_runs(out: Path) -> pd.DataFrame:
-    """Every run stored in the part files of ``out`` (empty table when none)."""
-    parts = sorted((out / PARTS).glob("runs-*.parquet")) if (out / PARTS).is_dir() else []
-    if not parts:
-        return pd.DataFrame()
-    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+def _read_parts(out: Path, columns: list[str] | None = None):
+    """Every part file of ``out`` as one Arrow table (None when there is none)."""
+    import pyarrow as pa
+
+    paths = sorted((out / PARTS).glob(f"job-*{PART}")) if (out / PARTS).is_dir() else []
+    tables = []
+    for path in paths:
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+        tables.append(table.select(columns) if columns else table)
+    return pa.concat_tables(tables) if tables else None
+
+
+def stored_run_ids(out: Path) -> set[str]:
+    """The run ids stored in the part files of ``out``."""
+    table = _read_parts(out, ["run_id"])
+    return set(table["run_id"].to_pylist()) if table is not None else set()
 
 
 def check_out_dir(out: Path, exp: Experiment, fresh: bool) -> set[str]:
@@ -156,8 +185,7 @@ def check_out_dir(out: Path, exp: Experiment, fresh: bool) -> set[str]:
             p.unlink()
         for name in ("runs.parquet", "curves.parquet", "manifest.json"):
             (out / name).unlink(missing_ok=True)
-    stored = stored_runs(out)
-    done = set(stored["run_id"]) if len(stored) else set()
+    done = stored_run_ids(out)
     wanted = {c.run_id(s) for c in exp.configs() for s in exp.seeds}
     stale = done - wanted
     if stale:
@@ -179,16 +207,14 @@ def _git_commit() -> str | None:
         return None
 
 
-def _work(
-    job: Job, exp: Experiment, threads: int | None
-) -> tuple[Job, pd.DataFrame | None, pd.DataFrame | None, str]:
+def _work(job: Job, exp: Experiment, threads: int | None) -> tuple[Job, dict | None, str]:
     """run_job, with a failure returned as a message so the other jobs go on."""
     try:
-        return job, *run_job(job, exp, threads), ""
+        return job, run_job(job, exp, threads), ""
     except Exception as err:  # reported per job; the sweep goes on and exits 1 at the end
         c = job.config
         where = f"depth={c.depth} width={c.width} lr={c.lr} seeds={job.seeds[0]}..{job.seeds[-1]}"
-        return job, None, None, f"{where}: {type(err).__name__}: {err}"
+        return job, None, f"{where}: {type(err).__name__}: {err}"
 
 
 def _dask_client(scheduler: str | None, jobs: int):
@@ -260,7 +286,7 @@ def run(
     # process alone with one thread (so --jobs 1 is strictly serial).
     threads = 1
 
-    def results() -> Iterator[tuple[Job, pd.DataFrame | None, pd.DataFrame | None, str]]:
+    def results() -> Iterator[tuple[Job, dict | None, str]]:
         if local:
             for job in todo:
                 yield _work(job, exp, threads)
@@ -285,12 +311,11 @@ def run(
             parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
             yield from parallel(delayed(_work)(job, exp, threads) for job in todo)
 
-    for job, runs, curves, error in results():
+    for job, columns, error in results():
         if error:
             failures.append(error)
             continue
-        _write_atomic(curves, out / PARTS / f"curves-{job.key}.parquet")
-        _write_atomic(runs, out / PARTS / f"runs-{job.key}.parquet")
+        _write_part(columns, out / PARTS / f"job-{job.key}{PART}")
         finished += len(job.seeds)
         if on_progress:
             on_progress(finished, total)
@@ -319,16 +344,36 @@ def run(
 
 
 def merge(out: Path) -> None:
-    """Merge the part files into runs.parquet and curves.parquet (sorted, one row per run)."""
-    runs = stored_runs(out)
-    curve_parts = sorted((out / PARTS).glob("curves-*.parquet"))
-    if not len(runs):
+    """Merge the part files into runs.parquet and curves.parquet (one row per run, sorted by
+    configuration and seed; curves sorted by run id and epoch)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = _read_parts(out)
+    if table is None:
         return
-    runs = runs.drop_duplicates("run_id").sort_values(
-        ["depth", "width", "lr", "seed", "run_id"], kind="stable"
+    # Two sweeps run into one folder at the same time could store a run twice; keep the first.
+    _, first = np.unique(table["run_id"].to_numpy(zero_copy_only=False), return_index=True)
+    table = table.take(np.sort(first))
+    keys = [(k, "ascending") for k in ("depth", "width", "lr", "seed", "run_id")]
+    runs = table.take(pc.sort_indices(table, sort_keys=keys))
+    by_id = table.take(pc.sort_indices(table, sort_keys=[("run_id", "ascending")]))
+    lengths = pc.list_value_length(by_id["curve"]).to_numpy()
+    curves = pa.table(
+        {
+            "run_id": np.repeat(by_id["run_id"].to_numpy(zero_copy_only=False), lengths),
+            "epoch": np.concatenate([np.arange(n) for n in lengths]),
+            "loss": pc.list_flatten(by_id["curve"]),
+        }
     )
-    curves = pd.concat([pd.read_parquet(p) for p in curve_parts], ignore_index=True)
-    curves = curves[curves["run_id"].isin(set(runs["run_id"]))].drop_duplicates(["run_id", "epoch"])
-    curves = curves.sort_values(["run_id", "epoch"], kind="stable")
-    _write_atomic(runs.reset_index(drop=True), out / "runs.parquet")
-    _write_atomic(curves.reset_index(drop=True), out / "curves.parquet")
+    # Through pandas, so that the parquet metadata keeps epochs_to_threshold a nullable integer.
+    frame = runs.drop_columns(["curve"]).to_pandas()
+    frame["epochs_to_threshold"] = frame["epochs_to_threshold"].astype("Int64")
+    for name, write in (
+        ("runs.parquet", lambda path: frame.to_parquet(path, index=False)),
+        ("curves.parquet", lambda path: pq.write_table(curves, path)),
+    ):
+        tmp = out / f".{name}.{os.getpid()}.tmp"
+        write(tmp)
+        os.replace(tmp, out / name)

@@ -116,9 +116,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path):
     parts = tmp_path / "killed" / "parts"
     deadline = time.monotonic() + 120
     while (
-        time.monotonic() < deadline and len(list(parts.glob("runs-*.parquet"))) < 2
-        if parts.exists()
-        else True
+        time.monotonic() < deadline and len(list(parts.glob("job-*.arrow"))) < 2 if parts.exists() else True
     ):
         if proc.poll() is not None or time.monotonic() > deadline:
             break
@@ -126,7 +124,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path):
     killed_early = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    stored = len(list(parts.glob("runs-*.parquet")))
+    stored = len(list(parts.glob("job-*.arrow")))
     assert stored >= 1
     subprocess.run([*cmd, str(tmp_path / "killed")], env=env, cwd=tmp_path, check=True)
     subprocess.run([*cmd, str(tmp_path / "whole")], env=env, cwd=tmp_path, check=True)
