@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/nnlab run experiments/quick.toml
+	$(BIN)/nnlab summary results/quick
+	$(BIN)/nnlab figures results/quick
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -113,6 +113,87 @@ def run_command(
         raise typer.Exit(1)
 
 
+class TableFormat(enum.StrEnum):
+    text = "text"
+    markdown = "markdown"
+    csv = "csv"
+
+
+class FigureFormat(enum.StrEnum):
+    png = "png"
+    pdf = "pdf"
+    svg = "svg"
+
+
+Folder = Annotated[Path, typer.Argument(help="Results folder written by `nnlab run`.")]
+Gtol = Annotated[
+    float,
+    typer.Option(min=0.0, help="A run has stopped moving when its final gradient norm is at most this."),
+]
+Rtol = Annotated[float, typer.Option(min=0.0, help="Final losses within this relative gap are one optimum.")]
+Formats = Annotated[
+    list[FigureFormat] | None,
+    typer.Option("--format", help="Figure file format (repeatable) [default: png and svg]."),
+]
+
+
+def _study(folder: Path, *, curves: bool, gtol: float = 1e-3, rtol: float = 0.05):
+    """The folder's study, bad input turned into a one-line error; warns when results are partial."""
+    from nnlab import report
+
+    try:
+        s = report.study(folder, curves=curves, gtol=gtol, rtol=rtol)
+    except ValueError as err:
+        _fail(str(err))
+    if s.results.partial:
+        typer.echo(
+            f"nnlab: warning: partial results, {len(s.results.runs)} of {s.results.total} runs stored",
+            err=True,
+        )
+    return s
+
+
+@app.command()
+def summary(
+    folder: Folder,
+    format: Annotated[TableFormat, typer.Option(help="Output format.")] = TableFormat.text,
+    gtol: Gtol = 1e-3,
+    rtol: Rtol = 0.05,
+) -> None:
+    """Print the per-configuration statistics table of a results folder."""
+    from nnlab import report
+
+    s = _study(folder, curves=False, gtol=gtol, rtol=rtol)
+    if format is TableFormat.csv:
+        typer.echo(s.summary.to_csv(index=False), nl=False)
+    elif format is TableFormat.markdown:
+        typer.echo(report.markdown(report.display(s.summary)))
+    else:
+        typer.echo(report.text(report.display(s.summary), title=f"{s.results.experiment.name}: final losses"))
+
+
+@app.command()
+def figures(folder: Folder, format: Formats = None) -> None:
+    """Draw the figures of a results folder into FOLDER/figures/."""
+    from nnlab import report
+
+    s = _study(folder, curves=True)
+    files = report.write_figures(s, tuple(f.value for f in format) if format else ("png", "svg"))
+    typer.echo(
+        f"{len(files)} figure files in {folder / 'figures'}/ ({', '.join(sorted({p.stem for p in files}))})"
+    )
+
+
+@app.command("report")
+def report_command(folder: Folder, format: Formats = None, gtol: Gtol = 1e-3, rtol: Rtol = 0.05) -> None:
+    """Write FOLDER/report.md: the experiment, the summary, the capacity verdicts and the figures."""
+    from nnlab import report
+
+    s = _study(folder, curves=True, gtol=gtol, rtol=rtol)
+    path = report.write_report(s, tuple(f.value for f in format) if format else ("png", "svg"))
+    typer.echo(f"{path}" + (" (partial results)" if s.results.partial else ""))
+
+
 @app.command()
 def demo(
     seeds: Annotated[int, typer.Option(min=1, max=4096, help="Seeds (replicas) per network.")] = 32,

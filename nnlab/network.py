@@ -320,6 +320,36 @@ def network_from_arrays(
 # The reference forward and backward passes.
 
 
+def flat_params(net: Network) -> np.ndarray:
+    """Every replica's parameters in one row, (R, n_params): W_1, b_1, W_2, b_2, ... each flattened
+    in C order (the biases left out for a bias-free network)."""
+    parts = []
+    for i, W in enumerate(net.weights):
+        parts.append(W.reshape(W.shape[0], -1))
+        if net.biases is not None:
+            parts.append(net.biases[i])
+    return np.concatenate(parts, axis=1)
+
+
+def network_from_flat(
+    flat: np.ndarray, sizes: Sequence[int], *, bias: bool = True, hidden: str = "tanh", output: str = "tanh"
+) -> Network:
+    """The inverse of `flat_params`: ``flat`` (R, n_params) for the architecture ``sizes``."""
+    sizes = _check_sizes(sizes)
+    flat = np.asarray(flat, dtype=np.float64)
+    expected = sum(a * b + (b if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    if flat.ndim != 2 or flat.shape[1] != expected:
+        raise ValueError(f"flat: expected shape (R, {expected}) for sizes {sizes}, got {flat.shape}")
+    weights, biases, at = [], [], 0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
+        weights.append(flat[:, at : at + n_in * n_out].reshape(-1, n_in, n_out))
+        at += n_in * n_out
+        if bias:
+            biases.append(flat[:, at : at + n_out])
+            at += n_out
+    return Network(tuple(weights), tuple(biases) if bias else None, hidden=hidden, output=output)
+
+
 def as_replicated(net: Network, A: np.ndarray, name: str, width: int) -> np.ndarray:
     """View data (n, width) as (1, n, width), or check (R, n, width); float64."""
     A = np.asarray(A, dtype=np.float64)

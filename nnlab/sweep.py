@@ -23,16 +23,21 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nnlab.experiment import Config, Experiment, ExperimentError
-from nnlab.network import init_network, loss_of
+from nnlab.network import flat_params, init_network, loss_of
 from nnlab.sgd import train
 from nnlab.tasks import make_task, split
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 SEEDS_PER_JOB = 32  # two 16-lane chunks: a job keeps the engine's replica axis full
 PARTS = "parts"
+LIST_COLUMNS = ("curve", "params")  # 2-D per job, one list per run in the part files
 PART = ".arrow"  # one Arrow IPC file per finished job: quick to write and to read back
 
 
@@ -75,7 +80,8 @@ def _cost(c: Config) -> float:
 
 def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndarray | list]:
     """Train one job; returns its runs as columns (one entry per seed, as in runs.parquet) plus
-    ``curve``, the loss curves shaped (seeds, epochs + 1).
+    ``curve``, the loss curves shaped (seeds, epochs + 1), and with ``save_networks`` ``params``,
+    the final networks shaped (seeds, n_params) (see `nnlab.network.flat_params`).
 
     Plain numpy and lists: a worker process needs neither pandas nor pyarrow.
     """
@@ -119,19 +125,21 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndar
         with np.errstate(all="ignore"):
             columns["test_loss"] = loss_of(result.network, X_test, Y_test, loss=c.loss)
     columns["curve"] = curve
+    if exp.save_networks:
+        columns["params"] = flat_params(result.network)
     return columns
 
 
 def _part_table(columns: dict):
-    """A job's columns as one Arrow table; the curves as a list column ``curve``."""
+    """A job's columns as one Arrow table; curves (and networks) as list columns."""
     import pyarrow as pa
 
-    curve = np.ascontiguousarray(columns["curve"])
     arrays = {}
     for name, value in columns.items():
-        if name == "curve":
-            offsets = np.arange(0, curve.size + 1, curve.shape[1], dtype=np.int32)
-            arrays[name] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(curve.ravel()))
+        if name in LIST_COLUMNS:
+            rows = np.ascontiguousarray(value)
+            offsets = np.arange(0, rows.size + 1, rows.shape[1], dtype=np.int64)
+            arrays[name] = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(rows.ravel()))
         elif name == "epochs_to_threshold":
             arrays[name] = pa.array(value, mask=value < 0, type=pa.int64())
         else:
@@ -160,7 +168,8 @@ def _read_parts(out: Path, columns: list[str] | None = None):
         with pa.memory_map(str(path)) as source:
             table = pa.ipc.open_file(source).read_all()
         tables.append(table.select(columns) if columns else table)
-    return pa.concat_tables(tables) if tables else None
+    # Missing columns become nulls: say, networks saved only by a rerun with save_networks = true.
+    return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
 def stored_run_ids(out: Path) -> set[str]:
@@ -183,7 +192,7 @@ def check_out_dir(out: Path, exp: Experiment, fresh: bool) -> set[str]:
     if fresh and (out / PARTS).is_dir():
         for p in (out / PARTS).iterdir():
             p.unlink()
-        for name in ("runs.parquet", "curves.parquet", "manifest.json"):
+        for name in ("runs.parquet", "curves.parquet", "networks.parquet", "manifest.json"):
             (out / name).unlink(missing_ok=True)
     done = stored_run_ids(out)
     wanted = {c.run_id(s) for c in exp.configs() for s in exp.seeds}
@@ -360,20 +369,92 @@ def merge(out: Path) -> None:
     runs = table.take(pc.sort_indices(table, sort_keys=keys))
     by_id = table.take(pc.sort_indices(table, sort_keys=[("run_id", "ascending")]))
     lengths = pc.list_value_length(by_id["curve"]).to_numpy()
-    curves = pa.table(
-        {
-            "run_id": np.repeat(by_id["run_id"].to_numpy(zero_copy_only=False), lengths),
-            "epoch": np.concatenate([np.arange(n) for n in lengths]),
-            "loss": pc.list_flatten(by_id["curve"]),
-        }
-    )
+    outputs = {
+        "curves.parquet": pa.table(
+            {
+                "run_id": np.repeat(by_id["run_id"].to_numpy(zero_copy_only=False), lengths),
+                "epoch": np.concatenate([np.arange(n) for n in lengths]),
+                "loss": pc.list_flatten(by_id["curve"]),
+            }
+        )
+    }
+    if "params" in table.column_names:
+        saved = by_id.filter(pc.is_valid(by_id["params"]))
+        outputs["networks.parquet"] = saved.select(["run_id", "params"])
     # Through pandas, so that the parquet metadata keeps epochs_to_threshold a nullable integer.
-    frame = runs.drop_columns(["curve"]).to_pandas()
+    frame = runs.drop_columns([c for c in LIST_COLUMNS if c in runs.column_names]).to_pandas()
     frame["epochs_to_threshold"] = frame["epochs_to_threshold"].astype("Int64")
-    for name, write in (
-        ("runs.parquet", lambda path: frame.to_parquet(path, index=False)),
-        ("curves.parquet", lambda path: pq.write_table(curves, path)),
-    ):
+    writers = {"runs.parquet": lambda path: frame.to_parquet(path, index=False)}
+    for name, t in outputs.items():
+        writers[name] = lambda path, t=t: pq.write_table(t, path)
+    for name, write in writers.items():
         tmp = out / f".{name}.{os.getpid()}.tmp"
         write(tmp)
         os.replace(tmp, out / name)
+
+
+@dataclass(frozen=True, eq=False)
+class Results:
+    """A results folder, read back.
+
+    Attributes
+    ----------
+    experiment : Experiment
+        The resolved experiment (experiment.toml).
+    runs, curves : DataFrame
+        The tables (from runs.parquet and curves.parquet, or from the part files of a sweep that
+        was interrupted before its merge).
+    total : int
+        The runs the experiment defines; ``len(runs) < total`` means a partial sweep.
+    """
+
+    path: Path
+    experiment: Experiment
+    runs: pd.DataFrame
+    curves: pd.DataFrame | None
+    total: int
+
+    @property
+    def partial(self) -> bool:
+        return len(self.runs) < self.total
+
+
+def read_results(out: Path, *, curves: bool = True) -> Results:
+    """Read a results folder written by `run`; ExperimentError when it holds no nnlab results or no
+    run yet. An interrupted sweep's part files are merged (into the folder) first."""
+    import pandas as pd
+
+    from nnlab.experiment import load
+
+    out = Path(out)
+    if not out.is_dir():
+        raise ExperimentError(f"{out}: no such results folder")
+    if not (out / "experiment.toml").is_file():
+        raise ExperimentError(f"{out}: holds no nnlab results (no experiment.toml); run `nnlab run` first")
+    exp = load(out / "experiment.toml")
+    stored = stored_run_ids(out)
+    if not stored and not (out / "runs.parquet").is_file():
+        raise ExperimentError(f"{out}: no run is stored yet; run `nnlab run` on its experiment first")
+    runs_path = out / "runs.parquet"
+    if stored and (
+        not runs_path.is_file() or len(pd.read_parquet(runs_path, columns=["run_id"])) < len(stored)
+    ):
+        merge(out)  # the sweep was interrupted before it merged its parts
+    runs = pd.read_parquet(runs_path)
+    table = pd.read_parquet(out / "curves.parquet") if curves else None
+    return Results(out, exp, runs, table, len(exp.configs()) * len(exp.seeds))
+
+
+def read_networks(out: Path, runs: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The final parameters (n_params,) of each run of ``runs`` stored in ``out``/networks.parquet
+    (experiments with ``save_networks = true``), by run id; empty when none were saved."""
+    import pyarrow.parquet as pq
+
+    path = Path(out) / "networks.parquet"
+    if not path.is_file():
+        return {}
+    table = pq.read_table(path)
+    wanted = set(runs["run_id"])
+    ids = table["run_id"].to_pylist()
+    params = table["params"].to_pylist()
+    return {i: np.asarray(p) for i, p in zip(ids, params, strict=True) if i in wanted and p is not None}

@@ -297,6 +297,9 @@ def make_task(kind: str, params: Mapping[str, object] | None = None) -> tuple[np
     fn = TASKS[_choice("kind", kind, TASKS)]
     params = dict(params or {})
     allowed = list(inspect.signature(fn).parameters)
+    if "seed" not in allowed:
+        # Every experiment has a data seed; fixed data (digits, a file) uses it only for the split.
+        params.pop("seed", None)
     for key in params:
         if key not in allowed:
             hint = did_you_mean(key, allowed)

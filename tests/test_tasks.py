@@ -143,3 +143,18 @@ def test_split_bad_fraction():
         tasks.split(X, X, test_fraction=1.0)
     with pytest.raises(ValueError, match="^test_fraction: 0.9 leaves no training samples"):
         tasks.split(X, X, test_fraction=0.9)
+
+
+def test_fixed_data_takes_the_experiments_data_seed(tmp_path):
+    """digits and file data have no randomness: the data seed every experiment carries only
+    chooses their held-out split."""
+    from nnlab.experiment import validate
+    from nnlab.sweep import load_data
+
+    csv = tmp_path / "data.csv"
+    csv.write_text("a,b,y\n" + "".join(f"{i},{-i},{i / 10}\n" for i in range(8)))
+    fields = {"path": str(csv), "inputs": ["a", "b"], "targets": ["y"]}
+    np.testing.assert_array_equal(tasks.make_task("file", {**fields, "seed": 3})[0], tasks.file(**fields)[0])
+    exp = validate({"name": "f", "task": {"kind": "file", **fields, "test_fraction": 0.25}})
+    X, Y, X_test, Y_test = load_data(exp)
+    assert X.shape == (6, 2) and X_test.shape == (2, 2)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Reproduce the canonical studies: every sweep, then its summary, figures and report, into
+# results/<name>/. At most 15 minutes on 2 cores (measured: see README.md).
+#
+#   scripts/reproduce.sh [--fresh] [NAME ...]     (default: all five studies)
+#
+# A rerun resumes: runs already stored are not trained again (their numbers would not change: a
+# run depends only on its configuration and seed). --fresh retrains everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NNLAB=${NNLAB:-.venv/bin/nnlab}
+JOBS=${JOBS:-2}
+FRESH=()
+if [[ "${1:-}" == "--fresh" ]]; then FRESH=(--fresh); shift; fi
+STUDIES=("$@")
+if [[ ${#STUDIES[@]} -eq 0 ]]; then
+  STUDIES=(xor_capacity teacher_student digits_spread depth_width chain_gradients)
+fi
+start=$SECONDS
+for name in "${STUDIES[@]}"; do
+  t=$SECONDS
+  "$NNLAB" run "experiments/$name.toml" --jobs "$JOBS" --quiet "${FRESH[@]}"
+  "$NNLAB" summary "results/$name" --format markdown > "results/$name/summary.md"
+  "$NNLAB" summary "results/$name" --format csv > "results/$name/summary.csv"
+  "$NNLAB" report "results/$name" --format png --format svg
+  echo "$name: $((SECONDS - t)) s"
+done
+echo "all: $((SECONDS - start)) s"

@@ -1,0 +1,196 @@
+"""Statistics on small hand-made tables with known answers, and pruning of built networks."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnlab import analysis, init_network, loss_of, network_from_arrays, train
+from nnlab.network import flat_params, network_from_flat
+from nnlab.tasks import chain, xor
+
+
+def test_wilson_interval_known_values():
+    lo, hi = analysis.wilson([0, 5, 10], [10, 10, 10])
+    # 0/10: [0, z^2 / (n + z^2)]; 5/10 and 10/10 from the closed form (published tables).
+    np.testing.assert_allclose(lo, [0.0, 0.236593, 0.722467], atol=1e-6)
+    np.testing.assert_allclose(hi, [0.277533, 0.763407, 1.0], atol=1e-6)
+    assert np.isnan(analysis.wilson(0, 0)[0])
+
+
+def test_iqm_cuts_a_quarter_at_each_end():
+    assert analysis.iqm(np.arange(1, 9)) == 4.5
+    assert analysis.iqm([100, 0, 1, 2, 3, 4, 100, 0]) == 2.5
+    assert analysis.iqm([7.0]) == 7.0
+    assert np.isnan(analysis.iqm([]))
+
+
+def test_quantiles_allow_infinite_losses():
+    x = [3.0, 1.0, 2.0, 4.0]
+    np.testing.assert_allclose(analysis.quantiles(x, [0, 0.25, 0.5, 1]), np.quantile(x, [0, 0.25, 0.5, 1]))
+    q = analysis.quantiles([1.0, 2.0, 3.0, np.inf], [0.5, 0.6, 2 / 3, 0.9])
+    np.testing.assert_array_equal(q, [2.5, 2.8, 3.0, np.inf])
+
+
+def test_ert_counts_failures_at_their_budget():
+    assert analysis.ert([10, np.nan, 30, np.nan], 100) == (10 + 100 + 30 + 100) / 2
+    assert analysis.ert(pd.array([10, None], dtype="Int64"), [50, 80]) == (10 + 80) / 1
+    assert analysis.ert([np.nan, np.nan], 100) == np.inf
+
+
+def test_distinct_optima_groups_stopped_runs_by_relative_loss():
+    loss = [1e-5, 3e-4, 0.25, 0.251, 0.5, 0.52, 0.9, 0.7]
+    grad = [1e-6, 1e-4, 1e-4, 1e-4, 1e-4, 1e-4, 1e-4, 0.5]  # the last run still moves
+    # zero-loss basin; 0.25 ~ 0.251; 0.5 ~ 0.52 (within 5%); 0.9
+    assert analysis.distinct_optima(loss, grad, 1e-3) == 4
+    assert analysis.distinct_optima(loss, grad, 1e-3, rtol=0.01) == 5
+    assert analysis.distinct_optima(loss, grad, 1e-3, gtol=1e-7) == 1  # solved runs count anyway
+    assert analysis.distinct_optima([np.inf, np.nan], [0.0, 0.0], 1e-3) == 0
+
+
+def runs_table() -> pd.DataFrame:
+    """Two widths of 4 seeds: width 2 solves 1 of 4 (one seed diverged), width 8 all."""
+    rows = []
+    finals = {2: [1e-4, 0.2, 0.2, np.nan], 8: [1e-5, 2e-5, 3e-5, 4e-5]}
+    epochs_to = {2: [40, None, None, None], 8: [10, 20, 30, 40]}
+    for width in (8, 2):
+        for seed in range(4):
+            rows.append(
+                {
+                    "run_id": f"{width}-{seed}",
+                    "depth": 1,
+                    "width": width,
+                    "hidden": "tanh",
+                    "output": "tanh",
+                    "bias": True,
+                    "loss": "half_squared",
+                    "lr": 0.1,
+                    "batch_size": 1,
+                    "epochs": 100,
+                    "seed": seed,
+                    "n_params": 4 * width + 1,
+                    "final_loss": finals[width][seed],
+                    "epochs_to_threshold": epochs_to[width][seed],
+                    "final_grad_norm": 1e-5,
+                    "diverged": np.isnan(finals[width][seed]),
+                }
+            )
+    runs = pd.DataFrame(rows)
+    runs["epochs_to_threshold"] = runs["epochs_to_threshold"].astype("Int64")
+    return runs
+
+
+def test_summarize_hand_table():
+    s = analysis.summarize(runs_table(), 1e-3)
+    assert list(s["width"]) == [2, 8]  # numeric order
+    w2, w8 = s.iloc[0], s.iloc[1]
+    assert (w2["runs"], w2["diverged"], w2["successes"]) == (4, 1, 1)
+    assert w2["success"] == 0.25 and w8["success"] == 1.0
+    assert w2["median"] == 0.2  # the diverged run counts as +inf
+    assert w2["q90"] == np.inf
+    assert w2["ert"] == (40 + 100 + 100 + 100) / 1 and w8["ert"] == (10 + 20 + 30 + 40) / 4
+    assert w2["median_epochs"] == 40 and w8["median_epochs"] == 25
+    assert w8["iqm"] == pytest.approx(2.5e-5)
+    assert (w2["optima"], w8["optima"]) == (2, 1)  # zero loss and the 0.2 plateau; zero loss only
+    lo, hi = analysis.wilson(1, 4)
+    assert (w2["success_lo"], w2["success_hi"]) == (lo, hi)
+    assert (w2["capacity"], w8["capacity"]) == ("critical", "over-capacity")
+
+
+def test_capacity_labels_and_smallest_widths():
+    assert analysis.capacity_label(0.0) == "under-capacity"
+    assert analysis.capacity_label(0.5) == "critical"
+    assert analysis.capacity_label(0.95) == "over-capacity"
+    runs = runs_table()
+    never = runs[runs["width"] == 2].assign(width=1, final_loss=0.3, epochs_to_threshold=pd.NA)
+    deeper = runs.assign(depth=2, final_loss=0.3, epochs_to_threshold=pd.NA)
+    s = analysis.summarize(pd.concat([runs, never, deeper]), 1e-3)
+    assert list(s["capacity"][s["depth"] == 1]) == ["under-capacity", "critical", "over-capacity"]
+    c = analysis.capacity(s)
+    assert list(c["depth"]) == [1, 2]
+    assert (c["min_width_solves"][0], c["min_width_reliable"][0]) == (2, 8)
+    assert np.isnan(c["min_width_solves"][1]) and np.isnan(c["min_width_reliable"][1])
+
+
+def solved_xor_networks(width: int) -> tuple:
+    X, Y = xor()
+    result = train(init_network([2, width, 1], seeds=range(16)), X, Y, lr=0.3, epochs=600)
+    solved = np.flatnonzero(result.loss_curve[:, -1] < 1e-3)
+    assert len(solved) >= 2
+    return result.network.replica(list(solved[:2])), X, Y
+
+
+def test_pruning_removes_duplicated_and_constant_units():
+    net, X, Y = solved_xor_networks(3)
+    base = analysis.redundant_units(net, X, Y, 1e-3)
+    assert np.all(base >= 0) and np.all(base <= 2)
+    W1, W2 = net.weights
+    b1, b2 = net.biases
+    # Every unit twice, each copy with half the outgoing weight: the same function, width 6.
+    twice = network_from_arrays(
+        [np.concatenate([W1, W1], axis=2), np.concatenate([W2, W2], axis=1) / 2],
+        [np.concatenate([b1, b1], axis=1), b2],
+    )
+    np.testing.assert_allclose(loss_of(twice, X, Y), loss_of(net, X, Y), rtol=1e-9)
+    np.testing.assert_array_equal(analysis.redundant_units(twice, X, Y, 1e-3), base + 3)
+    # Plus a unit that is constant on the data (no input weights) with a large outgoing weight.
+    R = net.n_replicas
+    const = network_from_arrays(
+        [
+            np.concatenate([W1, np.zeros((R, 2, 1))], axis=2),
+            np.concatenate([W2, np.full((R, 1, 1), 5.0)], axis=1),
+        ],
+        [np.concatenate([b1, np.full((R, 1), 2.0)], axis=1), b2 - 5.0 * np.tanh(2.0)],
+    )
+    np.testing.assert_allclose(loss_of(const, X, Y), loss_of(net, X, Y), rtol=1e-9)
+    np.testing.assert_array_equal(analysis.redundant_units(const, X, Y, 1e-3), base + 1)
+
+
+def test_pruning_of_an_unsolved_network_is_nan_and_keeps_one_unit_per_layer():
+    X, Y = xor()
+    net = init_network([2, 2, 1], seeds=[0])
+    assert np.isnan(analysis.redundant_units(net, X, Y, 1e-9)).all()
+    # An identity "task" solved by any network: loss threshold above the initial loss.
+    deep = init_network([2, 3, 3, 1], seeds=[1])
+    assert analysis.redundant_units(deep, X, Y, 10.0)[0] == 4  # 6 hidden units, one kept per layer
+
+
+def test_redundancy_maps_saved_parameters_to_runs():
+    net, X, Y = solved_xor_networks(4)
+    flat = flat_params(net)
+    again = network_from_flat(flat, [2, 4, 1])
+    for a, b in zip(again.weights + again.biases, net.weights + net.biases, strict=True):
+        np.testing.assert_array_equal(a, b)
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c"],
+            "depth": 1,
+            "width": 4,
+            "bias": True,
+            "hidden": "tanh",
+            "output": "tanh",
+            "loss": "half_squared",
+        }
+    )
+    red = analysis.redundancy(runs, {"a": flat[0], "b": flat[1]}, X, Y, 1e-3)
+    assert list(red["run_id"]) == ["a", "b"]
+    np.testing.assert_array_equal(red["redundant_units"], analysis.redundant_units(net, X, Y, 1e-3))
+    np.testing.assert_array_equal(red["kept_units"], 4 - red["redundant_units"])
+
+
+def test_chain_gradients_match_the_closed_form():
+    X, Y = chain(n=8)
+    table = analysis.chain_gradients([1, 2, 3], range(5), X, Y)
+    assert list(table.columns) == ["L", "seed", "grad_w1", "loss"] and len(table) == 15
+    for L in (1, 2, 3):
+        net = init_network([1] * (L + 1), seeds=range(5), bias=False)
+        w = [W[:, 0, 0] for W in net.weights]
+        f = [X[:, 0][None, :] * np.ones((5, 1))]
+        for wi in w:
+            f.append(np.tanh(f[-1] * wi[:, None]))
+        # dL/dw_1 = mean_n (f_L - y) prod_{i=1..L} (1 - f_i^2) * prod_{i=2..L} w_i * x
+        g = (f[-1] - Y[:, 0]) * X[:, 0]
+        for i in range(1, L + 1):
+            g = g * (1 - f[i] ** 2)
+        for i in range(1, L):
+            g = g * w[i][:, None]
+        np.testing.assert_allclose(table.loc[table["L"] == L, "grad_w1"], np.abs(g.mean(axis=1)), rtol=1e-12)

@@ -1,0 +1,116 @@
+"""summary, figures and report: the library functions and the CLI commands, with their errors."""
+
+import tomllib
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from nnlab import report, sweep
+from nnlab.cli import app
+from nnlab.experiment import validate
+
+runner = CliRunner()
+
+
+def experiment(save_networks=True, seeds=8, depth=(1, 2)):
+    return validate(
+        {
+            "name": "tiny",
+            "description": "XOR widths for the report tests",
+            "threshold": 1e-2,
+            "save_networks": save_networks,
+            "task": {"kind": "xor"},
+            "model": {"depth": list(depth), "width": [1, 2, 4]},
+            "train": {"lr": 0.3, "epochs": 60, "seeds": seeds},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results") / "tiny"
+    sweep.run(experiment(), out)
+    return out
+
+
+def test_study_summary_has_one_row_per_configuration(folder):
+    s = report.study(folder)
+    assert len(s.summary) == 6 and not s.results.partial
+    assert list(s.summary["width"][s.summary["depth"] == 1]) == [1, 2, 4]
+    assert "redundant_units" in s.summary and len(s.redundant) == 48
+    assert set(s.capacity["depth"]) == {1, 2}
+
+
+def test_summary_formats(folder):
+    text = runner.invoke(app, ["summary", str(folder)])
+    assert text.exit_code == 0, text.output
+    assert "success [95% CI]" in text.output and "under-capacity" in text.output
+    md = runner.invoke(app, ["summary", str(folder), "--format", "markdown"])
+    lines = md.output.strip().splitlines()
+    assert lines[0].startswith("| depth | width |") and lines[1].startswith("|--:|")
+    assert len(lines) == 2 + 6
+    csv = runner.invoke(app, ["summary", str(folder), "--format", "csv"])
+    from io import StringIO
+
+    table = pd.read_csv(StringIO(csv.output))
+    assert len(table) == 6 and {"success_lo", "success_hi", "ert", "optima", "capacity"} <= set(table.columns)
+
+
+def test_figures_and_report_are_written(folder):
+    result = runner.invoke(app, ["figures", str(folder), "--format", "png"])
+    assert result.exit_code == 0, result.output
+    pngs = sorted(p.stem for p in (folder / "figures").glob("*.png"))
+    assert pngs == ["capacity", "convergence", "ecdf", "heatmap", "spread"]
+    result = runner.invoke(app, ["report", str(folder)])
+    assert result.exit_code == 0, result.output
+    text = (folder / "report.md").read_text()
+    assert text.startswith("# tiny\n") and "Partial" not in text
+    for needed in (
+        "## Summary",
+        "## Capacity",
+        "## Figures",
+        "![spread](figures/spread.png)",
+        "units redundant",
+    ):
+        assert needed in text, needed
+    assert (folder / "figures" / "spread.svg").is_file()
+    toml = text.split("```toml\n")[1].split("```")[0]
+    assert tomllib.loads(toml)["name"] == "tiny"
+
+
+def test_missing_foreign_and_empty_folders_exit_2(tmp_path):
+    for command in ("summary", "figures", "report"):
+        result = runner.invoke(app, [command, str(tmp_path / "nope")])
+        assert result.exit_code == 2 and "no such results folder" in result.output
+        assert "Traceback" not in result.output
+    (tmp_path / "foreign").mkdir()
+    result = runner.invoke(app, ["summary", str(tmp_path / "foreign")])
+    assert result.exit_code == 2 and "holds no nnlab results" in result.output
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "experiment.toml").write_text(experiment().to_toml())
+    result = runner.invoke(app, ["report", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "no run is stored yet" in result.output
+    result = runner.invoke(app, ["summary", str(tmp_path / "nope"), "--format", "xml"])
+    assert result.exit_code == 2
+
+
+def test_partial_results_warn_and_mark_the_report(tmp_path):
+    out = tmp_path / "part"
+    sweep.run(experiment(save_networks=False, seeds=4, depth=(1,)), out)
+    # The experiment now asks for more seeds than are stored: an unfinished sweep.
+    (out / "experiment.toml").write_text(experiment(save_networks=False, seeds=8, depth=(1,)).to_toml())
+    result = runner.invoke(app, ["summary", str(out)])
+    assert result.exit_code == 0 and "partial results, 12 of 24 runs" in result.output
+    result = runner.invoke(app, ["report", str(out), "--format", "png"])
+    assert result.exit_code == 0 and "(partial results)" in result.output
+    assert "**Partial results:** 12 of 24 runs" in (out / "report.md").read_text()
+
+
+def test_interrupted_sweep_is_merged_when_read(tmp_path):
+    out = tmp_path / "cut"
+    sweep.run(experiment(save_networks=False, seeds=4, depth=(1,)), out)
+    (out / "runs.parquet").unlink()
+    (out / "curves.parquet").unlink()
+    s = report.study(out)
+    assert len(s.results.runs) == 12 and len(s.results.curves) == 12 * 61
