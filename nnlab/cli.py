@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 import nnlab
-from nnlab import tasks
+from nnlab import analysis, tasks
 
 app = typer.Typer(
     help="nnlab: optimization studies of feedforward networks trained with SGD.", no_args_is_help=True
@@ -137,7 +137,7 @@ Formats = Annotated[
 ]
 
 
-def _study(folder: Path, *, curves: bool, gtol: float = 1e-3, rtol: float = 0.05):
+def _study(folder: Path, *, curves: bool, gtol: float = analysis.GTOL, rtol: float = analysis.RTOL):
     """The folder's study, bad input turned into a one-line error; warns when results are partial."""
     from nnlab import report
 
@@ -157,8 +157,8 @@ def _study(folder: Path, *, curves: bool, gtol: float = 1e-3, rtol: float = 0.05
 def summary(
     folder: Folder,
     format: Annotated[TableFormat, typer.Option(help="Output format.")] = TableFormat.text,
-    gtol: Gtol = 1e-3,
-    rtol: Rtol = 0.05,
+    gtol: Gtol = analysis.GTOL,
+    rtol: Rtol = analysis.RTOL,
 ) -> None:
     """Print the per-configuration statistics table of a results folder."""
     from nnlab import report
@@ -185,7 +185,9 @@ def figures(folder: Folder, format: Formats = None) -> None:
 
 
 @app.command("report")
-def report_command(folder: Folder, format: Formats = None, gtol: Gtol = 1e-3, rtol: Rtol = 0.05) -> None:
+def report_command(
+    folder: Folder, format: Formats = None, gtol: Gtol = analysis.GTOL, rtol: Rtol = analysis.RTOL
+) -> None:
     """Write FOLDER/report.md: the experiment, the summary, the capacity verdicts and the figures."""
     from nnlab import report
 

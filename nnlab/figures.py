@@ -236,6 +236,7 @@ def spread(runs: pd.DataFrame, threshold: float | None = None) -> Figure:
                 size=3,
                 alpha=0.7,
                 legend=False,
+                rasterized=True,  # thousands of points: keeps the SVG and PDF small
             )
         # Points that cannot be drawn still count: say how many seeds of each width diverged.
         lost = sub.loc[~ok, "width"].value_counts()
@@ -389,7 +390,7 @@ def convergence(runs: pd.DataFrame, curves: pd.DataFrame, threshold: float | Non
         for w, g in sub.groupby("width", sort=True):
             g = g.sort_values("epoch")
             color = colors[_fmt(w)]
-            ax.fill_between(g["epoch"], g["q25"], g["q75"], color=color, alpha=0.2, lw=0)
+            ax.fill_between(g["epoch"], g["q25"], g["q75"], color=color, alpha=0.2, lw=0, rasterized=True)
             ax.plot(g["epoch"], g["median"], color=color, lw=1.8)
         if threshold is not None:
             ax.axhline(threshold, color="0.3", ls="--", lw=1.2, zorder=1.5)
@@ -592,6 +593,7 @@ def chain_gradients(table: pd.DataFrame) -> Figure:
             color=colors[0],
             ax=ax,
             label="one seed",
+            rasterized=True,
         )
         med = shown.groupby("L")["grad_w1"].median()
         ax.plot(med.index, med.to_numpy(), color=colors[1], marker="o", lw=2, label="median over seeds")

@@ -45,11 +45,13 @@ class Study:
     summary: pd.DataFrame
     capacity: pd.DataFrame
     redundant: pd.DataFrame | None
-    gtol: float = 1e-3
-    rtol: float = 0.05
+    gtol: float = analysis.GTOL
+    rtol: float = analysis.RTOL
 
 
-def study(folder: Path, *, curves: bool = True, gtol: float = 1e-3, rtol: float = 0.05) -> Study:
+def study(
+    folder: Path, *, curves: bool = True, gtol: float = analysis.GTOL, rtol: float = analysis.RTOL
+) -> Study:
     """Read ``folder`` and compute its statistics (see `nnlab.analysis.summarize` for gtol, rtol)."""
     results = read_results(folder, curves=curves)
     exp = results.experiment
@@ -210,15 +212,18 @@ def report(s: Study, figure_files: list[Path]) -> str:
         f"a run is solved when its training loss falls below {exp.threshold:g}.",
     ]
     if manifest:
-        start, end = manifest.get("start"), manifest.get("end")
-        took = ""
-        if start and end:
-            seconds = (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds()
-            took = f" in {seconds:.0f} s"
+        sessions = manifest.get("sessions", [])
+        trained = [x for x in sessions if x.get("runs_trained")]
+        seconds = sum(
+            (dt.datetime.fromisoformat(x["end"]) - dt.datetime.fromisoformat(x["start"])).total_seconds()
+            for x in trained
+        )
+        took = f" in {seconds:.0f} s of sweep time" if trained else ""
+        how = ", ".join(sorted({f"{x['jobs']} job(s), backend {x['backend']}" for x in trained}))
         commit = str(manifest.get("git_commit"))[:10]
         lines += [
-            f"Computed by nnlab {manifest.get('nnlab')} (commit {commit}){took}, "
-            f"{manifest.get('jobs')} job(s), backend {manifest.get('backend')}.",
+            f"Computed by nnlab {manifest.get('nnlab')} (commit {commit}){took}"
+            + (f" ({how})." if how else ".")
         ]
     lines += [
         "",

@@ -331,6 +331,14 @@ def run(
     merge(out)
     import nnlab
 
+    ended = dt.datetime.now(dt.UTC)
+    session = {
+        "start": started.isoformat(),
+        "end": ended.isoformat(),
+        "jobs": jobs,
+        "backend": "in-process" if local else backend,
+        "runs_trained": finished - (total - sum(len(j.seeds) for j in todo)),
+    }
     manifest = {
         "experiment": exp.name,
         "nnlab": nnlab.__version__,
@@ -338,18 +346,31 @@ def run(
         "python": platform.python_version(),
         "git_commit": _git_commit(),
         "start": started.isoformat(),
-        "end": dt.datetime.now(dt.UTC).isoformat(),
+        "end": ended.isoformat(),
         "jobs": jobs,
         "backend": "in-process" if local else backend,
         "scheduler": scheduler,
         "runs_total": total,
         "runs_done": finished,
         "failures": failures,
+        # Every session that wrote into this folder (a resumed sweep has several), oldest first.
+        "sessions": [*_previous_sessions(out, done), session],
     }
     tmp = out / ".manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     os.replace(tmp, out / "manifest.json")
     return manifest
+
+
+def _previous_sessions(out: Path, done: set[str]) -> list[dict]:
+    """The sessions recorded by the folder's manifest, when its stored runs are being kept."""
+    path = out / "manifest.json"
+    if not done or not path.is_file():
+        return []
+    try:
+        return list(json.loads(path.read_text(encoding="utf-8")).get("sessions", []))
+    except (OSError, ValueError):
+        return []
 
 
 def merge(out: Path) -> None:

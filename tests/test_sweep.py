@@ -81,6 +81,7 @@ def test_rerun_resumes_and_jobs_do_not_change_numbers(tmp_path):
     parts = sorted((tmp_path / "a" / "parts").iterdir())
     again = sweep.run(exp, tmp_path / "a")
     assert again["runs_done"] == 160 and sorted((tmp_path / "a" / "parts").iterdir()) == parts
+    assert [x["runs_trained"] for x in again["sessions"]] == [160, 0]
     sweep.run(exp, tmp_path / "b", jobs=2)
     for x, y in zip(table(tmp_path / "a"), table(tmp_path / "b"), strict=True):
         pd.testing.assert_frame_equal(x, y)
@@ -198,4 +199,5 @@ def test_a_failing_job_is_reported_and_the_sweep_goes_on(tmp_path, monkeypatch):
     assert manifest["runs_done"] == 120
     # The CLI exits 1 when a job failed; a rerun then trains only the missing runs.
     monkeypatch.setattr(sweep, "run_job", real)
-    assert sweep.run(load(write(tmp_path, epochs=5)), tmp_path / "out")["runs_done"] == 160
+    again = sweep.run(load(write(tmp_path, epochs=5)), tmp_path / "out")
+    assert again["runs_done"] == 160 and [x["runs_trained"] for x in again["sessions"]] == [120, 40]
