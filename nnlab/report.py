@@ -64,6 +64,11 @@ def study(
     return Study(results, summary, analysis.capacity(summary), redundant, gtol, rtol)
 
 
+def _pct(x: float) -> str:
+    """A percentage that never rounds a near-certain or near-impossible rate to 100% or 0%."""
+    return f"{x:.1%}" if 0 < x < 0.01 or 0.99 < x < 1 else f"{x:.0%}"
+
+
 def _loss(x: float) -> str:
     return "diverged" if not np.isfinite(x) else f"{x:.2e}"
 
@@ -82,7 +87,7 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
         f"{_loss(a)} / {_loss(b)}" for a, b in zip(summary["q10"], summary["q90"], strict=True)
     ]
     out["success [95% CI]"] = [
-        f"{s:.0%} [{lo:.0%}, {hi:.0%}]"
+        f"{_pct(s)} [{_pct(lo)}, {_pct(hi)}]"
         for s, lo, hi in zip(summary["success"], summary["success_lo"], summary["success_hi"], strict=True)
     ]
     out["ERT (epochs)"] = summary["ert"].map(lambda e: "never" if math.isinf(e) else f"{e:.0f}")
