@@ -96,21 +96,41 @@ def ert(epochs_to_threshold, budget) -> float:
     return float(np.where(solved, np.minimum(e, budget), budget).sum() / solved.sum())
 
 
-def distinct_optima(
-    final_loss, grad_norm, threshold: float, *, gtol: float = GTOL, rtol: float = RTOL
-) -> int:
+def stopped_runs(
+    runs: pd.DataFrame, curves: pd.DataFrame | None = None, *, gtol: float = GTOL, rtol: float = RTOL
+) -> np.ndarray:
+    """Which runs have stopped moving: a finite final loss, a final full-data gradient norm of at
+    most ``gtol`` and, when the curves are given, a loss that changed by at most ``rtol`` (relative)
+    over the last tenth of the epochs (a run still descending slowly has a small gradient too).
+
+    Returns
+    -------
+    ndarray of bool, one per row of ``runs``.
+    """
+    loss = runs["final_loss"].to_numpy(dtype=np.float64)
+    ok = np.isfinite(loss) & (runs["final_grad_norm"].to_numpy(dtype=np.float64) <= gtol)
+    if curves is not None and len(runs):
+        epochs = runs["epochs"].to_numpy()
+        earlier = epochs - np.maximum(1, np.rint(0.1 * epochs).astype(int))
+        wanted = pd.MultiIndex.from_arrays([runs["run_id"].to_numpy(), earlier])
+        before = curves.set_index(["run_id", "epoch"])["loss"].reindex(wanted).to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ok &= np.abs(loss - before) <= rtol * np.abs(loss)
+    return ok
+
+
+def distinct_optima(final_loss, stopped, threshold: float, *, rtol: float = RTOL) -> int:
     """How many distinct optima the runs ended in.
 
     Solved runs (loss below ``threshold``) count as one optimum, zero loss, which SGD approaches
     without reaching, whatever their gradient. Of the others only the runs that have stopped moving
-    count: finite loss and a final full-data gradient norm of at most ``gtol``; they are sorted by
-    loss and a new optimum starts wherever the next loss is more than ``rtol`` (relative) above the
-    previous one.
+    count (``stopped``, see `stopped_runs`); they are sorted by loss and a new optimum starts
+    wherever the next loss is more than ``rtol`` (relative) above the previous one.
     """
     loss = np.asarray(final_loss, dtype=np.float64)
-    g = np.asarray(grad_norm, dtype=np.float64)
+    stopped = np.asarray(stopped, dtype=bool)
     solved = loss < threshold
-    rest = np.sort(loss[~solved & np.isfinite(loss) & (g <= gtol)])
+    rest = np.sort(loss[~solved & np.isfinite(loss) & stopped])
     groups = int(solved.any())
     if len(rest):
         groups += 1 + int(np.count_nonzero(rest[1:] > rest[:-1] * (1 + rtol)))
@@ -131,6 +151,7 @@ def summarize(
     runs: pd.DataFrame,
     threshold: float,
     *,
+    curves: pd.DataFrame | None = None,
     gtol: float = GTOL,
     rtol: float = RTOL,
     redundant: pd.DataFrame | None = None,
@@ -143,8 +164,10 @@ def summarize(
         runs.parquet: one row per run.
     threshold : float
         The experiment's threshold: a run succeeded when its final loss is below it.
+    curves : DataFrame, optional
+        curves.parquet; with it a run must also have a flat loss to count as stopped.
     gtol, rtol : float
-        See `distinct_optima`.
+        See `stopped_runs` and `distinct_optima`.
     redundant : DataFrame, optional
         `redundancy`'s table (run_id, redundant_units): adds ``redundant_units``, the median over
         a configuration's solved runs.
@@ -156,11 +179,13 @@ def summarize(
         ``n_params``, the final loss's ``median``, ``iqm``, ``q10``, ``q25``, ``q75``, ``q90``
         (a diverged run's loss counts as +inf), ``successes``, ``success`` (rate) with its Wilson
         95% interval ``success_lo``, ``success_hi``, ``ert`` (epochs; inf when no run succeeded),
-        ``median_epochs`` (to threshold, among the successes), ``stopped`` (runs whose gradient
-        norm is at most gtol), ``optima`` (distinct optima among them) and ``capacity`` (see
+        ``median_epochs`` (to threshold, among the successes), ``stopped`` (runs that stopped
+        moving, `stopped_runs`), ``optima`` (`distinct_optima`) and ``capacity`` (see
         `capacity_label`); with a held-out split also ``median_test_loss``.
     """
     axes = config_axes(runs)
+    runs = runs.reset_index(drop=True)
+    still = pd.Series(stopped_runs(runs, curves, gtol=gtol, rtol=rtol), index=runs.index)
     if redundant is not None:
         per_run = redundant.set_index("run_id")["redundant_units"]
     rows = []
@@ -185,8 +210,8 @@ def summarize(
             success=success.mean(),
             ert=ert(np.where(success, e, np.nan), g["epochs"].to_numpy()),
             median_epochs=float(np.median(e[success])) if success.any() else np.nan,
-            stopped=int(np.count_nonzero(np.isfinite(loss) & (g["final_grad_norm"].to_numpy() <= gtol))),
-            optima=distinct_optima(loss, g["final_grad_norm"], threshold, gtol=gtol, rtol=rtol),
+            stopped=int(np.count_nonzero(still[g.index])),
+            optima=distinct_optima(loss, still[g.index], threshold, rtol=rtol),
         )
         if "test_loss" in g.columns:
             row["median_test_loss"] = float(np.median(g["test_loss"]))

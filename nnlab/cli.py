@@ -163,7 +163,7 @@ def summary(
     """Print the per-configuration statistics table of a results folder."""
     from nnlab import report
 
-    s = _study(folder, curves=False, gtol=gtol, rtol=rtol)
+    s = _study(folder, curves=True, gtol=gtol, rtol=rtol)
     if format is TableFormat.csv:
         typer.echo(s.summary.to_csv(index=False), nl=False)
     elif format is TableFormat.markdown:

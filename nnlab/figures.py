@@ -178,6 +178,14 @@ def _width_legend(fig: Figure, widths: Sequence) -> None:
 # -- the figures -----------------------------------------------------------------------------------
 
 
+def _strip(ax, x: np.ndarray, y: np.ndarray, **kwargs) -> None:
+    """One point per seed at x, jittered sideways by up to 0.25. The jitter comes from a fixed
+    Generator (seaborn's stripplot draws from numpy's global one), so regenerated figures are
+    identical; rasterized, as thousands of points would bloat an SVG or PDF."""
+    jitter = np.random.default_rng(0).uniform(-0.25, 0.25, size=len(x))
+    ax.scatter(np.asarray(x, dtype=np.float64) + jitter, y, lw=0, rasterized=True, **kwargs)
+
+
 @_styled
 def spread(runs: pd.DataFrame, threshold: float | None = None) -> Figure:
     """Final loss of every seed per width: the spread of the optima SGD ends in.
@@ -222,22 +230,9 @@ def spread(runs: pd.DataFrame, threshold: float | None = None) -> Figure:
                 width=0.6,
                 linewidth=1,
             )
-            sns.stripplot(
-                shown,
-                x="width",
-                y="final_loss",
-                order=order,
-                hue="width",
-                hue_order=order,
-                palette=colors,
-                ax=ax,
-                log_scale=(False, True),
-                jitter=0.25,
-                size=3,
-                alpha=0.7,
-                legend=False,
-                rasterized=True,  # thousands of points: keeps the SVG and PDF small
-            )
+            x = shown["width"].map(order.index).to_numpy()
+            point_colors = [colors[w] for w in shown["width"]]
+            _strip(ax, x, shown["final_loss"].to_numpy(), color=point_colors, s=9, alpha=0.7)
         # Points that cannot be drawn still count: say how many seeds of each width diverged.
         lost = sub.loc[~ok, "width"].value_counts()
         for w, n in lost.items():
@@ -581,20 +576,8 @@ def chain_gradients(table: pd.DataFrame) -> Figure:
     shown = table[ok]
     lengths = sorted(table["L"].unique().tolist())
     if len(shown):
-        sns.stripplot(
-            shown,
-            x="L",
-            y="grad_w1",
-            native_scale=True,
-            log_scale=(False, True),
-            jitter=0.25,
-            size=2.5,
-            alpha=0.45,
-            color=colors[0],
-            ax=ax,
-            label="one seed",
-            rasterized=True,
-        )
+        _strip(ax, shown["L"].to_numpy(), shown["grad_w1"].to_numpy(), color=colors[0], s=6, alpha=0.45)
+        ax.scatter([], [], color=colors[0], s=6, alpha=0.45, label="one seed")
         med = shown.groupby("L")["grad_w1"].median()
         ax.plot(med.index, med.to_numpy(), color=colors[1], marker="o", lw=2, label="median over seeds")
     ax.set_yscale("log")

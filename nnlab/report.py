@@ -60,7 +60,9 @@ def study(
     if params:
         X, Y, _, _ = load_data(exp)
         redundant = analysis.redundancy(results.runs, params, X, Y, exp.threshold)
-    summary = analysis.summarize(results.runs, exp.threshold, gtol=gtol, rtol=rtol, redundant=redundant)
+    summary = analysis.summarize(
+        results.runs, exp.threshold, curves=results.curves, gtol=gtol, rtol=rtol, redundant=redundant
+    )
     return Study(results, summary, analysis.capacity(summary), redundant, gtol, rtol)
 
 
@@ -92,7 +94,7 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
     ]
     out["ERT (epochs)"] = summary["ert"].map(lambda e: "never" if math.isinf(e) else f"{e:.0f}")
     out["median epochs"] = summary["median_epochs"].map(lambda e: "-" if np.isnan(e) else f"{e:.0f}")
-    out["optima"] = [f"{o} ({s} stopped)" for o, s in zip(summary["optima"], summary["stopped"], strict=True)]
+    out["optima"] = summary["optima"].astype(str)
     if "redundant_units" in summary:
         out["redundant units"] = summary["redundant_units"].map(lambda u: "-" if np.isnan(u) else f"{u:g}")
     if "median_test_loss" in summary:
@@ -242,8 +244,9 @@ def report(s: Study, figure_files: list[Path]) -> str:
         "Losses are final full-data training losses over the seeds (a diverged run counts as +inf); "
         "success is the share of seeds below the threshold, with its Wilson 95% interval; ERT is "
         "the expected number of epochs to reach the threshold (failed runs count their whole budget); "
-        f"optima counts the distinct final losses (within {s.rtol:.0%}) among the runs that stopped "
-        f"moving (gradient norm at most {s.gtol:g}), all solved runs counting as one optimum.",
+        f"optima counts the distinct final losses (within {s.rtol:.0%}) of the runs that stopped moving "
+        f"(final gradient norm at most {s.gtol:g} and a loss that changed by at most {s.rtol:.0%} over "
+        "the last tenth of the epochs), all solved runs counting as one optimum (zero loss).",
         "",
         "## Capacity",
         "",

@@ -38,13 +38,34 @@ def test_ert_counts_failures_at_their_budget():
 
 
 def test_distinct_optima_groups_stopped_runs_by_relative_loss():
-    loss = [1e-5, 3e-4, 0.25, 0.251, 0.5, 0.52, 0.9, 0.7]
-    grad = [1e-6, 1e-4, 1e-4, 1e-4, 1e-4, 1e-4, 1e-4, 0.5]  # the last run still moves
-    # zero-loss basin; 0.25 ~ 0.251; 0.5 ~ 0.52 (within 5%); 0.9
-    assert analysis.distinct_optima(loss, grad, 1e-3) == 4
-    assert analysis.distinct_optima(loss, grad, 1e-3, rtol=0.01) == 5
-    assert analysis.distinct_optima(loss, grad, 1e-3, gtol=1e-7) == 1  # solved runs count anyway
-    assert analysis.distinct_optima([np.inf, np.nan], [0.0, 0.0], 1e-3) == 0
+    loss = [1e-5, 3e-4, 0.25, 0.26, 0.5, 0.54, 0.9, 0.7]
+    stopped = [False, True, True, True, True, True, True, False]  # the last run still moves
+    # zero-loss basin (solved runs count whether they stopped or not); 0.25 ~ 0.26; 0.5 ~ 0.54; 0.9
+    assert analysis.distinct_optima(loss, stopped, 1e-3) == 4
+    assert analysis.distinct_optima(loss, stopped, 1e-3, rtol=0.01) == 6
+    assert analysis.distinct_optima(loss, [False] * 8, 1e-3) == 1
+    assert analysis.distinct_optima([np.inf, np.nan], [True, True], 1e-3) == 0
+
+
+def test_stopped_runs_need_a_small_gradient_and_a_flat_late_loss():
+    runs = pd.DataFrame(
+        {
+            "run_id": ["flat", "falling", "steep", "diverged"],
+            "epochs": 20,
+            "final_loss": [0.2, 0.1, 0.2, np.inf],
+            "final_grad_norm": [0.01, 0.01, 0.5, 0.0],
+        }
+    )
+    np.testing.assert_array_equal(analysis.stopped_runs(runs), [True, True, False, False])
+    # Epoch 18 is the last tenth's start: "falling" lost half its loss since, "flat" 5%.
+    curves = pd.DataFrame(
+        {
+            "run_id": ["flat", "flat", "falling", "falling", "steep", "diverged"],
+            "epoch": [18, 20, 18, 20, 18, 18],
+            "loss": [0.21, 0.2, 0.2, 0.1, 0.2, 1.0],
+        }
+    )
+    np.testing.assert_array_equal(analysis.stopped_runs(runs, curves), [True, False, False, False])
 
 
 def runs_table() -> pd.DataFrame:
@@ -91,6 +112,7 @@ def test_summarize_hand_table():
     assert w2["median_epochs"] == 40 and w8["median_epochs"] == 25
     assert w8["iqm"] == pytest.approx(2.5e-5)
     assert (w2["optima"], w8["optima"]) == (2, 1)  # zero loss and the 0.2 plateau; zero loss only
+    assert (w2["stopped"], w8["stopped"]) == (3, 4)
     lo, hi = analysis.wilson(1, 4)
     assert (w2["success_lo"], w2["success_hi"]) == (lo, hi)
     assert (w2["capacity"], w8["capacity"]) == ("critical", "over-capacity")
