@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import textwrap
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ def _styled(func: Callable[..., Figure]) -> Callable[..., Figure]:
         with ExitStack() as stack:
             stack.enter_context(sns.axes_style("whitegrid"))
             stack.enter_context(sns.plotting_context("notebook", font_scale=0.8))
+            # A panel whose points share one value (a single seed, say): matplotlib widens the
+            # axis itself, and says so; nothing for the user to act on.
+            stack.enter_context(warnings.catch_warnings())
+            warnings.filterwarnings("ignore", "Attempting to set identical low and high", UserWarning)
             return func(*args, **kwargs)
 
     return wrapper

@@ -227,7 +227,8 @@ def report(s: Study, figure_files: list[Path]) -> str:
         )
         took = f" in {seconds:.0f} s of sweep time" if trained else ""
         how = ", ".join(sorted({f"{x['jobs']} job(s), backend {x['backend']}" for x in trained}))
-        commit = str(manifest.get("git_commit"))[:10]
+        commits = {str(x.get("git_commit"))[:10] for x in trained if x.get("git_commit")}
+        commit = ", ".join(sorted(commits)) or str(manifest.get("git_commit"))[:10]
         lines += [
             f"Computed by nnlab {manifest.get('nnlab')} (commit {commit}){took}"
             + (f" ({how})." if how else ".")

@@ -332,7 +332,9 @@ def run(
     import nnlab
 
     ended = dt.datetime.now(dt.UTC)
+    commit = _git_commit()
     session = {
+        "git_commit": commit,
         "start": started.isoformat(),
         "end": ended.isoformat(),
         "jobs": jobs,
@@ -344,7 +346,7 @@ def run(
         "nnlab": nnlab.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
-        "git_commit": _git_commit(),
+        "git_commit": commit,
         "start": started.isoformat(),
         "end": ended.isoformat(),
         "jobs": jobs,
