@@ -130,10 +130,17 @@ Gtol = Annotated[
     float,
     typer.Option(min=0.0, help="A run has stopped moving when its final gradient norm is at most this."),
 ]
-Rtol = Annotated[float, typer.Option(min=0.0, help="Final losses within this relative gap are one optimum.")]
+Rtol = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        help="Relative tolerance: final losses this close are one optimum, and a run whose loss changed "
+        "by no more over its last tenth of epochs has stopped moving.",
+    ),
+]
 Formats = Annotated[
     list[FigureFormat] | None,
-    typer.Option("--format", help="Figure file format (repeatable) [default: png and svg]."),
+    typer.Option("--format", help="Figure file format, repeatable; png and svg when not given."),
 ]
 
 
