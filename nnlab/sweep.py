@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nnlab.experiment import Config, Experiment, ExperimentError
+from nnlab.experiment import AXES, Config, Experiment, ExperimentError
 from nnlab.network import flat_params, init_network, loss_of
 from nnlab.sgd import train
 from nnlab.tasks import make_task, split
@@ -165,8 +165,14 @@ def _read_parts(out: Path, columns: list[str] | None = None):
     paths = sorted((out / PARTS).glob(f"job-*{PART}")) if (out / PARTS).is_dir() else []
     tables = []
     for path in paths:
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_file(source).read_all()
+        try:
+            with pa.memory_map(str(path)) as source:
+                table = pa.ipc.open_file(source).read_all()
+        except (OSError, pa.ArrowInvalid) as err:
+            # Parts are renamed into place whole, so only outside damage gets here.
+            raise ExperimentError(
+                f"{path}: unreadable part file ({err}); delete it and rerun to train its runs again"
+            ) from None
         tables.append(table.select(columns) if columns else table)
     # Missing columns become nulls: say, networks saved only by a rerun with save_networks = true.
     return pa.concat_tables(tables, promote_options="default") if tables else None
@@ -278,6 +284,8 @@ def run(
     """
     from joblib import Parallel, delayed
 
+    import nnlab
+
     out = Path(out)
     done = check_out_dir(out, exp, fresh)
     (out / PARTS).mkdir(parents=True, exist_ok=True)
@@ -288,9 +296,36 @@ def run(
     finished = total - sum(len(j.seeds) for j in todo)
     started = dt.datetime.now(dt.UTC)
     failures: list[str] = []
+    local = jobs == 1 and backend != "dask"
+    before = _previous_sessions(out, done)
+    session = {
+        "git_commit": _git_commit(),
+        "start": started.isoformat(),
+        "end": None,  # stays null in the manifest of a session that was killed
+        "jobs": jobs,
+        "backend": "in-process" if local else backend,
+        "runs_trained": None,
+    }
+    manifest = {
+        "experiment": exp.name,
+        "nnlab": nnlab.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "git_commit": session["git_commit"],
+        "start": session["start"],
+        "end": None,
+        "jobs": jobs,
+        "backend": session["backend"],
+        "scheduler": scheduler,
+        "runs_total": total,
+        "runs_done": finished,
+        "failures": failures,
+        # Every session that wrote into this folder (a resumed sweep has several), oldest first.
+        "sessions": [*before, session],
+    }
+    _write_manifest(out, manifest)
     if on_progress:
         on_progress(finished, total)
-    local = jobs == 1 and backend != "dask"
     # --jobs N is N-way parallelism: N worker processes with one engine thread each, or this
     # process alone with one thread (so --jobs 1 is strictly serial).
     threads = 1
@@ -328,40 +363,18 @@ def run(
         finished += len(job.seeds)
         if on_progress:
             on_progress(finished, total)
-    merge(out)
-    import nnlab
+    merge(out, exp.threshold)
+    ended = dt.datetime.now(dt.UTC).isoformat()
+    session.update(end=ended, runs_trained=finished - (total - sum(len(j.seeds) for j in todo)))
+    manifest.update(end=ended, runs_done=finished)
+    _write_manifest(out, manifest)
+    return manifest
 
-    ended = dt.datetime.now(dt.UTC)
-    commit = _git_commit()
-    session = {
-        "git_commit": commit,
-        "start": started.isoformat(),
-        "end": ended.isoformat(),
-        "jobs": jobs,
-        "backend": "in-process" if local else backend,
-        "runs_trained": finished - (total - sum(len(j.seeds) for j in todo)),
-    }
-    manifest = {
-        "experiment": exp.name,
-        "nnlab": nnlab.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "git_commit": commit,
-        "start": started.isoformat(),
-        "end": ended.isoformat(),
-        "jobs": jobs,
-        "backend": "in-process" if local else backend,
-        "scheduler": scheduler,
-        "runs_total": total,
-        "runs_done": finished,
-        "failures": failures,
-        # Every session that wrote into this folder (a resumed sweep has several), oldest first.
-        "sessions": [*_previous_sessions(out, done), session],
-    }
+
+def _write_manifest(out: Path, manifest: dict) -> None:
     tmp = out / ".manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     os.replace(tmp, out / "manifest.json")
-    return manifest
 
 
 def _previous_sessions(out: Path, done: set[str]) -> list[dict]:
@@ -375,9 +388,16 @@ def _previous_sessions(out: Path, done: set[str]) -> list[dict]:
         return []
 
 
-def merge(out: Path) -> None:
-    """Merge the part files into runs.parquet and curves.parquet (one row per run, sorted by
-    configuration and seed; curves sorted by run id and epoch)."""
+def merge(out: Path, threshold: float) -> None:
+    """Merge the part files into runs.parquet, curves.parquet (and networks.parquet): one row per
+    run, sorted by configuration (grid order) and seed; curves sorted by run id and epoch.
+
+    ``epochs_to_threshold`` is recomputed from the curves with ``threshold``: the threshold is not
+    part of a run's identity, so a rerun with a new threshold keeps the runs and updates it.
+    runs.parquet is written last, so a merge cut short leaves it short and `read_results` merges
+    again.
+    """
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -388,7 +408,7 @@ def merge(out: Path) -> None:
     # Two sweeps run into one folder at the same time could store a run twice; keep the first.
     _, first = np.unique(table["run_id"].to_numpy(zero_copy_only=False), return_index=True)
     table = table.take(np.sort(first))
-    keys = [(k, "ascending") for k in ("depth", "width", "lr", "seed", "run_id")]
+    keys = [(k, "ascending") for k in (*AXES, "seed", "run_id")]
     runs = table.take(pc.sort_indices(table, sort_keys=keys))
     by_id = table.take(pc.sort_indices(table, sort_keys=[("run_id", "ascending")]))
     lengths = pc.list_value_length(by_id["curve"]).to_numpy()
@@ -406,14 +426,26 @@ def merge(out: Path) -> None:
         outputs["networks.parquet"] = saved.select(["run_id", "params"])
     # Through pandas, so that the parquet metadata keeps epochs_to_threshold a nullable integer.
     frame = runs.drop_columns([c for c in LIST_COLUMNS if c in runs.column_names]).to_pandas()
-    frame["epochs_to_threshold"] = frame["epochs_to_threshold"].astype("Int64")
-    writers = {"runs.parquet": lambda path: frame.to_parquet(path, index=False)}
-    for name, t in outputs.items():
-        writers[name] = lambda path, t=t: pq.write_table(t, path)
+    frame["epochs_to_threshold"] = pd.array(_first_below(runs["curve"], threshold), dtype="Int64")
+    writers = {name: (lambda path, t=t: pq.write_table(t, path)) for name, t in outputs.items()}
+    writers["runs.parquet"] = lambda path: frame.to_parquet(path, index=False)
     for name, write in writers.items():
         tmp = out / f".{name}.{os.getpid()}.tmp"
         write(tmp)
         os.replace(tmp, out / name)
+
+
+def _first_below(curves, threshold: float) -> list[int | None]:
+    """Per curve (an Arrow list column), the first epoch whose loss is below ``threshold``."""
+    import pyarrow.compute as pc
+
+    lengths = pc.list_value_length(curves).to_numpy()
+    loss = pc.list_flatten(curves).to_numpy()
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    epoch = np.arange(loss.size) - np.repeat(starts, lengths)
+    never = np.iinfo(np.int64).max
+    first = np.minimum.reduceat(np.where(loss < threshold, epoch, never), starts)
+    return [None if e == never else int(e) for e in first]
 
 
 @dataclass(frozen=True, eq=False)
@@ -460,9 +492,11 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
         raise ExperimentError(f"{out}: no run is stored yet; run `nnlab run` on its experiment first")
     runs_path = out / "runs.parquet"
     if stored and (
-        not runs_path.is_file() or len(pd.read_parquet(runs_path, columns=["run_id"])) < len(stored)
+        not runs_path.is_file()
+        or not (out / "curves.parquet").is_file()
+        or len(pd.read_parquet(runs_path, columns=["run_id"])) < len(stored)
     ):
-        merge(out)  # the sweep was interrupted before it merged its parts
+        merge(out, exp.threshold)  # the sweep was interrupted before it merged its parts
     runs = pd.read_parquet(runs_path)
     table = pd.read_parquet(out / "curves.parquet") if curves else None
     return Results(out, exp, runs, table, len(exp.configs()) * len(exp.seeds))

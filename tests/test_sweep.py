@@ -1,5 +1,6 @@
 """The sweep runner: tables, resume after SIGKILL, determinism across --jobs, refusals, CLI errors."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -201,3 +202,63 @@ def test_a_failing_job_is_reported_and_the_sweep_goes_on(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "run_job", real)
     again = sweep.run(load(write(tmp_path, epochs=5)), tmp_path / "out")
     assert again["runs_done"] == 160 and [x["runs_trained"] for x in again["sessions"]] == [120, 40]
+
+
+def test_a_new_threshold_keeps_the_runs_and_updates_epochs_to_threshold(tmp_path):
+    out = tmp_path / "out"
+    sweep.run(load(write(tmp_path)), out)
+    before, curves = table(out)
+    looser = dataclasses.replace(load(write(tmp_path)), threshold=0.1)
+    assert sweep.run(looser, out)["sessions"][-1]["runs_trained"] == 0
+    after, _ = table(out)
+    first = curves[curves["loss"] < 0.1].groupby("run_id")["epoch"].min()
+    expected = after["run_id"].map(first).astype("Int64").rename("epochs_to_threshold")
+    pd.testing.assert_series_equal(after["epochs_to_threshold"], expected)
+    assert after["epochs_to_threshold"].notna().sum() > before["epochs_to_threshold"].notna().sum()
+
+
+def test_read_results_repairs_a_merge_cut_short(tmp_path):
+    out = tmp_path / "out"
+    sweep.run(load(write(tmp_path)), out)
+    runs, curves = table(out)
+    (out / "curves.parquet").unlink()
+    got = sweep.read_results(out)
+    assert len(got.curves) == len(curves) and len(got.runs) == len(runs)
+
+
+def test_manifest_is_written_when_a_session_starts(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+
+    def killed(*args, **kwargs):
+        assert (out / "manifest.json").is_file()  # the session is on record before any job ends
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "_write_part", killed)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(load(write(tmp_path)), out)
+    monkeypatch.undo()
+    (out / "parts" / "job-x.arrow").write_bytes(b"")  # the first session stored nothing
+    with pytest.raises(ExperimentError, match="job-x.arrow: unreadable part file"):
+        sweep.run(load(write(tmp_path)), out)
+
+
+def test_a_killed_session_stays_in_the_manifest(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    calls = []
+
+    def once(columns, path):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(path)
+        original(columns, path)
+
+    original = sweep._write_part
+    monkeypatch.setattr(sweep, "_write_part", once)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(load(write(tmp_path)), out)
+    monkeypatch.undo()
+    stored = len(sweep.stored_run_ids(out))
+    manifest = sweep.run(load(write(tmp_path)), out)
+    first, second = manifest["sessions"]
+    assert first["end"] is None and first["runs_trained"] is None
+    assert second["end"] is not None and second["runs_trained"] == 160 - stored > 0
