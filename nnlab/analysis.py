@@ -165,7 +165,8 @@ def summarize(
     threshold : float
         The experiment's threshold: a run succeeded when its final loss is below it.
     curves : DataFrame, optional
-        curves.parquet; with it a run must also have a flat loss to count as stopped.
+        curves.parquet; with it a run must also have a flat loss to count as stopped, and the
+        epochs to ``threshold`` are read from the curves (otherwise from ``epochs_to_threshold``).
     gtol, rtol : float
         See `stopped_runs` and `distinct_optima`.
     redundant : DataFrame, optional
@@ -186,6 +187,10 @@ def summarize(
     axes = config_axes(runs)
     runs = runs.reset_index(drop=True)
     still = pd.Series(stopped_runs(runs, curves, gtol=gtol, rtol=rtol), index=runs.index)
+    if curves is not None:
+        # From the curves, so that a threshold other than the one the runs were stored with holds.
+        below = curves[curves["loss"] < threshold].groupby("run_id")["epoch"].min()
+        runs = runs.assign(epochs_to_threshold=runs["run_id"].map(below))
     if redundant is not None:
         per_run = redundant.set_index("run_id")["redundant_units"]
     rows = []
@@ -214,7 +219,8 @@ def summarize(
             optima=distinct_optima(loss, still[g.index], threshold, rtol=rtol),
         )
         if "test_loss" in g.columns:
-            row["median_test_loss"] = float(np.median(g["test_loss"]))
+            test = g["test_loss"].to_numpy(dtype=np.float64)
+            row["median_test_loss"] = float(np.median(np.where(np.isnan(test), np.inf, test)))
         if redundant is not None:
             units = per_run.reindex(g["run_id"]).dropna()
             row["redundant_units"] = float(units.median()) if len(units) else np.nan
@@ -333,6 +339,8 @@ def redundant_units(
                     output=net.output,
                 )
                 losses = loss_of(stacked, X, Y, loss=loss)
+                if not np.isfinite(losses).any():
+                    continue
                 j = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan)))
                 if best is None or losses[j] < best[0]:
                     best = (losses[j], candidates[j])

@@ -34,6 +34,7 @@ _PANEL_W, _PANEL_H = 3.6, 2.9  # inches per facet: readable at 150 dpi without b
 _MAX_W = 18.0  # inches: wider grids shrink their panels instead
 _LINESTYLES = ("-", "--", ":", "-.")
 _MARKERS = ("o", "s", "^", "D", "v", "P")
+_SHOWN_MAX = 1e100  # a loss above this is drawn as diverged: no study's loss lives up there
 
 
 # -- shared helpers -------------------------------------------------------------------------------
@@ -160,17 +161,32 @@ def _threshold_note(threshold: float | None) -> str:
     return f"dashed line: threshold {threshold:g}" if threshold is not None else ""
 
 
-def _finite_positive(values: pd.Series) -> np.ndarray:
-    """Which values a log axis can show (diverged runs carry NaN or inf)."""
-    v = values.to_numpy(dtype=np.float64)
-    return np.isfinite(v) & (v > 0)
+def _finite_positive(values) -> np.ndarray:
+    """Which values a log axis can show: diverged runs carry NaN or inf, and a loss on its way
+    there (above `_SHOWN_MAX`) counts with them, as it would break the axis scale and ticks."""
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(v) & (v > 0) & (v <= _SHOWN_MAX)
+
+
+def _diverged(values) -> np.ndarray:
+    """Which losses count as diverged in a figure: inf, NaN or above `_SHOWN_MAX`."""
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return ~(np.isfinite(v) & (v <= _SHOWN_MAX))
 
 
 def _diverged_note(runs: pd.DataFrame, fate: str = "are not shown") -> str:
-    hidden = int(np.count_nonzero(~_finite_positive(runs["final_loss"])))
+    hidden = int(np.count_nonzero(_diverged(runs["final_loss"])))
     if not hidden:
         return ""
-    return f"{hidden} of {len(runs)} runs diverged (non-finite loss) and {fate}"
+    loss = runs["final_loss"].to_numpy(dtype=np.float64)
+    why = (
+        "non-finite loss"
+        if not (np.isfinite(loss) & (loss > _SHOWN_MAX)).any()
+        else "loss inf, NaN or > 1e100"
+    )
+    return f"{hidden} of {len(runs)} runs diverged ({why}) and {fate}"
 
 
 def _width_legend(fig: Figure, widths: Sequence) -> None:
@@ -239,7 +255,7 @@ def spread(runs: pd.DataFrame, threshold: float | None = None) -> Figure:
             point_colors = [colors[w] for w in shown["width"]]
             _strip(ax, x, shown["final_loss"].to_numpy(), color=point_colors, s=9, alpha=0.7)
         # Points that cannot be drawn still count: say how many seeds of each width diverged.
-        lost = sub.loc[~ok, "width"].value_counts()
+        lost = sub.loc[_diverged(sub["final_loss"]), "width"].value_counts()
         for w, n in lost.items():
             ax.text(
                 order.index(_fmt(w)),
@@ -259,8 +275,8 @@ def spread(runs: pd.DataFrame, threshold: float | None = None) -> Figure:
         ax.set_xlim(-0.5, len(order) - 0.5)
     if not _finite_positive(runs["final_loss"]).all():
         # Headroom (in decades, the y axes being shared and log) so the counts clear the points.
-        lo, hi = axes[0, 0].get_ylim()
-        axes[0, 0].set_ylim(lo, hi * (hi / lo) ** 0.2)
+        lo, hi = np.log10(axes[0, 0].get_ylim())
+        axes[0, 0].set_ylim(10**lo, 10 ** (hi + 0.2 * (hi - lo)))
     _label_outer(axes, WIDTH_LABEL, LOSS_LABEL)
     _title(
         fig,
@@ -307,7 +323,7 @@ def ecdf(runs: pd.DataFrame, threshold: float | None = None) -> Figure:
             loss = sub.loc[sub["width"] == w, "final_loss"].to_numpy(dtype=np.float64)
             if not len(loss):
                 continue
-            x = np.sort(loss[np.isfinite(loss) & (loss > 0)])
+            x = np.sort(loss[_finite_positive(loss)])
             if not len(x):
                 continue
             y = np.arange(1, len(x) + 1) / len(loss)
@@ -346,7 +362,7 @@ def _curve_quantiles(runs: pd.DataFrame, curves: pd.DataFrame, keys: list[str]) 
     group = run_group.to_numpy()[row[found]]
     epoch = curves["epoch"].to_numpy()[found].astype(np.int64)
     loss = curves["loss"].to_numpy(dtype=np.float64)[found]
-    finite = np.isfinite(loss)
+    finite = _finite_positive(loss) | (loss == 0)
     top = loss[finite].max() if finite.any() else 1.0
     loss = np.where(finite, loss, np.finfo(np.float64).max / 4)
     n_epochs = int(epoch.max()) + 1 if len(epoch) else 1

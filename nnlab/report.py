@@ -260,12 +260,18 @@ def report(s: Study, figure_files: list[Path]) -> str:
             "the threshold):",
             "",
         ]
-        for row in s.summary.itertuples(False):
-            if not np.isnan(row.redundant_units):
-                units = row.depth * row.width
+        # Every swept axis names the configuration, so no two lines read alike.
+        axes = [
+            "depth",
+            "width",
+            *(a for a in analysis.varying_axes(s.summary) if a not in ("depth", "width")),
+        ]
+        for row in s.summary.to_dict("records"):
+            if not np.isnan(row["redundant_units"]):
+                where = ", ".join(f"{a} {row[a]}" for a in axes)
                 lines.append(
-                    f"- depth {row.depth}, width {row.width}, lr {row.lr:g}: median "
-                    f"{row.redundant_units:g} of {units} units redundant."
+                    f"- {where}: median {row['redundant_units']:g} of "
+                    f"{row['depth'] * row['width']} units redundant."
                 )
         lines.append("")
     shown = [p for p in figure_files if p.suffix == ".png"]

@@ -118,6 +118,30 @@ def test_summarize_hand_table():
     assert (w2["capacity"], w8["capacity"]) == ("critical", "over-capacity")
 
 
+def test_summarize_reads_epochs_to_threshold_from_the_curves():
+    """With the curves, a threshold other than the stored one gives its own ERT and epochs."""
+    runs = runs_table()
+    epochs = np.arange(101)
+    curves = pd.concat(
+        [
+            # Every run's loss falls 0.5 -> 0.5 * 0.9**100 (~1.3e-5): below 1e-3 from epoch 59.
+            pd.DataFrame({"run_id": r, "epoch": epochs, "loss": 0.5 * 0.9**epochs})
+            for r in runs["run_id"]
+        ]
+    )
+    s = analysis.summarize(runs, 1e-3, curves=curves)
+    w2, w8 = s.iloc[0], s.iloc[1]
+    assert w8["median_epochs"] == 59 and w8["ert"] == 59
+    assert w2["median_epochs"] == 59 and w2["ert"] == 59 + 3 * 100
+
+
+def test_median_test_loss_counts_a_nan_as_infinite():
+    runs = runs_table().assign(test_loss=[0.1, 0.2, 0.3, 0.4, np.nan, np.nan, np.nan, 0.5])
+    s = analysis.summarize(runs, 1e-3)
+    assert s.iloc[1]["median_test_loss"] == 0.25
+    assert s.iloc[0]["median_test_loss"] == np.inf  # three of width 2's four test losses are NaN
+
+
 def test_capacity_labels_and_smallest_widths():
     assert analysis.capacity_label(0.0) == "under-capacity"
     assert analysis.capacity_label(0.5) == "critical"

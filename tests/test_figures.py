@@ -248,6 +248,19 @@ def test_all_runs_diverged():
         fig.canvas.draw()  # renders without error
 
 
+def test_a_loss_exploding_towards_inf_counts_as_diverged():
+    """A run stopped at 1e290 (on its way to inf) would break log ticks: drawn as diverged."""
+    runs = make_runs(widths=(2, 4), depths=(1,), seeds=3)
+    runs.loc[0, "final_loss"] = 1e290
+    curves = make_curves(runs)
+    curves.loc[curves["run_id"] == runs.loc[0, "run_id"], "loss"] = np.logspace(0, 290, EPOCHS + 1)
+    summary = analysis.summarize(runs, THRESHOLD)
+    figs = figures.figures_for(runs, curves, summary, THRESHOLD)
+    assert "1 of 6 runs diverged (loss inf, NaN or > 1e100)" in suptitle(figs["spread"])
+    for fig in figs.values():
+        fig.canvas.draw()
+
+
 def test_figures_for_keys_and_no_pyplot_figures():
     runs = make_runs(depths=(1,))
     summary = analysis.summarize(runs, THRESHOLD)
