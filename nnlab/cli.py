@@ -77,7 +77,10 @@ def run_command(
         str | None, typer.Option(help="Dask scheduler address (with --backend dask).")
     ] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a field: section.key=value (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override a field: section.key=value, or key=value at the top level (repeatable)."
+        ),
     ] = None,
     fresh: Annotated[bool, typer.Option(help="Discard runs already stored in the results folder.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,

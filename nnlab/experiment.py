@@ -30,6 +30,7 @@ LOSS_NAMES = tuple(LOSSES)
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 TOP = {"name", "description", "threshold", "save_networks", "task", "model", "train"}
+SECTIONS = {"task", "model", "train"}
 
 # What a value of each kind must be: (test, description for the error).
 KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -223,12 +224,13 @@ def validate(data: Mapping[str, Any]) -> Experiment:
     return Experiment(name, description, float(threshold), save, task, model, train)
 
 
-def parse_override(text: str) -> tuple[str, str, Any]:
-    """``section.key=value`` -> (section, key, value); the value is read as TOML (``[2, 4]``,
-    ``0.1``, ``true``, ``"relu"``), and a bare word stays a string (``model.hidden=relu``)."""
-    match = re.match(r"^\s*([A-Za-z_]+)\.([A-Za-z_]+)\s*=(.*)$", text)
+def parse_override(text: str) -> tuple[str | None, str, Any]:
+    """``section.key=value`` (or ``key=value`` for a top-level field such as ``threshold``) ->
+    (section or None, key, value); the value is read as TOML (``[2, 4]``, ``0.1``, ``true``,
+    ``"relu"``), and a bare word stays a string (``model.hidden=relu``)."""
+    match = re.match(r"^\s*(?:([A-Za-z_]+)\.)?([A-Za-z_]+)\s*=(.*)$", text)
     if not match:
-        raise ExperimentError(f"--set: expected section.key=value, got {text!r}")
+        raise ExperimentError(f"--set: expected section.key=value or key=value, got {text!r}")
     section, key, raw = match.group(1), match.group(2), match.group(3).strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
@@ -250,7 +252,18 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
         raise ExperimentError(f"experiment: {p.name} is not a UTF-8 text file") from None
     for text in overrides:
         section, key, value = parse_override(text)
-        if section not in ("task", "model", "train"):
+        if section is None:
+            fields = sorted(TOP - SECTIONS)
+            if key not in fields:
+                home = [f"{sec}.{key}" for sec, names in FIELDS.items() if key in names]
+                hint = f" (did you mean '{home[0]}'?)" if home else did_you_mean(key, fields)
+                raise ExperimentError(
+                    f"--set {text}: a key without a section must be one of {', '.join(fields)}{hint}; "
+                    "other keys take their section (train.lr=0.1)"
+                )
+            data[key] = value
+            continue
+        if section not in SECTIONS:
             raise ExperimentError(f"--set {text}: section must be task, model or train, got '{section}'")
         data.setdefault(section, {})[key] = value
     return validate(data)

@@ -107,6 +107,8 @@ def test_file_errors(tmp_path):
     ok = tmp_path / "ok.toml"
     ok.write_text('name = "ok"\n[task]\nkind = "xor"\n')
     with pytest.raises(ExperimentError, match="^--set: expected section.key=value"):
+        load(ok, ["train.epochs 5"])
+    with pytest.raises(ExperimentError, match="^--set epochs=5: .*did you mean 'train.epochs'"):
         load(ok, ["epochs=5"])
     with pytest.raises(ExperimentError, match="section must be task, model or train"):
         load(ok, ["optim.lr=0.1"])
@@ -117,3 +119,14 @@ def test_parse_override_values():
     assert parse_override("model.width=[2,4]") == ("model", "width", [2, 4])
     assert parse_override("model.bias=false") == ("model", "bias", False)
     assert parse_override("model.hidden=relu") == ("model", "hidden", "relu")
+    assert parse_override("threshold=1e-2") == (None, "threshold", 0.01)
+
+
+def test_top_level_overrides(tmp_path):
+    path = tmp_path / "e.toml"
+    path.write_text('name = "e"\n[task]\nkind = "xor"\n')
+    assert load(path, ["threshold=0.05"]).threshold == 0.05
+    with pytest.raises(ExperimentError, match="^--set treshold=1: a key without a section .*'threshold'"):
+        load(path, ["treshold=1"])
+    with pytest.raises(ExperimentError, match="^threshold: "):
+        load(path, ["threshold=-1"])

@@ -147,7 +147,7 @@ def test_cli_run_and_its_errors(tmp_path):
             ["run", str(path), "--set", "model.width=0", "--out", str(tmp_path / "p")],
             "model.width: expected an int",
         ),
-        (["run", str(path), "--set", "epochs=5"], "--set: expected section.key=value"),
+        (["run", str(path), "--set", "epochs=5"], "did you mean 'train.epochs'"),
         (["run", str(path), "--scheduler", "tcp://127.0.0.1:9"], "--scheduler: only with --backend dask"),
     ]
     for args, message in cases:
