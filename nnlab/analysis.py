@@ -261,11 +261,12 @@ def capacity(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _absorb_fits(F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _absorb_fits(F: np.ndarray, intercept: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each unit j of a layer's activations F (n, h): the other unit k whose affine function
     a f_k + c fits f_j best (least squares over the samples), or k = -1 when a constant alone fits
-    at least as well. Returns k, a, c, each (h,)."""
-    mean = F.mean(axis=0)
+    at least as well. Without ``intercept`` (a bias-free network, whose next layer has no bias to
+    absorb c) the fit is a f_k and the fallback is zero. Returns k, a, c, each (h,)."""
+    mean = F.mean(axis=0) if intercept else np.zeros(F.shape[1])
     C = F - mean
     cov = C.T @ C / len(F)
     var = np.diag(cov).copy()
@@ -327,7 +328,7 @@ def redundant_units(
             for i in range(len(W) - 1):
                 if W[i].shape[1] < 2:
                     continue
-                fits = _absorb_fits(f[i + 1])
+                fits = _absorb_fits(f[i + 1], intercept=b is not None)
                 candidates = [_merge_unit(W, b, i, j, *(v[j] for v in fits)) for j in range(W[i].shape[1])]
                 # All candidates of one layer share a shape: one batched forward pass as replicas.
                 stacked = Network(

@@ -191,6 +191,27 @@ def test_pruning_removes_duplicated_and_constant_units():
     np.testing.assert_array_equal(analysis.redundant_units(const, X, Y, 1e-3), base + 1)
 
 
+def test_pruning_a_bias_free_network_fits_through_the_origin():
+    x = np.array([1.0, 2.0, 3.0])
+    F = np.stack([x, 2 * x + 1], axis=1)
+    k, a, c = analysis._absorb_fits(F, intercept=False)
+    assert k[1] == 0 and a[1] == pytest.approx(34 / 14) and c[1] == 0  # <f_1, x> / <x, x>
+    k, a, c = analysis._absorb_fits(F)
+    assert k[1] == 0 and (a[1], c[1]) == pytest.approx((2.0, 1.0))
+    # A bias-free network with a sign-flipped copy of one unit: exactly one more unit goes.
+    X, _ = xor()
+    rng = np.random.default_rng(0)
+    W1, W2 = rng.normal(size=(2, 3)), rng.normal(size=(3, 1))
+    net = network_from_arrays([W1, W2])
+    Y = np.tanh(np.tanh(X @ W1) @ W2)  # the network's own output: solved exactly
+    flipped = network_from_arrays(
+        [np.concatenate([W1, -W1[:, :1]], axis=1), np.concatenate([W2 - [[0.5], [0], [0]], [[-0.5]]])]
+    )
+    np.testing.assert_allclose(loss_of(flipped, X, Y), 0.0, atol=1e-30)
+    base = analysis.redundant_units(net, X, Y, 1e-12)
+    np.testing.assert_array_equal(analysis.redundant_units(flipped, X, Y, 1e-12), base + 1)
+
+
 def test_pruning_of_an_unsolved_network_is_nan_and_keeps_one_unit_per_layer():
     X, Y = xor()
     net = init_network([2, 2, 1], seeds=[0])
