@@ -12,12 +12,45 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 import nnlab
 from nnlab import analysis, tasks
 
+# click's exception classes, wherever this typer takes them from (newer typers vendor click).
+_click_errors = sys.modules[typer.BadParameter.__module__]
+_NoArgsIsHelp = getattr(_click_errors, "NoArgsIsHelpError", ())
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (a bad option value, an unknown command) as one line on stderr, exit 2, as the
+    contract wants for every bad input, instead of click's usage box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NoArgsIsHelp as err:
+            typer.echo(err.format_message())
+            code = 0
+        except _click_errors.ClickException as err:
+            # "nnlab run", whatever name the program was started under
+            path = err.ctx.command_path.split(" ", 1) if getattr(err, "ctx", None) else []
+            where = " ".join(["nnlab", *path[1:]])
+            typer.echo(f"{where}: {err.format_message()}", err=True)
+            code = err.exit_code
+        except typer.Abort:
+            typer.echo("nnlab: aborted", err=True)
+            code = 1
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
 app = typer.Typer(
-    help="nnlab: optimization studies of feedforward networks trained with SGD.", no_args_is_help=True
+    cls=_OneLineErrors,
+    help="nnlab: optimization studies of feedforward networks trained with SGD.",
+    no_args_is_help=True,
 )
 
 
@@ -70,7 +103,7 @@ def _progress(name: str):
 @app.command("run")
 def run_command(
     experiment: Annotated[Path, typer.Argument(help="Experiment file (TOML), see experiments/README.md.")],
-    out: Annotated[Path | None, typer.Option(help="Results folder [default: results/<name>/].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Results folder (default: results/NAME/).")] = None,
     jobs: Annotated[int, typer.Option(min=1, max=256, help="Worker processes (Dask: local workers).")] = 1,
     backend: Annotated[Backend, typer.Option(help="joblib backend for --jobs > 1.")] = Backend.loky,
     scheduler: Annotated[
@@ -107,6 +140,11 @@ def run_command(
             )
     except ValueError as err:
         _fail(str(err))
+    except KeyboardInterrupt:
+        # Every finished job is already on disk; say so, so the user knows a rerun resumes.
+        stored = len(sweep.stored_run_ids(folder)) if folder.is_dir() else 0
+        total = len(exp.configs()) * len(exp.seeds)
+        _fail(f"interrupted: {stored}/{total} runs stored in {folder}/; rerun to resume", code=1)
     for failure in manifest["failures"]:
         typer.echo(f"nnlab: job failed: {failure}", err=True)
     typer.echo(
@@ -210,10 +248,12 @@ def report_command(
 def demo(
     seeds: Annotated[int, typer.Option(min=1, max=4096, help="Seeds (replicas) per network.")] = 32,
     epochs: Annotated[int, typer.Option(min=1, max=100_000, help="Epochs of per-sample SGD.")] = 400,
-    lr: Annotated[float, typer.Option(min=1e-12, help="Learning rate.")] = 0.1,
+    lr: Annotated[float, typer.Option(help="Learning rate (> 0).")] = 0.1,
     threshold: Annotated[float, typer.Option(min=0.0, help="A run is solved below this loss.")] = 1e-3,
 ) -> None:
     """Train the seed's tanh chain and XOR networks of growing width; print their loss curves."""
+    if not lr > 0 or not np.isfinite(lr):
+        _fail(f"--lr: expected a number > 0, got {lr:g}")
     console = Console(width=max(110, Console().width))
     X_chain, Y_chain = tasks.chain()
     X_xor, Y_xor = tasks.xor()
