@@ -9,6 +9,7 @@ for a typo.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -23,7 +24,7 @@ from typing import Any
 
 from nnlab._names import did_you_mean
 from nnlab.network import ACTIVATIONS, LOSSES
-from nnlab.tasks import TASKS
+from nnlab.tasks import TASKS, file_sha256
 
 ACTIVATION_NAMES = tuple(ACTIVATIONS)
 LOSS_NAMES = tuple(LOSSES)
@@ -95,7 +96,10 @@ class Config:
         """Canonical JSON of the configuration (the experiment's name left out: renaming an
         experiment does not change its runs); computed once, every run id hashes it."""
         fields = {a: getattr(self, a) for a in AXES}
-        return json.dumps({"task": dict(self.task), **fields}, sort_keys=True, separators=(",", ":"))
+        task = dict(self.task)
+        if "sha256" in task:  # a data file: its content identifies the runs, not where it lies
+            task.pop("path", None)
+        return json.dumps({"task": task, **fields}, sort_keys=True, separators=(",", ":"))
 
     def run_id(self, seed: int) -> str:
         """Stable id of the run (this configuration, this seed): 16 hex digits of a SHA-256."""
@@ -266,4 +270,26 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
         if section not in SECTIONS:
             raise ExperimentError(f"--set {text}: section must be task, model or train, got '{section}'")
         data.setdefault(section, {})[key] = value
-    return validate(data)
+    exp = validate(data)
+    if exp.task["kind"] == "file" and "path" in exp.task:
+        exp = _pin_data_file(exp, p.parent)
+    return exp
+
+
+def _pin_data_file(exp: Experiment, base: Path) -> Experiment:
+    """A `file` task with its path made absolute (a relative path is read from the experiment
+    file's folder) and the file's SHA-256 recorded, unless the experiment already records one (a
+    results folder's experiment.toml: the data is checked against it when it is read)."""
+    task = dict(exp.task)
+    if not isinstance(task["path"], str):
+        raise ExperimentError(f"task.path: expected a file name (a string), got {task['path']!r}")
+    path = Path(task["path"]).expanduser()
+    path = (path if path.is_absolute() else base / path).resolve()
+    if "sha256" not in task:
+        if not path.is_file():
+            raise ExperimentError(
+                f"task.path: no such file: {path} (a relative path is read from the experiment file's folder)"
+            )
+        task["sha256"] = file_sha256(path)
+    task["path"] = str(path)
+    return dataclasses.replace(exp, task=task)

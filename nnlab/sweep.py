@@ -205,10 +205,27 @@ def check_out_dir(out: Path, exp: Experiment, fresh: bool) -> set[str]:
     stale = done - wanted
     if stale:
         raise ExperimentError(
-            f"--out: {out} holds {len(stale)} runs that this experiment no longer defines (it changed); "
-            "rerun with --fresh to start over, or choose another --out"
+            f"--out: {out} holds {len(stale)} runs that this experiment no longer defines "
+            f"({_changes(out, exp)}); rerun with --fresh to start over, or choose another --out"
         )
     return done
+
+
+def _changes(out: Path, exp: Experiment) -> str:
+    """Which fields differ from the folder's experiment.toml, for the refusal message."""
+    from nnlab.experiment import load
+
+    try:
+        before = load(out / "experiment.toml")
+    except (OSError, ValueError):
+        return "it changed"
+    changed = [
+        f"{section}.{key}"
+        for section in ("task", "model", "train")
+        for key in sorted(set(getattr(exp, section)) | set(getattr(before, section)))
+        if getattr(exp, section).get(key) != getattr(before, section).get(key)
+    ]
+    return "changed: " + ", ".join(changed) if changed else "it changed"
 
 
 def _git_commit() -> str | None:

@@ -227,32 +227,62 @@ def digits(*, target: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     return X, Y
 
 
-def file(*, path: str | Path, inputs: list[str], targets: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """A user's data: a CSV file with a header row, or an NPZ file of named 1-D arrays.
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a data file's bytes (hex): what identifies a `file` task's data."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def file(
+    *, path: str | Path, inputs: list[str], targets: list[str], sha256: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A user's data: a CSV file with a header row, or an NPZ file of named arrays.
 
     Parameters
     ----------
     path : str or Path
         A .csv or .npz file.
     inputs, targets : list of str
-        Column (CSV) or array (NPZ) names; each list non-empty.
+        Column (CSV) or array (NPZ) names; each list non-empty, no name twice. An NPZ array may be
+        1-D (n,), one column, or 2-D (n, k), k columns.
+    sha256 : str, optional
+        The file's expected SHA-256 (`file_sha256`); a file whose content differs is an error. An
+        experiment records it, so results are never silently mixed with those of other data.
 
     Returns
     -------
-    X : ndarray (n, len(inputs))
-    Y : ndarray (n, len(targets))
+    X : ndarray (n, number of input columns)
+    Y : ndarray (n, number of target columns)
     """
     p = Path(path)
     for name, cols in (("inputs", inputs), ("targets", targets)):
         if not isinstance(cols, list | tuple) or not cols or not all(isinstance(c, str) for c in cols):
             raise ValueError(f"{name}: expected a non-empty list of column names, got {cols!r}")
+        if len(set(cols)) != len(cols):
+            raise ValueError(f"{name}: a column is named twice in {list(cols)!r}")
     if not p.is_file():
         raise ValueError(f"path: no such file: {p}")
+    if sha256 is not None and file_sha256(p) != sha256:
+        raise ValueError(
+            f"path: {p} changed since this experiment recorded it (sha256 {sha256[:12]}...); its runs "
+            "were trained on other data: restore the file, or rerun with --fresh"
+        )
     if p.suffix.lower() == ".npz":
-        with np.load(p) as archive:
-            columns = {key: np.asarray(archive[key]) for key in archive.files}
+        try:
+            with np.load(p) as archive:
+                columns = {key: np.asarray(archive[key]) for key in archive.files}
+        except (OSError, ValueError) as err:
+            raise ValueError(f"path: {p.name} is not a readable NPZ file ({err})") from None
     elif p.suffix.lower() == ".csv":
-        table = np.genfromtxt(p, delimiter=",", names=True, dtype=np.float64, encoding="utf-8")
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # numpy warns, then fails, on an empty file
+                table = np.genfromtxt(p, delimiter=",", names=True, dtype=np.float64, encoding="utf-8")
+        except (IndexError, ValueError, UnicodeDecodeError):
+            raise ValueError(f"path: {p.name} is empty or not a CSV with a header row") from None
         columns = {key: np.atleast_1d(table[key]) for key in table.dtype.names or ()}
     else:
         raise ValueError(f"path: expected a .csv or .npz file, got {p.name}")
@@ -261,7 +291,16 @@ def file(*, path: str | Path, inputs: list[str], targets: list[str]) -> tuple[np
         missing = [c for c in cols if c not in columns]
         if missing:
             raise ValueError(f"{name}: no column {missing[0]!r} in {p.name}; it has: {', '.join(columns)}")
-        out = np.stack([np.asarray(columns[c], dtype=np.float64).ravel() for c in cols], axis=1)
+        parts = []
+        for c in cols:
+            a = np.asarray(columns[c], dtype=np.float64)
+            if a.ndim > 2:
+                raise ValueError(f"{name}: {c!r} in {p.name} has shape {a.shape}; expected (n,) or (n, k)")
+            parts.append(a if a.ndim == 2 else a.reshape(-1, 1))
+        rows = {len(a) for a in parts}
+        if len(rows) > 1:
+            raise ValueError(f"{name}: the columns {cols} of {p.name} differ in length: {sorted(rows)}")
+        out = np.concatenate(parts, axis=1)
         if not np.isfinite(out).all():
             raise ValueError(f"{name}: {p.name} has missing or non-finite values in {cols}")
         return out
@@ -269,6 +308,8 @@ def file(*, path: str | Path, inputs: list[str], targets: list[str]) -> tuple[np
     X, Y = take("inputs", list(inputs)), take("targets", list(targets))
     if X.shape[0] == 0:
         raise ValueError(f"path: {p.name} has no rows")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"targets: {p.name} has {Y.shape[0]} target rows but {X.shape[0]} input rows")
     return X, Y
 
 

@@ -262,3 +262,42 @@ def test_a_killed_session_stays_in_the_manifest(tmp_path, monkeypatch):
     first, second = manifest["sessions"]
     assert first["end"] is None and first["runs_trained"] is None
     assert second["end"] is not None and second["runs_trained"] == 160 - stored > 0
+
+
+def test_file_task_is_identified_by_content_and_read_beside_its_experiment(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "d.csv").write_text("a,y\n-1,-0.5\n0,0.1\n1,0.5\n")
+    path = data / "f.toml"
+    path.write_text(
+        'name = "f"\n[task]\nkind = "file"\npath = "d.csv"\ninputs = ["a"]\ntargets = ["y"]\n'
+        "[train]\nepochs = 5\nseeds = 2\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the experiment's folder: the path is read beside it
+    exp = load(path)
+    assert exp.task["path"] == str((data / "d.csv").resolve()) and len(exp.task["sha256"]) == 64
+    sweep.run(exp, tmp_path / "out")
+    # The same content elsewhere is the same data: the same runs.
+    (tmp_path / "copy.csv").write_bytes((data / "d.csv").read_bytes())
+    moved = load(path, ["task.path=../copy.csv"])
+    assert [c.run_id(0) for c in moved.configs()] == [c.run_id(0) for c in exp.configs()]
+    # Changed content: the stored runs are refused, naming what changed, and the stored
+    # experiment no longer reads its data.
+    (data / "d.csv").write_text("a,y\n-1,0.5\n0,0.1\n1,-0.5\n")
+    with pytest.raises(ExperimentError, match=r"no longer defines \(changed: task.sha256\)"):
+        sweep.run(load(path), tmp_path / "out")
+    with pytest.raises(ValueError, match="changed since this experiment recorded it"):
+        sweep.load_data(sweep.read_results(tmp_path / "out").experiment)
+
+
+def test_ctrl_c_says_what_is_stored_and_exits_1(tmp_path, monkeypatch):
+    path = write(tmp_path)
+
+    def interrupted(exp, out, **kwargs):
+        out.mkdir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "run", interrupted)
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "o"), "--quiet"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("nnlab: interrupted: 0/160 runs stored in") and "rerun" in result.stderr

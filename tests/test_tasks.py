@@ -87,6 +87,28 @@ def test_file_csv_and_npz(tmp_path):
         tasks.file(path=bad, inputs=["a"], targets=["y"])
 
 
+def test_file_edge_cases(tmp_path):
+    npz = tmp_path / "two_d.npz"
+    np.savez(npz, X=np.arange(6.0).reshape(3, 2), Y=np.ones((3, 1)), short=np.ones(2))
+    X, Y = tasks.file(path=npz, inputs=["X"], targets=["Y"])  # a 2-D array is its columns
+    np.testing.assert_array_equal(X, [[0, 1], [2, 3], [4, 5]])
+    with pytest.raises(ValueError, match="^targets: two_d.npz has 2 target rows but 3 input rows"):
+        tasks.file(path=npz, inputs=["X"], targets=["short"])
+    with pytest.raises(ValueError, match="^inputs: a column is named twice"):
+        tasks.file(path=npz, inputs=["X", "X"], targets=["Y"])
+    for name, text in (("empty.csv", ""), ("blank.csv", "  \n")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=f"^path: {name} is empty or not a CSV with a header row"):
+            tasks.file(path=tmp_path / name, inputs=["a"], targets=["y"])
+    (tmp_path / "head.csv").write_text("a,y\n")
+    with pytest.raises(ValueError, match="^path: head.csv has no rows"):
+        tasks.file(path=tmp_path / "head.csv", inputs=["a"], targets=["y"])
+    digest = tasks.file_sha256(npz)
+    assert tasks.file(path=npz, inputs=["X"], targets=["Y"], sha256=digest)[0].shape == (3, 2)
+    with pytest.raises(ValueError, match="^path: .*two_d.npz changed since this experiment recorded it"):
+        tasks.file(path=npz, inputs=["X"], targets=["Y"], sha256="0" * 64)
+
+
 def test_make_task_by_name_and_field_errors():
     X, Y = tasks.make_task("xor", {"n": 8, "noise": 0.0})
     assert X.shape == (8, 2)
