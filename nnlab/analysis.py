@@ -18,7 +18,8 @@ from nnlab.network import ACTIVATIONS, Network, backprop, init_network, loss_of,
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 RELIABLE = 0.95  # a configuration is over-capacity when at least this share of its seeds solves
-UNDER, CRITICAL, OVER = "under-capacity", "critical", "over-capacity"
+UNDER, CRITICAL, OVER, DIVERGED = "under-capacity", "critical", "over-capacity", "diverged"
+LABELS = (UNDER, CRITICAL, OVER, DIVERGED)
 # Defaults of `distinct_optima`. With a constant learning rate SGD never settles: at a minimum the
 # full-data gradient stays at the noise level (about 1e-2 in the canonical studies, while the
 # loss is flat for hundreds of epochs), and the final loss wanders by some 10% around the minimum.
@@ -228,17 +229,22 @@ def summarize(
     table = pd.DataFrame(rows)
     if len(table):
         table["success_lo"], table["success_hi"] = wilson(table["successes"], table["runs"])
-        table["capacity"] = [capacity_label(s) for s in table["success"]]
+        table["capacity"] = [
+            capacity_label(s, d / n)
+            for s, d, n in zip(table["success"], table["diverged"], table["runs"], strict=True)
+        ]
         first = [*axes, "runs", "diverged", "n_params", "median", "iqm", "q10", "q25", "q75", "q90"]
         first += ["successes", "success", "success_lo", "success_hi"]
         table = table[first + [c for c in table.columns if c not in first]]
     return table
 
 
-def capacity_label(success: float) -> str:
-    """under-capacity (no seed solved), over-capacity (at least 95% solved), or critical."""
+def capacity_label(success: float, diverged: float = 0.0) -> str:
+    """under-capacity (no seed solved), over-capacity (at least 95% solved), or critical; no
+    verdict, "diverged", when no seed solved and at least half the seeds diverged (``diverged``,
+    a share): the learning rate failed there, not the width."""
     if success <= 0:
-        return UNDER
+        return DIVERGED if diverged >= 0.5 else UNDER
     return OVER if success >= RELIABLE else CRITICAL
 
 

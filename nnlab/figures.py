@@ -280,7 +280,7 @@ def spread(runs: pd.DataFrame, threshold: float | None = None) -> Figure:
     _label_outer(axes, WIDTH_LABEL, LOSS_LABEL)
     _title(
         fig,
-        "Spread across local optima: different seeds end in different optima (final loss per width)",
+        "Spread across local optima: the final loss each seed ends at, per width",
         [
             "one point per seed over a box plot (quartiles, whiskers 1.5 IQR)",
             _threshold_note(threshold),
@@ -403,11 +403,25 @@ def convergence(runs: pd.DataFrame, curves: pd.DataFrame, threshold: float | Non
     for i, j, title, sub in facets.panels(stats):
         ax = axes[i, j]
         ax.set_yscale("log")
+        lost = []
         for w, g in sub.groupby("width", sort=True):
             g = g.sort_values("epoch")
             color = colors[_fmt(w)]
             ax.fill_between(g["epoch"], g["q25"], g["q75"], color=color, alpha=0.2, lw=0, rasterized=True)
             ax.plot(g["epoch"], g["median"], color=color, lw=1.8)
+            if np.isnan(g["median"].iloc[-1]):
+                lost.append(_fmt(w))
+        if lost:  # a line that stops early, or never starts, is said in words too
+            ax.text(
+                0.98,
+                0.97,
+                f"median diverged: width {', '.join(lost)}",
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize="x-small",
+                color="0.25",
+            )
         if threshold is not None:
             ax.axhline(threshold, color="0.3", ls="--", lw=1.2, zorder=1.5)
         ax.set_title(title)
@@ -508,7 +522,7 @@ def capacity(summary: pd.DataFrame) -> Figure:
     ert_title = "expected running time (ERT)"
     ax_e.set_title(ert_title + ("\n△ at top: no seed solved it (ERT = ∞)" if any_inf else ""))
     fig.legend(handles, labels, loc="outside right center", frameon=False)
-    _title(fig, "Over-capacity pays: wider networks solve the task more often and sooner")
+    _title(fig, "Does capacity pay? Success rate and expected running time against width")
     return fig
 
 
@@ -613,8 +627,9 @@ def chain_gradients(table: pd.DataFrame) -> Figure:
     hidden = int(np.count_nonzero(~ok))
     _title(
         fig,
-        "Vanishing gradient in a tanh chain: the product of the $(1 - f_i^2)\\, w_{i+1}$ factors\n"
-        "shrinks $|\\partial\\, \\mathrm{loss} / \\partial w_1|$ as the chain grows",
+        # Plain unicode, not mathtext: the title is wrapped to the figure's width.
+        "Gradient through a tanh chain at initialization: |∂loss/∂w₁| against the chain's length L, "
+        "a product of one (1 − fᵢ²)·wᵢ₊₁ factor per unit, so it shrinks or explodes with L",
         [f"{hidden} zero or non-finite gradients not shown" if hidden else ""],
     )
     return fig

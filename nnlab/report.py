@@ -190,11 +190,15 @@ def _verdicts(s: Study) -> list[str]:
             if np.isnan(row.min_width_reliable)
             else (f"from width {row.min_width_reliable:g} at least 95% of seeds do")
         )
-        lines.append(f"- {where}: {solves}; {reliable} (widths tried: {row.widths}).")
-    labels = s.summary.groupby("capacity")["width"].apply(lambda w: ", ".join(map(str, sorted(set(w)))))
-    for label in (analysis.UNDER, analysis.CRITICAL, analysis.OVER):
-        if label in labels:
-            lines.append(f"- **{label}** widths: {labels[label]}.")
+        # This group's widths by label, so that verdicts of different depths or lrs never mix.
+        axes = [a for a in analysis.config_axes(s.summary) if a != "width"]
+        mine = s.summary[(s.summary[axes] == pd.Series(row._asdict())[axes]).all(axis=1)]
+        labels = [
+            f"{label} {', '.join(str(w) for w in sorted(mine.loc[mine['capacity'] == label, 'width']))}"
+            for label in analysis.LABELS
+            if (mine["capacity"] == label).any()
+        ]
+        lines.append(f"- {where}: {solves}; {reliable}. Widths: {'; '.join(labels)}.")
     return lines
 
 

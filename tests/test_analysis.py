@@ -146,6 +146,8 @@ def test_capacity_labels_and_smallest_widths():
     assert analysis.capacity_label(0.0) == "under-capacity"
     assert analysis.capacity_label(0.5) == "critical"
     assert analysis.capacity_label(0.95) == "over-capacity"
+    assert analysis.capacity_label(0.0, diverged=0.5) == "diverged"  # the lr failed: no verdict
+    assert analysis.capacity_label(0.0, diverged=0.25) == "under-capacity"
     runs = runs_table()
     never = runs[runs["width"] == 2].assign(width=1, final_loss=0.3, epochs_to_threshold=pd.NA)
     deeper = runs.assign(depth=2, final_loss=0.3, epochs_to_threshold=pd.NA)

@@ -227,7 +227,7 @@ def test_chain_gradients_points_and_median():
     assert ax.get_yscale() == "log"
     assert ax.collections and ax.lines
     assert tick_labels(ax) == ["1", "2", "3", "4"]
-    assert "w_{i+1}" in suptitle(fig)
+    assert "(1 − fᵢ²)·wᵢ₊₁" in suptitle(fig)
 
 
 def test_single_width_single_seed():
@@ -244,6 +244,8 @@ def test_all_runs_diverged():
     summary = analysis.summarize(runs, THRESHOLD)
     figs = figures.figures_for(runs, make_curves(runs), summary, THRESHOLD)
     assert "4 of 4 runs diverged" in suptitle(figs["spread"])
+    texts = [t.get_text() for ax in figs["convergence"].axes for t in ax.texts]
+    assert "median diverged: width 2, 4" in texts
     for fig in figs.values():
         fig.canvas.draw()  # renders without error
 

@@ -75,6 +75,8 @@ def test_figures_and_report_are_written(folder):
     ):
         assert needed in text, needed
     assert len(list((folder / "figures").glob("*.png"))) == 5
+    verdicts = text.split("## Capacity")[1].split("##")[0].strip().splitlines()
+    assert verdicts[0].startswith("- depth 1") and "Widths: " in verdicts[0]  # one line per group
     toml = text.split("```toml\n")[1].split("```")[0]
     assert tomllib.loads(toml)["name"] == "tiny"
 
