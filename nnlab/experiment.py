@@ -30,6 +30,8 @@ ACTIVATION_NAMES = tuple(ACTIVATIONS)
 LOSS_NAMES = tuple(LOSSES)
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
+MAX_EPOCHS = 1_000_000
+MAX_SEEDS = 1_000_000
 TOP = {"name", "description", "threshold", "save_networks", "task", "model", "train"}
 SECTIONS = {"task", "model", "train"}
 
@@ -39,6 +41,11 @@ KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "pos_float": (
         lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < float("inf"),
         "a number > 0",
+    ),
+    # Every epoch's loss is kept (curves.parquet): a bound that fails here, not as a MemoryError.
+    "epochs": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_EPOCHS,
+        f"an int in 1..{MAX_EPOCHS:_}",
     ),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "activation": (lambda v: v in ACTIVATION_NAMES, "one of " + ", ".join(ACTIVATION_NAMES)),
@@ -56,7 +63,7 @@ FIELDS: dict[str, dict[str, tuple[Any, str | None]]] = {
     },
     "train": {
         "lr": (0.05, "pos_float"),
-        "epochs": (100, "pos_int"),
+        "epochs": (100, "epochs"),
         "batch_size": (1, "pos_int"),
         "loss": ("half_squared", "loss"),
         "seeds": (10, None),
@@ -178,6 +185,8 @@ def validate(data: Mapping[str, Any]) -> Experiment:
     """An `Experiment` from a parsed TOML document, or an ExperimentError naming the field."""
     _unknown("", data, TOP)
     name = data.get("name")
+    if name is None:
+        raise ExperimentError("name: required (letters, digits, '-' and '_'; results go to results/<name>/)")
     if not isinstance(name, str) or not NAME.match(name):
         raise ExperimentError(f"name: expected letters, digits, '-' and '_' only, got {name!r}")
     description = data.get("description", "")
@@ -223,8 +232,10 @@ def validate(data: Mapping[str, Any]) -> Experiment:
             raise ExperimentError(f"train.seeds: expected a count >= 1 or a list of ints >= 0, got {seeds!r}")
         if len(set(seeds)) != len(seeds):
             raise ExperimentError(f"train.seeds: a seed is listed twice in {seeds!r}")
-    elif not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise ExperimentError(f"train.seeds: expected a count >= 1 or a list of ints >= 0, got {seeds!r}")
+    elif not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= MAX_SEEDS:
+        raise ExperimentError(
+            f"train.seeds: expected a count in 1..{MAX_SEEDS:_} or a list of ints >= 0, got {seeds!r}"
+        )
     return Experiment(name, description, float(threshold), save, task, model, train)
 
 
@@ -238,14 +249,18 @@ def parse_override(text: str) -> tuple[str | None, str, Any]:
     section, key, raw = match.group(1), match.group(2), match.group(3).strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
+    except tomllib.TOMLDecodeError as err:
+        if raw[:1] in "[{\"'" or not raw:  # meant as a list, table or string: say it is malformed
+            raise ExperimentError(f"--set {text}: the value is not valid TOML ({err})") from None
+        value = raw  # a bare word: a string (model.hidden=relu)
     return section, key, value
 
 
 def load(path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
     """Read, override (``--set section.key=value``) and validate an experiment file."""
     p = Path(path)
+    if p.is_dir():
+        raise ExperimentError(f"experiment: {p} is a folder; give an experiment file (.toml)")
     if not p.is_file():
         raise ExperimentError(f"experiment: no such file: {p}")
     try:

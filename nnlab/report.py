@@ -94,11 +94,12 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
     ]
     out["ERT (epochs)"] = summary["ert"].map(lambda e: "never" if math.isinf(e) else f"{e:.0f}")
     out["median epochs"] = summary["median_epochs"].map(lambda e: "-" if np.isnan(e) else f"{e:.0f}")
-    out["optima"] = summary["optima"].astype(str)
+    # 0 optima means no run stopped moving (and none solved): unknown, not "none".
+    out["optima"] = summary["optima"].map(lambda k: str(k) if k else "-")
     if "redundant_units" in summary:
         out["redundant units"] = summary["redundant_units"].map(lambda u: "-" if np.isnan(u) else f"{u:g}")
     if "median_test_loss" in summary:
-        out["test loss"] = summary["median_test_loss"].map(_loss)
+        out["median test loss"] = summary["median_test_loss"].map(_loss)
     out["capacity"] = summary["capacity"]
     return out
 
@@ -251,7 +252,8 @@ def report(s: Study, figure_files: list[Path]) -> str:
         "the expected number of epochs to reach the threshold (failed runs count their whole budget); "
         f"optima counts the distinct final losses (within {s.rtol:.0%}) of the runs that stopped moving "
         f"(final gradient norm at most {s.gtol:g} and a loss that changed by at most {s.rtol:.0%} over "
-        "the last tenth of the epochs), all solved runs counting as one optimum (zero loss).",
+        "the last tenth of the epochs), all solved runs counting as one optimum (zero loss); "
+        "'-' where no run stopped moving.",
         "",
         "## Capacity",
         "",

@@ -56,9 +56,14 @@ class Job:
 def load_data(exp: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """The experiment's training data and held-out split (None without test_fraction)."""
     params = {k: v for k, v in exp.task.items() if k not in ("kind", "test_fraction")}
-    X, Y = make_task(exp.task["kind"], params)
-    if exp.task["test_fraction"] > 0:
-        return split(X, Y, test_fraction=exp.task["test_fraction"], seed=exp.task["seed"])
+    try:
+        X, Y = make_task(exp.task["kind"], params)
+        if exp.task["test_fraction"] > 0:
+            return split(X, Y, test_fraction=exp.task["test_fraction"], seed=exp.task["seed"])
+    except ValueError as err:
+        # The tasks name their own parameters ("n: ..."); in an experiment they live in [task].
+        message = str(err)
+        raise ExperimentError(message if message.startswith("task") else f"task.{message}") from None
     return X, Y, None, None
 
 
@@ -176,6 +181,20 @@ def _read_parts(out: Path, columns: list[str] | None = None):
         tables.append(table.select(columns) if columns else table)
     # Missing columns become nulls: say, networks saved only by a rerun with save_networks = true.
     return pa.concat_tables(tables, promote_options="default") if tables else None
+
+
+def _runs_without_networks(out: Path) -> set[str]:
+    """Run ids of the part files that hold no final parameters."""
+    import pyarrow.compute as pc
+
+    table = _read_parts(out, None)
+    if table is None:
+        return set()
+    ids = table["run_id"].to_numpy(zero_copy_only=False)
+    if "params" not in table.column_names:
+        return set(ids)
+    has = pc.is_valid(table["params"]).to_numpy(zero_copy_only=False)
+    return set(ids[~has]) - set(ids[has])
 
 
 def stored_run_ids(out: Path) -> set[str]:
@@ -308,7 +327,9 @@ def run(
     (out / PARTS).mkdir(parents=True, exist_ok=True)
     (out / "experiment.toml").write_text(exp.to_toml(), encoding="utf-8")
     load_data(exp)  # bad task parameters fail here, before any job starts
-    todo = plan(exp, done)
+    # Runs stored before save_networks was turned on are trained again (to the same numbers) for
+    # their networks; merge keeps the copy that has them.
+    todo = plan(exp, done - _runs_without_networks(out) if exp.save_networks else done)
     total = len(exp.configs()) * len(exp.seeds)
     finished = total - sum(len(j.seeds) for j in todo)
     started = dt.datetime.now(dt.UTC)
@@ -422,7 +443,11 @@ def merge(out: Path, threshold: float) -> None:
     table = _read_parts(out)
     if table is None:
         return
-    # Two sweeps run into one folder at the same time could store a run twice; keep the first.
+    # A run stored twice (two sweeps into one folder at once, or trained again for its network
+    # once save_networks was turned on): keep the first copy, those with a network first.
+    if "params" in table.column_names:
+        has = pc.is_valid(table["params"]).to_numpy(zero_copy_only=False)
+        table = table.take(np.argsort(~has, kind="stable"))
     _, first = np.unique(table["run_id"].to_numpy(zero_copy_only=False), return_index=True)
     table = table.take(np.sort(first))
     keys = [(k, "ascending") for k in (*AXES, "seed", "run_id")]

@@ -85,9 +85,11 @@ def test_quick_experiment_is_valid():
         (with_("model", widht=4), r"^model.widht: unknown field \(did you mean 'width'\?\)"),
         (with_("train", lr=0), "^train.lr: expected a number > 0, got 0"),
         (with_("train", lr=-0.1), "^train.lr: expected a number > 0"),
-        (with_("train", epochs=1.5), "^train.epochs: expected an int >= 1"),
+        (with_("train", epochs=1.5), "^train.epochs: expected an int in 1..1_000_000"),
+        (with_("train", epochs=10**13), "^train.epochs: expected an int in 1..1_000_000"),
         (with_("train", loss="mse"), "^train.loss: expected one of half_squared, squared"),
-        (with_("train", seeds=0), "^train.seeds: expected a count >= 1"),
+        (with_("train", seeds=0), "^train.seeds: expected a count in 1..1_000_000"),
+        (with_(None, name=None), "^name: required"),
         (with_("train", seeds=[1, 1]), "^train.seeds: a seed is listed twice"),
         (with_(None, model=3), r"^model: expected a \[model\] section"),
     ],
@@ -112,6 +114,10 @@ def test_file_errors(tmp_path):
         load(ok, ["epochs=5"])
     with pytest.raises(ExperimentError, match="section must be task, model or train"):
         load(ok, ["optim.lr=0.1"])
+    with pytest.raises(ExperimentError, match=r"^--set model.width=\[2,: the value is not valid TOML"):
+        load(ok, ["model.width=[2,"])
+    with pytest.raises(ExperimentError, match="^experiment: .* is a folder"):
+        load(tmp_path)
 
 
 def test_parse_override_values():

@@ -301,3 +301,17 @@ def test_ctrl_c_says_what_is_stored_and_exits_1(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "o"), "--quiet"])
     assert result.exit_code == 1
     assert result.stderr.startswith("nnlab: interrupted: 0/160 runs stored in") and "rerun" in result.stderr
+
+
+def test_turning_on_save_networks_stores_the_networks_of_earlier_runs(tmp_path):
+    out = tmp_path / "out"
+    exp = load(write(tmp_path, epochs=5, seeds=4))
+    sweep.run(exp, out)
+    before, _ = table(out)
+    manifest = sweep.run(dataclasses.replace(exp, save_networks=True), out)
+    assert manifest["sessions"][-1]["runs_trained"] == 16
+    after, _ = table(out)
+    pd.testing.assert_frame_equal(before, after)  # trained again to the same numbers
+    networks = sweep.read_networks(out, after)
+    assert sorted(networks) == sorted(after["run_id"])
+    assert sweep.run(dataclasses.replace(exp, save_networks=True), out)["sessions"][-1]["runs_trained"] == 0
