@@ -145,6 +145,8 @@ def run_command(
         stored = len(sweep.stored_run_ids(folder)) if folder.is_dir() else 0
         total = len(exp.configs()) * len(exp.seeds)
         _fail(f"interrupted: {stored}/{total} runs stored in {folder}/; rerun to resume", code=1)
+    for warning in manifest.get("warnings", []):
+        typer.echo(f"nnlab: warning: {warning}", err=True)
     for failure in manifest["failures"]:
         typer.echo(f"nnlab: job failed: {failure}", err=True)
     typer.echo(

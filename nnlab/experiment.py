@@ -175,7 +175,8 @@ def _check(field: str, value: Any, kind: str) -> Any:
         if not test(v):
             names = ACTIVATION_NAMES if kind == "activation" else LOSS_NAMES
             hint = did_you_mean(v, names) if isinstance(v, str) else ""
-            raise ExperimentError(f"{field}: expected {description}, got {v!r}{hint}")
+            shown = ("true" if v else "false") if isinstance(v, bool) else repr(v)  # as TOML spells it
+            raise ExperimentError(f"{field}: expected {description}, got {shown}{hint}")
     if kind != "pos_float":
         return value
     return [float(v) for v in value] if isinstance(value, list) else float(value)

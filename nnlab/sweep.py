@@ -67,6 +67,24 @@ def load_data(exp: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
     return X, Y, None, None
 
 
+# Output activations with a bounded range: a target outside it can never be fitted.
+_OUTPUT_RANGE = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+
+
+def _target_warnings(exp: Experiment, Y: np.ndarray) -> list[str]:
+    """A warning per bounded output activation of the experiment that its targets leave."""
+    outputs = exp.model["output"] if isinstance(exp.model["output"], list) else [exp.model["output"]]
+    out = []
+    for name in outputs:
+        lo, hi = _OUTPUT_RANGE.get(name, (-np.inf, np.inf))
+        if Y.size and (Y.min() < lo or Y.max() > hi):
+            out.append(
+                f"task: targets span [{Y.min():g}, {Y.max():g}], outside the range [{lo:g}, {hi:g}] of "
+                f"model.output = {name!r}; the loss cannot reach zero (scale the targets)"
+            )
+    return out
+
+
 def plan(exp: Experiment, done: set[str]) -> list[Job]:
     """Jobs for the runs not in ``done``, SEEDS_PER_JOB seeds at most per job."""
     jobs = []
@@ -326,7 +344,8 @@ def run(
     done = check_out_dir(out, exp, fresh)
     (out / PARTS).mkdir(parents=True, exist_ok=True)
     (out / "experiment.toml").write_text(exp.to_toml(), encoding="utf-8")
-    load_data(exp)  # bad task parameters fail here, before any job starts
+    _, Y, _, _ = load_data(exp)  # bad task parameters fail here, before any job starts
+    warnings = _target_warnings(exp, Y)
     # Runs stored before save_networks was turned on are trained again (to the same numbers) for
     # their networks; merge keeps the copy that has them.
     todo = plan(exp, done - _runs_without_networks(out) if exp.save_networks else done)
@@ -358,6 +377,7 @@ def run(
         "runs_total": total,
         "runs_done": finished,
         "failures": failures,
+        "warnings": warnings,
         # Every session that wrote into this folder (a resumed sweep has several), oldest first.
         "sessions": [*before, session],
     }

@@ -82,6 +82,7 @@ def test_quick_experiment_is_valid():
             r"^model.hidden: expected one of .*got 'tahn' \(did you mean 'tanh'\?\)",
         ),
         (with_("model", bias="yes"), "^model.bias: expected true or false"),
+        (with_("model", width=True), "^model.width: expected an int >= 1, got true$"),
         (with_("model", widht=4), r"^model.widht: unknown field \(did you mean 'width'\?\)"),
         (with_("train", lr=0), "^train.lr: expected a number > 0, got 0"),
         (with_("train", lr=-0.1), "^train.lr: expected a number > 0"),

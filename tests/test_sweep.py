@@ -315,3 +315,16 @@ def test_turning_on_save_networks_stores_the_networks_of_earlier_runs(tmp_path):
     networks = sweep.read_networks(out, after)
     assert sorted(networks) == sorted(after["run_id"])
     assert sweep.run(dataclasses.replace(exp, save_networks=True), out)["sessions"][-1]["runs_trained"] == 0
+
+
+def test_targets_outside_the_output_range_are_warned_about(tmp_path):
+    (tmp_path / "d.csv").write_text("a,y\n-1,-5\n0,0.1\n1,5\n")
+    path = tmp_path / "f.toml"
+    path.write_text(
+        'name = "f"\n[task]\nkind = "file"\npath = "d.csv"\ninputs = ["a"]\ntargets = ["y"]\n'
+        '[model]\noutput = ["tanh", "identity"]\n[train]\nepochs = 2\nseeds = 1\n'
+    )
+    (warning,) = sweep.run(load(path), tmp_path / "out")["warnings"]
+    assert warning.startswith(
+        "task: targets span [-5, 5], outside the range [-1, 1] of model.output = 'tanh'"
+    )
