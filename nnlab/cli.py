@@ -200,6 +200,8 @@ def _study(folder: Path, *, curves: bool, gtol: float = analysis.GTOL, rtol: flo
             f"nnlab: warning: partial results, {len(s.results.runs)} of {s.results.total} runs stored",
             err=True,
         )
+    for warning in s.warnings:
+        typer.echo(f"nnlab: warning: {warning}", err=True)
     return s
 
 

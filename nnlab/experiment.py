@@ -225,6 +225,10 @@ def validate(data: Mapping[str, Any]) -> Experiment:
         for key, (_, kind_) in fields.items():
             if kind_ is not None:
                 values[key] = _check(f"{section}.{key}", values[key], kind_)
+            v = values[key]
+            if key != "seeds" and isinstance(v, list) and len(set(v)) != len(v):
+                # The grid would hold a configuration twice, the folder never its runs twice.
+                raise ExperimentError(f"{section}.{key}: a value is listed twice in {v!r}")
         sections[section] = values
     model, train = sections["model"], sections["train"]
     seeds = train["seeds"]

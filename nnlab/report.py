@@ -39,6 +39,8 @@ class Study:
         `nnlab.analysis.redundancy` per run, when the experiment saved its networks.
     gtol, rtol : float
         The tolerances the optima were counted with.
+    warnings : tuple of str
+        What could not be computed, and why (say, pruning when the data file is gone).
     """
 
     results: Results
@@ -47,6 +49,7 @@ class Study:
     redundant: pd.DataFrame | None
     gtol: float = analysis.GTOL
     rtol: float = analysis.RTOL
+    warnings: tuple[str, ...] = ()
 
 
 def study(
@@ -57,13 +60,19 @@ def study(
     exp = results.experiment
     params = read_networks(folder, results.runs)
     redundant = None
+    warnings = []
     if params:
-        X, Y, _, _ = load_data(exp)
-        redundant = analysis.redundancy(results.runs, params, X, Y, exp.threshold)
+        # Pruning needs the data; the tables do not, so a moved or changed data file costs only it.
+        try:
+            X, Y, _, _ = load_data(exp)
+        except ValueError as err:
+            warnings.append(f"redundant units not counted: {err}")
+        else:
+            redundant = analysis.redundancy(results.runs, params, X, Y, exp.threshold)
     summary = analysis.summarize(
         results.runs, exp.threshold, curves=results.curves, gtol=gtol, rtol=rtol, redundant=redundant
     )
-    return Study(results, summary, analysis.capacity(summary), redundant, gtol, rtol)
+    return Study(results, summary, analysis.capacity(summary), redundant, gtol, rtol, tuple(warnings))
 
 
 def _pct(x: float) -> str:

@@ -341,11 +341,11 @@ def run(
     import nnlab
 
     out = Path(out)
+    _, Y, _, _ = load_data(exp)  # bad task parameters fail here, before the folder is touched
+    warnings = _target_warnings(exp, Y)
     done = check_out_dir(out, exp, fresh)
     (out / PARTS).mkdir(parents=True, exist_ok=True)
     (out / "experiment.toml").write_text(exp.to_toml(), encoding="utf-8")
-    _, Y, _, _ = load_data(exp)  # bad task parameters fail here, before any job starts
-    warnings = _target_warnings(exp, Y)
     # Runs stored before save_networks was turned on are trained again (to the same numbers) for
     # their networks; merge keeps the copy that has them.
     todo = plan(exp, done - _runs_without_networks(out) if exp.save_networks else done)

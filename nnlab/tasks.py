@@ -234,6 +234,42 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _read_csv(p: Path, wanted: list[str]) -> dict[str, np.ndarray]:
+    """The ``wanted`` columns of a CSV file with a header row, as float arrays (an empty cell is
+    NaN). The standard csv module rather than numpy's genfromtxt: header names stay exactly as
+    written, quoted fields and a byte-order mark (spreadsheet exports) are understood."""
+    import csv
+
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as fh:
+            rows = [r for r in csv.reader(fh) if any(cell.strip() for cell in r)]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"path: {p.name} is not a readable UTF-8 CSV file ({err})") from None
+    if not rows:
+        raise ValueError(f"path: {p.name} is empty; expected a header row, then one row per sample")
+    header = [name.strip() for name in rows[0]]
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ValueError(f"path: {p.name} row {line} has {len(row)} fields, its header {len(header)}")
+    # Every name of the header (in its order, for messages); only the wanted columns are parsed.
+    columns: dict[str, np.ndarray | None] = dict.fromkeys(header)
+    for name in wanted:
+        if name not in columns:
+            continue  # reported by the caller, with the names the file does have
+        k = header.index(name)
+        values = []
+        for line, row in enumerate(rows[1:], start=2):
+            cell = row[k].strip()
+            try:
+                values.append(float(cell) if cell else np.nan)
+            except ValueError:
+                raise ValueError(
+                    f"path: {p.name} row {line}, column {name!r}: {cell!r} is not a number"
+                ) from None
+        columns[name] = np.array(values, dtype=np.float64)
+    return columns
+
+
 def file(
     *, path: str | Path, inputs: list[str], targets: list[str], sha256: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -275,22 +311,15 @@ def file(
         except (OSError, ValueError) as err:
             raise ValueError(f"path: {p.name} is not a readable NPZ file ({err})") from None
     elif p.suffix.lower() == ".csv":
-        import warnings
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # numpy warns, then fails, on an empty file
-                table = np.genfromtxt(p, delimiter=",", names=True, dtype=np.float64, encoding="utf-8")
-        except (IndexError, ValueError, UnicodeDecodeError):
-            raise ValueError(f"path: {p.name} is empty or not a CSV with a header row") from None
-        columns = {key: np.atleast_1d(table[key]) for key in table.dtype.names or ()}
+        columns = _read_csv(p, [*inputs, *targets])
     else:
         raise ValueError(f"path: expected a .csv or .npz file, got {p.name}")
 
     def take(name: str, cols: list[str]) -> np.ndarray:
         missing = [c for c in cols if c not in columns]
         if missing:
-            raise ValueError(f"{name}: no column {missing[0]!r} in {p.name}; it has: {', '.join(columns)}")
+            names = ", ".join(c if c else "''" for c in columns)
+            raise ValueError(f"{name}: no column {missing[0]!r} in {p.name}; it has: {names}")
         parts = []
         for c in cols:
             a = np.asarray(columns[c], dtype=np.float64)

@@ -92,6 +92,8 @@ def test_quick_experiment_is_valid():
         (with_("train", seeds=0), "^train.seeds: expected a count in 1..1_000_000"),
         (with_(None, name=None), "^name: required"),
         (with_("train", seeds=[1, 1]), "^train.seeds: a seed is listed twice"),
+        (with_("model", width=[2, 2]), r"^model.width: a value is listed twice in \[2, 2\]"),
+        (with_("train", lr=[0.1, 1e-1]), r"^train.lr: a value is listed twice"),
         (with_(None, model=3), r"^model: expected a \[model\] section"),
     ],
 )

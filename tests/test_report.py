@@ -116,3 +116,21 @@ def test_interrupted_sweep_is_merged_when_read(tmp_path):
     (out / "curves.parquet").unlink()
     s = report.study(out)
     assert len(s.results.runs) == 12 and len(s.results.curves) == 12 * 61
+
+
+def test_a_moved_data_file_costs_only_the_pruning(tmp_path):
+    from nnlab.experiment import load
+
+    (tmp_path / "d.csv").write_text("a,b,y\n-1,-1,-0.9\n-1,1,0.9\n1,-1,0.9\n1,1,-0.9\n")
+    path = tmp_path / "f.toml"
+    path.write_text(
+        'name = "f"\nsave_networks = true\n[task]\nkind = "file"\npath = "d.csv"\n'
+        'inputs = ["a", "b"]\ntargets = ["y"]\n[model]\nwidth = [2, 4]\n[train]\nepochs = 20\nseeds = 2\n'
+    )
+    sweep.run(load(path), tmp_path / "out")
+    assert "redundant_units" in report.study(tmp_path / "out").summary
+    (tmp_path / "d.csv").rename(tmp_path / "moved.csv")
+    result = runner.invoke(app, ["summary", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("nnlab: warning: redundant units not counted: task.path: no such file")
+    assert "redundant" not in result.stdout

@@ -98,7 +98,7 @@ def test_file_edge_cases(tmp_path):
         tasks.file(path=npz, inputs=["X", "X"], targets=["Y"])
     for name, text in (("empty.csv", ""), ("blank.csv", "  \n")):
         (tmp_path / name).write_text(text)
-        with pytest.raises(ValueError, match=f"^path: {name} is empty or not a CSV with a header row"):
+        with pytest.raises(ValueError, match=f"^path: {name} is empty; expected a header row"):
             tasks.file(path=tmp_path / name, inputs=["a"], targets=["y"])
     (tmp_path / "head.csv").write_text("a,y\n")
     with pytest.raises(ValueError, match="^path: head.csv has no rows"):
@@ -107,6 +107,33 @@ def test_file_edge_cases(tmp_path):
     assert tasks.file(path=npz, inputs=["X"], targets=["Y"], sha256=digest)[0].shape == (3, 2)
     with pytest.raises(ValueError, match="^path: .*two_d.npz changed since this experiment recorded it"):
         tasks.file(path=npz, inputs=["X"], targets=["Y"], sha256="0" * 64)
+
+
+def test_csv_as_spreadsheets_and_pandas_write_it(tmp_path):
+    """Header names are kept as written; an index column, quoted fields and a byte-order mark
+    are fine; a short row or a word where a number belongs is named."""
+    files = {
+        "names.csv": "x-1,x 2,Y(t)\n1,2,0.5\n3,4,-0.5\n",
+        "index.csv": ",x-1,x 2,Y(t)\n0,1,2,0.5\n1,3,4,-0.5\n",
+        "quoted.csv": '"x-1","x 2","Y(t)"\n"1","2","0.5"\n"3","4","-0.5"\n',
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    (tmp_path / "bom.csv").write_text(files["names.csv"], encoding="utf-8-sig")
+    for name in [*files, "bom.csv"]:
+        X, Y = tasks.file(path=tmp_path / name, inputs=["x-1", "x 2"], targets=["Y(t)"])
+        np.testing.assert_array_equal(X, [[1, 2], [3, 4]])
+        np.testing.assert_array_equal(Y, [[0.5], [-0.5]])
+    (tmp_path / "short.csv").write_text("a,b,y\n1,2,3\n1,2\n")
+    with pytest.raises(ValueError, match="^path: short.csv row 3 has 2 fields, its header 3"):
+        tasks.file(path=tmp_path / "short.csv", inputs=["a"], targets=["y"])
+    (tmp_path / "word.csv").write_text("a,y\n1,2\nfoo,3\n")
+    with pytest.raises(ValueError, match="^path: word.csv row 3, column 'a': 'foo' is not a number"):
+        tasks.file(path=tmp_path / "word.csv", inputs=["a"], targets=["y"])
+    with pytest.raises(
+        ValueError, match="^inputs: no column 'x1' in index.csv; it has: '', x-1, x 2, Y\\(t\\)"
+    ):
+        tasks.file(path=tmp_path / "index.csv", inputs=["x1"], targets=["Y(t)"])
 
 
 def test_make_task_by_name_and_field_errors():
