@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from nnlab import report, sweep
 from nnlab.cli import app
 from nnlab.experiment import validate
+from tests.conftest import write_file_experiment
 
 runner = CliRunner()
 
@@ -121,11 +122,11 @@ def test_interrupted_sweep_is_merged_when_read(tmp_path):
 def test_a_moved_data_file_costs_only_the_pruning(tmp_path):
     from nnlab.experiment import load
 
-    (tmp_path / "d.csv").write_text("a,b,y\n-1,-1,-0.9\n-1,1,0.9\n1,-1,0.9\n1,1,-0.9\n")
-    path = tmp_path / "f.toml"
-    path.write_text(
-        'name = "f"\nsave_networks = true\n[task]\nkind = "file"\npath = "d.csv"\n'
-        'inputs = ["a", "b"]\ntargets = ["y"]\n[model]\nwidth = [2, 4]\n[train]\nepochs = 20\nseeds = 2\n'
+    path = write_file_experiment(
+        tmp_path,
+        "a,b,y\n-1,-1,-0.9\n-1,1,0.9\n1,-1,0.9\n1,1,-0.9\n",
+        "[model]\nwidth = [2, 4]\n[train]\nepochs = 20\nseeds = 2\n",
+        top="save_networks = true\n",
     )
     sweep.run(load(path), tmp_path / "out")
     assert "redundant_units" in report.study(tmp_path / "out").summary

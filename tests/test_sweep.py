@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from nnlab import sweep
 from nnlab.cli import app
 from nnlab.experiment import ExperimentError, load
+from tests.conftest import write_file_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 TOML = """name = "tiny"
@@ -267,12 +268,7 @@ def test_a_killed_session_stays_in_the_manifest(tmp_path, monkeypatch):
 def test_file_task_is_identified_by_content_and_read_beside_its_experiment(tmp_path, monkeypatch):
     data = tmp_path / "data"
     data.mkdir()
-    (data / "d.csv").write_text("a,y\n-1,-0.5\n0,0.1\n1,0.5\n")
-    path = data / "f.toml"
-    path.write_text(
-        'name = "f"\n[task]\nkind = "file"\npath = "d.csv"\ninputs = ["a"]\ntargets = ["y"]\n'
-        "[train]\nepochs = 5\nseeds = 2\n"
-    )
+    path = write_file_experiment(data, "a,y\n-1,-0.5\n0,0.1\n1,0.5\n", "[train]\nepochs = 5\nseeds = 2\n")
     monkeypatch.chdir(tmp_path)  # not the experiment's folder: the path is read beside it
     exp = load(path)
     assert exp.task["path"] == str((data / "d.csv").resolve()) and len(exp.task["sha256"]) == 64
@@ -318,12 +314,8 @@ def test_turning_on_save_networks_stores_the_networks_of_earlier_runs(tmp_path):
 
 
 def test_targets_outside_the_output_range_are_warned_about(tmp_path):
-    (tmp_path / "d.csv").write_text("a,y\n-1,-5\n0,0.1\n1,5\n")
-    path = tmp_path / "f.toml"
-    path.write_text(
-        'name = "f"\n[task]\nkind = "file"\npath = "d.csv"\ninputs = ["a"]\ntargets = ["y"]\n'
-        '[model]\noutput = ["tanh", "identity"]\n[train]\nepochs = 2\nseeds = 1\n'
-    )
+    sections = '[model]\noutput = ["tanh", "identity"]\n[train]\nepochs = 2\nseeds = 1\n'
+    path = write_file_experiment(tmp_path, "a,y\n-1,-5\n0,0.1\n1,5\n", sections)
     (warning,) = sweep.run(load(path), tmp_path / "out")["warnings"]
     assert warning.startswith(
         "task: targets span [-5, 5], outside the range [-1, 1] of model.output = 'tanh'"
