@@ -161,19 +161,18 @@ def _threshold_note(threshold: float | None) -> str:
     return f"dashed line: threshold {threshold:g}" if threshold is not None else ""
 
 
-def _finite_positive(values) -> np.ndarray:
-    """Which values a log axis can show: diverged runs carry NaN or inf, and a loss on its way
-    there (above `_SHOWN_MAX`) counts with them, as it would break the axis scale and ticks."""
-    v = np.asarray(values, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(v) & (v > 0) & (v <= _SHOWN_MAX)
-
-
 def _diverged(values) -> np.ndarray:
-    """Which losses count as diverged in a figure: inf, NaN or above `_SHOWN_MAX`."""
+    """Which losses count as diverged in a figure: inf, NaN, or above `_SHOWN_MAX` (on the way to
+    inf; such a value would break a log axis's scale and ticks)."""
     v = np.asarray(values, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         return ~(np.isfinite(v) & (v <= _SHOWN_MAX))
+
+
+def _finite_positive(values) -> np.ndarray:
+    """Which values a log axis can show: not diverged, and above zero."""
+    v = np.asarray(values, dtype=np.float64)
+    return ~_diverged(v) & (v > 0)
 
 
 def _diverged_note(runs: pd.DataFrame, fate: str = "are not shown") -> str:

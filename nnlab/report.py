@@ -188,6 +188,7 @@ CAPTIONS = {
 def _verdicts(s: Study) -> list[str]:
     lines = []
     others = [a for a in analysis.varying_axes(s.summary) if a not in ("depth", "width")]
+    axes = [a for a in analysis.config_axes(s.summary) if a != "width"]  # what s.capacity groups by
     for row in s.capacity.itertuples(False):
         where = ", ".join(f"{a} {getattr(row, a)}" for a in ["depth", *others])
         solves = (
@@ -201,7 +202,6 @@ def _verdicts(s: Study) -> list[str]:
             else (f"from width {row.min_width_reliable:g} at least 95% of seeds do")
         )
         # This group's widths by label, so that verdicts of different depths or lrs never mix.
-        axes = [a for a in analysis.config_axes(s.summary) if a != "width"]
         mine = s.summary[(s.summary[axes] == pd.Series(row._asdict())[axes]).all(axis=1)]
         labels = [
             f"{label} {', '.join(str(w) for w in sorted(mine.loc[mine['capacity'] == label, 'width']))}"

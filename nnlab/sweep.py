@@ -119,7 +119,6 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndar
         )
     seconds = (time.perf_counter() - start) / len(job.seeds)
     curve = result.loss_curve
-    below = curve < exp.threshold
     r = len(job.seeds)
     columns = {
         "run_id": [c.run_id(s) for s in job.seeds],
@@ -138,8 +137,7 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndar
         "n_params": np.full(r, net.n_params),
         "final_loss": curve[:, -1],
         "best_loss": np.nanmin(np.where(np.isfinite(curve), curve, np.nan), axis=1),
-        # -1: never below the threshold (stored as missing)
-        "epochs_to_threshold": np.where(below.any(axis=1), below.argmax(axis=1), -1),
+        # epochs_to_threshold is derived from the curve when the parts are merged.
         "final_grad_norm": result.grad_norm,
         "diverged": result.diverged,
         "seconds": np.full(r, seconds),
@@ -163,8 +161,6 @@ def _part_table(columns: dict):
             rows = np.ascontiguousarray(value)
             offsets = np.arange(0, rows.size + 1, rows.shape[1], dtype=np.int64)
             arrays[name] = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(rows.ravel()))
-        elif name == "epochs_to_threshold":
-            arrays[name] = pa.array(value, mask=value < 0, type=pa.int64())
         else:
             arrays[name] = pa.array(value)
     return pa.table(arrays)
@@ -196,7 +192,8 @@ def _read_parts(out: Path, columns: list[str] | None = None):
             raise ExperimentError(
                 f"{path}: unreadable part file ({err}); delete it and rerun to train its runs again"
             ) from None
-        tables.append(table.select(columns) if columns else table)
+        # A column some parts lack (params, before save_networks was on) is left out of those.
+        tables.append(table.select([c for c in columns if c in table.column_names]) if columns else table)
     # Missing columns become nulls: say, networks saved only by a rerun with save_networks = true.
     return pa.concat_tables(tables, promote_options="default") if tables else None
 
@@ -205,7 +202,7 @@ def _runs_without_networks(out: Path) -> set[str]:
     """Run ids of the part files that hold no final parameters."""
     import pyarrow.compute as pc
 
-    table = _read_parts(out, None)
+    table = _read_parts(out, ["run_id", "params"])
     if table is None:
         return set()
     ids = table["run_id"].to_numpy(zero_copy_only=False)
@@ -368,11 +365,8 @@ def run(
         "nnlab": nnlab.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
-        "git_commit": session["git_commit"],
-        "start": session["start"],
-        "end": None,
-        "jobs": jobs,
-        "backend": session["backend"],
+        # The latest session's commit, times, jobs and backend at the top, as before sessions.
+        **{k: session[k] for k in ("git_commit", "start", "end", "jobs", "backend")},
         "scheduler": scheduler,
         "runs_total": total,
         "runs_done": finished,
@@ -487,8 +481,14 @@ def merge(out: Path, threshold: float) -> None:
         saved = by_id.filter(pc.is_valid(by_id["params"]))
         outputs["networks.parquet"] = saved.select(["run_id", "params"])
     # Through pandas, so that the parquet metadata keeps epochs_to_threshold a nullable integer.
-    frame = runs.drop_columns([c for c in LIST_COLUMNS if c in runs.column_names]).to_pandas()
-    frame["epochs_to_threshold"] = pd.array(_first_below(runs["curve"], threshold), dtype="Int64")
+    # (Parts written by older versions carry a stored epochs_to_threshold: derived again here.)
+    derived = [*LIST_COLUMNS, "epochs_to_threshold"]
+    frame = runs.drop_columns([c for c in derived if c in runs.column_names]).to_pandas()
+    frame.insert(
+        frame.columns.get_loc("best_loss") + 1,
+        "epochs_to_threshold",
+        pd.array(_first_below(runs["curve"], threshold), dtype="Int64"),
+    )
     writers = {name: (lambda path, t=t: pq.write_table(t, path)) for name, t in outputs.items()}
     writers["runs.parquet"] = lambda path: frame.to_parquet(path, index=False)
     for name, write in writers.items():
