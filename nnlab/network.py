@@ -11,108 +11,25 @@ with act_i the hidden activation for i < L and the output activation for i = L. 
     delta_i = act'(f_i) * (delta_{i+1} W_{i+1}^T)
     dLoss/dW_i = f_{i-1}^T delta_i,   dLoss/db_i = delta_i
 
-Every derivative is written from the stored output f (tanh' = 1 - f^2), never from z.
+Every derivative is written from the stored output f (tanh' = 1 - f^2), never from z; the tables of
+activations, losses and their derivatives live in `nnlab.functions`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from nnlab._names import did_you_mean
-
-# ---------------------------------------------------------------------------------------------------
-# Activations and their derivatives, written from the output f = act(z).
-
-
-def identity(z: np.ndarray) -> np.ndarray:
-    """f = z."""
-    return z
-
-
-def tanh(z: np.ndarray) -> np.ndarray:
-    """f = tanh(z)."""
-    return np.tanh(z)
-
-
-def relu(z: np.ndarray) -> np.ndarray:
-    """f = max(z, 0)."""
-    return np.maximum(z, 0.0)
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """f = 1 / (1 + exp(-z)); exp overflows to inf for z < -709, which gives the right limit 0."""
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-z))
-
-
-def identity_derivative(f: np.ndarray) -> np.ndarray:
-    """act'(z) = 1."""
-    return np.ones_like(f)
-
-
-def tanh_derivative(f: np.ndarray) -> np.ndarray:
-    """tanh'(z) = 1 - f^2, from the output f = tanh(z)."""
-    return 1.0 - f * f
-
-
-def relu_derivative(f: np.ndarray) -> np.ndarray:
-    """relu'(z) = 1 where f > 0, else 0 (the subgradient 0 at z = 0)."""
-    return (f > 0.0).astype(f.dtype)
-
-
-def sigmoid_derivative(f: np.ndarray) -> np.ndarray:
-    """sigmoid'(z) = f (1 - f), from the output f = sigmoid(z)."""
-    return f * (1.0 - f)
-
-
-ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "identity": identity,
-    "relu": relu,
-    "sigmoid": sigmoid,
-    "tanh": tanh,
-}
-DERIVATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "identity": identity_derivative,
-    "relu": relu_derivative,
-    "sigmoid": sigmoid_derivative,
-    "tanh": tanh_derivative,
-}
-
-# ---------------------------------------------------------------------------------------------------
-# Per-sample losses (summed over the output units) and their derivative with respect to f_L.
-
-
-def half_squared(f: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Loss 1/2 sum_k (y_k - f_k)^2 per sample: (..., out) -> (...)."""
-    return 0.5 * np.sum((y - f) ** 2, axis=-1)
-
-
-def squared(f: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Loss sum_k (y_k - f_k)^2 per sample: (..., out) -> (...)."""
-    return np.sum((y - f) ** 2, axis=-1)
-
-
-def half_squared_derivative(f: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """dLoss/df = f - y."""
-    return f - y
-
-
-def squared_derivative(f: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """dLoss/df = 2 (f - y)."""
-    return 2.0 * (f - y)
-
-
-LOSSES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "half_squared": half_squared,
-    "squared": squared,
-}
-LOSS_DERIVATIVES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "half_squared": half_squared_derivative,
-    "squared": squared_derivative,
-}
+from nnlab.functions import (  # noqa: F401  (the tables, re-exported: nnlab.network.LOSSES)
+    ACTIVATIONS,
+    DERIVATIVES,
+    LOSS_DERIVATIVES,
+    LOSSES,
+    output_delta,
+)
 
 INITS = ("auto", "glorot", "he")
 
@@ -432,8 +349,7 @@ def backprop(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_sq
         raise ValueError(f"Y: expected {fs[0].shape[1]} samples like X, got {Y.shape[1]}")
     R, n = net.n_replicas, fs[0].shape[1]
     L = len(net.weights)
-    # The output delta is dLoss/dz_L = dLoss/df_L * act'(z_L), and act'(z_L) is written from f_L.
-    delta = LOSS_DERIVATIVES[loss](fs[L], Y) * DERIVATIVES[net.output](fs[L])
+    delta = output_delta(net.output, loss, fs[L], Y)  # dLoss/dz_L (nnlab.functions)
     deltas: list[np.ndarray] = [np.broadcast_to(delta, (R, n, delta.shape[2]))]
     for i in range(L - 1, 0, -1):
         # delta_i = act'(f_i) * (delta_{i+1} W_{i+1}^T): (R, n, n_out) @ (R, n_out, n_in)

@@ -15,14 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nnlab._names import did_you_mean
-
-# Teacher activations, here because tasks are the lowest room (they import only nnlab._names).
-_TEACHER_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "identity": lambda z: z,
-    "relu": lambda z: np.maximum(z, 0.0),
-    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
-    "tanh": np.tanh,
-}
+from nnlab.functions import ACTIVATIONS
 
 
 def _rng(seed: int) -> np.random.Generator:
@@ -164,7 +157,7 @@ def teacher(
     n = _int("n", n, 1)
     dim = _int("dim", dim, 1)
     k = _int("teacher_width", teacher_width, 1)
-    act = _choice("activation", activation, _TEACHER_ACTIVATIONS)
+    act = _choice("activation", activation, ACTIVATIONS)
     if not isinstance(orthonormal, bool):
         raise ValueError(f"orthonormal: expected true or false, got {orthonormal!r}")
     if orthonormal and k > dim:
@@ -176,7 +169,7 @@ def teacher(
         W = rng.normal(0.0, 1.0 / np.sqrt(dim), size=(dim, k))
     v = rng.choice([-2.0, 2.0], size=k) / np.sqrt(k)
     X = rng.normal(size=(n, dim))
-    f = _TEACHER_ACTIVATIONS[act]
+    f = ACTIVATIONS[act]
     # The output bias -act(0) . v maps x = 0 to 0 (it matters for sigmoid, whose units sit at 1/2).
     Y = np.tanh((f(X @ W) - f(np.zeros(1))) @ v)[:, None]
     return X, Y
