@@ -1,0 +1,42 @@
+"""The loss landscape around trained networks: second-order back-propagation, certification of end
+points, and their symmetries.
+
+- `nnlab.landscape.curvature`: Hessian-vector products by Pearlmutter's R-operator, the full Hessian
+  and its extreme eigenvalues (`hvp`, `hessian`, `extreme_eigenvalues`).
+- `nnlab.landscape.polish`: polish an end point to the critical point it sits near and classify it
+  (`certify`, `classify`, `Options`, `KINDS`).
+- `nnlab.landscape.symmetry`: canonical forms and alignment modulo hidden-unit permutations and sign
+  flips, distinct optima, and loss barriers (`canonical`, `align`, `distinct_optima`, `barrier`).
+
+A room between the training engine and the sweep: it reads networks and data, never tables.
+"""
+
+from nnlab.landscape.curvature import extreme_eigenvalues, gradient, hessian, hvp
+from nnlab.landscape.polish import KINDS, Certificate, Options, certify, classify, symmetry_directions
+from nnlab.landscape.symmetry import (
+    align,
+    barrier,
+    canonical,
+    distinct_optima,
+    function_distance,
+    parameter_distance,
+)
+
+__all__ = [
+    "KINDS",
+    "Certificate",
+    "Options",
+    "align",
+    "barrier",
+    "canonical",
+    "certify",
+    "classify",
+    "distinct_optima",
+    "extreme_eigenvalues",
+    "function_distance",
+    "gradient",
+    "hessian",
+    "hvp",
+    "parameter_distance",
+    "symmetry_directions",
+]
