@@ -2,7 +2,8 @@
 
 Pure functions, DataFrame in and DataFrame out. Per configuration: the spread of final losses
 (median, IQM, quantiles), the success rate with its Wilson interval, the expected running time
-(ERT), the number of distinct final optima, and a capacity label; per depth, the smallest widths
+(ERT), what the end points are (certified by `nnlab landscape`, or an uncertified estimate of the
+distinct final optima), and a capacity label; per depth, the smallest widths
 that solve the task; per trained network, the hidden units it does not need.
 """
 
@@ -20,7 +21,8 @@ Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 RELIABLE = 0.95  # a configuration is over-capacity when at least this share of its seeds solves
 UNDER, CRITICAL, OVER, DIVERGED = "under-capacity", "critical", "over-capacity", "diverged"
 LABELS = (UNDER, CRITICAL, OVER, DIVERGED)
-# Defaults of `distinct_optima`. With a constant learning rate SGD never settles: at a minimum the
+KINDS = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverged")  # nnlab.landscape's
+# Defaults of `optima_estimate`. With a constant learning rate SGD never settles: at a minimum the
 # full-data gradient stays at the noise level (about 1e-2 in the canonical studies, while the
 # loss is flat for hundreds of epochs), and the final loss wanders by some 10% around the minimum.
 GTOL = 0.05
@@ -120,8 +122,9 @@ def stopped_runs(
     return ok
 
 
-def distinct_optima(final_loss, stopped, threshold: float, *, rtol: float = RTOL) -> int:
-    """How many distinct optima the runs ended in.
+def optima_estimate(final_loss, stopped, threshold: float, *, rtol: float = RTOL) -> int:
+    """An uncertified estimate of how many distinct optima the runs ended in, from final losses
+    alone (the certified count comes from `nnlab landscape`: see `endpoint_counts`).
 
     Solved runs (loss below ``threshold``) count as one optimum, zero loss, which SGD approaches
     without reaching, whatever their gradient. Of the others only the runs that have stopped moving
@@ -156,6 +159,7 @@ def summarize(
     gtol: float = GTOL,
     rtol: float = RTOL,
     redundant: pd.DataFrame | None = None,
+    endpoints: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The per-configuration statistics table.
 
@@ -169,10 +173,13 @@ def summarize(
         curves.parquet; with it a run must also have a flat loss to count as stopped, and the
         epochs to ``threshold`` are read from the curves (otherwise from ``epochs_to_threshold``).
     gtol, rtol : float
-        See `stopped_runs` and `distinct_optima`.
+        See `stopped_runs` and `optima_estimate`.
     redundant : DataFrame, optional
         `redundancy`'s table (run_id, redundant_units): adds ``redundant_units``, the median over
         a configuration's solved runs.
+    endpoints : DataFrame, optional
+        endpoints.parquet (`nnlab landscape`): the optima are then counted from the certified
+        minima (see `endpoint_counts`), and the uncertified estimate is left out.
 
     Returns
     -------
@@ -182,8 +189,10 @@ def summarize(
         (a diverged run's loss counts as +inf), ``successes``, ``success`` (rate) with its Wilson
         95% interval ``success_lo``, ``success_hi``, ``ert`` (epochs; inf when no run succeeded),
         ``median_epochs`` (to threshold, among the successes), ``stopped`` (runs that stopped
-        moving, `stopped_runs`), ``optima`` (`distinct_optima`) and ``capacity`` (see
-        `capacity_label`); with a held-out split also ``median_test_loss``.
+        moving, `stopped_runs`), ``capacity`` (see `capacity_label`), and either, with
+        ``endpoints``, ``certified`` and ``end_<kind>`` (end points certified, and of each kind)
+        and ``optima`` (distinct certified minima), or ``optima_estimate`` (`optima_estimate`);
+        with a held-out split also ``median_test_loss``.
     """
     axes = config_axes(runs)
     runs = runs.reset_index(drop=True)
@@ -217,8 +226,11 @@ def summarize(
             ert=ert(np.where(success, e, np.nan), g["epochs"].to_numpy()),
             median_epochs=float(np.median(e[success])) if success.any() else np.nan,
             stopped=int(np.count_nonzero(still[g.index])),
-            optima=distinct_optima(loss, still[g.index], threshold, rtol=rtol),
         )
+        if endpoints is None:
+            row["optima_estimate"] = optima_estimate(loss, still[g.index], threshold, rtol=rtol)
+        else:
+            row.update(endpoint_counts(endpoints[endpoints["run_id"].isin(g["run_id"])]))
         if "test_loss" in g.columns:
             test = g["test_loss"].to_numpy(dtype=np.float64)
             row["median_test_loss"] = float(np.median(np.where(np.isnan(test), np.inf, test)))
@@ -237,6 +249,18 @@ def summarize(
         first += ["successes", "success", "success_lo", "success_hi"]
         table = table[first + [c for c in table.columns if c not in first]]
     return table
+
+
+def endpoint_counts(endpoints: pd.DataFrame) -> dict:
+    """What the certified end points of one configuration are: ``certified`` (how many),
+    ``end_<kind>`` for each kind of `KINDS`, and ``optima``, the distinct optima among the minima
+    (the ``optimum`` ids of endpoints.parquet; solved end points are counted apart, in
+    ``end_solved``)."""
+    kinds = endpoints["kind"].value_counts()
+    out = {"certified": len(endpoints)}
+    out.update({f"end_{k}": int(kinds.get(k, 0)) for k in KINDS})
+    out["optima"] = int(endpoints["optimum"].dropna().nunique())
+    return out
 
 
 def capacity_label(success: float, diverged: float = 0.0) -> str:

@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 import nnlab
 from nnlab import analysis, tasks
+from nnlab.landscape.polish import Options as CertifyOptions
 
 # click's exception classes, wherever this typer takes them from (newer typers vendor click).
 _click_errors = sys.modules[typer.BadParameter.__module__]
@@ -79,8 +80,9 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _progress(name: str):
-    """A rich progress bar of runs done / total, runs per second and time left, and its callback."""
+def _progress(name: str, what: str = "runs"):
+    """A rich progress bar of items (runs) done / total, items per second and time left, and its
+    callback."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(
@@ -90,12 +92,12 @@ def _progress(name: str):
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
     )
-    task = progress.add_task(f"{name}: runs", total=None, rate="")
+    task = progress.add_task(f"{name}: {what}", total=None, rate="")
 
     def update(done: int, total: int) -> None:
         progress.update(task, completed=done, total=total)
         speed = progress.tasks[task].speed
-        progress.update(task, rate=f"{speed:.0f} runs/s" if speed else "")
+        progress.update(task, rate=f"{speed:.0f} {what}/s" if speed else "")
 
     return progress, update
 
@@ -169,6 +171,7 @@ class FigureFormat(enum.StrEnum):
 
 
 Folder = Annotated[Path, typer.Argument(help="Results folder written by `nnlab run`.")]
+_CERTIFY = CertifyOptions()  # the defaults of `nnlab landscape`
 Gtol = Annotated[
     float,
     typer.Option(min=0.0, help="A run has stopped moving when its final gradient norm is at most this."),
@@ -246,6 +249,90 @@ def report_command(
     s = _study(folder, curves=True, gtol=gtol, rtol=rtol)
     path = report.write_report(s, tuple(f.value for f in format) if format else ("png", "svg"))
     typer.echo(f"{path}" + (" (partial results)" if s.results.partial else ""))
+
+
+@app.command("landscape")
+def landscape_command(
+    folder: Folder,
+    jobs: Annotated[int, typer.Option(min=1, max=256, help="Worker processes (Dask: local workers).")] = 1,
+    backend: Annotated[Backend, typer.Option(help="joblib backend for --jobs > 1.")] = Backend.loky,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (with --backend dask).")
+    ] = None,
+    fresh: Annotated[bool, typer.Option(help="Discard the certificates already stored.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    lbfgs_iters: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="L-BFGS iterations per end point.")
+    ] = _CERTIFY.lbfgs_iters,
+    newton_iters: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Newton steps (exact Hessian) after L-BFGS.")
+    ] = _CERTIFY.newton_iters,
+    gtol: Annotated[
+        float, typer.Option(help="Critical point: |grad| <= GTOL * max|eigenvalue|.")
+    ] = _CERTIFY.gtol,
+    flat: Annotated[
+        float, typer.Option(help="Flat eigenvalue: |lambda| <= FLAT * max|eigenvalue|.")
+    ] = _CERTIFY.flat,
+    negative: Annotated[
+        float, typer.Option(help="Clearly negative eigenvalue: lambda < -NEGATIVE * max|eigenvalue|.")
+    ] = _CERTIFY.negative,
+    valley: Annotated[
+        float,
+        typer.Option(help="Ran off: the parameter norm grew by more than this share during the polish."),
+    ] = _CERTIFY.valley,
+) -> None:
+    """Certify every stored end point (needs saved networks): polish it, classify it (solved, minimum,
+    degenerate, saddle, valley, unconverged), group the minima into distinct optima modulo symmetry,
+    and measure the barriers; writes endpoints.parquet, optima.parquet and barriers.parquet."""
+    from nnlab import endpoints
+    from nnlab.landscape import KINDS
+
+    if scheduler and backend is not Backend.dask:
+        _fail("--scheduler: only with --backend dask")
+    try:
+        options = CertifyOptions(
+            lbfgs_iters=lbfgs_iters,
+            newton_iters=newton_iters,
+            gtol=gtol,
+            flat=flat,
+            negative=negative,
+            valley=valley,
+        )
+    except ValueError as err:
+        _fail(f"--{str(err).replace('_', '-')}")
+    name = folder.name or str(folder)
+    progress, on_progress = (
+        _progress(name, "end points") if not quiet and sys.stdout.isatty() else (None, None)
+    )
+    try:
+        with progress or contextlib.nullcontext():
+            summary = endpoints.landscape(
+                folder,
+                jobs=jobs,
+                backend=backend.value,
+                scheduler=scheduler,
+                options=options,
+                fresh=fresh,
+                on_progress=on_progress,
+            )
+    except ValueError as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        _fail(f"interrupted: the certificates of finished jobs are stored in {folder}/; rerun to resume", 130)
+    for failure in summary["failures"]:
+        typer.echo(f"nnlab: job failed: {failure}", err=True)
+    if summary["without_networks"]:
+        typer.echo(
+            f"nnlab: warning: {summary['without_networks']} runs have no saved network, not certified",
+            err=True,
+        )
+    kinds = ", ".join(f"{k} {summary['kinds'][k]}" for k in KINDS if summary["kinds"].get(k))
+    typer.echo(
+        f"{summary['done']}/{summary['total']} end points certified in {folder}/ ({kinds}; "
+        f"{summary['optima']} distinct optima): endpoints.parquet, optima.parquet, barriers.parquet"
+    )
+    if summary["failures"]:
+        raise typer.Exit(1)
 
 
 @app.command()

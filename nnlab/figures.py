@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+import matplotlib.patches as mpatches
 import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
@@ -634,12 +635,207 @@ def chain_gradients(table: pd.DataFrame) -> Figure:
     return fig
 
 
+# -- the landscape: what the end points are (nnlab landscape) -------------------------------------
+
+KIND_ORDER = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverged")
+
+
+def _kind_colors() -> dict[str, tuple]:
+    return dict(zip(KIND_ORDER, sns.color_palette(PALETTE, len(KIND_ORDER)), strict=True))
+
+
+def _config_label(row: pd.Series | dict, axes: Sequence[str]) -> str:
+    return _label(axes, [row[a] for a in axes])
+
+
+@_styled
+def endpoints(summary: pd.DataFrame) -> Figure:
+    """What the end points are: per width, the share of the certified end points of each kind.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        `nnlab.analysis.summarize` output with ``endpoints`` (columns ``end_<kind>``).
+
+    Returns
+    -------
+    Figure
+        Stacked bars, one per width, in the facets of the other figures (columns depth, rows lr
+        and the other swept axes); the number of distinct certified optima above each bar.
+    """
+    facets = _Facets.of(summary)
+    widths = _widths(summary)
+    colors = _kind_colors()
+    fig, axes = _grid(*facets.shape, panel_w=max(_PANEL_W, 0.45 * len(widths) + 1.5), sharey=True)
+    for i, j, title, sub in facets.panels(summary):
+        ax = axes[i, j]
+        sub = sub.set_index("width").reindex(widths)
+        x = np.arange(len(widths))
+        total = sub["certified"].to_numpy(dtype=np.float64)
+        bottom = np.zeros(len(widths))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for kind in KIND_ORDER:
+                share = np.nan_to_num(sub[f"end_{kind}"].to_numpy(dtype=np.float64) / total)
+                ax.bar(x, share, bottom=bottom, color=colors[kind], width=0.8, label=kind)
+                bottom += share
+        for k, (n, optima) in enumerate(zip(total, sub["optima"], strict=True)):
+            if n > 0 and optima > 0:
+                ax.annotate(
+                    f"{int(optima)}",
+                    (k, 1.0),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize="small",
+                )
+        ax.set_xticks(x, [_fmt(w) for w in widths])
+        ax.set_ylim(0, 1.08)
+        ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+        ax.set_title(title)
+    _label_outer(axes, WIDTH_LABEL, "share of certified end points")
+    handles = [mpatches.Patch(color=colors[k], label=k) for k in KIND_ORDER]
+    fig.legend(handles, KIND_ORDER, title="end point", loc="outside right center", frameon=False)
+    _title(
+        fig,
+        "What the end points are: each seed's final network polished (L-BFGS, then Newton with the exact "
+        "Hessian) and classified, per width",
+        ["number above a bar: distinct certified local minima (modulo permutation and sign)"],
+    )
+    return fig
+
+
+@_styled
+def spectra(endpoints: pd.DataFrame, runs: pd.DataFrame, flat: float = 1e-6) -> Figure | None:
+    """The Hessian spectra of the end points that did not solve the task.
+
+    Parameters
+    ----------
+    endpoints : DataFrame
+        endpoints.parquet (``run_id``, ``kind``, ``polished_loss``, ``spectrum``, ``n_symmetry``).
+    runs : DataFrame
+        runs.parquet, for the configurations.
+    flat : float
+        The flat tolerance the end points were classified with (drawn as a dashed line).
+
+    Returns
+    -------
+    Figure or None
+        One panel per configuration with unsolved end points (the first 12 in grid order): each
+        end point a column of its eigenvalues' sizes relative to the largest, |lambda| / max |lambda|
+        (log, floored at 1e-16), sorted by polished loss and coloured by kind; a negative
+        eigenvalue is an open marker. None when every end point solved.
+    """
+    axes_names = list(dict.fromkeys(a for a in ["depth", "width", *varying_axes(runs)] if a in runs.columns))
+    table = endpoints[endpoints["kind"] != "solved"].merge(runs[["run_id", *axes_names]], on="run_id")
+    if not len(table):
+        return None
+    groups = list(table.groupby(axes_names, sort=True))[:12]
+    ncols = min(3, len(groups))
+    nrows = -(-len(groups) // ncols)
+    fig, axes = _grid(nrows, ncols, panel_w=4.2, panel_h=3.2, sharey=True)
+    colors = _kind_colors()
+    for n, (key, g) in enumerate(groups):
+        ax = axes.flat[n]
+        g = g.sort_values("polished_loss")
+        for k, row in enumerate(g.itertuples(index=False)):
+            lam = np.asarray(row.spectrum, dtype=np.float64)
+            size = np.maximum(np.abs(lam) / max(np.abs(lam).max(initial=0.0), 1e-300), 1e-16)
+            neg = lam < 0
+            x = np.full(len(lam), k)
+            ax.scatter(x[~neg], size[~neg], s=8, lw=0, color=colors[row.kind], rasterized=True)
+            ax.scatter(x[neg], size[neg], s=14, facecolors="none", edgecolors=colors[row.kind], lw=0.8)
+        ax.set_yscale("log")
+        ax.set_ylim(3e-17, 3)
+        ax.axhline(flat, color="0.3", lw=0.8, ls="--")
+        ax.set_xticks([])
+        ax.set_title(_label(axes_names, key if isinstance(key, tuple) else (key,)), fontsize="small")
+        ax.set_xlabel(f"{len(g)} end points, by polished loss")
+    for ax in axes.flat[len(groups) :]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("|eigenvalue| / largest (log)")
+    handles = [mpatches.Patch(color=colors[k], label=k) for k in KIND_ORDER[1:]]
+    handles.append(Line2D([], [], ls="none", marker="o", mfc="none", mec="0.3", label="negative eigenvalue"))
+    fig.legend(
+        handles,
+        [h.get_label() for h in handles],
+        title="end point",
+        loc="outside right center",
+        frameon=False,
+    )
+    symmetric = "n_symmetry" in table and (table["n_symmetry"] > 0).any()
+    _title(
+        fig,
+        "Hessian spectra of the end points that did not solve the task: a strict minimum has every "
+        "eigenvalue above the dashed line, a degenerate point some below it, a saddle a negative one",
+        [
+            f"dashed line: the flat tolerance {flat:g} of the largest",
+            "the directions of the networks' rescaling symmetries left out" if symmetric else "",
+        ],
+    )
+    return fig
+
+
+@_styled
+def barriers(table: pd.DataFrame, optima: pd.DataFrame) -> Figure | None:
+    """The loss along the straight path (after alignment) between distinct optima of a
+    configuration, and from each to its nearest solved network.
+
+    Parameters
+    ----------
+    table : DataFrame
+        barriers.parquet.
+    optima : DataFrame
+        optima.parquet.
+
+    Returns
+    -------
+    Figure or None
+        One panel per configuration with optima (at most 12); None when there is no barrier.
+    """
+    if table is None or not len(table):
+        return None
+    axes_names = [a for a in table.columns if a not in ("optimum", "to", "to_run_id", "barrier", "path")]
+    shown = [a for a in axes_names if a in ("depth", "width") or table[a].nunique() > 1]
+    groups = list(table.groupby(axes_names, sort=True))[:12]
+    ncols = min(3, len(groups))
+    nrows = -(-len(groups) // ncols)
+    fig, axes = _grid(nrows, ncols, panel_w=4.2, panel_h=3.2)
+    colors = sns.color_palette(PALETTE, 10)
+    for n, (key, g) in enumerate(groups):
+        ax = axes.flat[n]
+        where = dict(zip(axes_names, key, strict=True))
+        for k, row in enumerate(g.itertuples(index=False)):
+            path = np.asarray(row.path, dtype=np.float64)
+            t = np.linspace(0, 1, len(path))
+            target = "nearest solved" if row.to == "solved" else f"optimum {row.to}"
+            ax.plot(
+                t, path, color=colors[k % 10], lw=1.5, label=f"{row.optimum} → {target}: {row.barrier:.2g}"
+            )
+        ax.set_yscale("log")
+        ax.set_xlabel("t along the straight path")
+        ax.set_title(_label(shown, [where[a] for a in shown]), fontsize="small")
+        ax.legend(fontsize="x-small", title="optimum → end: barrier", title_fontsize="x-small")
+    for ax in axes.flat[len(groups) :]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("training loss (log)")
+    _title(
+        fig,
+        "Barriers: the loss along the straight path between distinct optima (hidden units aligned), "
+        "and from each optimum to the nearest solved network",
+        ["barrier = highest loss on the path minus the higher end"],
+    )
+    return fig
+
+
 def figures_for(
     runs: pd.DataFrame,
     curves: pd.DataFrame | None,
     summary: pd.DataFrame,
     threshold: float | None,
     chain: pd.DataFrame | None = None,
+    landscape: tuple | None = None,
 ) -> dict[str, Figure]:
     """Every figure that applies to these tables.
 
@@ -651,13 +847,16 @@ def figures_for(
         The experiment's success threshold.
     chain : DataFrame, optional
         `nnlab.analysis.chain_gradients` output.
+    landscape : tuple, optional
+        (endpoints, optima, barriers) of `nnlab landscape`.
 
     Returns
     -------
     dict of str to Figure
         Keyed by file stem: ``spread``, ``ecdf``, ``convergence`` (with curves), ``capacity``,
-        ``heatmap`` (when depth takes more than one value) and ``chain_gradients`` (with a chain
-        table).
+        ``heatmap`` (when depth takes more than one value), ``chain_gradients`` (with a chain
+        table), and with ``landscape`` ``endpoints``, ``spectra`` (when an end point did not solve
+        the task) and ``barriers`` (when there are optima).
     """
     out = {"spread": spread(runs, threshold), "ecdf": ecdf(runs, threshold)}
     if curves is not None:
@@ -667,16 +866,27 @@ def figures_for(
         out["heatmap"] = heatmap(summary)
     if chain is not None:
         out["chain_gradients"] = chain_gradients(chain)
+    if landscape is not None and landscape[0] is not None and "certified" in summary:
+        out["endpoints"] = endpoints(summary)
+        for stem, figure in (
+            ("spectra", spectra(landscape[0], runs)),
+            ("barriers", barriers(landscape[2], landscape[1])),
+        ):
+            if figure is not None:
+                out[stem] = figure
     return out
 
 
 __all__ = [
     "PALETTE",
+    "barriers",
     "capacity",
     "chain_gradients",
     "convergence",
     "ecdf",
+    "endpoints",
     "figures_for",
     "heatmap",
+    "spectra",
     "spread",
 ]

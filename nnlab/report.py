@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nnlab import analysis
+from nnlab.endpoints import read_endpoints
 from nnlab.sweep import Results, load_data, read_networks, read_results
 
 FORMATS = ("png", "pdf", "svg")
@@ -38,9 +39,12 @@ class Study:
     redundant : DataFrame or None
         `nnlab.analysis.redundancy` per run, when the experiment saved its networks.
     gtol, rtol : float
-        The tolerances the optima were counted with.
+        The tolerances the uncertified optima estimate was counted with.
     warnings : tuple of str
         What could not be computed, and why (say, pruning when the data file is gone).
+    endpoints, optima, barriers : DataFrame or None
+        endpoints.parquet, optima.parquet and barriers.parquet, when `nnlab landscape` certified
+        the folder's end points.
     """
 
     results: Results
@@ -50,6 +54,9 @@ class Study:
     gtol: float = analysis.GTOL
     rtol: float = analysis.RTOL
     warnings: tuple[str, ...] = ()
+    endpoints: pd.DataFrame | None = None
+    optima: pd.DataFrame | None = None
+    barriers: pd.DataFrame | None = None
 
 
 def study(
@@ -69,10 +76,34 @@ def study(
             warnings.append(f"redundant units not counted: {err}")
         else:
             redundant = analysis.redundancy(results.runs, params, X, Y, exp.threshold)
+    endpoints, optima, barriers = read_endpoints(folder)
+    if endpoints is not None:
+        missing = len(set(results.runs["run_id"]) - set(endpoints["run_id"]))
+        if missing:
+            warnings.append(
+                f"{missing} runs have no certified end point; run `nnlab landscape` on the folder"
+            )
     summary = analysis.summarize(
-        results.runs, exp.threshold, curves=results.curves, gtol=gtol, rtol=rtol, redundant=redundant
+        results.runs,
+        exp.threshold,
+        curves=results.curves,
+        gtol=gtol,
+        rtol=rtol,
+        redundant=redundant,
+        endpoints=endpoints,
     )
-    return Study(results, summary, analysis.capacity(summary), redundant, gtol, rtol, tuple(warnings))
+    return Study(
+        results,
+        summary,
+        analysis.capacity(summary),
+        redundant,
+        gtol,
+        rtol,
+        tuple(warnings),
+        endpoints,
+        optima,
+        barriers,
+    )
 
 
 def _pct(x: float) -> str:
@@ -103,8 +134,15 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
     ]
     out["ERT (epochs)"] = summary["ert"].map(lambda e: "never" if math.isinf(e) else f"{e:.0f}")
     out["median epochs"] = summary["median_epochs"].map(lambda e: "-" if np.isnan(e) else f"{e:.0f}")
-    # 0 optima means no run stopped moving (and none solved): unknown, not "none".
-    out["optima"] = summary["optima"].map(lambda k: str(k) if k else "-")
+    if "certified" in summary:
+        # What polishing found at each end point, and the distinct certified minima.
+        out["end points: solved/min/degen/saddle/valley/unconv"] = [
+            "/".join(str(int(row[f"end_{k}"])) for k in analysis.KINDS) for _, row in summary.iterrows()
+        ]
+        out["optima (certified)"] = summary["optima"].astype(str)
+    else:
+        # 0 means no run stopped moving (and none solved): unknown, not "none".
+        out["optima (uncertified estimate)"] = summary["optima_estimate"].map(lambda k: str(k) if k else "-")
     if "redundant_units" in summary:
         out["redundant units"] = summary["redundant_units"].map(lambda u: "-" if np.isnan(u) else f"{u:g}")
     if "median_test_loss" in summary:
@@ -149,7 +187,10 @@ def figures(s: Study) -> dict:
         X, Y, _, _ = load_data(r.experiment)
         lengths = sorted({int(d) + 1 for d in r.runs["depth"]})
         chain = analysis.chain_gradients(lengths, r.experiment.seeds, X, Y)
-    return fig.figures_for(r.runs, r.curves, s.summary, r.experiment.threshold, chain=chain)
+    landscape = (s.endpoints, s.optima, s.barriers) if s.endpoints is not None else None
+    return fig.figures_for(
+        r.runs, r.curves, s.summary, r.experiment.threshold, chain=chain, landscape=landscape
+    )
 
 
 def write_figures(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
@@ -182,6 +223,12 @@ CAPTIONS = {
     "capacity": "Success rate (with its Wilson 95% interval) and expected running time against width.",
     "heatmap": "Success rate per depth and width.",
     "chain_gradients": "|dLoss/dw_1| at initialization against the chain's length, one point per seed.",
+    "endpoints": "What each seed's end point is after polishing, per width: solved, strict local minimum, "
+    "degenerate, saddle, valley (a minimum at infinity) or unconverged; above a bar, the distinct optima.",
+    "spectra": "Hessian spectra of the end points that did not solve the task, relative to the largest "
+    "eigenvalue; below the dashed line an eigenvalue counts as flat, an open marker is negative.",
+    "barriers": "Loss along the straight path between distinct optima (hidden units aligned) and from each "
+    "optimum to the nearest solved network.",
 }
 
 
@@ -209,6 +256,82 @@ def _verdicts(s: Study) -> list[str]:
             if (mine["capacity"] == label).any()
         ]
         lines.append(f"- {where}: {solves}; {reliable}. Widths: {'; '.join(labels)}.")
+    return lines
+
+
+def _landscape_section(s: Study) -> list[str]:
+    """What the end points are, per configuration, from the certificates of `nnlab landscape`."""
+    options_path = s.results.path / "landscape" / "options.json"
+    options = json.loads(options_path.read_text()) if options_path.is_file() else {}
+    lines = [
+        "## What the end points are",
+        "",
+        "`nnlab landscape` polished each seed's final network on the full-data loss (L-BFGS, then "
+        "Newton steps with the exact Hessian from the second-order recursion) and classified the point "
+        "it reached by its gradient and Hessian spectrum, tolerances relative to the spectrum's scale s "
+        "= max |eigenvalue|"
+        + (
+            f" (critical: |gradient| <= {options['gtol']:g} s; flat: |eigenvalue| <= {options['flat']:g} s; "
+            f"clearly negative: below -{options['negative']:g} s; ran off: the parameter norm grew by more "
+            f"than {options['valley']:.0%}; budget {options['lbfgs_iters']} L-BFGS iterations and "
+            f"{options['newton_iters']} Newton steps)"
+            if options
+            else ""
+        )
+        + ". Strict local minima are grouped into distinct optima modulo hidden-unit permutation and "
+        "sign; a barrier is the highest loss on the straight path between two aligned networks minus "
+        "the higher end.",
+        "",
+    ]
+    runs = s.results.runs
+    axes = ["depth", "width", *(a for a in analysis.varying_axes(s.summary) if a not in ("depth", "width"))]
+    joined = s.endpoints.merge(runs[["run_id", *axes]], on="run_id")
+    for key, g in joined.groupby(axes, sort=True):
+        where = ", ".join(f"{a} {v}" for a, v in zip(axes, key, strict=True))
+        counts = g["kind"].value_counts()
+        parts = []
+        for kind, what in (
+            ("solved", "solved"),
+            ("minimum", "strict local minima"),
+            ("degenerate", "degenerate"),
+            ("saddle", "saddles"),
+            ("valley", "valleys"),
+            ("unconverged", "unconverged"),
+        ):
+            sub = g[g["kind"] == kind]
+            if not len(sub):
+                continue
+            text = f"{len(sub)} {what}"
+            if kind != "solved":
+                lo, hi = sub["polished_loss"].min(), sub["polished_loss"].max()
+                text += f" (loss {_loss(lo)}" + (f" to {_loss(hi)}" if hi > lo * 1.001 else "") + ")"
+            if kind == "degenerate":
+                text += f", median {sub['n_flat'].median():g} flat eigenvalues"
+                origin = int(np.count_nonzero(sub["norm_end"] < 1e-8))
+                if origin:
+                    text += f", {origin} of them the all-zero network"
+            parts.append(text)
+        line = f"- {where}: {len(g)} end points: " + "; ".join(parts) + "."
+        if counts.get("solved", 0) == len(g):
+            line = f"- {where}: all {len(g)} end points solved."
+        optima = s.optima
+        if optima is not None and len(optima):
+            mine = optima[(optima[axes] == pd.Series(dict(zip(axes, key, strict=True)))).all(axis=1)]
+            if len(mine):
+                described = "; ".join(
+                    f"loss {_loss(o.polished_loss)} ({o.seeds} seed{'s' if o.seeds != 1 else ''}, "
+                    f"eigenvalues {o.lambda_min:.2g} to {o.lambda_max:.2g}"
+                    + (
+                        f", barrier {o.barrier_to_solved:.2g} to the nearest solved network"
+                        if np.isfinite(o.barrier_to_solved)
+                        else ""
+                    )
+                    + ")"
+                    for o in mine.sort_values("polished_loss").itertuples(index=False)
+                )
+                line += f" {len(mine)} distinct optima: {described}."
+        lines.append(line)
+    lines.append("")
     return lines
 
 
@@ -255,15 +378,28 @@ def report(s: Study, figure_files: list[Path]) -> str:
         exp.to_toml().rstrip(),
     ]
     lines += ["```", "", "</details>", "", "## Summary", "", markdown(display(s.summary)), ""]
+    if s.endpoints is not None:
+        optima_text = (
+            "the end points are those certified by `nnlab landscape` (see below): solved, strict local "
+            "minimum, degenerate, saddle, valley or unconverged; optima (certified) counts the distinct "
+            "strict local minima among them, modulo permutation and sign of the hidden units (solved end "
+            "points are counted apart)."
+        )
+    else:
+        optima_text = (
+            f"optima (uncertified estimate) counts the distinct final losses (within {s.rtol:.0%}) of the "
+            f"runs that stopped moving (final gradient norm at most {s.gtol:g} and a loss that changed by "
+            f"at most {s.rtol:.0%} over the last tenth of the epochs), all solved runs counting as one "
+            "optimum (zero loss); '-' where no run stopped moving. It is not a certificate: equal losses "
+            "need not be one optimum, nor a stopped run an optimum (`nnlab landscape` certifies them)."
+        )
     lines += [
         "Losses are final full-data training losses over the seeds (a diverged run counts as +inf); "
         "success is the share of seeds below the threshold, with its Wilson 95% interval; ERT is "
         "the expected number of epochs to reach the threshold (failed runs count their whole budget); "
-        f"optima counts the distinct final losses (within {s.rtol:.0%}) of the runs that stopped moving "
-        f"(final gradient norm at most {s.gtol:g} and a loss that changed by at most {s.rtol:.0%} over "
-        "the last tenth of the epochs), all solved runs counting as one optimum (zero loss); "
-        "'-' where no run stopped moving.",
+        + optima_text,
         "",
+        *(_landscape_section(s) if s.endpoints is not None else []),
         "## Capacity",
         "",
         *_verdicts(s),

@@ -152,12 +152,12 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndar
 
 
 def _part_table(columns: dict):
-    """A job's columns as one Arrow table; curves (and networks) as list columns."""
+    """A job's columns as one Arrow table; 2-D arrays (curves, networks) as list columns."""
     import pyarrow as pa
 
     arrays = {}
     for name, value in columns.items():
-        if name in LIST_COLUMNS:
+        if name in LIST_COLUMNS or (isinstance(value, np.ndarray) and value.ndim == 2):
             rows = np.ascontiguousarray(value)
             offsets = np.arange(0, rows.size + 1, rows.shape[1], dtype=np.int64)
             arrays[name] = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(rows.ravel()))
@@ -177,11 +177,16 @@ def _write_part(columns: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _read_parts(out: Path, columns: list[str] | None = None):
-    """Every part file of ``out`` as one Arrow table (None when there is none)."""
+def _read_parts(out: Path, columns: list[str] | None = None, *, parts: Path | None = None, keys=None):
+    """Every part file of ``out`` (or of the folder ``parts``; only the jobs ``keys`` when given) as
+    one Arrow table (None when there is none)."""
     import pyarrow as pa
 
-    paths = sorted((out / PARTS).glob(f"job-*{PART}")) if (out / PARTS).is_dir() else []
+    folder = parts if parts is not None else out / PARTS
+    paths = sorted(folder.glob(f"job-*{PART}")) if folder.is_dir() else []
+    if keys is not None:
+        wanted = {f"job-{k}{PART}" for k in keys}
+        paths = [p for p in paths if p.name in wanted]
     tables = []
     for path in paths:
         try:
@@ -303,6 +308,35 @@ def _dask_client(scheduler: str | None, jobs: int):
     return Client(cluster), cluster
 
 
+def parallel(
+    work: Callable, todo: list, args: tuple, *, jobs: int, backend: str, scheduler: str | None
+) -> Iterator:
+    """``work(item, *args)`` for every item of ``todo``, yielded as they finish: in this process when
+    ``jobs`` is 1 (and the backend is not dask), else on ``jobs`` loky worker processes (one BLAS
+    thread each: the workers already fill the cores) or on a Dask cluster (``scheduler``, or a
+    loopback LocalCluster of ``jobs`` workers)."""
+    from joblib import Parallel, delayed, parallel_config
+
+    if jobs == 1 and backend != "dask":
+        for item in todo:
+            yield work(item, *args)
+        return
+    if backend == "dask":
+        client, cluster = _dask_client(scheduler, jobs)
+        try:
+            with parallel_config(backend="dask"):
+                runner = Parallel(n_jobs=-1, return_as="generator_unordered")
+                yield from runner(delayed(work)(item, *args) for item in todo)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return
+    with parallel_config(backend=backend, inner_max_num_threads=1):
+        runner = Parallel(n_jobs=jobs, return_as="generator_unordered")
+        yield from runner(delayed(work)(item, *args) for item in todo)
+
+
 def run(
     exp: Experiment,
     out: Path,
@@ -333,8 +367,6 @@ def run(
     on_progress : callable, optional
         Called with (runs done, runs total) after each job.
     """
-    from joblib import Parallel, delayed
-
     import nnlab
 
     out = Path(out)
@@ -382,32 +414,9 @@ def run(
     # process alone with one thread (so --jobs 1 is strictly serial).
     threads = 1
 
-    def results() -> Iterator[tuple[Job, dict | None, str]]:
-        if local:
-            for job in todo:
-                yield _work(job, exp, threads)
-            return
-        if backend == "dask":
-            from joblib import parallel_config
-
-            client, cluster = _dask_client(scheduler, jobs)
-            try:
-                with parallel_config(backend="dask"):
-                    parallel = Parallel(n_jobs=-1, return_as="generator_unordered")
-                    yield from parallel(delayed(_work)(job, exp, threads) for job in todo)
-            finally:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
-            return
-        from joblib import parallel_config
-
-        # One BLAS thread per worker: the workers already fill the cores.
-        with parallel_config(backend=backend, inner_max_num_threads=1):
-            parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
-            yield from parallel(delayed(_work)(job, exp, threads) for job in todo)
-
-    for job, columns, error in results():
+    for job, columns, error in parallel(
+        _work, todo, (exp, threads), jobs=jobs, backend=backend, scheduler=scheduler
+    ):
         if error:
             failures.append(error)
             continue

@@ -37,14 +37,14 @@ def test_ert_counts_failures_at_their_budget():
     assert analysis.ert([np.nan, np.nan], 100) == np.inf
 
 
-def test_distinct_optima_groups_stopped_runs_by_relative_loss():
+def test_optima_estimate_groups_stopped_runs_by_relative_loss():
     loss = [1e-5, 3e-4, 0.25, 0.26, 0.5, 0.54, 0.9, 0.7]
     stopped = [False, True, True, True, True, True, True, False]  # the last run still moves
     # zero-loss basin (solved runs count whether they stopped or not); 0.25 ~ 0.26; 0.5 ~ 0.54; 0.9
-    assert analysis.distinct_optima(loss, stopped, 1e-3) == 4
-    assert analysis.distinct_optima(loss, stopped, 1e-3, rtol=0.01) == 6
-    assert analysis.distinct_optima(loss, [False] * 8, 1e-3) == 1
-    assert analysis.distinct_optima([np.inf, np.nan], [True, True], 1e-3) == 0
+    assert analysis.optima_estimate(loss, stopped, 1e-3) == 4
+    assert analysis.optima_estimate(loss, stopped, 1e-3, rtol=0.01) == 6
+    assert analysis.optima_estimate(loss, [False] * 8, 1e-3) == 1
+    assert analysis.optima_estimate([np.inf, np.nan], [True, True], 1e-3) == 0
 
 
 def test_stopped_runs_need_a_small_gradient_and_a_flat_late_loss():
@@ -111,7 +111,8 @@ def test_summarize_hand_table():
     assert w2["ert"] == (40 + 100 + 100 + 100) / 1 and w8["ert"] == (10 + 20 + 30 + 40) / 4
     assert w2["median_epochs"] == 40 and w8["median_epochs"] == 25
     assert w8["iqm"] == pytest.approx(2.5e-5)
-    assert (w2["optima"], w8["optima"]) == (2, 1)  # zero loss and the 0.2 plateau; zero loss only
+    assert (w2["optima_estimate"], w8["optima_estimate"]) == (2, 1)  # zero loss and 0.2; zero loss only
+    assert "optima" not in s.columns  # only certified minima are counted as optima
     assert (w2["stopped"], w8["stopped"]) == (3, 4)
     lo, hi = analysis.wilson(1, 4)
     assert (w2["success_lo"], w2["success_hi"]) == (lo, hi)

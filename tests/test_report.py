@@ -55,7 +55,9 @@ def test_summary_formats(folder):
     from io import StringIO
 
     table = pd.read_csv(StringIO(csv.output))
-    assert len(table) == 6 and {"success_lo", "success_hi", "ert", "optima", "capacity"} <= set(table.columns)
+    assert len(table) == 6 and {"success_lo", "success_hi", "ert", "optima_estimate", "capacity"} <= set(
+        table.columns
+    )
 
 
 def test_figures_and_report_are_written(folder):

@@ -1,0 +1,357 @@
+"""Certify every stored end point of a results folder: ``nnlab landscape DIR``.
+
+The runs' final networks (networks.parquet, from ``save_networks = true``) are polished and
+classified by `nnlab.landscape.certify` in jobs of up to PER_JOB end points of one configuration,
+run like the sweep's (in process, on loky workers or on a Dask cluster), each written at once as a
+part file under DIR/landscape/parts/ (a temporary name, then a rename), so an interrupted run loses
+at most the jobs in flight and a rerun resumes. A job's key hashes its configuration, its runs, the
+certification options and the threshold: other options make other jobs, and the parts of jobs no
+longer planned are removed once the folder is complete.
+
+At the end the parts are merged, the certified minima of each configuration grouped into distinct
+optima (`nnlab.landscape.distinct_optima`), and the barriers between them (and to the nearest
+solved network) measured, into three tables:
+
+- DIR/endpoints.parquet, one row per certified run: ``run_id``, ``kind``, ``start_loss``,
+  ``polished_loss``, ``grad_norm``, ``lambda_min``, ``lambda_max``, ``n_flat``, ``n_negative``,
+  ``n_symmetry``, ``displacement``, ``norm_start``, ``norm_end``, ``optimum`` (missing unless a
+  minimum), ``params`` (polished, flattened like networks.parquet) and ``spectrum``;
+- DIR/optima.parquet, one row per distinct optimum and configuration;
+- DIR/barriers.parquet, one row per pair of optima of a configuration, and per optimum to its
+  nearest solved network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from nnlab.experiment import AXES, Config, Experiment, ExperimentError
+from nnlab.landscape import Options, barrier, certify, distinct_optima, parameter_distance
+from nnlab.network import flat_params, network_from_flat
+from nnlab.sweep import PART, _read_parts, _write_part, load_data, parallel, read_networks, read_results
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LANDSCAPE = "landscape"
+PER_JOB = 16  # end points per job: a few seconds of work each, so progress moves and kills cost little
+TABLES = ("endpoints.parquet", "optima.parquet", "barriers.parquet")
+BARRIER_POINTS = 33
+
+
+@dataclass(frozen=True, eq=False)
+class EndpointJob:
+    """Stored end points of one configuration: their run ids and final parameters (k, P)."""
+
+    config: Config
+    run_ids: tuple[str, ...]
+    params: np.ndarray
+    key: str
+
+
+def _architecture(exp: Experiment, config: Config) -> tuple[list[int], np.ndarray, np.ndarray]:
+    X, Y, _, _ = load_data(exp)
+    return [X.shape[1], *config.sizes_hidden, Y.shape[1]], X, Y
+
+
+def _job_key(config: Config, run_ids: tuple[str, ...], options: Options, threshold: float) -> str:
+    text = json.dumps(
+        {
+            "config": config.key,
+            "runs": run_ids,
+            "options": dataclasses.asdict(options),
+            "threshold": threshold,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan(exp: Experiment, runs: pd.DataFrame, params: dict, options: Options) -> list[EndpointJob]:
+    """The jobs that certify every run of ``runs`` whose network is in ``params`` (run id -> flat)."""
+    stored = set(runs["run_id"])
+    jobs = []
+    for config in exp.configs():
+        ids = [i for i in (config.run_id(s) for s in exp.seeds) if i in params and i in stored]
+        for start in range(0, len(ids), PER_JOB):
+            chunk = tuple(ids[start : start + PER_JOB])
+            key = _job_key(config, chunk, options, exp.threshold)
+            jobs.append(EndpointJob(config, chunk, np.stack([params[i] for i in chunk]), key))
+    return jobs
+
+
+def certify_job(job: EndpointJob, exp: Experiment, options: Options) -> dict:
+    """Certify one job's end points; plain numpy columns, one entry per run (see the module)."""
+    c = job.config
+    sizes, X, Y = _architecture(exp, c)
+    net = network_from_flat(job.params, sizes, bias=c.bias, hidden=c.hidden, output=c.output)
+    cert = certify(net, X, Y, threshold=exp.threshold, loss=c.loss, options=options)
+    width = max(len(s) for s in cert.spectrum)
+    spectrum = np.full((len(job.run_ids), width), np.nan)
+    for r, s in enumerate(cert.spectrum):
+        spectrum[r, : len(s)] = s
+    return {
+        "run_id": list(job.run_ids),
+        "kind": [str(k) for k in cert.kind],
+        "start_loss": cert.start_loss,
+        "polished_loss": cert.polished_loss,
+        "grad_norm": cert.grad_norm,
+        "lambda_min": cert.lambda_min,
+        "lambda_max": cert.lambda_max,
+        "n_flat": cert.n_flat,
+        "n_negative": cert.n_negative,
+        "n_symmetry": cert.n_symmetry,
+        "displacement": cert.displacement,
+        "norm_start": cert.norm_start,
+        "norm_end": cert.norm_end,
+        "params": flat_params(cert.network),
+        "spectrum": spectrum,
+    }
+
+
+def _work(job: EndpointJob, exp: Experiment, options: Options) -> tuple[EndpointJob, dict | None, str]:
+    """certify_job, with a failure returned as a message so that the other jobs go on."""
+    try:
+        with np.errstate(all="ignore"):
+            return job, certify_job(job, exp, options), ""
+    except Exception as err:  # reported per job; the command exits 1 at the end
+        c = job.config
+        where = f"depth={c.depth} width={c.width} lr={c.lr} ({len(job.run_ids)} runs)"
+        return job, None, f"{where}: {type(err).__name__}: {err}"
+
+
+def landscape(
+    out: Path,
+    *,
+    jobs: int = 1,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    options: Options | None = None,
+    fresh: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Certify (or resume certifying) every stored end point of the results folder ``out``.
+
+    Parameters
+    ----------
+    out : Path
+        A results folder of `nnlab.sweep.run` whose experiment saved its networks.
+    jobs, backend, scheduler
+        Parallelism, as for `nnlab.sweep.run`.
+    options : Options, optional
+        Budgets and tolerances of `nnlab.landscape.certify` (its defaults when not given).
+    fresh : bool
+        Discard the stored certificates first.
+    on_progress : callable, optional
+        Called with (end points done, total) after each job.
+
+    Returns
+    -------
+    dict
+        ``total`` end points, ``done``, ``failures`` (messages), ``kinds`` (count per kind),
+        ``optima`` (distinct optima over all configurations), ``without_networks`` (runs whose
+        network was not saved).
+    """
+    out = Path(out)
+    options = options or Options()
+    results = read_results(out, curves=False)
+    exp = results.experiment
+    params = read_networks(out, results.runs)
+    if not params:
+        raise ExperimentError(
+            f"{out}: no saved networks to certify; set save_networks = true in the experiment and rerun "
+            "`nnlab run` on it (stored runs are trained again, to the same numbers, for their networks)"
+        )
+    folder = out / LANDSCAPE / "parts"
+    if fresh:
+        for p in folder.glob("*") if folder.is_dir() else []:
+            p.unlink()
+        for name in TABLES:
+            (out / name).unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    todo_all = plan(exp, results.runs, params, options)
+    stored = {p.name for p in folder.glob(f"job-*{PART}")}
+    todo = [j for j in todo_all if f"job-{j.key}{PART}" not in stored]
+    total = sum(len(j.run_ids) for j in todo_all)
+    done = total - sum(len(j.run_ids) for j in todo)
+    if on_progress:
+        on_progress(done, total)
+    failures = []
+    for job, columns, error in parallel(
+        _work, todo, (exp, options), jobs=jobs, backend=backend, scheduler=scheduler
+    ):
+        if error:
+            failures.append(error)
+            continue
+        _write_part(columns, folder / f"job-{job.key}{PART}")
+        done += len(job.run_ids)
+        if on_progress:
+            on_progress(done, total)
+    keys = [j.key for j in todo_all]
+    tables = merge(out, exp, results.runs, keys)
+    tmp = out / LANDSCAPE / ".options.json.tmp"
+    tmp.write_text(json.dumps(dataclasses.asdict(options), indent=2), encoding="utf-8")
+    os.replace(tmp, out / LANDSCAPE / "options.json")  # what the report quotes
+    if not failures:
+        # Parts of jobs no longer planned (other options, or a changed threshold) are stale.
+        wanted = {f"job-{k}{PART}" for k in keys}
+        for p in folder.iterdir():
+            if p.name not in wanted:
+                p.unlink()
+    endpoints = tables[0]
+    kinds = endpoints["kind"].value_counts().to_dict() if endpoints is not None else {}
+    return {
+        "total": total,
+        "done": done,
+        "failures": failures,
+        "kinds": {k: int(v) for k, v in kinds.items()},
+        "optima": 0 if tables[1] is None else len(tables[1]),
+        "without_networks": len(results.runs) - len(params),
+    }
+
+
+def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str]):
+    """Merge the parts of the jobs ``keys`` into endpoints.parquet, group the minima into
+    optima.parquet and measure barriers.parquet; returns the three DataFrames (None when no part
+    is stored yet)."""
+    import pandas as pd
+
+    table = _read_parts(out, parts=out / LANDSCAPE / "parts", keys=keys)
+    if table is None:
+        return None, None, None
+    endpoints = table.to_pandas()
+    # A job pads its spectra to its longest (Lanczos finds fewer eigenvalues than P): unpad.
+    endpoints["spectrum"] = [np.asarray(s)[~np.isnan(s)] for s in endpoints["spectrum"]]
+    endpoints["optimum"] = pd.array([pd.NA] * len(endpoints), dtype="Int64")
+    axes = [a for a in AXES if a in runs.columns]
+    joined = endpoints.merge(runs[["run_id", *axes]], on="run_id", how="left")
+    optima_rows, barrier_rows = [], []
+    X, Y, _, _ = load_data(exp)
+    for key, g in joined.groupby(axes, sort=True):
+        where = dict(zip(axes, key, strict=True))
+        sizes = [X.shape[1], *[int(where["width"])] * int(where["depth"]), Y.shape[1]]
+
+        def net_of(rows, where=where, sizes=sizes):
+            return network_from_flat(
+                np.stack(rows["params"].to_numpy()),
+                sizes,
+                bias=bool(where["bias"]),
+                hidden=where["hidden"],
+                output=where["output"],
+            )
+
+        minima = g[g["kind"] == "minimum"]
+        if not len(minima):
+            continue
+        labels = distinct_optima(net_of(minima), X, loss=minima["polished_loss"].to_numpy())
+        endpoints.loc[minima.index, "optimum"] = labels
+        solved = g[g["kind"] == "solved"]
+        solved_net = net_of(solved) if len(solved) else None
+        reps = []
+        for k in range(labels.max() + 1):
+            members = minima[labels == k]
+            rep = members.loc[members["polished_loss"].idxmin()]
+            rep_net = net_of(members.loc[[rep.name]])
+            row = {
+                **where,
+                "optimum": k,
+                "polished_loss": float(rep["polished_loss"]),
+                "seeds": len(members),
+                "run_id": rep["run_id"],
+                "lambda_min": float(rep["lambda_min"]),
+                "lambda_max": float(rep["lambda_max"]),
+                "n_flat": int(rep["n_flat"]),
+                "barrier_to_solved": np.nan,
+                "nearest_solved": None,
+            }
+            if solved_net is not None:
+                # The solved network closest after alignment, and the loss along the straight path.
+                distance = parameter_distance(rep_net, solved_net)
+                nearest = int(np.argmin(distance))
+                height, path = barrier(
+                    rep_net, solved_net.replica(nearest), X, Y, loss=where["loss"], points=BARRIER_POINTS
+                )
+                row.update(barrier_to_solved=float(height[0]), nearest_solved=solved["run_id"].iloc[nearest])
+                barrier_rows.append(
+                    {
+                        **where,
+                        "optimum": k,
+                        "to": "solved",
+                        "to_run_id": row["nearest_solved"],
+                        "barrier": float(height[0]),
+                        "path": path[0],
+                    }
+                )
+            reps.append(rep_net)
+            optima_rows.append(row)
+        for a in range(len(reps)):
+            for b in range(a + 1, len(reps)):
+                height, path = barrier(reps[a], reps[b], X, Y, loss=where["loss"], points=BARRIER_POINTS)
+                barrier_rows.append(
+                    {
+                        **where,
+                        "optimum": a,
+                        "to": str(b),
+                        "to_run_id": optima_rows[-len(reps) + b]["run_id"],
+                        "barrier": float(height[0]),
+                        "path": path[0],
+                    }
+                )
+    optima = pd.DataFrame(
+        optima_rows,
+        columns=[
+            *axes,
+            "optimum",
+            "polished_loss",
+            "seeds",
+            "run_id",
+            "lambda_min",
+            "lambda_max",
+            "n_flat",
+            "barrier_to_solved",
+            "nearest_solved",
+        ],
+    )
+    barriers = pd.DataFrame(barrier_rows, columns=[*axes, "optimum", "to", "to_run_id", "barrier", "path"])
+    first = [
+        "run_id",
+        "kind",
+        "start_loss",
+        "polished_loss",
+        "grad_norm",
+        "lambda_min",
+        "lambda_max",
+        "n_flat",
+        "n_negative",
+        "n_symmetry",
+        "displacement",
+        "norm_start",
+        "norm_end",
+        "optimum",
+    ]
+    endpoints = endpoints[first + [c for c in endpoints.columns if c not in first]]
+    for name, frame in zip(TABLES, (endpoints, optima, barriers), strict=True):
+        tmp = out / f".{name}.{os.getpid()}.tmp"
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, out / name)
+    return endpoints, optima, barriers
+
+
+def read_endpoints(out: Path):
+    """(endpoints, optima, barriers) DataFrames of a results folder certified by `landscape`, or
+    (None, None, None) when it was not."""
+    import pandas as pd
+
+    out = Path(out)
+    if not (out / TABLES[0]).is_file():
+        return None, None, None
+    return tuple(pd.read_parquet(out / name) if (out / name).is_file() else None for name in TABLES)
