@@ -95,7 +95,7 @@ def certify_job(job: EndpointJob, exp: Experiment, options: Options) -> dict:
     sizes, X, Y = _architecture(exp, c)
     net = network_from_flat(job.params, sizes, bias=c.bias, hidden=c.hidden, output=c.output)
     cert = certify(net, X, Y, threshold=exp.threshold, loss=c.loss, options=options)
-    width = max(len(s) for s in cert.spectrum)
+    width = max(1, max(len(s) for s in cert.spectrum))
     spectrum = np.full((len(job.run_ids), width), np.nan)
     for r, s in enumerate(cert.spectrum):
         spectrum[r, : len(s)] = s
@@ -229,8 +229,10 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str]):
     if table is None:
         return None, None, None
     endpoints = table.to_pandas()
-    # A job pads its spectra to its longest (Lanczos finds fewer eigenvalues than P): unpad.
+    # A job pads its spectra to its longest (a solved end point has none): unpad.
     endpoints["spectrum"] = [np.asarray(s)[~np.isnan(s)] for s in endpoints["spectrum"]]
+    for name in ("n_flat", "n_negative", "n_symmetry"):
+        endpoints[name] = endpoints[name].astype("Int64")  # missing for a solved end point
     endpoints["optimum"] = pd.array([pd.NA] * len(endpoints), dtype="Int64")
     axes = [a for a in AXES if a in runs.columns]
     joined = endpoints.merge(runs[["run_id", *axes]], on="run_id", how="left")

@@ -326,6 +326,17 @@ class Gradients:
     deltas: tuple[np.ndarray, ...]
 
 
+def forward_checked(net: Network, X: np.ndarray, Y: np.ndarray, loss: str) -> tuple[tuple, np.ndarray]:
+    """The forward pass f_0, ..., f_L and Y as (1 or R, n, out), after checking the loss's name and
+    that X and Y have as many samples: what every recursion over (X, Y) starts from."""
+    check_choice("loss", loss, tuple(LOSSES))
+    Y = as_replicated(net, Y, "Y", net.sizes[-1])
+    fs = forward(net, X)
+    if Y.shape[1] != fs[0].shape[1]:
+        raise ValueError(f"Y: expected {fs[0].shape[1]} samples like X, got {Y.shape[1]}")
+    return fs, Y
+
+
 def backprop(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_squared") -> Gradients:
     """Gradients of the mean loss by the back-propagation recursion.
 
@@ -342,11 +353,7 @@ def backprop(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_sq
     Gradients
         loss (R,), weights / biases shaped like the network's, deltas (R, n, h_i).
     """
-    check_choice("loss", loss, tuple(LOSSES))
-    Y = as_replicated(net, Y, "Y", net.sizes[-1])
-    fs = forward(net, X)
-    if Y.shape[1] != fs[0].shape[1]:
-        raise ValueError(f"Y: expected {fs[0].shape[1]} samples like X, got {Y.shape[1]}")
+    fs, Y = forward_checked(net, X, Y, loss)
     R, n = net.n_replicas, fs[0].shape[1]
     L = len(net.weights)
     delta = output_delta(net.output, loss, fs[L], Y)  # dLoss/dz_L (nnlab.functions)

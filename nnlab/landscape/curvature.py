@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnlab.functions import DERIVATIVES, SECOND_DERIVATIVES, output_delta, output_delta_r
-from nnlab.network import LOSSES, Network, as_replicated, check_choice, forward
+from nnlab.network import Network, forward_checked
 
 # Directions per block are chosen so that one block's arrays stay near this many float64s (~64 MB).
 BLOCK_FLOATS = 1_000_000
@@ -55,16 +55,9 @@ class _Point:
     def L(self) -> int:
         return len(self.W) - 1
 
-    def act(self, i: int) -> str:
-        return self.net.output if i == self.L else self.net.hidden
-
 
 def _point(net: Network, X: np.ndarray, Y: np.ndarray, loss: str) -> _Point:
-    check_choice("loss", loss, tuple(LOSSES))
-    Y = as_replicated(net, Y, "Y", net.sizes[-1])
-    f = forward(net, X)
-    if Y.shape[1] != f[0].shape[1]:
-        raise ValueError(f"Y: expected {f[0].shape[1]} samples like X, got {Y.shape[1]}")
+    f, Y = forward_checked(net, X, Y, loss)
     R, n = net.n_replicas, f[0].shape[1]
     L = len(net.weights)
     W = (None, *net.weights)
@@ -284,32 +277,60 @@ def gradient(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_sq
 
 
 def extreme_eigenvalues(
-    net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_squared", k: int = 1, tol: float = 1e-10
-) -> tuple[np.ndarray, np.ndarray]:
+    net: Network,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    loss: str = "half_squared",
+    k: int = 1,
+    tol: float = 1e-10,
+    basis: np.ndarray | None = None,
+    vectors: bool = False,
+):
     """The k algebraically smallest and the largest Hessian eigenvalue per replica, by Lanczos
     (scipy's `eigsh` on the Hessian-vector products), for networks too large for `hessian`.
+
+    Parameters
+    ----------
+    basis : ndarray (P, m), optional
+        Orthonormal columns: the eigenvalues of the Hessian restricted to their span, Q^T H Q
+        (the same basis for every replica; give one replica at a time otherwise).
+    vectors : bool
+        Also return the eigenvectors of the k smallest, in parameter space.
 
     Returns
     -------
     smallest : ndarray (R, k), ascending
     largest : ndarray (R,)
+    eigenvectors : ndarray (R, P, k), with ``vectors`` only
     """
     from scipy.sparse.linalg import LinearOperator, eigsh
 
     P = net.n_params
-    if not 1 <= k < P:
-        raise ValueError(f"k: expected an int in 1..{P - 1} (P - 1), got {k!r}")
+    Q = None if basis is None else np.asarray(basis, dtype=np.float64)
+    if Q is not None and (Q.ndim != 2 or Q.shape[0] != P):
+        raise ValueError(f"basis: expected shape (P={P}, m), got {Q.shape}")
+    m = P if Q is None else Q.shape[1]
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k < m:
+        raise ValueError(f"k: expected an int in 1..{m - 1} (the dimension - 1), got {k!r}")
     smallest = np.empty((net.n_replicas, k))
     largest = np.empty(net.n_replicas)
+    found = np.empty((net.n_replicas, P, k))
     for r in range(net.n_replicas):
         one = net.replica(r)
-        p = _point(
-            one, X if np.ndim(X) == 2 else np.asarray(X)[r], Y if np.ndim(Y) == 2 else np.asarray(Y)[r], loss
-        )
-        op = LinearOperator(
-            (P, P), matvec=lambda v, p=p: _products(p, v.reshape(1, 1, -1))[0, 0], dtype=np.float64
-        )
-        start = np.random.default_rng(0).normal(size=P)  # one fixed start: an answer per replica alone
-        smallest[r] = np.sort(eigsh(op, k=k, which="SA", tol=tol, v0=start, return_eigenvectors=False))
+        Xr = X if np.ndim(X) == 2 else np.asarray(X)[r]
+        Yr = Y if np.ndim(Y) == 2 else np.asarray(Y)[r]
+        p = _point(one, Xr, Yr, loss)
+
+        def product(v, p=p):
+            if Q is None:
+                return _products(p, v.reshape(1, 1, -1))[0, 0]
+            return Q.T @ _products(p, (Q @ v).reshape(1, 1, -1))[0, 0]
+
+        op = LinearOperator((m, m), matvec=product, dtype=np.float64)
+        start = np.random.default_rng(0).normal(size=m)  # one fixed start: an answer per replica alone
+        lam, V = eigsh(op, k=k, which="SA", tol=tol, v0=start)
+        order = np.argsort(lam)
+        smallest[r], found[r] = lam[order], V[:, order] if Q is None else Q @ V[:, order]
         largest[r] = eigsh(op, k=1, which="LA", tol=tol, v0=start, return_eigenvectors=False)[0]
-    return smallest, largest
+    return (smallest, largest, found) if vectors else (smallest, largest)

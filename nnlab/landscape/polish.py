@@ -3,9 +3,9 @@
 SGD with a constant learning rate never settles: its end point jitters around a critical point at the
 noise level. `certify` takes each replica there and classifies it:
 
-1. **L-BFGS** (scipy's L-BFGS-B) on the full-data loss, a replica at a time, from the trained weights
-   (an end point already below the threshold gets a tenth of the budget and no Newton steps: it is
-   ``solved`` whatever the polish does).
+1. **L-BFGS** (scipy's L-BFGS-B) on the full-data loss, a replica at a time, from the trained weights.
+   An end point already below the threshold is ``solved`` whatever a polish would do (it only lowers
+   the loss): it is neither polished nor given a spectrum.
 2. **Newton** steps with the exact Hessian on the gradient system grad L = 0, as Levenberg-Marquardt
    does it, s = -(H^2 + mu I)^{-1} H g with mu adapted: quadratic convergence at a strict minimum,
    and still convergent where H is singular, to whatever critical point is near (a saddle too).
@@ -34,6 +34,7 @@ tanh), which leave no flat direction.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -66,7 +67,8 @@ class Options:
         The polish ran off when the parameter norm grew by more than this share of its start.
     max_full : int
         Networks of up to this many parameters get the full Hessian and spectrum; larger ones the
-        32 smallest and the largest eigenvalue by Lanczos, and L-BFGS alone.
+        32 smallest and the largest eigenvalue by Lanczos (of the Hessian restricted to the
+        complement of the symmetry directions), and L-BFGS alone.
     """
 
     lbfgs_iters: int = 2000
@@ -101,15 +103,18 @@ class Certificate:
     start_loss, polished_loss, grad_norm : ndarray (R,)
         Loss before and after polishing, and the gradient norm after.
     lambda_min, lambda_max : ndarray (R,)
-        Extreme eigenvalues of the Hessian (restricted to the complement of the symmetry orbit).
-    n_flat, n_negative, n_symmetry : ndarray (R,) of int
-        Flat and clearly negative eigenvalues, and the symmetry directions taken out.
+        Extreme eigenvalues of the Hessian (restricted to the complement of the symmetry orbit);
+        NaN for a solved end point.
+    n_flat, n_negative, n_symmetry : ndarray (R,)
+        Flat and clearly negative eigenvalues, and the symmetry directions taken out (whole
+        numbers; NaN for a solved end point).
     displacement : ndarray (R,)
         |theta_polished - theta_start|.
     norm_start, norm_end : ndarray (R,)
         |theta| before and after.
     spectrum : list of ndarray
-        Per replica, the eigenvalues found, ascending (all of them up to ``max_full`` parameters).
+        Per replica, the eigenvalues found, ascending (all of them up to ``max_full`` parameters;
+        none for a solved end point).
     """
 
     network: Network
@@ -179,7 +184,7 @@ class _Objective:
 
 def _lbfgs(objective: _Objective, theta: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """L-BFGS from theta; returns the end point, the parameter norm after each iteration, and the
-    iterate about a tenth of the budget before the end (the start, when it ended sooner)."""
+    iterate a tenth of the iterations run before the end (the start for a short run)."""
     from collections import deque
 
     from scipy.optimize import minimize
@@ -203,7 +208,8 @@ def _lbfgs(objective: _Objective, theta: np.ndarray, iters: int) -> tuple[np.nda
             options={"maxiter": iters, "maxcor": 20, "gtol": 1e-14, "ftol": 0.0, "maxls": 40},
         )
     x = result.x if np.all(np.isfinite(result.x)) else theta
-    return x, np.asarray(norms), recent[0]
+    back = min(len(recent), max(1, len(norms) // 10))
+    return x, np.asarray(norms), recent[-back]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -246,11 +252,11 @@ def symmetry_directions(net: Network) -> np.ndarray:
     return np.stack(vectors, axis=2)
 
 
-def _complement(T: np.ndarray) -> np.ndarray:
-    """An orthonormal basis (P, P - rank) of the complement of the columns of T (P, m)."""
-    P = T.shape[0]
+def _complement(T: np.ndarray) -> np.ndarray | None:
+    """An orthonormal basis (P, P - rank) of the complement of the columns of T (P, m); None when
+    there are no columns (the whole space)."""
     if T.shape[1] == 0:
-        return np.eye(P)
+        return None
     U, s, _ = np.linalg.svd(T, full_matrices=True)
     rank = int(np.count_nonzero(s > 1e-10 * max(s.max(initial=0.0), 1e-300)))
     return U[:, rank:]
@@ -346,15 +352,23 @@ def _runs_off(
 # The driver.
 
 
-def _newton(objective: _Objective, theta: np.ndarray, iters: int, gtol: float) -> np.ndarray:
+def _newton(
+    objective: _Objective, theta: np.ndarray, iters: int, gtol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Levenberg-Marquardt steps on grad L = 0 with the exact Hessian, until |grad| <= gtol * s / 100
-    (well inside the classification's tolerance), the budget is spent or no step helps."""
+    (well inside the classification's tolerance), the budget is spent or no step helps.
+
+    Returns the point, its gradient, and its Hessian's eigenvalues and eigenvectors (every
+    accepted step costs one Hessian and one eigendecomposition; a rejected one a gradient)."""
     net_of = _net_of(objective)
     _, g = objective(theta)
+
+    def spectrum(theta):
+        return np.linalg.eigh(hessian(net_of(theta), objective.X, objective.Y, loss=objective.loss)[0])
+
+    lam, Q = spectrum(theta)
     mu = None
     for _ in range(iters):
-        H = hessian(net_of(theta), objective.X, objective.Y, loss=objective.loss)[0]
-        lam, Q = np.linalg.eigh(H)
         scale = float(np.abs(lam).max(initial=0.0)) or 1e-300
         gnorm = float(np.linalg.norm(g))
         if gnorm <= 1e-2 * gtol * scale:
@@ -371,7 +385,8 @@ def _newton(objective: _Objective, theta: np.ndarray, iters: int, gtol: float) -
             mu *= 10
         else:
             break  # no step lowers the gradient: as close as this method gets
-    return theta
+        lam, Q = spectrum(theta)
+    return theta, g, lam, Q
 
 
 def _net_of(objective: _Objective):
@@ -417,7 +432,7 @@ def certify(
     Certificate
     """
     check_choice("loss", loss, tuple(LOSSES))
-    if not isinstance(threshold, int | float) or not threshold > 0:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not threshold > 0:
         raise ValueError(f"threshold: expected a number > 0, got {threshold!r}")
     X = as_replicated(net, X, "X", net.sizes[0])
     Y = as_replicated(net, Y, "Y", net.sizes[-1])
@@ -425,72 +440,100 @@ def certify(
         raise ValueError("X, Y: certify takes one data set (n, d), (n, out) shared by the replicas")
     X, Y = X[0], Y[0]
     objective = _Objective(net.sizes, net.biases is not None, net.hidden, net.output, loss, X, Y)
-    net_of = _net_of(objective)
     start = flat_params(net)
-    R, P = start.shape
-    full = P <= options.max_full
-    polished = np.empty_like(start)
-    out = {
-        name: np.zeros(R) for name in ("start_loss", "polished_loss", "grad_norm", "lambda_min", "lambda_max")
-    }
-    counts = {name: np.zeros(R, dtype=np.int64) for name in ("n_flat", "n_negative", "n_symmetry")}
-    kinds, spectra, norms_end = [], [], np.zeros(R)
     with np.errstate(all="ignore"):
-        out["start_loss"] = loss_of(net, X, Y, loss=loss)
-        for r in range(R):
-            # An end point that already solves the task is solved whatever the polish does (it only
-            # lowers the loss): a tenth of the budget brings it near its solution, for its spectrum.
-            solved = out["start_loss"][r] < threshold
-            theta, norms, back = _lbfgs(
-                objective, start[r], options.lbfgs_iters // 10 if solved else options.lbfgs_iters
-            )
-            if full and not solved and np.isfinite(theta).all():
-                theta = _newton(objective, theta, options.newton_iters, options.gtol)
-            value, g = objective(theta)
-            one = net_of(theta)
-            Q = _complement(symmetry_directions(one)[0])
-            counts["n_symmetry"][r] = P - Q.shape[1]
-            if full:
-                H = Q.T @ hessian(one, X, Y, loss=loss)[0] @ Q
-                lam, V = np.linalg.eigh(H)
-                v = Q @ V[:, 0] if len(lam) else np.zeros(P)
-            else:
-                small, large = extreme_eigenvalues(one, X, Y, loss=loss, k=min(32, P - 1))
-                lam, v = np.concatenate([small[0], large]), None
-            gnorm = float(np.linalg.norm(g))
-            kind, n_flat, n_negative = classify(
-                value,
-                gnorm,
-                lam,
-                threshold,
-                options=options,
-                ran_off=_runs_off(
-                    objective, theta, back, np.append(norms, np.linalg.norm(theta)), options.valley
-                ),
-                descent_confirmed=v is not None
-                and len(lam) > 0
-                and lam[0] < 0
-                and _descends(objective, theta, v, lam[0]),
-            )
-            polished[r] = theta
-            out["polished_loss"][r], out["grad_norm"][r] = value, gnorm
-            out["lambda_min"][r], out["lambda_max"][r] = (
-                (lam.min(), lam.max()) if len(lam) else (np.nan, np.nan)
-            )
-            counts["n_flat"][r], counts["n_negative"][r] = n_flat, n_negative
-            kinds.append(kind)
-            spectra.append(np.sort(lam))
-            norms_end[r] = np.linalg.norm(theta)
+        start_loss = loss_of(net, X, Y, loss=loss)
+        found = [
+            _certify_one(objective, start[r], bool(start_loss[r] < threshold), threshold, options)
+            for r in range(net.n_replicas)
+        ]
+    polished = np.stack([f.pop("theta") for f in found])
+    spectra = [f.pop("spectrum") for f in found]
+    columns = {k: np.array([f[k] for f in found]) for k in found[0]}
     network = network_from_flat(
         polished, net.sizes, bias=net.biases is not None, hidden=net.hidden, output=net.output
     )
     return Certificate(
         network=network,
-        kind=np.array(kinds),
+        start_loss=start_loss,
         displacement=np.linalg.norm(polished - start, axis=1),
         norm_start=np.linalg.norm(start, axis=1),
-        norm_end=norms_end,
+        norm_end=np.linalg.norm(polished, axis=1),
         spectrum=spectra,
-        **out,
-        **counts,
+        **columns,
+    )
+
+
+def _certify_one(
+    objective: _Objective, theta: np.ndarray, solved: bool, threshold: float, options: Options
+) -> dict:
+    """Polish and classify one replica (see `certify`)."""
+    P = len(theta)
+    if solved:
+        # Below the threshold: solved whatever a polish would do (it only lowers the loss), and its
+        # spectrum, near a manifold of solutions, is not asked for: not polished, not computed.
+        value, g = objective(theta)
+        nan = float("nan")
+        return dict(
+            theta=theta,
+            spectrum=np.zeros(0),
+            kind="solved",
+            polished_loss=value,
+            grad_norm=float(np.linalg.norm(g)),
+            lambda_min=nan,
+            lambda_max=nan,
+            n_flat=nan,
+            n_negative=nan,
+            n_symmetry=nan,
+        )
+    theta, norms, back = _lbfgs(objective, theta, options.lbfgs_iters)
+    full = P <= options.max_full and np.isfinite(theta).all()
+    if full:
+        theta, g, lam, V = _newton(objective, theta, options.newton_iters, options.gtol)
+    value, g = objective(theta)
+    one = _net_of(objective)(theta)
+    Q = _complement(symmetry_directions(one)[0])
+    m = P if Q is None else Q.shape[1]  # dimensions left once the symmetry directions are out
+    if full and m < P:
+        # Symmetry directions taken out: the spectrum of the Hessian restricted to the rest.
+        H = Q.T @ (V * lam) @ V.T @ Q
+        lam, V = np.linalg.eigh(0.5 * (H + H.T))
+        V = Q @ V
+    elif not full:
+        # Lanczos on the Hessian restricted to the complement of the symmetry directions.
+        small, large, vectors = extreme_eigenvalues(
+            one,
+            objective.X,
+            objective.Y,
+            loss=objective.loss,
+            k=min(32, m - 1),
+            basis=Q,
+            vectors=True,
+        )
+        lam = np.concatenate([small[0], large])
+        V = np.concatenate([vectors[0], np.zeros((P, 1))], axis=1)  # the smallest's eigenvectors
+    gnorm = float(np.linalg.norm(g))
+    kind, n_flat, n_negative = classify(
+        value,
+        gnorm,
+        lam,
+        threshold,
+        options=options,
+        ran_off=_runs_off(objective, theta, back, np.append(norms, np.linalg.norm(theta)), options.valley),
+        descent_confirmed=V is not None
+        and len(lam) > 0
+        and lam[0] < 0
+        and _descends(objective, theta, V[:, 0], lam[0]),
+    )
+    return dict(
+        theta=theta,
+        spectrum=np.sort(lam),
+        kind=kind,
+        polished_loss=value,
+        grad_norm=gnorm,
+        lambda_min=float(lam.min()) if len(lam) else float("nan"),
+        lambda_max=float(lam.max()) if len(lam) else float("nan"),
+        n_flat=n_flat,
+        n_negative=n_negative,
+        n_symmetry=P - m,
     )
