@@ -5,8 +5,9 @@ classified by `nnlab.landscape.certify` in jobs of up to PER_JOB end points of o
 run like the sweep's (in process, on loky workers or on a Dask cluster), each written at once as a
 part file under DIR/landscape/parts/ (a temporary name, then a rename), so an interrupted run loses
 at most the jobs in flight and a rerun resumes. A job's key hashes its configuration, its runs, the
-certification options and the threshold: other options make other jobs, and the parts of jobs no
-longer planned are removed once the folder is complete.
+certification options, the threshold and the procedure's version (`nnlab.landscape.polish.PROCEDURE`):
+other options make other jobs, and the parts of jobs no longer planned are removed once the folder
+is complete.
 
 At the end the parts are merged, the certified minima of each configuration grouped into distinct
 optima (`nnlab.landscape.distinct_optima`), and the barriers between them (and to the nearest
@@ -36,6 +37,7 @@ import numpy as np
 
 from nnlab.experiment import AXES, Config, Experiment, ExperimentError
 from nnlab.landscape import Options, barrier, certify, distinct_optima, parameter_distance
+from nnlab.landscape.polish import PROCEDURE
 from nnlab.network import flat_params, network_from_flat
 from nnlab.sweep import PART, _read_parts, _write_part, load_data, parallel, read_networks, read_results
 
@@ -70,6 +72,7 @@ def _job_key(config: Config, run_ids: tuple[str, ...], options: Options, thresho
             "runs": run_ids,
             "options": dataclasses.asdict(options),
             "threshold": threshold,
+            "procedure": PROCEDURE,
         },
         sort_keys=True,
     )
@@ -107,9 +110,10 @@ def certify_job(job: EndpointJob, exp: Experiment, options: Options) -> dict:
         "grad_norm": cert.grad_norm,
         "lambda_min": cert.lambda_min,
         "lambda_max": cert.lambda_max,
-        "n_flat": cert.n_flat,
-        "n_negative": cert.n_negative,
-        "n_symmetry": cert.n_symmetry,
+        # Counts as floats in the parts (NaN for a solved end point), nullable ints in the table.
+        "n_flat": np.asarray(cert.n_flat, dtype=np.float64),
+        "n_negative": np.asarray(cert.n_negative, dtype=np.float64),
+        "n_symmetry": np.asarray(cert.n_symmetry, dtype=np.float64),
         "displacement": cert.displacement,
         "norm_start": cert.norm_start,
         "norm_end": cert.norm_end,

@@ -3,21 +3,23 @@
 SGD with a constant learning rate never settles: its end point jitters around a critical point at the
 noise level. `certify` takes each replica there and classifies it:
 
-1. **L-BFGS** (scipy's L-BFGS-B) on the full-data loss, a replica at a time, from the trained weights.
-   An end point already below the threshold is ``solved`` whatever a polish would do (it only lowers
-   the loss): it is neither polished nor given a spectrum.
+1. **L-BFGS** (scipy's L-BFGS-B) on the full-data loss, a replica at a time, from the trained weights,
+   until the loss falls below the threshold: a ``solved`` end point stays solved whatever a further
+   polish does (it only lowers the loss), so it is polished no further and given no spectrum (an end
+   point already below the threshold is not polished at all).
 2. **Newton** steps with the exact Hessian on the gradient system grad L = 0, as Levenberg-Marquardt
    does it, s = -(H^2 + mu I)^{-1} H g with mu adapted: quadratic convergence at a strict minimum,
    and still convergent where H is singular, to whatever critical point is near (a saddle too).
-   Skipped when L-BFGS already reached the target gradient.
+   Skipped when L-BFGS already reached the target gradient, or ran off (see ``valley``).
 3. **Classification** of the polished point from its loss, gradient norm and Hessian spectrum,
    with tolerances relative to the spectrum's scale s = max |lambda| (see `Options`):
 
    - ``solved``: loss below the experiment's threshold;
    - ``minimum``: |grad| <= gtol s, every eigenvalue > flat s (a strict local minimum);
-   - ``valley``: the polish ran off (the parameter norm grew by more than ``valley`` of its start
-     and was still growing at the end) and the loss does not rise further out along the direction
-     it ran (a minimum at infinity: units saturating while the loss creeps down);
+   - ``valley``: the polish ran off: the parameter norm grew by more than ``valley`` of its start
+     and was still growing at the end, the loss not rising (a minimum at infinity, units saturating
+     while the loss creeps down; or a very long way to a finite one, which a larger budget tells
+     apart);
    - ``unconverged``: |grad| > gtol s after the budget;
    - ``saddle``: an eigenvalue < -negative s, confirmed by a step along its eigenvector that lowers
      the loss by at least a quarter of the quadratic prediction;
@@ -44,6 +46,8 @@ from nnlab.landscape.curvature import extreme_eigenvalues, hessian
 from nnlab.network import Network, as_replicated, check_choice, flat_params, loss_of, network_from_flat
 
 KINDS = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverged")
+# The certification procedure's version: stored certificates of an older procedure are redone.
+PROCEDURE = 1
 
 
 @dataclass(frozen=True)
@@ -182,19 +186,19 @@ class _Objective:
         return float(LOSSES[self.loss](f[L], self.Y).mean()), grad
 
 
-def _lbfgs(objective: _Objective, theta: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """L-BFGS from theta; returns the end point, the parameter norm after each iteration, and the
-    iterate a tenth of the iterations run before the end (the start for a short run)."""
-    from collections import deque
-
+def _lbfgs(
+    objective: _Objective, theta: np.ndarray, iters: int, solved: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """L-BFGS from theta, stopped early once the loss is below ``solved``; returns the end point and
+    the (parameter norm, loss) at the start and after each iteration, (iterations + 1, 2)."""
     from scipy.optimize import minimize
 
-    norms = [float(np.linalg.norm(theta))]
-    recent = deque([theta], maxlen=max(2, iters // 10))
+    history = [(float(np.linalg.norm(theta)), objective(theta)[0])]
 
     def record(intermediate_result) -> None:
-        norms.append(float(np.linalg.norm(intermediate_result.x)))
-        recent.append(intermediate_result.x.copy())
+        history.append((float(np.linalg.norm(intermediate_result.x)), float(intermediate_result.fun)))
+        if intermediate_result.fun < solved:
+            raise StopIteration  # solved: nothing a further polish could change
 
     with np.errstate(all="ignore"):
         result = minimize(
@@ -203,13 +207,12 @@ def _lbfgs(objective: _Objective, theta: np.ndarray, iters: int) -> tuple[np.nda
             jac=True,
             method="L-BFGS-B",
             callback=record,
-            # Stop on a tiny gradient or when no step lowers the loss (ftol 0: a slowly creeping loss, as in a
-            # valley, is followed to the end of the budget).
+            # Stop on a tiny gradient or when no step lowers the loss (ftol 0: a slowly creeping loss,
+            # as in a valley, is followed to the end of the budget).
             options={"maxiter": iters, "maxcor": 20, "gtol": 1e-14, "ftol": 0.0, "maxls": 40},
         )
     x = result.x if np.all(np.isfinite(result.x)) else theta
-    back = min(len(recent), max(1, len(norms) // 10))
-    return x, np.asarray(norms), recent[-back]
+    return x, np.asarray(history)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -330,22 +333,16 @@ def _descends(objective: _Objective, theta: np.ndarray, v: np.ndarray, lam: floa
     return False
 
 
-def _runs_off(
-    objective: _Objective, theta: np.ndarray, theta_before: np.ndarray, norms: np.ndarray, growth: float
-) -> bool:
-    """The polish ran off: the parameter norm (``norms``, per iteration) grew by more than ``growth``
-    of its start and was still growing over the last tenth of the iterations, and the loss does not
-    rise (by more than 1e-8 of itself) a step further out along the direction it ran, from
-    ``theta_before`` to ``theta``, for a step of a tenth to one times that last run: it falls, or,
-    where the units have saturated, stays level."""
-    if norms[-1] <= (1 + growth) * max(norms[0], 1e-12):
+def _runs_off(history: np.ndarray, growth: float) -> bool:
+    """The polish ran off: over its iterations (``history``, rows of parameter norm and loss) the
+    norm grew by more than ``growth`` of its start, and over the last tenth of them it was still
+    growing (by more than 1e-3 of itself) without the loss rising. The loss need not visibly fall:
+    where units saturate, what is left to gain decays exponentially and soon lies below rounding."""
+    norm, loss = history[:, 0], history[:, 1]
+    if len(history) < 2 or not norm[-1] > (1 + growth) * max(norm[0], 1e-12):
         return False
-    tail = norms[-max(2, len(norms) // 10) :]
-    d = theta - theta_before
-    if tail[-1] <= tail[0] or not np.linalg.norm(d):
-        return False
-    base = objective(theta)[0]
-    return any(objective(theta + t * d)[0] <= base + 1e-8 * abs(base) for t in (0.1, 0.3, 1.0))
+    back = -max(2, len(history) // 10)
+    return bool(norm[-1] - norm[back] > 1e-3 * norm[-1] and loss[-1] <= loss[back])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -441,7 +438,10 @@ def certify(
     X, Y = X[0], Y[0]
     objective = _Objective(net.sizes, net.biases is not None, net.hidden, net.output, loss, X, Y)
     start = flat_params(net)
-    with np.errstate(all="ignore"):
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: the matrices here are small, and a second thread's hand-offs cost up to 10x.
+    with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
         start_loss = loss_of(net, X, Y, loss=loss)
         found = [
             _certify_one(objective, start[r], bool(start_loss[r] < threshold), threshold, options)
@@ -469,10 +469,12 @@ def _certify_one(
 ) -> dict:
     """Polish and classify one replica (see `certify`)."""
     P = len(theta)
-    if solved:
-        # Below the threshold: solved whatever a polish would do (it only lowers the loss), and its
-        # spectrum, near a manifold of solutions, is not asked for: not polished, not computed.
-        value, g = objective(theta)
+    if not solved:
+        theta, history = _lbfgs(objective, theta, options.lbfgs_iters, threshold)
+    value, g = objective(theta)
+    if value < threshold:
+        # Below the threshold: solved whatever a further polish would do (it only lowers the loss),
+        # and its spectrum, near a manifold of solutions, is not asked for.
         nan = float("nan")
         return dict(
             theta=theta,
@@ -486,10 +488,11 @@ def _certify_one(
             n_negative=nan,
             n_symmetry=nan,
         )
-    theta, norms, back = _lbfgs(objective, theta, options.lbfgs_iters)
+    ran_off = _runs_off(history, options.valley)
     full = P <= options.max_full and np.isfinite(theta).all()
     if full:
-        theta, g, lam, V = _newton(objective, theta, options.newton_iters, options.gtol)
+        # Newton steps only where L-BFGS did not run off: in a valley they would run on to no end.
+        theta, g, lam, V = _newton(objective, theta, 0 if ran_off else options.newton_iters, options.gtol)
     value, g = objective(theta)
     one = _net_of(objective)(theta)
     Q = _complement(symmetry_directions(one)[0])
@@ -519,7 +522,7 @@ def _certify_one(
         lam,
         threshold,
         options=options,
-        ran_off=_runs_off(objective, theta, back, np.append(norms, np.linalg.norm(theta)), options.valley),
+        ran_off=ran_off,
         descent_confirmed=V is not None
         and len(lam) > 0
         and lam[0] < 0
