@@ -641,7 +641,9 @@ KIND_ORDER = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverge
 
 
 def _kind_colors() -> dict[str, tuple]:
-    return dict(zip(KIND_ORDER, sns.color_palette(PALETTE, len(KIND_ORDER)), strict=True))
+    """One colour per end point kind from `PALETTE`, far apart where kinds sit side by side."""
+    palette = sns.color_palette(PALETTE, 10)
+    return dict(zip(KIND_ORDER, [palette[i] for i in (0, 2, 1, 3, 4, 7)], strict=True))
 
 
 def _config_label(row: pd.Series | dict, axes: Sequence[str]) -> str:
@@ -815,7 +817,7 @@ def barriers(table: pd.DataFrame, optima: pd.DataFrame) -> Figure | None:
         ax.set_yscale("log")
         ax.set_xlabel("t along the straight path")
         ax.set_title(_label(shown, [where[a] for a in shown]), fontsize="small")
-        ax.legend(fontsize="x-small", title="optimum → end: barrier", title_fontsize="x-small")
+        ax.legend(fontsize="x-small", title="optimum (loss) → end: barrier", title_fontsize="x-small")
     for ax in axes.flat[len(groups) :]:
         ax.set_visible(False)
     for ax in axes[:, 0]:

@@ -290,23 +290,25 @@ def _landscape_section(s: Study) -> list[str]:
         where = ", ".join(f"{a} {v}" for a, v in zip(axes, key, strict=True))
         counts = g["kind"].value_counts()
         parts = []
-        for kind, what in (
-            ("solved", "solved"),
-            ("minimum", "strict local minima"),
-            ("degenerate", "degenerate"),
-            ("saddle", "saddles"),
-            ("valley", "valleys"),
-            ("unconverged", "unconverged"),
+        for kind, one, many in (
+            ("solved", "solved", "solved"),
+            ("minimum", "strict local minimum", "strict local minima"),
+            ("degenerate", "degenerate", "degenerate"),
+            ("saddle", "saddle", "saddles"),
+            ("valley", "valley", "valleys"),
+            ("unconverged", "unconverged", "unconverged"),
         ):
             sub = g[g["kind"] == kind]
             if not len(sub):
                 continue
-            text = f"{len(sub)} {what}"
+            text = f"{len(sub)} {one if len(sub) == 1 else many}"
             if kind != "solved":
                 lo, hi = sub["polished_loss"].min(), sub["polished_loss"].max()
                 text += f" (loss {_loss(lo)}" + (f" to {_loss(hi)}" if hi > lo * 1.001 else "") + ")"
             if kind == "degenerate":
-                text += f", median {sub['n_flat'].median():g} flat eigenvalues"
+                text += f", median {sub['n_flat'].median():g} flat eigenvalue" + (
+                    "" if sub["n_flat"].median() == 1 else "s"
+                )
                 origin = int(np.count_nonzero(sub["norm_end"] < 1e-8))
                 if origin:
                     text += f", {origin} of them the all-zero network"
@@ -329,7 +331,7 @@ def _landscape_section(s: Study) -> list[str]:
                     + ")"
                     for o in mine.sort_values("polished_loss").itertuples(index=False)
                 )
-                line += f" {len(mine)} distinct optima: {described}."
+                line += f" {len(mine)} distinct optim{'um' if len(mine) == 1 else 'a'}: {described}."
         lines.append(line)
     lines.append("")
     return lines
