@@ -15,6 +15,8 @@ from nnlab.network import (
 )
 from nnlab.sgd import TrainResult, train
 
+from nnlab import landscape  # noqa: E402  (the second-order room: nnlab.landscape.certify, ...)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "backprop",
     "forward",
     "init_network",
+    "landscape",
     "loss_of",
     "network_from_arrays",
     "train",

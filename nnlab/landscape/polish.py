@@ -47,7 +47,7 @@ from nnlab.network import Network, as_replicated, check_choice, flat_params, los
 
 KINDS = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverged")
 # The certification procedure's version: stored certificates of an older procedure are redone.
-PROCEDURE = 1
+PROCEDURE = 3
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,8 @@ class Options:
     lbfgs_iters : int
         L-BFGS iterations per end point.
     newton_iters : int
-        Newton (Levenberg-Marquardt) steps after L-BFGS.
+        Hessians (and eigendecompositions) the Newton (Levenberg-Marquardt) steps after L-BFGS may
+        compute; steps that reuse one in between are not counted.
     gtol : float
         A critical point has |grad| <= gtol * s.
     flat : float
@@ -209,7 +210,7 @@ def _lbfgs(
             callback=record,
             # Stop on a tiny gradient or when no step lowers the loss (ftol 0: a slowly creeping loss,
             # as in a valley, is followed to the end of the budget).
-            options={"maxiter": iters, "maxcor": 20, "gtol": 1e-14, "ftol": 0.0, "maxls": 40},
+            options={"maxiter": iters, "maxcor": 10, "gtol": 1e-14, "ftol": 0.0, "maxls": 40},
         )
     x = result.x if np.all(np.isfinite(result.x)) else theta
     return x, np.asarray(history)
@@ -352,11 +353,15 @@ def _runs_off(history: np.ndarray, growth: float) -> bool:
 def _newton(
     objective: _Objective, theta: np.ndarray, iters: int, gtol: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Levenberg-Marquardt steps on grad L = 0 with the exact Hessian, until |grad| <= gtol * s / 100
-    (well inside the classification's tolerance), the budget is spent or no step helps.
+    """Levenberg-Marquardt steps on grad L = 0 with the exact Hessian H = Q diag(lam) Q^T,
+    s = -Q (lam / (lam^2 + mu)) Q^T g, until |grad| <= gtol * s / 10^4 (well inside the
+    classification's tolerance), no step helps, or three steps in a row cut the gradient by less than
+    a tenth (no critical point near: Newton converges at least linearly to one).
 
-    Returns the point, its gradient, and its Hessian's eigenvalues and eigenvectors (every
-    accepted step costs one Hessian and one eigendecomposition; a rejected one a gradient)."""
+    A Hessian and its eigendecomposition cost most (P^3): a step that halves the gradient keeps them
+    for the next step (a chord step, linear convergence), a poorer one computes them afresh; at most
+    ``iters`` are computed, and the last at the point returned. Returns the point, its gradient, and
+    its Hessian's eigenvalues and eigenvectors."""
     net_of = _net_of(objective)
     _, g = objective(theta)
 
@@ -364,24 +369,36 @@ def _newton(
         return np.linalg.eigh(hessian(net_of(theta), objective.X, objective.Y, loss=objective.loss)[0])
 
     lam, Q = spectrum(theta)
+    fresh, computed = True, 1  # (lam, Q) belong to theta; spectra computed so far
     mu = None
-    for _ in range(iters):
+    slow = 0  # accepted steps in a row that cut the gradient by less than a tenth
+    for _ in range(50 * iters):  # steps, chord steps included
         scale = float(np.abs(lam).max(initial=0.0)) or 1e-300
         gnorm = float(np.linalg.norm(g))
-        if gnorm <= 1e-2 * gtol * scale:
+        if gnorm <= 1e-4 * gtol * scale or slow >= 3:
             break
         mu = (1e-6 * scale) ** 2 if mu is None else mu
         gq = Q.T @ g
         while mu < 1e4 * scale * scale:
             step = -Q @ (lam / (lam * lam + mu) * gq)
             _, g_new = objective(theta + step)
-            if np.isfinite(g_new).all() and np.linalg.norm(g_new) < gnorm:
-                theta, g = theta + step, g_new
+            new = float(np.linalg.norm(g_new))
+            if np.isfinite(new) and new < gnorm:
+                slow = slow + 1 if new > 0.9 * gnorm else 0
+                theta, g, fresh = theta + step, g_new, False
                 mu = max(mu / 10, (1e-12 * scale) ** 2)
                 break
             mu *= 10
         else:
-            break  # no step lowers the gradient: as close as this method gets
+            if fresh:
+                break  # no step lowers the gradient, even with the Hessian of this point
+            new = gnorm  # a stale Hessian: compute this point's, and try again
+        if new > 0.5 * gnorm or not np.isfinite(new):
+            if computed >= iters:
+                break
+            lam, Q = spectrum(theta)
+            fresh, computed = True, computed + 1
+    if not fresh:
         lam, Q = spectrum(theta)
     return theta, g, lam, Q
 
@@ -438,9 +455,12 @@ def certify(
     X, Y = X[0], Y[0]
     objective = _Objective(net.sizes, net.biases is not None, net.hidden, net.output, loss, X, Y)
     start = flat_params(net)
+    import scipy.linalg  # noqa: F401  (loaded before the limit below, which covers loaded libraries)
+    import scipy.optimize  # noqa: F401
     from threadpoolctl import threadpool_limits
 
-    # One BLAS thread: the matrices here are small, and a second thread's hand-offs cost up to 10x.
+    # One BLAS thread (numpy's and scipy's): the matrices here are small, and a second thread's
+    # hand-offs make L-BFGS-B up to 20x slower.
     with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
         start_loss = loss_of(net, X, Y, loss=loss)
         found = [
