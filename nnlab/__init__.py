@@ -1,5 +1,6 @@
 """nnlab: an experiment harness for optimization studies of feedforward networks trained with SGD."""
 
+from nnlab import landscape  # the second-order room (nnlab.landscape.certify, ...)
 from nnlab.network import (
     ACTIVATIONS,
     DERIVATIVES,
@@ -14,8 +15,6 @@ from nnlab.network import (
     network_from_arrays,
 )
 from nnlab.sgd import TrainResult, train
-
-from nnlab import landscape  # noqa: E402  (the second-order room: nnlab.landscape.certify, ...)
 
 __version__ = "0.1.0"
 
