@@ -146,7 +146,7 @@ def run_command(
         # Every finished job is already on disk; say so, so the user knows a rerun resumes.
         stored = len(sweep.stored_run_ids(folder)) if folder.is_dir() else 0
         total = len(exp.configs()) * len(exp.seeds)
-        _fail(f"interrupted: {stored}/{total} runs stored in {folder}/; rerun to resume", code=1)
+        _fail(f"interrupted: {stored}/{total} runs stored in {folder}/; rerun to resume", code=130)
     for warning in manifest.get("warnings", []):
         typer.echo(f"nnlab: warning: {warning}", err=True)
     for failure in manifest["failures"]:

@@ -203,8 +203,9 @@ def landscape(
     keys = [j.key for j in todo_all]
     tables = merge(out, exp, results.runs, keys)
     tmp = out / LANDSCAPE / ".options.json.tmp"
-    tmp.write_text(json.dumps(dataclasses.asdict(options), indent=2), encoding="utf-8")
-    os.replace(tmp, out / LANDSCAPE / "options.json")  # what the report quotes
+    recorded = {**dataclasses.asdict(options), "threshold": exp.threshold}
+    tmp.write_text(json.dumps(recorded, indent=2), encoding="utf-8")
+    os.replace(tmp, out / LANDSCAPE / "options.json")  # what the report quotes and checks
     if not failures:
         # Parts of jobs no longer planned (other options, or a changed threshold) are stale.
         wanted = {f"job-{k}{PART}" for k in keys}
@@ -361,3 +362,41 @@ def read_endpoints(out: Path):
     if not (out / TABLES[0]).is_file():
         return None, None, None
     return tuple(pd.read_parquet(out / name) if (out / name).is_file() else None for name in TABLES)
+
+
+def certificates(out: Path, runs: pd.DataFrame, threshold: float) -> tuple[tuple, list[str]]:
+    """`read_endpoints`, when the certificates still describe the folder's runs: they are left out
+    (None, None, None), with a warning, when they were made at another threshold or for runs no
+    longer stored; a warning also names the runs without one. Returns (tables, warnings)."""
+    tables = read_endpoints(out)
+    endpoints = tables[0]
+    if endpoints is None:
+        return tables, []
+    options_path = Path(out) / LANDSCAPE / "options.json"
+    try:
+        certified_at = json.loads(options_path.read_text(encoding="utf-8")).get("threshold")
+    except (OSError, ValueError):
+        certified_at = None
+    rerun = "rerun `nnlab landscape` on the folder"
+    if certified_at is not None and certified_at != threshold:
+        return (None, None, None), [
+            f"end points not shown: they were certified at threshold {certified_at:g}, the experiment's "
+            f"is {threshold:g}; {rerun}"
+        ]
+    ids = set(runs["run_id"])
+    if not ids & set(endpoints["run_id"]):
+        return (None, None, None), [
+            f"end points not shown: they were certified for runs no longer stored; {rerun}"
+        ]
+    warnings = []
+    missing = ids - set(endpoints["run_id"])
+    if missing:
+        networks = set(read_networks(out, runs[runs["run_id"].isin(missing)]))
+        if networks:
+            warnings.append(f"{len(networks)} runs have no certified end point yet; {rerun}")
+        if len(missing) > len(networks):
+            warnings.append(
+                f"{len(missing) - len(networks)} runs have no saved network and cannot be certified "
+                "(save_networks = true, then `nnlab run` again)"
+            )
+    return tables, warnings

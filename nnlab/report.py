@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nnlab import analysis
-from nnlab.endpoints import read_endpoints
+from nnlab.endpoints import certificates
 from nnlab.sweep import Results, load_data, read_networks, read_results
 
 FORMATS = ("png", "pdf", "svg")
@@ -76,13 +76,8 @@ def study(
             warnings.append(f"redundant units not counted: {err}")
         else:
             redundant = analysis.redundancy(results.runs, params, X, Y, exp.threshold)
-    endpoints, optima, barriers = read_endpoints(folder)
-    if endpoints is not None:
-        missing = len(set(results.runs["run_id"]) - set(endpoints["run_id"]))
-        if missing:
-            warnings.append(
-                f"{missing} runs have no certified end point; run `nnlab landscape` on the folder"
-            )
+    (endpoints, optima, barriers), more = certificates(folder, results.runs, exp.threshold)
+    warnings += more
     summary = analysis.summarize(
         results.runs,
         exp.threshold,

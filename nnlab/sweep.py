@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -237,8 +238,11 @@ def check_out_dir(out: Path, exp: Experiment, fresh: bool) -> set[str]:
     if fresh and (out / PARTS).is_dir():
         for p in (out / PARTS).iterdir():
             p.unlink()
-        for name in ("runs.parquet", "curves.parquet", "networks.parquet", "manifest.json"):
+        names = ("runs.parquet", "curves.parquet", "networks.parquet", "manifest.json")
+        # The certificates of `nnlab landscape` (nnlab.endpoints) describe the runs discarded here.
+        for name in (*names, "endpoints.parquet", "optima.parquet", "barriers.parquet"):
             (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "landscape", ignore_errors=True)
     done = stored_run_ids(out)
     wanted = {c.run_id(s) for c in exp.configs() for s in exp.seeds}
     stale = done - wanted

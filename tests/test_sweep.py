@@ -286,7 +286,7 @@ def test_file_task_is_identified_by_content_and_read_beside_its_experiment(tmp_p
         sweep.load_data(sweep.read_results(tmp_path / "out").experiment)
 
 
-def test_ctrl_c_says_what_is_stored_and_exits_1(tmp_path, monkeypatch):
+def test_ctrl_c_says_what_is_stored_and_exits_130(tmp_path, monkeypatch):
     path = write(tmp_path)
 
     def interrupted(exp, out, **kwargs):
@@ -295,7 +295,7 @@ def test_ctrl_c_says_what_is_stored_and_exits_1(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sweep, "run", interrupted)
     result = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "o"), "--quiet"])
-    assert result.exit_code == 1
+    assert result.exit_code == 130  # the contract: 130 interrupted
     assert result.stderr.startswith("nnlab: interrupted: 0/160 runs stored in") and "rerun" in result.stderr
 
 
