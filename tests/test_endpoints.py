@@ -415,7 +415,8 @@ def test_other_options_make_new_jobs_and_retire_the_old_parts(certified, tmp_pat
     endpoints.landscape(out, options=stricter)
     assert len(calls) == 2
     assert len(parts(out)) == 3 and not set(parts(out)) & old
-    assert json.loads((out / "landscape" / "options.json").read_text()) == {**dataclasses.asdict(stricter), "threshold": experiment().threshold}
+    recorded = json.loads((out / "landscape" / "options.json").read_text())
+    assert recorded == {**dataclasses.asdict(stricter), "threshold": experiment().threshold}
     # Back to the first options: their jobs again (their parts were removed), to the same tables.
     calls.clear()
     endpoints.landscape(out, options=OPTIONS)
