@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlab._names import did_you_mean
-from nnlab.network import ACTIVATIONS, LOSSES
+from nnlab.network import ACTIVATIONS, INITS, LOSSES
 from nnlab.tasks import TASKS, file_sha256
 
 ACTIVATION_NAMES = tuple(ACTIVATIONS)
@@ -50,6 +50,7 @@ KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "activation": (lambda v: v in ACTIVATION_NAMES, "one of " + ", ".join(ACTIVATION_NAMES)),
     "loss": (lambda v: v in LOSS_NAMES, "one of " + ", ".join(LOSS_NAMES)),
+    "init": (lambda v: v in INITS, "one of " + ", ".join(INITS)),
 }
 # Fields of [model] and [train]: (default, kind); any of them may be a list, a sweep axis.
 # train.seeds (a count or a list of seeds) is checked on its own.
@@ -60,6 +61,8 @@ FIELDS: dict[str, dict[str, tuple[Any, str | None]]] = {
         "hidden": ("tanh", "activation"),
         "output": ("tanh", "activation"),
         "bias": (True, "bool"),
+        "init": ("auto", "init"),
+        "init_scale": (1.0, "pos_float"),
     },
     "train": {
         "lr": (0.05, "pos_float"),
@@ -70,7 +73,22 @@ FIELDS: dict[str, dict[str, tuple[Any, str | None]]] = {
     },
 }
 TASK_COMMON = {"kind", "seed", "test_fraction"}
-AXES = ("depth", "width", "hidden", "output", "bias", "lr", "epochs", "batch_size", "loss")
+AXES = (
+    "depth",
+    "width",
+    "hidden",
+    "output",
+    "bias",
+    "init",
+    "init_scale",
+    "lr",
+    "epochs",
+    "batch_size",
+    "loss",
+)
+# Axes added after runs were first stored: left out of a run's identity at their defaults, so that
+# the runs of older experiment files keep their ids.
+LATER_AXES = {"init": "auto", "init_scale": 1.0}
 
 
 class ExperimentError(ValueError):
@@ -88,6 +106,8 @@ class Config:
     hidden: str
     output: str
     bias: bool
+    init: str
+    init_scale: float
     lr: float
     epochs: int
     batch_size: int
@@ -102,7 +122,9 @@ class Config:
     def key(self) -> str:
         """Canonical JSON of the configuration (the experiment's name left out: renaming an
         experiment does not change its runs); computed once, every run id hashes it."""
-        fields = {a: getattr(self, a) for a in AXES}
+        fields = {
+            a: getattr(self, a) for a in AXES if a not in LATER_AXES or getattr(self, a) != LATER_AXES[a]
+        }
         task = dict(self.task)
         if "sha256" in task:  # a data file: its content identifies the runs, not where it lies
             task.pop("path", None)
@@ -173,7 +195,7 @@ def _check(field: str, value: Any, kind: str) -> Any:
     test, description = KINDS[kind]
     for v in value if isinstance(value, list) else [value]:
         if not test(v):
-            names = ACTIVATION_NAMES if kind == "activation" else LOSS_NAMES
+            names = {"activation": ACTIVATION_NAMES, "init": INITS}.get(kind, LOSS_NAMES)
             hint = did_you_mean(v, names) if isinstance(v, str) else ""
             shown = ("true" if v else "false") if isinstance(v, bool) else repr(v)  # as TOML spells it
             raise ExperimentError(f"{field}: expected {description}, got {shown}{hint}")

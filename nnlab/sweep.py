@@ -112,7 +112,15 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndar
     c = job.config
     X, Y, X_test, Y_test = load_data(exp)
     sizes = [X.shape[1], *c.sizes_hidden, Y.shape[1]]
-    net = init_network(sizes, seeds=list(job.seeds), hidden=c.hidden, output=c.output, bias=c.bias)
+    net = init_network(
+        sizes,
+        seeds=list(job.seeds),
+        hidden=c.hidden,
+        output=c.output,
+        bias=c.bias,
+        init=c.init,
+        scale=c.init_scale,
+    )
     start = time.perf_counter()
     with np.errstate(all="ignore"):
         result = train(
@@ -130,6 +138,8 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndar
         "hidden": [c.hidden] * r,
         "output": [c.output] * r,
         "bias": np.full(r, c.bias),
+        "init": [c.init] * r,
+        "init_scale": np.full(r, c.init_scale),
         "loss": [c.loss] * r,
         "lr": np.full(r, c.lr),
         "batch_size": np.full(r, c.batch_size),
@@ -477,7 +487,8 @@ def merge(out: Path, threshold: float) -> None:
         table = table.take(np.argsort(~has, kind="stable"))
     _, first = np.unique(table["run_id"].to_numpy(zero_copy_only=False), return_index=True)
     table = table.take(np.sort(first))
-    keys = [(k, "ascending") for k in (*AXES, "seed", "run_id")]
+    # (Parts from before an axis existed lack its column: sorted by the others.)
+    keys = [(k, "ascending") for k in (*AXES, "seed", "run_id") if k in table.column_names]
     runs = table.take(pc.sort_indices(table, sort_keys=keys))
     by_id = table.take(pc.sort_indices(table, sort_keys=[("run_id", "ascending")]))
     lengths = pc.list_value_length(by_id["curve"]).to_numpy()
