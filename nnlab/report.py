@@ -45,6 +45,11 @@ class Study:
     endpoints, optima, barriers : DataFrame or None
         endpoints.parquet, optima.parquet and barriers.parquet, when `nnlab landscape` certified
         the folder's end points.
+    tests : DataFrame or None
+        `nnlab.analysis.neighbour_tests`: neighbouring widths compared.
+    best : DataFrame or None
+        `nnlab.analysis.best_settings`: each architecture at its best setting, when lr or the
+        initialization is swept.
     """
 
     results: Results
@@ -57,6 +62,8 @@ class Study:
     endpoints: pd.DataFrame | None = None
     optima: pd.DataFrame | None = None
     barriers: pd.DataFrame | None = None
+    tests: pd.DataFrame | None = None
+    best: pd.DataFrame | None = None
 
 
 def study(
@@ -87,6 +94,7 @@ def study(
         redundant=redundant,
         endpoints=endpoints,
     )
+    tests = analysis.neighbour_tests(results.runs, exp.threshold, results.curves)
     return Study(
         results,
         summary,
@@ -98,6 +106,8 @@ def study(
         endpoints,
         optima,
         barriers,
+        tests,
+        analysis.best_settings(summary),
     )
 
 
@@ -118,8 +128,10 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({a: summary[a].astype(str) for a in axes})
     out["runs"] = summary["runs"].astype(str)
     out["diverged"] = summary["diverged"].astype(str)
-    out["median loss"] = summary["median"].map(_loss)
-    out["IQM"] = summary["iqm"].map(_loss)
+    out["median loss [95% CI]"] = [
+        f"{_loss(m)} [{_loss(lo)}, {_loss(hi)}]"
+        for m, lo, hi in zip(summary["median"], summary["median_lo"], summary["median_hi"], strict=True)
+    ]
     out["10% / 90%"] = [
         f"{_loss(a)} / {_loss(b)}" for a, b in zip(summary["q10"], summary["q90"], strict=True)
     ]
@@ -127,7 +139,11 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
         f"{_pct(s)} [{_pct(lo)}, {_pct(hi)}]"
         for s, lo, hi in zip(summary["success"], summary["success_lo"], summary["success_hi"], strict=True)
     ]
-    out["ERT (epochs)"] = summary["ert"].map(lambda e: "never" if math.isinf(e) else f"{e:.0f}")
+    out["final < threshold"] = summary["success_final"].map(_pct)
+    out["ERT [95% CI] (epochs)"] = [
+        _ert(e) + ("" if math.isinf(e) and math.isinf(lo) else f" [{_ert(lo)}, {_ert(hi)}]")
+        for e, lo, hi in zip(summary["ert"], summary["ert_lo"], summary["ert_hi"], strict=True)
+    ]
     out["median epochs"] = summary["median_epochs"].map(lambda e: "-" if np.isnan(e) else f"{e:.0f}")
     if "certified" in summary:
         # What polishing found at each end point, and the distinct certified minima.
@@ -142,13 +158,17 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
         out["redundant units"] = summary["redundant_units"].map(lambda u: "-" if np.isnan(u) else f"{u:g}")
     if "median_test_loss" in summary:
         out["median test loss"] = summary["median_test_loss"].map(_loss)
-    out["capacity"] = summary["capacity"]
+    out["verdict"] = summary["verdict"]
     return out
+
+
+def _ert(e: float) -> str:
+    return "never" if math.isinf(e) else f"{e:.0f}"
 
 
 def markdown(table: pd.DataFrame) -> str:
     """A table of strings as a GitHub-flavoured markdown table (numbers right-aligned)."""
-    right = [c for c in table.columns if c not in ("capacity", "hidden", "output", "loss")]
+    right = [c for c in table.columns if c not in ("verdict", "hidden", "output", "loss", "init")]
     head = "| " + " | ".join(table.columns) + " |"
     rule = "|" + "|".join("--:" if c in right else "---" for c in table.columns) + "|"
     rows = [
@@ -164,7 +184,7 @@ def text(table: pd.DataFrame, title: str = "") -> str:
 
     t = Table(title=title or None, box=None, pad_edge=False, title_justify="left")
     for c in table.columns:
-        t.add_column(c, justify="left" if c == "capacity" else "right", no_wrap=True)
+        t.add_column(c, justify="left" if c == "verdict" else "right", no_wrap=True)
     for row in table.itertuples(False):
         t.add_row(*map(str, row))
     console = Console(width=400, color_system=None, record=True, file=io.StringIO())
@@ -227,31 +247,114 @@ CAPTIONS = {
 }
 
 
+def _samples(s: Study) -> int:
+    """The number of training samples of the study's data (0 when the data cannot be read)."""
+    try:
+        return len(load_data(s.results.experiment)[0])
+    except ValueError:
+        return 0
+
+
+def _conditions(row: dict) -> str:
+    """What a verdict holds for: the learning rate, the initialization and the budget."""
+    init = row.get("init", "auto")
+    init = "Glorot/He uniform" if init == "auto" else f"{init} uniform"
+    scale = row.get("init_scale", 1.0)
+    return (
+        f"lr {row['lr']:g}, {init} initialization"
+        + (f" x{scale:g}" if scale != 1.0 else "")
+        + f", batch {row['batch_size']}, {row['epochs']} epochs"
+    )
+
+
 def _verdicts(s: Study) -> list[str]:
+    """One line per group of widths: the verdicts by width, their conditions, and monotonicity."""
     lines = []
     others = [a for a in analysis.varying_axes(s.summary) if a not in ("depth", "width")]
     axes = [a for a in analysis.config_axes(s.summary) if a != "width"]  # what s.capacity groups by
-    for row in s.capacity.itertuples(False):
-        where = ", ".join(f"{a} {getattr(row, a)}" for a in ["depth", *others])
+    for row in s.capacity.to_dict("records"):
+        where = ", ".join(f"{a} {row[a]}" for a in ["depth", *others])
         solves = (
             "no width solves the task"
-            if np.isnan(row.min_width_solves)
-            else (f"the smallest width that ever solves the task is {row.min_width_solves:g}")
+            if np.isnan(row["min_width_solves"])
+            else f"the smallest width that ever solves the task is {row['min_width_solves']:g}"
         )
         reliable = (
-            "none solves it in 95% of seeds"
-            if np.isnan(row.min_width_reliable)
-            else (f"from width {row.min_width_reliable:g} at least 95% of seeds do")
+            f"none is over-capacity (95% sure that {analysis.RELIABLE:.0%} of seeds succeed)"
+            if np.isnan(row["min_width_reliable"])
+            else f"the smallest over-capacity width (95% sure that {analysis.RELIABLE:.0%} of seeds "
+            f"succeed) is {row['min_width_reliable']:g}"
         )
         # This group's widths by label, so that verdicts of different depths or lrs never mix.
-        mine = s.summary[(s.summary[axes] == pd.Series(row._asdict())[axes]).all(axis=1)]
+        mine = s.summary[(s.summary[axes] == pd.Series(row)[axes]).all(axis=1)]
         labels = [
-            f"{label} {', '.join(str(w) for w in sorted(mine.loc[mine['capacity'] == label, 'width']))}"
+            f"{label} {', '.join(str(w) for w in sorted(mine.loc[mine['verdict'] == label, 'width']))}"
             for label in analysis.LABELS
-            if (mine["capacity"] == label).any()
+            if (mine["verdict"] == label).any()
         ]
-        lines.append(f"- {where}: {solves}; {reliable}. Widths: {'; '.join(labels)}.")
+        line = f"- {where} ({_conditions(row)}): {solves}; {reliable}. Widths: {'; '.join(labels)}."
+        if not row["monotone"]:
+            line += (
+                " Not monotone in width: a wider network succeeds significantly less often than a narrower."
+            )
+        lines.append(line)
     return lines
+
+
+def _tests_section(s: Study) -> list[str]:
+    """Neighbouring widths compared, every difference called significant or not."""
+    if s.tests is None or not len(s.tests):
+        return []
+    lines = [
+        "## Neighbouring widths compared",
+        "",
+        f"Success: Fisher's exact test; epochs to threshold: Mann-Whitney rank test (a run that never got "
+        f"there ranked last); two-sided, significant when p < {analysis.ALPHA:g}, not adjusted for the "
+        f"{len(s.tests)} comparisons.",
+        "",
+    ]
+    others = [a for a in analysis.varying_axes(s.summary) if a not in ("width",)]
+    for row in s.tests.to_dict("records"):
+        where = ", ".join(f"{a} {row[a]}" for a in others)
+        rate_a = row["successes_a"] / row["runs_a"]
+        rate_b = row["successes_b"] / row["runs_b"]
+        success = f"success {_pct(rate_a)} -> {_pct(rate_b)}, p = {row['p_success']:.2g}, " + (
+            "significant" if row["significant_success"] else "not significant"
+        )
+        epochs = (
+            "epochs to threshold: neither solved it, nothing to compare (not significant)"
+            if np.isnan(row["p_epochs"])
+            else f"median epochs to threshold {row['median_epochs_a']:.0f} -> {row['median_epochs_b']:.0f}, "
+            f"p = {row['p_epochs']:.2g}, "
+            + ("significant" if row["significant_epochs"] else "not significant")
+        )
+        lead = f"{where}, width" if where else "width"
+        lines.append(f"- {lead} {row['width_a']} -> {row['width_b']}: {success}; {epochs}.")
+    return [*lines, ""]
+
+
+def _best_section(s: Study) -> list[str]:
+    """Each architecture at its own best setting, when lr or the initialization is swept."""
+    if s.best is None or not len(s.best):
+        return []
+    tuning = [a for a in analysis.TUNING if a in s.summary.columns and s.summary[a].nunique() > 1]
+    lines = [
+        "## Each architecture at its best setting",
+        "",
+        f"Of the settings of {', '.join(tuning)} tried for each architecture, the one with the lowest ERT "
+        "(ties: the higher success rate, then the lower median loss):",
+        "",
+    ]
+    for row in s.best.to_dict("records"):
+        setting = ", ".join(
+            f"{a} {row[a]:g}" if isinstance(row[a], float) else f"{a} {row[a]}" for a in tuning
+        )
+        lines.append(
+            f"- depth {row['depth']}, width {row['width']}: {setting} (of {row['chosen_from']}): success "
+            f"{_pct(row['success'])} [{_pct(row['success_lo'])}, {_pct(row['success_hi'])}], ERT "
+            f"{_ert(row['ert'])}, {row['verdict']}."
+        )
+    return [*lines, ""]
 
 
 def _landscape_section(s: Study) -> list[str]:
@@ -391,21 +494,44 @@ def report(s: Study, figure_files: list[Path]) -> str:
             "need not be one optimum, nor a stopped run an optimum (`nnlab landscape` certifies them)."
         )
     lines += [
-        "Losses are final full-data training losses over the seeds (a diverged run counts as +inf); "
-        "success is the share of seeds below the threshold, with its Wilson 95% interval; ERT is "
-        "the expected number of epochs to reach the threshold (failed runs count their whole budget); "
-        + optima_text,
+        "Losses are final full-data training losses over the seeds (a diverged run counts as +inf), the "
+        f"median with its bootstrap {analysis.LEVEL:.0%} interval ({analysis.BOOTSTRAP_REPS} resamples); "
+        "success is the share of seeds whose loss fell below the threshold at some epoch (hitting-based, "
+        f"as COCO counts it), with its Wilson {analysis.LEVEL:.0%} interval, and 'final < threshold' the "
+        "share whose final loss is below it; ERT is the expected number of epochs to reach the threshold "
+        "(failed runs count their whole budget) with its bootstrap interval; " + optima_text,
         "",
         *(_landscape_section(s) if s.endpoints is not None else []),
-        "## Capacity",
+        "## Verdicts",
+        "",
+        f"Per configuration: over-capacity when the success rate's Wilson lower bound is at least "
+        f"{analysis.RELIABLE:.0%}, critical when its upper bound is below it, undecided in between (more "
+        "seeds decide); a configuration never solved is diverged (half its runs or more), under-capacity "
+        "only when `nnlab landscape` certified every end point a non-solving minimum, degenerate point or "
+        "valley, else unsolved within budget (most runs still descending at the end) or stuck (the loss "
+        "flat). A verdict holds for its learning rate, initialization and budget only.",
         "",
         *_verdicts(s),
         "",
+        *_tests_section(s),
+        *_best_section(s),
     ]
     if s.redundant is not None and "redundant_units" in s.summary:
+        n = _samples(s)
         lines += [
-            "Inside the networks (solved runs; hidden units removable, greedily, with the loss kept below "
-            "the threshold):",
+            "## Inside the networks",
+            "",
+            "Hidden units a solved network can lose, one at a time and greedily (each removal refits the "
+            "next layer by least squares over all the remaining units), kept only while the loss stays "
+            f"within {analysis.PRUNE_RTOL:.0%} of the network's own loss plus {analysis.PRUNE_ATOL:.0%} of "
+            "the threshold: a greedy count, so a lower bound of what could go."
+            + (
+                f" The {n} training samples give a layer's activations (with a column of ones) rank at most "
+                f"{n}, so no layer ever needs more than {n - 1} units with biases ({n} without) to pass on "
+                "what it computes."
+                if n
+                else ""
+            ),
             "",
         ]
         # Every swept axis names the configuration, so no two lines read alike.

@@ -617,8 +617,8 @@ def test_report_says_what_the_end_points_are(certified, swept, tmp_path):
     result = runner.invoke(app, ["report", str(out), "--format", "png"])
     assert result.exit_code == 0, result.output
     text = (out / "report.md").read_text()
-    assert text.index("## Summary") < text.index("## What the end points are") < text.index("## Capacity")
-    section = text.split("## What the end points are")[1].split("## Capacity")[0]
+    assert text.index("## Summary") < text.index("## What the end points are") < text.index("## Verdicts")
+    section = text.split("## What the end points are")[1].split("## Verdicts")[0]
     assert "200 L-BFGS iterations" in section and "1e-08" in section  # options.json quoted
     lines = [line for line in section.splitlines() if line.startswith("- ")]
     groups = dict(list(per_width(e, runs)))

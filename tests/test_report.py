@@ -46,7 +46,7 @@ def test_study_summary_has_one_row_per_configuration(folder):
 def test_summary_formats(folder):
     text = runner.invoke(app, ["summary", str(folder)])
     assert text.exit_code == 0, text.output
-    assert "success [95% CI]" in text.output and "under-capacity" in text.output
+    assert "success [95% CI]" in text.output and "verdict" in text.output
     md = runner.invoke(app, ["summary", str(folder), "--format", "markdown"])
     lines = md.output.strip().splitlines()
     assert lines[0].startswith("| depth | width |") and lines[1].startswith("|--:|")
@@ -55,9 +55,15 @@ def test_summary_formats(folder):
     from io import StringIO
 
     table = pd.read_csv(StringIO(csv.output))
-    assert len(table) == 6 and {"success_lo", "success_hi", "ert", "optima_estimate", "capacity"} <= set(
-        table.columns
-    )
+    assert len(table) == 6 and {
+        "success_lo",
+        "success_hi",
+        "ert",
+        "ert_lo",
+        "ert_hi",
+        "optima_estimate",
+        "verdict",
+    } <= set(table.columns)
 
 
 def test_figures_and_report_are_written(folder):
@@ -71,15 +77,21 @@ def test_figures_and_report_are_written(folder):
     assert text.startswith("# tiny\n") and "Partial" not in text
     for needed in (
         "## Summary",
-        "## Capacity",
+        "## Verdicts",
+        "## Neighbouring widths compared",
         "## Figures",
         "![spread](figures/spread.png)",
         "units redundant",
     ):
         assert needed in text, needed
     assert len(list((folder / "figures").glob("*.png"))) == 5
-    verdicts = text.split("## Capacity")[1].split("##")[0].strip().splitlines()
+    verdicts = [
+        line for line in text.split("## Verdicts")[1].split("##")[0].splitlines() if line.startswith("- ")
+    ]
     assert verdicts[0].startswith("- depth 1") and "Widths: " in verdicts[0]  # one line per group
+    assert "epochs)" in verdicts[0] and "lr " in verdicts[0]  # its conditions named
+    tests = text.split("## Neighbouring widths compared")[1].split("##")[0]
+    assert all("significant" in line for line in tests.splitlines() if line.startswith("- "))
     toml = text.split("```toml\n")[1].split("```")[0]
     assert tomllib.loads(toml)["name"] == "tiny"
 
