@@ -2,46 +2,69 @@
 
 Nothing is saved or shown here (the CLI does that). Figures are built on
 `matplotlib.figure.Figure` directly, never through pyplot, so they do not pile up in pyplot's
-registry of open figures and are freed as soon as the caller drops them.
+registry of open figures and are freed as soon as the caller drops them. A figure with nothing to
+show returns None (see `figures_for` for the rules).
 
-Facets follow one rule throughout: one column per depth, one row per learning rate, and every
-other grid axis that varies (batch size, epochs, ...) folded into the row label. Widths are
-always drawn in numeric order with one colour each from `PALETTE`.
+Facets follow one rule throughout. The compared axis is width (one colour per width, in numeric
+order, from `PALETTE`), or depth when a single width was run and depth is swept (the chain study):
+no figure is then drawn "per width" over one width. With width compared there is one column per
+depth; one row per learning rate, with every other grid axis that varies (batch size, epochs, init,
+...) folded into the row label.
+
+Losses: a run whose final loss is below the threshold solved the task, and how far below it ended
+(its convergence depth) says nothing about which optimum it found. `spread` and `ecdf` therefore
+show the solved runs as one bar per width and only the others as points, on an axis that is linear
+where the losses shown span less than a decade. Everything random (jitter, the sample of seeds
+drawn) comes from fixed Generators, so regenerated figures are identical.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import textwrap
 import warnings
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+import matplotlib as mpl
 import matplotlib.patches as mpatches
 import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from nnlab.analysis import varying_axes
+from nnlab.analysis import config_axes, varying_axes, wilson
 
 PALETTE = "colorblind"  # the one colour-blind-safe palette every figure draws from
 WIDTH_LABEL = "hidden units per layer"
-LOSS_LABEL = "final training loss (log)"
+DEPTH_LABEL = "hidden layers (depth)"
+LOSS_LABEL = "final training loss"
+SAMPLE = 30  # seed_curves draws at most this many seeds of a configuration
+SAMPLE_SEED = 20261210  # with a configuration's key, the seed of the Generator that picks them
+MAX_PANELS = 40  # seed_curves draws at most this many configurations
 _PANEL_W, _PANEL_H = 3.6, 2.9  # inches per facet: readable at 150 dpi without being huge
 _MAX_W = 18.0  # inches: wider grids shrink their panels instead
 _LINESTYLES = ("-", "--", ":", "-.")
 _MARKERS = ("o", "s", "^", "D", "v", "P")
 _SHOWN_MAX = 1e100  # a loss above this is drawn as diverged: no study's loss lives up there
+# spread and ecdf: the solved bar spans _BAND of the loss axis (as fractions of the
+# panel), and the losses shown span _DATA, so that the bar is clearly apart from the loss scale.
+_BAND = (0.02, 0.14)
+_DATA = (0.22, 0.95)
+_INF = 0.92  # the row (a fraction of the panel's height) where the ERT panel shows infinity
+_AXIS_LABELS = {"width": WIDTH_LABEL, "depth": DEPTH_LABEL}
 
 
 # -- shared helpers -------------------------------------------------------------------------------
 
 
-def _styled(func: Callable[..., Figure]) -> Callable[..., Figure]:
+def _styled(func: Callable[..., Figure | None]) -> Callable[..., Figure | None]:
     """Build the figure inside seaborn's style, without changing the caller's global rcParams."""
 
     @functools.wraps(func)
@@ -77,14 +100,22 @@ def _label(axes: Sequence[str], values: Sequence) -> str:
     return ", ".join(f"{_axis_name(a)} {_fmt(v)}" for a, v in zip(axes, values, strict=True))
 
 
-def _widths(table: pd.DataFrame) -> list:
-    return sorted(table["width"].unique().tolist())
+def _compared(table: pd.DataFrame) -> str:
+    """The axis a figure compares (its colours, or its x-axis): width, or depth when a single width
+    was run and depth is swept."""
+    if table["width"].nunique() == 1 and table["depth"].nunique() > 1:
+        return "depth"
+    return "width"
 
 
-def _width_colors(widths: Sequence) -> dict[str, tuple]:
-    """Width (as its label) -> colour; keyed by string so categorical plots keep numeric order."""
-    colors = sns.color_palette(PALETTE, len(widths))
-    return {_fmt(w): c for w, c in zip(widths, colors, strict=True)}
+def _values(table: pd.DataFrame, axis: str = "width") -> list:
+    return sorted(table[axis].unique().tolist())
+
+
+def _hue_colors(values: Sequence) -> dict[str, tuple]:
+    """Value (as its label) -> colour; keyed by string so categorical plots keep numeric order."""
+    colors = sns.color_palette(PALETTE, len(values))
+    return {_fmt(v): c for v, c in zip(values, colors, strict=True)}
 
 
 def _row_axes(table: pd.DataFrame) -> list[str]:
@@ -93,22 +124,34 @@ def _row_axes(table: pd.DataFrame) -> list[str]:
     return sorted(rest, key=lambda a: a != "lr")
 
 
+def _comparison(table: pd.DataFrame) -> tuple[str, _Facets, list, dict[str, tuple]]:
+    """What a figure of ``table`` compares: the axis (`_compared`), the facets, the axis's values in
+    order and their colours."""
+    hue = _compared(table)
+    values = _values(table, hue)
+    return hue, _Facets.of(table, hue), values, _hue_colors(values)
+
+
 @dataclass(frozen=True)
 class _Facets:
-    """Columns = depths, rows = combinations of the other varying axes (width excluded)."""
+    """Columns = depths (a single column when depth is the compared axis: its panels are then titled
+    by the one width), rows = combinations of the other varying axes."""
 
     depths: list
     row_axes: list[str]
     rows: list[tuple]
+    fixed: str = ""
 
     @classmethod
-    def of(cls, table: pd.DataFrame) -> _Facets:
+    def of(cls, table: pd.DataFrame, hue: str = "width") -> _Facets:
         row_axes = _row_axes(table)
         if row_axes:
             keys = table[row_axes].drop_duplicates().sort_values(row_axes)
             rows = [tuple(r) for r in keys.itertuples(index=False)]
         else:
             rows = [()]
+        if hue == "depth":
+            return cls([None], row_axes, rows, _label(["width"], [table["width"].iloc[0]]))
         return cls(sorted(table["depth"].unique().tolist()), row_axes, rows)
 
     @property
@@ -116,8 +159,10 @@ class _Facets:
         return len(self.rows), len(self.depths)
 
     def title(self, row: tuple, depth) -> str:
-        title = f"depth {_fmt(depth)}"
-        return f"{title} | {_label(self.row_axes, row)}" if self.row_axes else title
+        parts = [self.fixed if depth is None else f"depth {_fmt(depth)}"]
+        if self.row_axes:
+            parts.append(_label(self.row_axes, row))
+        return " | ".join(p for p in parts if p)
 
     def panels(self, table: pd.DataFrame) -> Iterator[tuple[int, int, str, pd.DataFrame]]:
         """(row index, column index, panel title, the panel's rows of ``table``)."""
@@ -126,8 +171,8 @@ class _Facets:
             for a, v in zip(self.row_axes, row, strict=True):
                 mask &= (table[a] == v).to_numpy()
             for j, depth in enumerate(self.depths):
-                sub = table[mask & (table["depth"] == depth).to_numpy()]
-                yield i, j, self.title(row, depth), sub
+                cell = mask if depth is None else mask & (table["depth"] == depth).to_numpy()
+                yield i, j, self.title(row, depth), table[cell]
 
 
 def _grid(nrows: int, ncols: int, panel_w: float = _PANEL_W, panel_h: float = _PANEL_H, **kwargs):
@@ -162,6 +207,18 @@ def _threshold_note(threshold: float | None) -> str:
     return f"dashed line: threshold {threshold:g}" if threshold is not None else ""
 
 
+def _seeds_note(runs: pd.DataFrame) -> str:
+    """How many seeds each configuration has: "64 seeds per configuration" (or a range)."""
+    n = runs.groupby(config_axes(runs)).size()
+    if not len(n):
+        return ""
+    return (
+        f"{n.iloc[0]} seeds per configuration"
+        if n.min() == n.max()
+        else f"{n.min()} to {n.max()} seeds per configuration"
+    )
+
+
 def _diverged(values) -> np.ndarray:
     """Which losses count as diverged in a figure: inf, NaN, or above `_SHOWN_MAX` (on the way to
     inf; such a value would break a log axis's scale and ticks)."""
@@ -189,11 +246,154 @@ def _diverged_note(runs: pd.DataFrame, fate: str = "are not shown") -> str:
     return f"{hidden} of {len(runs)} runs diverged ({why}) and {fate}"
 
 
-def _width_legend(fig: Figure, widths: Sequence) -> None:
+def _hue_legend(fig: Figure, values: Sequence, hue: str = "width") -> None:
     """One legend for all panels, outside them (centred, clear of the suptitle)."""
-    colors = _width_colors(widths)
+    colors = _hue_colors(values)
     handles = [Line2D([], [], color=c, lw=2) for c in colors.values()]
-    fig.legend(handles, list(colors), title="width", loc="outside right center", frameon=False)
+    fig.legend(handles, list(colors), title=hue, loc="outside right center", frameon=False)
+
+
+def _hit_epochs(runs: pd.DataFrame, curves: pd.DataFrame | None, threshold: float) -> np.ndarray:
+    """Per run, the first epoch its full-data loss is below ``threshold`` (NaN if never): from the
+    curves when given (as `nnlab.analysis.summarize` counts), otherwise the runs' stored
+    ``epochs_to_threshold``."""
+    if curves is not None:
+        below = curves[curves["loss"] < threshold].groupby("run_id")["epoch"].min()
+        return runs["run_id"].map(below).to_numpy(dtype=np.float64)
+    return pd.to_numeric(runs["epochs_to_threshold"], errors="coerce").to_numpy(dtype=np.float64)
+
+
+# -- loss axes: linear under a decade, and the solved bar apart from the scale ---------------------
+
+
+@dataclass(frozen=True)
+class _LossView:
+    """How a figure shows losses: on a log or a linear axis, and the range [lo, hi] shown."""
+
+    log: bool
+    lo: float
+    hi: float
+
+    @classmethod
+    def of(cls, shown, threshold: float | None = None) -> _LossView:
+        """Linear where the losses ``shown`` span less than a decade, log otherwise. The threshold
+        joins the range on a log axis, and on a linear one when it is within a decade of the
+        largest loss (on a linear axis it would otherwise squeeze the losses into a sliver)."""
+        x = np.asarray(shown, dtype=np.float64)
+        x = x[_finite_positive(x)]
+        if not len(x):
+            x = np.array([threshold if threshold is not None else 1.0])
+        lo, hi = float(x.min()), float(x.max())
+        if threshold is not None and threshold <= lo and hi < 10 * threshold:
+            return cls(False, threshold, hi)
+        if hi < 10 * lo:
+            return cls(False, lo, hi)
+        return cls(True, min(lo, threshold) if threshold is not None else lo, hi)
+
+    def _t(self, v):
+        return np.log10(v) if self.log else v
+
+    def _inv(self, t):
+        return 10.0**t if self.log else t
+
+    def limits(self, start: float, stop: float) -> tuple[float, float]:
+        """Axis limits that put ``lo`` at the fraction ``start`` of the axis and ``hi`` at ``stop``."""
+        a, b = self._t(self.lo), self._t(self.hi)
+        if b <= a:
+            pad = 0.1 if self.log else 0.05 * abs(a) or 1e-12
+            a, b = a - pad, b + pad
+        s = (b - a) / (stop - start)
+        return float(self._inv(a - start * s)), float(self._inv(b + (1 - stop) * s))
+
+    def at(self, fraction: float, limits: tuple[float, float]) -> float:
+        """The loss at ``fraction`` of an axis with ``limits``."""
+        a, b = self._t(limits[0]), self._t(limits[1])
+        return float(self._inv(a + fraction * (b - a)))
+
+    def shows(self, value: float) -> bool:
+        return self.lo * (1 - 1e-9) <= value <= self.hi * (1 + 1e-9)
+
+    def apply(self, ax, axis: str, limits: tuple[float, float], start: float | None = None) -> None:
+        """Scale, limits and ticks (`_ticks`) of ``ax``'s ``axis`` ("x" or "y"); ticks only from
+        the loss ``start`` up (none beside the solved bar)."""
+        which = ax.xaxis if axis == "x" else ax.yaxis
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log" if self.log else "linear")
+        (ax.set_xlim if axis == "x" else ax.set_ylim)(*limits)
+        ticks, formatter = _ticks(self.log, limits[0] if start is None else start, limits[1], axis)
+        which.set_major_locator(mticker.FixedLocator(ticks))
+        which.set_major_formatter(formatter)
+        which.set_minor_locator(mticker.NullLocator())
+
+
+def _ticks(log: bool, lo: float, hi: float, axis: str) -> tuple[np.ndarray, mticker.Formatter]:
+    """Ticks in [lo, hi] and their formatter, few enough that the labels never overlap: at most
+    5 (x) or 6 (y) on a linear axis; on a log axis its decades (every second or third when
+    there are many), or 1, 2, 5 (y) or 1, 3 (x) in each decade when it spans less than two."""
+    room = 5 if axis == "x" else 6
+    if not log:
+        ticks = mticker.MaxNLocator(nbins=room - 1, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+        formatter = mticker.ScalarFormatter(useOffset=False)
+    elif math.log10(hi / lo) >= 2:
+        k0, k1 = math.ceil(math.log10(lo) - 1e-9), math.floor(math.log10(hi) + 1e-9)
+        ticks = 10.0 ** np.arange(k0, k1 + 1, max(1, math.ceil((k1 - k0 + 1) / room)))
+        formatter = mticker.FuncFormatter(lambda v, _: f"$10^{{{round(math.log10(v))}}}$")
+    else:
+        subs = (1, 2, 5) if axis == "y" else (1, 3)
+        k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+        ticks = np.array([m * 10.0**k for k in range(k0, k1 + 1) for m in subs])
+        formatter = mticker.FuncFormatter(lambda v, _: f"{v:g}")
+    tol = 1e-9 * (hi - lo)
+    return ticks[(ticks >= lo - tol) & (ticks <= hi + tol)], formatter
+
+
+def _loss_label(view: _LossView) -> str:
+    return LOSS_LABEL + (" (log)" if view.log else "")
+
+
+def _failed(loss, threshold: float | None) -> np.ndarray:
+    """The losses drawn one by one: finite, positive and (with a threshold) not below it."""
+    loss = np.asarray(loss, dtype=np.float64)
+    ok = _finite_positive(loss)
+    return ok & (loss >= threshold) if threshold is not None else ok
+
+
+def _mark_threshold(ax, view: _LossView, threshold: float, axis: str, label: bool) -> None:
+    """The solved bar's name "< threshold" where the tick labels of the loss ``axis`` are (with
+    ``label``: the outer panels), and the threshold as a dashed line where the axis shows it."""
+    middle = sum(_BAND) / 2
+    if label:
+        y = axis == "y"
+        ax.text(
+            *((-0.02, middle) if y else (middle, -0.02)),
+            f"< {threshold:g}",
+            transform=ax.transAxes,
+            ha="right" if y else "center",
+            va="center" if y else "top",
+            fontsize=mpl.rcParams[f"{axis}tick.labelsize"],
+        )
+    if view.shows(threshold):
+        (ax.axhline if axis == "y" else ax.axvline)(threshold, color="0.3", ls="--", lw=1.2, zorder=1.5)
+
+
+def _final_view(runs: pd.DataFrame, threshold: float | None) -> _LossView | None:
+    """How `spread` and `ecdf` show the final losses they draw one by one (`_failed`); None when
+    there is a threshold and no such loss (every run solved or diverged)."""
+    loss = runs["final_loss"].to_numpy(dtype=np.float64)
+    shown = _failed(loss, threshold)
+    if threshold is not None and not shown.any():
+        return None
+    return _LossView.of(loss[shown], threshold)
+
+
+def _band_notes(view: _LossView, threshold: float | None, what: str) -> list[str]:
+    notes = []
+    if threshold is not None:
+        notes.append(what)
+        if not view.shows(threshold):
+            notes.append(f"the threshold {threshold:g} is below the losses shown")
+    if not view.log:
+        notes.append("linear axis: the losses shown span less than a decade")
+    return notes
 
 
 # -- the figures -----------------------------------------------------------------------------------
@@ -208,57 +408,73 @@ def _strip(ax, x: np.ndarray, y: np.ndarray, **kwargs) -> None:
 
 
 @_styled
-def spread(runs: pd.DataFrame, threshold: float | None = None) -> Figure:
-    """Final loss of every seed per width: the spread of the optima SGD ends in.
+def spread(runs: pd.DataFrame, threshold: float | None = None) -> Figure | None:
+    """Final loss of every seed per width: where the seeds that did not solve the task end.
 
     Parameters
     ----------
     runs : DataFrame
         runs.parquet: one row per run.
     threshold : float, optional
-        Drawn as a dashed horizontal line when given.
+        The success threshold. With it, the seeds whose final loss is below it are one bar per
+        width at the bottom of the panel (filled to their share of the seeds, "k/M" written on
+        it), apart from the loss axis; only the other seeds are points.
 
     Returns
     -------
-    Figure
-        One panel per depth (columns) and learning rate (rows, with any other swept axis): the
-        final loss (log y) per width as a box plot with one jittered point per seed. Diverged runs
-        (non-finite loss) are left out and counted in the title and above their width.
+    Figure or None
+        One panel per depth (columns) and learning rate (rows, with any other swept axis); per
+        width (or per depth when one width was run) one jittered point per seed not solved (and
+        without a threshold, a box plot of all seeds). The loss axis is linear when the losses
+        shown span less than a decade, log otherwise. Diverged runs (non-finite loss) are left
+        out and counted in the title and above their width. None when every run's final loss is
+        below the threshold or diverged: there is no loss left to spread.
     """
-    facets = _Facets.of(runs)
-    widths = _widths(runs)
-    order = [_fmt(w) for w in widths]
-    colors = _width_colors(widths)
+    view = _final_view(runs, threshold)
+    if view is None:
+        return None
+    hue, facets, values, colors = _comparison(runs)
+    order = [_fmt(v) for v in values]
+    loss = runs["final_loss"].to_numpy(dtype=np.float64)
+    band = threshold is not None
+    any_lost = bool(_diverged(loss).any())
+    # Headroom at the top for the counts of diverged seeds.
+    limits = view.limits(_DATA[0] if band else 0.04, 0.84 if any_lost else _DATA[1])
     fig, axes = _grid(
-        *facets.shape, panel_w=max(_PANEL_W, 0.45 * len(widths) + 1.2), sharex=True, sharey=True
+        *facets.shape, panel_w=max(_PANEL_W, 0.45 * len(values) + 1.2), sharex=True, sharey=True
     )
     for i, j, title, sub in facets.panels(runs):
         ax = axes[i, j]
-        ax.set_yscale("log")
-        ok = _finite_positive(sub["final_loss"])
-        shown = pd.DataFrame({"width": sub["width"].map(_fmt), "final_loss": sub["final_loss"]})[ok]
-        if len(shown):
+        mine = sub["final_loss"].to_numpy(dtype=np.float64)
+        x = sub[hue].map({v: k for k, v in enumerate(values)}).to_numpy(dtype=int)
+        keep = _failed(mine, threshold)
+        if not band and keep.any():
             sns.boxplot(
-                shown,
-                x="width",
+                pd.DataFrame({hue: [order[k] for k in x[keep]], "final_loss": mine[keep]}),
+                x=hue,
                 y="final_loss",
                 order=order,
                 ax=ax,
-                log_scale=(False, True),
+                log_scale=(False, view.log),
                 fill=False,
                 color="0.35",
                 showfliers=False,
                 width=0.6,
                 linewidth=1,
             )
-            x = shown["width"].map(order.index).to_numpy()
-            point_colors = [colors[w] for w in shown["width"]]
-            _strip(ax, x, shown["final_loss"].to_numpy(), color=point_colors, s=9, alpha=0.7)
-        # Points that cannot be drawn still count: say how many seeds of each width diverged.
-        lost = sub.loc[_diverged(sub["final_loss"]), "width"].value_counts()
-        for w, n in lost.items():
+        if keep.any():
+            point_colors = [colors[order[k]] for k in x[keep]]
+            _strip(ax, x[keep], mine[keep], color=point_colors, s=9, alpha=0.7)
+        if band:
+            for k in np.unique(x):
+                solved = int(np.count_nonzero(mine[x == k] < threshold))
+                _solved_bar(ax, k, solved, int(np.count_nonzero(x == k)), colors[order[k]])
+            _mark_threshold(ax, view, threshold, "y", label=j == 0)
+        # Points that cannot be drawn still count: say how many seeds of each diverged.
+        lost = pd.Series(x[_diverged(mine)]).value_counts()
+        for k, n in lost.items():
             ax.text(
-                order.index(_fmt(w)),
+                k,
                 0.98,
                 f"{n}\ndiverged",
                 transform=ax.get_xaxis_transform(),
@@ -267,31 +483,65 @@ def spread(runs: pd.DataFrame, threshold: float | None = None) -> Figure:
                 fontsize="x-small",
                 color="0.25",
             )
-        if threshold is not None:
-            ax.axhline(threshold, color="0.3", ls="--", lw=1.2, zorder=1.5)
         ax.set_title(title)
     for ax in axes.flat:  # empty panels (a combination not in the grid) still get the categories
         ax.set_xticks(range(len(order)), order)
         ax.set_xlim(-0.5, len(order) - 0.5)
-    if not _finite_positive(runs["final_loss"]).all():
-        # Headroom (in decades, the y axes being shared and log) so the counts clear the points.
-        lo, hi = np.log10(axes[0, 0].get_ylim())
-        axes[0, 0].set_ylim(10**lo, 10 ** (hi + 0.2 * (hi - lo)))
-    _label_outer(axes, WIDTH_LABEL, LOSS_LABEL)
+        view.apply(ax, "y", limits, start=view.lo if band else None)
+    _label_outer(axes, _AXIS_LABELS[hue], _loss_label(view))
+    if band:
+        title = (
+            f"Final loss of the seeds that did not solve the task, one point each, per {_axis_name(hue)}; "
+            f"the solved seeds counted in the bar below"
+        )
+    else:
+        title = f"Final loss of every seed, per {_axis_name(hue)}"
     _title(
         fig,
-        "Spread across local optima: the final loss each seed ends at, per width",
+        title,
         [
-            "one point per seed over a box plot (quartiles, whiskers 1.5 IQR)",
-            _threshold_note(threshold),
+            *_band_notes(
+                view,
+                threshold,
+                f"bar: the seeds whose final loss is below the threshold {threshold:g}, "
+                "filled to their share (solved of all seeds)"
+                if band
+                else "",
+            ),
+            "" if band else "one point per seed over a box plot (quartiles, whiskers 1.5 IQR)",
+            _threshold_note(threshold) if band and view.shows(threshold) else "",
             _diverged_note(runs),
         ],
     )
     return fig
 
 
+def _solved_bar(ax, k: int, solved: int, n: int, color) -> None:
+    """The solved bar of category ``k`` in `spread`: an outline the height of the band (all ``n``
+    seeds), filled to the share ``solved / n``, and "solved/n" written on it."""
+    transform = ax.get_xaxis_transform()  # x in data, y in axes fractions
+    low, high = _BAND
+    ax.add_patch(
+        mpatches.Rectangle((k - 0.4, low), 0.8, high - low, transform=transform, fc="0.95", ec="0.6", lw=0.8)
+    )
+    ax.add_patch(
+        mpatches.Rectangle(
+            (k - 0.4, low), 0.8, (high - low) * solved / n, transform=transform, fc=color, alpha=0.6
+        )
+    )
+    ax.text(
+        k,
+        (low + high) / 2,
+        f"{solved}/{n}",
+        transform=transform,
+        ha="center",
+        va="center",
+        fontsize="x-small",
+    )
+
+
 @_styled
-def ecdf(runs: pd.DataFrame, threshold: float | None = None) -> Figure:
+def ecdf(runs: pd.DataFrame, threshold: float | None = None) -> Figure | None:
     """Empirical CDF of the final loss per width.
 
     Parameters
@@ -299,47 +549,86 @@ def ecdf(runs: pd.DataFrame, threshold: float | None = None) -> Figure:
     runs : DataFrame
         runs.parquet: one row per run.
     threshold : float, optional
-        Drawn as a dashed vertical line when given; where a width's curve crosses it is its
-        success rate.
+        The success threshold. With it, the seeds whose final loss is below it are one bar per
+        width at the left of the panel (the height of the bar is their share), apart from the
+        loss axis; each curve starts at that share and steps up at the final loss of each other
+        seed (a point).
 
     Returns
     -------
-    Figure
+    Figure or None
         Faceted like `spread`: per width (colour), the fraction of seeds whose final loss is at
-        most x (log x). The fraction is of all seeds, so a diverged seed never counts and its
-        curve levels off below 1.
+        most x; linear x when the losses shown span less than a decade, log otherwise. The
+        fraction is of all seeds, so a diverged seed never counts and its curve levels off below
+        1. None when every run's final loss is below the threshold or diverged.
     """
-    facets = _Facets.of(runs)
-    widths = _widths(runs)
-    colors = _width_colors(widths)
+    view = _final_view(runs, threshold)
+    if view is None:
+        return None
+    hue, facets, values, colors = _comparison(runs)
+    band = threshold is not None
+    limits = view.limits(*((_DATA[0], _DATA[1]) if band else (0.04, 0.96)))
+    start = view.at(_BAND[1], limits) if band else None
     fig, axes = _grid(*facets.shape, sharex=True, sharey=True)
-    ok_all = _finite_positive(runs["final_loss"])
-    span = runs["final_loss"].to_numpy(dtype=np.float64)[ok_all]
-    right = span.max() * 1.5 if len(span) else 1.0
     for i, j, title, sub in facets.panels(runs):
         ax = axes[i, j]
-        ax.set_xscale("log")
-        for w in widths:
-            loss = sub.loc[sub["width"] == w, "final_loss"].to_numpy(dtype=np.float64)
-            if not len(loss):
+        if band:  # the solved share of each width, side by side, on a grey ground
+            ax.add_patch(
+                mpatches.Rectangle(
+                    (_BAND[0], 0), _BAND[1] - _BAND[0], 1, transform=ax.get_yaxis_transform(), fc="0.93", lw=0
+                )
+            )
+        for k, v in enumerate(values):
+            mine = sub.loc[sub[hue] == v, "final_loss"].to_numpy(dtype=np.float64)
+            if not len(mine):
                 continue
-            x = np.sort(loss[_finite_positive(loss)])
-            if not len(x):
-                continue
-            y = np.arange(1, len(x) + 1) / len(loss)
-            # Start at 0 and run on to the panel's right edge, as a step function does.
-            ax.step(np.r_[x[0], x, right], np.r_[0.0, y, y[-1]], where="post", color=colors[_fmt(w)], lw=1.8)
-        if threshold is not None:
-            ax.axvline(threshold, color="0.3", ls="--", lw=1.2, zorder=1.5)
+            color = colors[_fmt(v)]
+            x = np.sort(mine[_failed(mine, threshold)])
+            base = np.count_nonzero(mine < threshold) / len(mine) if band else 0.0
+            y = base + np.arange(1, len(x) + 1) / len(mine)
+            if band:
+                w = (_BAND[1] - _BAND[0]) / len(values)
+                ax.add_patch(
+                    mpatches.Rectangle(
+                        (_BAND[0] + k * w + 0.1 * w, 0),
+                        0.8 * w,
+                        base,
+                        transform=ax.get_yaxis_transform(),
+                        fc=color,
+                    )
+                )
+                # The curve starts at the bar's edge, at the solved share, and steps up per seed.
+                ys = np.r_[base, y]
+                ax.step(np.r_[start, x, limits[1]], np.r_[ys, ys[-1]], where="post", color=color, lw=1.8)
+                ax.plot(x, y, ls="none", marker="o", ms=3, color=color, rasterized=True)
+            elif len(x):
+                # Start at 0 and run on to the panel's right edge, as a step function does.
+                ax.step(np.r_[x[0], x, limits[1]], np.r_[0.0, y, y[-1]], where="post", color=color, lw=1.8)
+        if band:
+            _mark_threshold(ax, view, threshold, "x", label=i == facets.shape[0] - 1)
         ax.set_ylim(-0.03, 1.03)
         ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
         ax.set_title(title)
-    _label_outer(axes, LOSS_LABEL, "seeds reaching this loss")
-    _width_legend(fig, widths)
+    for ax in axes.flat:
+        view.apply(ax, "x", limits, start=view.lo if band else None)
+    _label_outer(axes, _loss_label(view), "seeds with this final loss or less")
+    _hue_legend(fig, values, hue)
     _title(
         fig,
-        "How many seeds reach each loss level: ECDF of the final loss per width",
-        [_threshold_note(threshold), _diverged_note(runs, "count as never reaching any level")],
+        f"How many seeds end at or below each loss: ECDF of the final loss per {_axis_name(hue)}"
+        + ("; the solved seeds in the bar at the left" if band else ""),
+        [
+            *_band_notes(
+                view,
+                threshold,
+                f"bar: the share of seeds whose final loss is below the threshold {threshold:g}; "
+                "a point: a seed that did not solve the task"
+                if band
+                else "",
+            ),
+            _threshold_note(threshold) if band and view.shows(threshold) else "",
+            _diverged_note(runs, "count as never reaching any level"),
+        ],
     )
     return fig
 
@@ -393,29 +682,28 @@ def convergence(runs: pd.DataFrame, curves: pd.DataFrame, threshold: float | Non
     -------
     Figure
         Faceted like `spread`; log y. A diverged seed counts as the worst loss, and where the
-        median or a quartile is a diverged seed's the line stops.
+        median or a quartile is a diverged seed's the line stops. The title says how many seeds
+        each line summarizes; `seed_curves` draws them one by one.
     """
-    facets = _Facets.of(runs)
-    widths = _widths(runs)
-    colors = _width_colors(widths)
+    hue, facets, values, colors = _comparison(runs)
     stats = _curve_quantiles(runs, curves, [*facets.row_axes, "depth", "width"])
     fig, axes = _grid(*facets.shape, sharex=True, sharey=True)
     for i, j, title, sub in facets.panels(stats):
         ax = axes[i, j]
         ax.set_yscale("log")
         lost = []
-        for w, g in sub.groupby("width", sort=True):
+        for v, g in sub.groupby(hue, sort=True):
             g = g.sort_values("epoch")
-            color = colors[_fmt(w)]
+            color = colors[_fmt(v)]
             ax.fill_between(g["epoch"], g["q25"], g["q75"], color=color, alpha=0.2, lw=0, rasterized=True)
             ax.plot(g["epoch"], g["median"], color=color, lw=1.8)
             if np.isnan(g["median"].iloc[-1]):
-                lost.append(_fmt(w))
+                lost.append(_fmt(v))
         if lost:  # a line that stops early, or never starts, is said in words too
             ax.text(
                 0.98,
                 0.97,
-                f"median diverged: width {', '.join(lost)}",
+                f"median diverged: {_axis_name(hue)} {', '.join(lost)}",
                 transform=ax.transAxes,
                 ha="right",
                 va="top",
@@ -426,12 +714,13 @@ def convergence(runs: pd.DataFrame, curves: pd.DataFrame, threshold: float | Non
             ax.axhline(threshold, color="0.3", ls="--", lw=1.2, zorder=1.5)
         ax.set_title(title)
     _label_outer(axes, "epoch", "training loss (log)")
-    _width_legend(fig, widths)
+    _hue_legend(fig, values, hue)
     _title(
         fig,
-        "Training loss against epoch: median over seeds per width",
+        f"Training loss against epoch: median over the seeds of each {_axis_name(hue)} ({_seeds_note(runs)})",
         [
-            "band: 25-75% of seeds",
+            "band: 25-75% of seeds; a median hides the seeds that fail, the seed_curves figure "
+            "draws each seed",
             _threshold_note(threshold),
             _diverged_note(runs, "count as the worst loss"),
         ],
@@ -439,16 +728,275 @@ def convergence(runs: pd.DataFrame, curves: pd.DataFrame, threshold: float | Non
     return fig
 
 
-def _series(summary: pd.DataFrame) -> tuple[list[str], list[tuple[tuple, pd.DataFrame]]]:
-    """One line per combination of the non-width axes: depth always, plus whatever else varies."""
-    keys = ["depth", *[a for a in varying_axes(summary) if a not in ("depth", "width")]]
-    keys = sorted(keys, key=lambda a: (a != "depth", a != "lr"))
-    return keys, [(k, g.sort_values("width")) for k, g in summary.groupby(keys, sort=True)]
+@_styled
+def solved(
+    runs: pd.DataFrame, curves: pd.DataFrame | None = None, threshold: float | None = None
+) -> Figure | None:
+    """Share of seeds that have reached the threshold by each epoch, per width.
+
+    A seed counts from the first epoch its full-data loss is below the threshold (hitting-based,
+    as `nnlab.analysis.summarize` counts success), whether or not it stays below; at the last
+    epoch the curve is the success rate.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        runs.parquet.
+    curves : DataFrame, optional
+        curves.parquet; without it the runs' stored ``epochs_to_threshold`` are used.
+    threshold : float, optional
+        The success threshold (no figure without one).
+
+    Returns
+    -------
+    Figure or None
+        Faceted like `spread`; a step line per width (or per depth when one width was run) with
+        the Wilson 95% interval of the share at each epoch as a band. None without a threshold
+        or when no seed ever reached it.
+    """
+    if threshold is None or not len(runs):
+        return None
+    hit = _hit_epochs(runs, curves, threshold)
+    if not np.isfinite(hit).any():
+        return None
+    hue, facets, values, colors = _comparison(runs)
+    table = runs.assign(_hit=hit)
+    fig, axes = _grid(*facets.shape, sharex=True, sharey=True)
+    for i, j, title, sub in facets.panels(table):
+        ax = axes[i, j]
+        for v in values:
+            g = sub[sub[hue] == v]
+            if not len(g):
+                continue
+            t = np.arange(int(g["epochs"].max()) + 1)
+            hits = np.sort(g["_hit"].dropna().to_numpy())
+            k = np.searchsorted(hits, t, side="right")
+            color = colors[_fmt(v)]
+            if len(hits):
+                # From the first hit on: before it every line is at 0 with the same band.
+                after = t >= hits[0]
+                lo, hi = wilson(k[after], len(g))
+                ax.fill_between(t[after], lo, hi, step="post", color=color, alpha=0.18, lw=0, rasterized=True)
+            ax.step(t, k / len(g), where="post", color=color, lw=1.8)
+        if not np.isfinite(sub["_hit"].to_numpy(dtype=np.float64)).any():
+            ax.text(
+                0.5, 0.5, "no seed reached the threshold", transform=ax.transAxes, ha="center", color="0.25"
+            )
+        ax.set_ylim(-0.03, 1.03)
+        ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+        ax.set_title(title)
+    _label_outer(axes, "epoch", "seeds that reached the threshold")
+    _hue_legend(fig, values, hue)
+    _title(
+        fig,
+        f"Share of seeds that have reached the threshold by each epoch, per {_axis_name(hue)}",
+        [
+            f"a seed counts from the first epoch its full-data loss is below {threshold:g}, whether or "
+            "not it stays below",
+            "band: Wilson 95% interval, from the first seed that reached it",
+            _seeds_note(runs),
+        ],
+    )
+    return fig
+
+
+# How a seed ended, in drawing order (the failures drawn over the solved), with its colour's index
+# in `PALETTE` and its legend text.
+OUTCOMES = {
+    "solved": (0, "solved: final loss below the threshold"),
+    "left": (4, "reached the threshold, ended above it"),
+    "never": (3, "never reached the threshold"),
+    "diverged": (7, "diverged (× where the loss left the finite range)"),
+}
+_OUTCOME_SHORT = {
+    "solved": "solved",
+    "left": "reached, ended above",
+    "never": "never reached",
+    "diverged": "diverged",
+}
+
+
+def _outcomes(runs: pd.DataFrame, hit: np.ndarray, threshold: float) -> np.ndarray:
+    """Per run, how it ended: a key of `OUTCOMES`."""
+    loss = runs["final_loss"].to_numpy(dtype=np.float64)
+    out = np.where(loss < threshold, "solved", np.where(np.isfinite(hit), "left", "never")).astype(object)
+    out[_diverged(loss)] = "diverged"
+    return out
+
+
+def _sample(outcome: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``cap`` positions of ``outcome``, each outcome in proportion to its count (largest
+    remainders) and every outcome present at least once; sorted."""
+    n = len(outcome)
+    if n <= cap:
+        return np.arange(n)
+    kinds, counts = np.unique(outcome, return_counts=True)
+    want = cap * counts / n
+    quota = np.minimum(np.maximum(1, np.floor(want)).astype(int), counts)
+    while quota.sum() > cap:  # the ones forced up to 1 are paid for by the largest
+        quota[np.argmax(quota)] -= 1
+    while quota.sum() < cap:
+        gap = np.where(quota < counts, want - quota, -np.inf)
+        quota[np.argmax(gap)] += 1
+    picked = [
+        rng.choice(np.flatnonzero(outcome == k), q, replace=False) for k, q in zip(kinds, quota, strict=True)
+    ]
+    return np.sort(np.concatenate(picked))
+
+
+def _sample_rng(key: tuple) -> np.random.Generator:
+    """The Generator that picks a configuration's seeds: `SAMPLE_SEED` and the configuration's
+    values as written, so the sample depends on nothing else (not on the other configurations,
+    nor on the column's integer or float type)."""
+    name = "|".join(_fmt(v) for v in key).encode()
+    return np.random.default_rng([SAMPLE_SEED, zlib.crc32(name)])
+
+
+@_styled
+def seed_curves(
+    runs: pd.DataFrame, curves: pd.DataFrame | None, threshold: float | None, *, cap: int = SAMPLE
+) -> Figure | None:
+    """Every seed's training loss against epoch, coloured by how it ended (see `OUTCOMES`).
+
+    Parameters
+    ----------
+    runs, curves : DataFrame
+        runs.parquet and curves.parquet.
+    threshold : float or None
+        The success threshold (no figure without one, nor without curves).
+    cap : int
+        At most this many seeds are drawn per configuration: a sample, fixed by a Generator
+        seeded with `SAMPLE_SEED` and the configuration, that keeps the outcomes in proportion and
+        draws every outcome present at least once. The counts written in each panel are of all
+        its seeds.
+
+    Returns
+    -------
+    Figure or None
+        One panel per configuration (the compared axis along a row, at most 5 panels a row, the
+        first `MAX_PANELS` configurations in grid order); log y, cut two decades below the
+        threshold (the depth of convergence is not the point here).
+    """
+    if threshold is None or curves is None or not len(runs):
+        return None
+    runs = runs.reset_index(drop=True)
+    hue = _compared(runs)
+    values = _values(runs, hue)
+    keys = [*(["depth"] if hue == "width" else []), *_row_axes(runs), hue]
+    outcome = _outcomes(runs, _hit_epochs(runs, curves, threshold), threshold)
+    groups = sorted(
+        (k if isinstance(k, tuple) else (k,), idx) for k, idx in runs.groupby(keys, sort=True).indices.items()
+    )
+    heads = sorted({k[:-1] for k, _ in groups})
+    heads_shown = heads[: max(1, MAX_PANELS // len(values))]
+    groups = [(k, idx) for k, idx in groups if k[:-1] in heads_shown]
+    ncols = min(len(values), 5)
+    per = -(-len(values) // ncols)  # panel rows per combination of the other axes
+    picks = {key: idx[_sample(outcome[idx], cap, _sample_rng(key))] for key, idx in groups}
+    ids = runs["run_id"].to_numpy()
+    wanted = np.concatenate(list(picks.values()))
+    sel = curves[curves["run_id"].isin(ids[wanted])].sort_values(["run_id", "epoch"], kind="stable")
+    starts = np.flatnonzero(np.r_[True, sel["run_id"].to_numpy()[1:] != sel["run_id"].to_numpy()[:-1]])
+    epochs, losses = sel["epoch"].to_numpy(dtype=np.float64), sel["loss"].to_numpy(dtype=np.float64)
+    curve_of = {
+        rid: (epochs[a:b], losses[a:b])
+        for rid, a, b in zip(
+            sel["run_id"].to_numpy()[starts], starts, np.r_[starts[1:], len(sel)], strict=True
+        )
+    }
+    palette = sns.color_palette(PALETTE, 10)
+    fig, axes = _grid(len(heads_shown) * per, ncols, panel_w=3.0, panel_h=2.3, sharex=True, sharey=True)
+    used = np.zeros(axes.shape, dtype=bool)
+    top, bottom = threshold, threshold
+    for key, idx in groups:
+        k = values.index(key[-1])
+        r, c = heads_shown.index(key[:-1]) * per + k // ncols, k % ncols
+        ax, used[r, c] = axes[r, c], True
+        for z, kind in enumerate(OUTCOMES):
+            segments, ends = [], []
+            for pos in picks[key][outcome[picks[key]] == kind]:
+                t, loss = curve_of.get(ids[pos], (np.empty(0), np.empty(0)))
+                bad = np.flatnonzero(_diverged(loss))
+                n = bad[0] if len(bad) else len(loss)  # diverged: drawn up to its last finite loss
+                if n:
+                    # A loss of exactly 0 goes below the axis, where a log scale keeps it.
+                    y = np.where(loss[:n] > 0, loss[:n], threshold * 1e-6)
+                    segments.append(np.column_stack([t[:n], y]))
+                    top, bottom = max(top, y.max()), min(bottom, y.min())
+                if len(bad) and n:
+                    ends.append((t[n - 1], loss[n - 1]))
+            color = palette[OUTCOMES[kind][0]]
+            if segments:
+                ax.add_collection(
+                    LineCollection(segments, colors=[color], lw=0.8, alpha=0.7, zorder=2 + z, rasterized=True)
+                )
+            if ends:
+                ax.plot(*np.array(ends).T, ls="none", marker="x", ms=5, color=color, zorder=6)
+        counts = pd.Series(outcome[idx]).value_counts()
+        lines = [(f"of {len(idx)} seeds:", "0.25")] + [
+            (f"{counts[kind]} {_OUTCOME_SHORT[kind]}", palette[OUTCOMES[kind][0]])
+            for kind in OUTCOMES
+            if kind in counts
+        ]
+        for m, (text, color) in enumerate(lines):
+            ax.text(
+                0.03,
+                0.04 + 0.085 * (len(lines) - 1 - m),
+                text,
+                transform=ax.transAxes,
+                fontsize="x-small",
+                color=color,
+                va="bottom",
+                bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5),
+            )
+        ax.axhline(threshold, color="0.3", ls="--", lw=1.2, zorder=1.5)
+        ax.set_title(_label(keys, key), fontsize="small")
+    for ax in axes[~used]:
+        ax.set_visible(False)
+    ax = axes[used][0]
+    ax.set_yscale("log")
+    ax.set_ylim(max(bottom, threshold / 100) / 1.5, top * 1.5)
+    ax.set_xlim(0, float(runs["epochs"].max()))
+    _label_outer(axes, "epoch", "training loss (log)")
+    present = [kind for kind in OUTCOMES if (outcome == kind).any()]
+    fig.legend(
+        [Line2D([], [], color=palette[OUTCOMES[kind][0]], lw=2) for kind in present],
+        [OUTCOMES[kind][1] for kind in present],
+        title="how the seed ended",
+        loc="outside right center",
+        frameon=False,
+    )
+    n_configs = len(runs.groupby(keys))
+    _title(
+        fig,
+        "Training loss of each seed against epoch, coloured by how the seed ended",
+        [
+            f"at most {cap} seeds drawn per configuration (a fixed sample keeping the outcomes in "
+            "proportion, each present outcome at least once); the counts in a panel are of all its seeds"
+            if (runs.groupby(keys).size() > cap).any()
+            else "every seed drawn",
+            _threshold_note(threshold),
+            "the axis stops two decades below the threshold",
+            f"the first {len(groups)} of {n_configs} configurations shown" if len(groups) < n_configs else "",
+        ],
+    )
+    return fig
+
+
+def _series(summary: pd.DataFrame, hue: str) -> tuple[list[str], list[tuple[tuple, pd.DataFrame]]]:
+    """One line per combination of the axes other than ``hue`` (the x-axis): depth when width is on
+    the x-axis, plus whatever else varies."""
+    keys = sorted([a for a in varying_axes(summary) if a not in ("depth", "width")], key=lambda a: a != "lr")
+    if hue == "width":
+        keys = ["depth", *keys]
+    if not keys:
+        return keys, [((), summary.sort_values(hue))]
+    return keys, [(k, g.sort_values(hue)) for k, g in summary.groupby(keys, sort=True)]
 
 
 @_styled
 def capacity(summary: pd.DataFrame) -> Figure:
-    """Success rate and expected running time against width.
+    """Success rate and expected running time against width (or depth, when one width was run).
 
     Parameters
     ----------
@@ -458,72 +1006,143 @@ def capacity(summary: pd.DataFrame) -> Figure:
     Returns
     -------
     Figure
-        Left: success rate per width with the Wilson 95% interval as error bars. Right: ERT in
-        epochs (log y); a configuration no seed solved (ERT = inf) is an open triangle pinned
-        at the top of the panel. Colour = depth, line style = the other swept axes (lr, ...);
-        width on a log-2 axis.
+        Success rate (hitting-based) with its Wilson 95% interval as error bars, left out when
+        every configuration solved every seed; ERT in epochs (log y) with its bootstrap 95%
+        interval (``ert_lo``, ``ert_hi``) as error bars, left out when no configuration solved
+        any seed. An interval whose upper end is infinite is an arrow to the top of the panel;
+        a configuration no seed solved (ERT = inf) is an open triangle pinned there. Colour =
+        depth (or the first other swept axis), line style = the other swept axes; width on a
+        log-2 axis, depth on a linear one.
     """
-    keys, series = _series(summary)
-    widths = _widths(summary)
-    depths = sorted(summary["depth"].unique().tolist())
-    depth_colors = dict(zip(depths, sns.color_palette(PALETTE, len(depths)), strict=True))
+    hue = _compared(summary)
+    keys, series = _series(summary, hue)
+    xs = _values(summary, hue)
+    first = _values(summary, keys[0]) if keys else [None]
+    colors = dict(zip(first, sns.color_palette(PALETTE, len(first)), strict=True))
     rest = sorted({k[1:] for k, _ in series})
-    fig, axes = _grid(1, 2, panel_w=5.0, panel_h=3.8, sharex=True)
-    ax_s, ax_e = axes[0]
-    ert_all = summary["ert"].to_numpy(dtype=np.float64)
-    finite = ert_all[np.isfinite(ert_all) & (ert_all > 0)]
-    any_inf = bool(np.isposinf(ert_all).any())
+    panels = []
+    if not (summary["success"] >= 1).all():
+        panels.append("success")
+    if np.isfinite(summary["ert"].to_numpy(dtype=np.float64)).any():
+        panels.append("ert")
+    fig, axes = _grid(1, len(panels), panel_w=5.0, panel_h=3.8, sharex=True)
+    ax_of = dict(zip(panels, axes[0], strict=True))
     handles, labels = [], []
+    open_top = no_seed = False
     for n, (key, g) in enumerate(series):
-        color = depth_colors[key[0]]
+        color = colors[key[0] if keys else None]
         style = rest.index(key[1:])
         fmt = dict(color=color, ls=_LINESTYLES[style % 4], marker=_MARKERS[style % len(_MARKERS)], ms=5)
-        # Nudge each line sideways (a fraction of an octave) so the error bars do not overlap.
-        x = g["width"].to_numpy(dtype=np.float64) * 2 ** (0.06 * (n - (len(series) - 1) / 2))
-        s = g["success"].to_numpy(dtype=np.float64)
-        yerr = np.clip([s - g["success_lo"].to_numpy(), g["success_hi"].to_numpy() - s], 0, None)
-        ax_s.errorbar(x, s, yerr=yerr, capsize=3, lw=1.5, **fmt)
-        e = g["ert"].to_numpy(dtype=np.float64)
-        ok = np.isfinite(e) & (e > 0)
-        ax_e.plot(x, np.where(ok, e, np.nan), lw=1.5, **fmt)
-        inf = np.isposinf(e)
-        if inf.any():
-            ax_e.plot(
-                x[inf],
-                np.full(inf.sum(), 0.96),
-                transform=ax_e.get_xaxis_transform(),
-                ls="none",
-                marker="^",
-                ms=7,
-                mfc="none",
-                mew=1.5,
-                color=color,
-                clip_on=False,
-            )
+        # Nudge each line sideways (a fraction of an octave, or of a layer) so the bars do not overlap.
+        shift = 0.06 * (n - (len(series) - 1) / 2)
+        x = g[hue].to_numpy(dtype=np.float64)
+        x = x * 2**shift if hue == "width" else x + 1.5 * shift
+        if "success" in ax_of:
+            s = g["success"].to_numpy(dtype=np.float64)
+            yerr = np.clip([s - g["success_lo"].to_numpy(), g["success_hi"].to_numpy() - s], 0, None)
+            ax_of["success"].errorbar(x, s, yerr=yerr, capsize=3, lw=1.5, **fmt)
+        if "ert" in ax_of:
+            a, b = _ert_bars(ax_of["ert"], x, g, fmt)
+            open_top, no_seed = open_top or a, no_seed or b
         handles.append(Line2D([], [], **fmt))
-        labels.append(_label(keys, key))
-    for ax in (ax_s, ax_e):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(widths, [_fmt(w) for w in widths])
-        ax.xaxis.set_minor_locator(mticker.NullLocator())
-        ax.set_xlim(min(widths) / 2**0.5, max(widths) * 2**0.5)
-        ax.set_xlabel(f"{WIDTH_LABEL} (log 2)")
-    ax_s.set_ylim(-0.03, 1.03)
-    ax_s.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
-    ax_s.set_ylabel("success rate (seeds below threshold)")
-    ax_s.set_title("success rate, Wilson 95% interval")
-    ax_e.set_yscale("log")
-    if len(finite):
-        # Headroom above the finite ERTs so the pinned infinite ones sit clear of them.
-        ax_e.set_ylim(finite.min() / 2, finite.max() * 6)
+        labels.append(_label(keys, key) if keys else _label(["width"], [g["width"].iloc[0]]))
+    for ax in ax_of.values():
+        if hue == "width":
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(xs, [_fmt(w) for w in xs])
+            ax.xaxis.set_minor_locator(mticker.NullLocator())
+            ax.set_xlim(min(xs) / 2**0.5, max(xs) * 2**0.5)
+            ax.set_xlabel(f"{WIDTH_LABEL} (log 2)")
+        else:
+            ax.set_xticks(xs, [_fmt(d) for d in xs])
+            ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
+            ax.set_xlabel(DEPTH_LABEL)
+    notes = []
+    if "success" in ax_of:
+        ax = ax_of["success"]
+        ax.set_ylim(-0.03, 1.03)
+        ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+        ax.set_ylabel("success rate (seeds that reached the threshold)")
+        ax.set_title("success rate, Wilson 95% interval")
     else:
-        ax_e.set_ylim(1, 10 * float(summary["epochs"].max()) if "epochs" in summary else 1e4)
-    ax_e.set_ylabel("ERT: expected epochs to threshold (log)")
-    ert_title = "expected running time (ERT)"
-    ax_e.set_title(ert_title + ("\n△ at top: no seed solved it (ERT = ∞)" if any_inf else ""))
+        notes.append("every seed of every configuration reached the threshold: no success-rate panel")
+    if "ert" in ax_of:
+        ax = ax_of["ert"]
+        cols = ["ert", "ert_lo", "ert_hi"]
+        ends = summary[cols].to_numpy(dtype=np.float64).ravel()
+        finite = ends[np.isfinite(ends) & (ends > 0)]
+        _ert_axis(ax, finite.min() / 1.5, finite.max() * 1.5, infinite=open_top or no_seed)
+        ax.set_ylabel("ERT: expected epochs to threshold (log)")
+        marks = ["expected running time (ERT), bootstrap 95% interval"]
+        if open_top:
+            marks.append("↑: the interval's upper end is ∞ (resamples without a success)")
+        if no_seed:
+            marks.append("△ at ∞: no seed reached the threshold")
+        ax.set_title("\n".join(marks))
+    else:
+        notes.append("no seed of any configuration reached the threshold: no ERT panel")
     fig.legend(handles, labels, loc="outside right center", frameon=False)
-    _title(fig, "Does capacity pay? Success rate and expected running time against width")
+    shown = " and ".join({"success": "success rate", "ert": "expected running time"}[p] for p in panels)
+    _title(fig, f"{shown[0].upper()}{shown[1:]} against {_axis_name(hue)}", notes)
     return fig
+
+
+def _ert_axis(ax, lo: float, hi: float, infinite: bool) -> None:
+    """The ERT panel's log axis from ``lo`` to ``hi``; with ``infinite``, the top of the panel is
+    a row of its own, ticked "∞", apart from the finite values (at `_INF`)."""
+    ax.set_yscale("log")
+    a, b = math.log10(lo), math.log10(hi)
+    top = a + (b - a) / 0.8 if infinite else b  # the finite values take the lower 80%
+    ax.set_ylim(10**a, 10**top)
+    ticks, formatter = _ticks(True, 10**a, 10**b, "y")
+    labels = [formatter(t) for t in ticks]
+    if infinite:
+        ticks = np.r_[ticks, 10 ** (a + _INF * (top - a))]
+        labels.append("∞")
+    ax.set_yticks(ticks, labels)
+    ax.yaxis.set_minor_locator(mticker.NullLocator())
+
+
+def _ert_bars(ax, x: np.ndarray, g: pd.DataFrame, fmt: dict) -> tuple[bool, bool]:
+    """One line of ERTs with their bootstrap intervals; returns whether an interval ran off to
+    infinity (drawn as an arrow) and whether an ERT is infinite (an open triangle at the top)."""
+    e, lo, hi = (g[c].to_numpy(dtype=np.float64) for c in ("ert", "ert_lo", "ert_hi"))
+    ok = np.isfinite(e) & (e > 0)
+    ax.plot(x, np.where(ok, e, np.nan), lw=1.5, **fmt)
+    with np.errstate(invalid="ignore"):
+        below = np.where(ok & np.isfinite(lo), np.clip(e - lo, 0, None), 0.0)
+        above = np.where(ok & np.isfinite(hi), np.clip(hi - e, 0, None), 0.0)
+    if ok.any():
+        ax.errorbar(
+            x[ok], e[ok], yerr=[below[ok], above[ok]], ls="none", capsize=3, lw=1.2, color=fmt["color"]
+        )
+    unbounded = ok & np.isposinf(hi)
+    for xi, ei in zip(x[unbounded], e[unbounded], strict=True):
+        ax.annotate(
+            "",
+            xy=(xi, _INF),
+            xycoords=("data", "axes fraction"),
+            xytext=(xi, ei),
+            textcoords="data",
+            arrowprops=dict(
+                arrowstyle="-|>", color=fmt["color"], lw=1.2, shrinkA=0, shrinkB=0, mutation_scale=9
+            ),
+        )
+    inf = np.isposinf(e)
+    if inf.any():
+        ax.plot(
+            x[inf],
+            np.full(inf.sum(), _INF),
+            transform=ax.get_xaxis_transform(),
+            ls="none",
+            marker="^",
+            ms=7,
+            mfc="none",
+            mew=1.5,
+            color=fmt["color"],
+            clip_on=False,
+        )
+    return bool(unbounded.any()), bool(inf.any())
 
 
 @_styled
@@ -542,7 +1161,7 @@ def heatmap(summary: pd.DataFrame) -> Figure:
         columns width in numeric order; a configuration not run is left blank.
     """
     facets = _Facets.of(summary)
-    widths = _widths(summary)
+    widths = _values(summary, "width")
     depths = facets.depths
     ncols = len(facets.rows)
     panel_w = max(3.0, 0.55 * len(widths) + 1.2)
@@ -586,7 +1205,7 @@ def heatmap(summary: pd.DataFrame) -> Figure:
         format=mticker.PercentFormatter(1.0),
         shrink=0.9,
     )
-    _title(fig, "Success rate by depth and width: share of seeds whose final loss is below the threshold")
+    _title(fig, "Success rate by depth and width: share of seeds that reached the threshold")
     return fig
 
 
@@ -666,7 +1285,7 @@ def endpoints(summary: pd.DataFrame) -> Figure:
         and the other swept axes); the number of distinct certified optima above each bar.
     """
     facets = _Facets.of(summary)
-    widths = _widths(summary)
+    widths = _values(summary, "width")
     colors = _kind_colors()
     fig, axes = _grid(*facets.shape, panel_w=max(_PANEL_W, 0.45 * len(widths) + 1.5), sharey=True)
     for i, j, title, sub in facets.panels(summary):
@@ -839,12 +1458,12 @@ def figures_for(
     chain: pd.DataFrame | None = None,
     landscape: tuple | None = None,
 ) -> dict[str, Figure]:
-    """Every figure that applies to these tables.
+    """Every figure that has something to say about these tables.
 
     Parameters
     ----------
     runs, curves, summary : DataFrame
-        A sweep's tables (``curves`` may be None: no convergence figure then).
+        A sweep's tables (``curves`` may be None: no figure of loss curves then).
     threshold : float or None
         The experiment's success threshold.
     chain : DataFrame, optional
@@ -855,27 +1474,44 @@ def figures_for(
     Returns
     -------
     dict of str to Figure
-        Keyed by file stem: ``spread``, ``ecdf``, ``convergence`` (with curves), ``capacity``,
-        ``heatmap`` (when depth takes more than one value), ``chain_gradients`` (with a chain
-        table), and with ``landscape`` ``endpoints``, ``spectra`` (when an end point did not solve
-        the task) and ``barriers`` (when there are optima).
+        Keyed by file stem, in this order, each drawn only where the rule after it holds:
+
+        - ``spread``, ``ecdf``: some run ended at a finite loss not below the threshold (when
+          every run is solved or diverged there is nothing to spread: the solved share is in
+          ``capacity`` and ``solved``);
+        - ``convergence`` (median loss curves) and ``seed_curves`` (each seed's, coloured by
+          outcome): with curves (``seed_curves`` also needs a threshold);
+        - ``solved`` (share of seeds that reached the threshold by each epoch): some run reached
+          the threshold;
+        - ``capacity``: always, with its success panel only when some configuration failed for
+          some seed and its ERT panel only when some configuration succeeded;
+        - ``heatmap``: depth and width both swept and the success rate not the same everywhere;
+        - ``chain_gradients``: with a chain table;
+        - with ``landscape``: ``endpoints``, ``spectra`` (an end point did not solve the task)
+          and ``barriers`` (there are optima).
+
+        When a single width was run and depth is swept, the figures compare depths (colours, or
+        the x-axis of ``capacity``) instead of drawing one width per panel.
     """
-    out = {"spread": spread(runs, threshold), "ecdf": ecdf(runs, threshold)}
+    candidates = {"spread": lambda: spread(runs, threshold), "ecdf": lambda: ecdf(runs, threshold)}
     if curves is not None:
-        out["convergence"] = convergence(runs, curves, threshold)
-    out["capacity"] = capacity(summary)
-    if summary["depth"].nunique() > 1:
-        out["heatmap"] = heatmap(summary)
+        candidates["convergence"] = lambda: convergence(runs, curves, threshold)
+        candidates["seed_curves"] = lambda: seed_curves(runs, curves, threshold)
+    candidates["solved"] = lambda: solved(runs, curves, threshold)
+    candidates["capacity"] = lambda: capacity(summary)
+    if summary["depth"].nunique() > 1 and summary["width"].nunique() > 1 and summary["success"].nunique() > 1:
+        candidates["heatmap"] = lambda: heatmap(summary)
     if chain is not None:
-        out["chain_gradients"] = chain_gradients(chain)
+        candidates["chain_gradients"] = lambda: chain_gradients(chain)
     if landscape is not None and landscape[0] is not None and "certified" in summary:
-        out["endpoints"] = endpoints(summary)
-        for stem, figure in (
-            ("spectra", spectra(landscape[0], runs)),
-            ("barriers", barriers(landscape[2], landscape[1])),
-        ):
-            if figure is not None:
-                out[stem] = figure
+        candidates["endpoints"] = lambda: endpoints(summary)
+        candidates["spectra"] = lambda: spectra(landscape[0], runs)
+        candidates["barriers"] = lambda: barriers(landscape[2], landscape[1])
+    out = {}
+    for stem, draw in candidates.items():
+        figure = draw()
+        if figure is not None:
+            out[stem] = figure
     return out
 
 
@@ -889,6 +1525,8 @@ __all__ = [
     "endpoints",
     "figures_for",
     "heatmap",
+    "seed_curves",
+    "solved",
     "spectra",
     "spread",
 ]

@@ -650,7 +650,8 @@ def test_figures_command_draws_the_landscape_figures(certified, tmp_path):
     assert result.exit_code == 0, result.output
     stems = sorted(p.stem for p in (out / "figures").glob("*.svg"))
     assert {"endpoints", "spectra", "barriers"} <= set(stems)
-    assert stems == sorted(["spread", "ecdf", "convergence", "capacity", "endpoints", "spectra", "barriers"])
+    plain = ["spread", "ecdf", "convergence", "seed_curves", "solved", "capacity"]
+    assert stems == sorted([*plain, "endpoints", "spectra", "barriers"])
 
 
 def test_figures_for_draws_spectra_and_barriers_only_when_they_apply(certified):

@@ -1,14 +1,18 @@
 """Figures: built from small hand-made tables; every function returns a Figure with named, scaled
 axes, something drawn, and widths in numeric order."""
 
+import collections
 import itertools
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.collections import PolyCollection
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation
 
 from nnlab import analysis, figures
 
@@ -73,8 +77,30 @@ def _close_figures():
 
 
 def data_axes(fig: Figure) -> list:
-    """The panels (colour bars excluded)."""
-    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    """The panels (colour bars and hidden, unused grid cells excluded)."""
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.get_visible()]
+
+
+def with_losses(runs: pd.DataFrame, losses) -> pd.DataFrame:
+    """``runs`` with these final losses (and the epochs to threshold that go with them)."""
+    runs = runs.copy()
+    runs["final_loss"] = np.asarray(losses, dtype=np.float64)
+    hit = [EPOCHS - 1 if loss < THRESHOLD else pd.NA for loss in runs["final_loss"]]
+    runs["epochs_to_threshold"] = pd.array(hit, dtype="Int64")
+    return runs
+
+
+def overlaps(fig: Figure, texts) -> list[tuple[str, str]]:
+    """The pairs of these (visible, non-empty) texts whose boxes overlap once the figure is drawn."""
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    shown = [t for t in texts if t.get_visible() and t.get_text()]
+    boxes = [t.get_window_extent(renderer) for t in shown]
+    return [
+        (shown[i].get_text(), shown[j].get_text())
+        for i, j in itertools.combinations(range(len(shown)), 2)
+        if boxes[i].overlaps(boxes[j])
+    ]
 
 
 def tick_labels(ax, axis: str = "x") -> list[str]:
@@ -162,6 +188,8 @@ def test_convergence_median_and_band_per_width():
     median = [line for line in axes[0].lines if line.get_linestyle() == "-"][0].get_ydata()
     assert median[0] == pytest.approx(0.5)
     assert median[-1] == pytest.approx(np.median(10.0 ** (-2 / 4) * np.arange(1, 4)))
+    # The title says how many seeds a line summarizes, and where to see each one.
+    assert "3 seeds per configuration" in suptitle(fig) and "seed_curves" in suptitle(fig)
     # All seeds of depth 2, width 4 diverged: its median line is NaN after epoch 0.
     diverged = axes[1].lines[1].get_ydata()
     assert np.isfinite(diverged[0]) and np.isnan(diverged[1:]).all()
@@ -197,10 +225,9 @@ def test_capacity_when_no_configuration_succeeds():
     runs = make_runs(widths=(1,), depths=(1,), seeds=1)  # loss 10^-0.25: never below the threshold
     summary = analysis.summarize(runs, THRESHOLD)
     fig = figures.capacity(summary)
-    ax_s, ax_e = data_axes(fig)
-    assert tick_labels(ax_s) == ["1"]
-    lo, hi = ax_e.get_ylim()
-    assert 0 < lo < hi and np.isfinite(hi)
+    (ax_s,) = data_axes(fig)  # every ERT is infinite: no ERT panel
+    assert tick_labels(ax_s) == ["1"] and "success" in ax_s.get_ylabel()
+    assert "no ERT panel" in suptitle(fig)
 
 
 def test_heatmap_one_panel_per_lr_with_percentages():
@@ -234,7 +261,7 @@ def test_single_width_single_seed():
     runs = make_runs(widths=(8,), depths=(1,), seeds=1)
     summary = analysis.summarize(runs, THRESHOLD)
     figs = figures.figures_for(runs, make_curves(runs), summary, THRESHOLD)
-    assert list(figs) == ["spread", "ecdf", "convergence", "capacity"]
+    assert list(figs) == ["spread", "ecdf", "convergence", "seed_curves", "capacity"]  # no seed solved
     assert tick_labels(data_axes(figs["spread"])[0]) == ["8"]
     assert legend_labels(figs["ecdf"]) == ["8"]
 
@@ -243,11 +270,12 @@ def test_all_runs_diverged():
     runs = make_runs(widths=(2, 4), depths=(1,), seeds=2, diverged={(1, 2), (1, 4)})
     summary = analysis.summarize(runs, THRESHOLD)
     figs = figures.figures_for(runs, make_curves(runs), summary, THRESHOLD)
-    assert "4 of 4 runs diverged" in suptitle(figs["spread"])
+    assert list(figs) == ["convergence", "seed_curves", "capacity"]  # no final loss left to spread
+    assert "4 of 4 runs diverged" in suptitle(figs["convergence"])
     texts = [t.get_text() for ax in figs["convergence"].axes for t in ax.texts]
     assert "median diverged: width 2, 4" in texts
     for fig in figs.values():
-        fig.canvas.draw()  # renders without error
+        FigureCanvasAgg(fig).draw()  # renders without error
 
 
 def test_a_loss_exploding_towards_inf_counts_as_diverged():
@@ -260,18 +288,269 @@ def test_a_loss_exploding_towards_inf_counts_as_diverged():
     figs = figures.figures_for(runs, curves, summary, THRESHOLD)
     assert "1 of 6 runs diverged (loss inf, NaN or > 1e100)" in suptitle(figs["spread"])
     for fig in figs.values():
-        fig.canvas.draw()
+        FigureCanvasAgg(fig).draw()
 
 
 def test_figures_for_keys_and_no_pyplot_figures():
     runs = make_runs(depths=(1,))
     summary = analysis.summarize(runs, THRESHOLD)
-    assert list(figures.figures_for(runs, None, summary, THRESHOLD)) == ["spread", "ecdf", "capacity"]
+    # Without curves: solved from the stored epochs to threshold, no loss curves.
+    assert list(figures.figures_for(runs, None, summary, THRESHOLD)) == [
+        "spread",
+        "ecdf",
+        "solved",
+        "capacity",
+    ]
     runs = make_runs(depths=(1, 2))
     summary = analysis.summarize(runs, THRESHOLD)
     X = np.linspace(-1, 1, 4)[:, None]
     chain = analysis.chain_gradients(range(1, 3), range(2), X, 0.5 * X)
     figs = figures.figures_for(runs, make_curves(runs), summary, THRESHOLD, chain=chain)
-    assert list(figs) == ["spread", "ecdf", "convergence", "capacity", "heatmap", "chain_gradients"]
+    assert list(figs) == [
+        "spread",
+        "ecdf",
+        "convergence",
+        "seed_curves",
+        "solved",
+        "capacity",
+        "heatmap",
+        "chain_gradients",
+    ]
     assert all(isinstance(f, Figure) for f in figs.values())
     assert plt.get_fignums() == []  # nothing left open in pyplot's registry
+
+
+# -- spread and ecdf: the solved seeds in one bar, the others as points ------------------------------
+
+# Width 2: three seeds solved at very different depths (1e-12 to 1e-5) and two failures; width 4: all
+# five solved. Drawn one by one, the solved seeds would spread over seven decades.
+LOSSES = [1e-12, 1e-8, 1e-5, 0.2, 0.3, 1e-9, 1e-10, 1e-7, 1e-6, 1e-4]
+
+
+def two_widths(losses=LOSSES) -> pd.DataFrame:
+    return with_losses(make_runs(widths=(2, 4), depths=(1,), seeds=len(losses) // 2), losses)
+
+
+def test_spread_counts_the_solved_seeds_in_a_bar_and_draws_only_failures():
+    fig = figures.spread(two_widths(), THRESHOLD)
+    check_labels(fig)
+    (ax,) = data_axes(fig)
+    points = np.concatenate([c.get_offsets() for c in ax.collections])
+    assert sorted(points[:, 1]) == [0.2, 0.3]  # only the failures are points
+    texts = [t.get_text() for t in ax.texts]
+    assert {"3/5", "5/5", f"< {THRESHOLD:g}"} <= set(texts)
+    # 0.2 and 0.3 span less than a decade: a linear axis, on which the threshold does not fit.
+    assert ax.get_yscale() == "linear" and ax.get_ylabel() == figures.LOSS_LABEL
+    lo, hi = ax.get_ylim()
+    assert THRESHOLD < lo < 0.2 and 0.3 < hi
+    assert not any(line.get_linestyle() == "--" for line in ax.lines)
+    assert "threshold 0.001 is below the losses shown" in suptitle(fig) and "linear axis" in suptitle(fig)
+    # No tick beside the bar: every tick is a loss shown.
+    assert all(float(t) >= 0.2 for t in tick_labels(ax, "y"))
+
+
+def test_spread_goes_log_over_a_decade_and_is_left_out_when_every_seed_solved():
+    fig = figures.spread(two_widths([*LOSSES[:3], 2e-3, 0.3, *LOSSES[5:]]), THRESHOLD)
+    (ax,) = data_axes(fig)
+    assert ax.get_yscale() == "log" and "(log)" in ax.get_ylabel()
+    assert any(line.get_linestyle() == "--" for line in ax.lines)  # the threshold is on the axis
+    solved = two_widths([loss if loss < THRESHOLD else 1e-5 for loss in LOSSES])
+    assert figures.spread(solved, THRESHOLD) is None and figures.ecdf(solved, THRESHOLD) is None
+    summary = analysis.summarize(solved, THRESHOLD)
+    assert not {"spread", "ecdf"} & set(figures.figures_for(solved, None, summary, THRESHOLD))
+
+
+def test_ecdf_starts_each_curve_at_its_solved_share():
+    fig = figures.ecdf(two_widths(), THRESHOLD)
+    check_labels(fig)
+    (ax,) = data_axes(fig)
+    assert ax.get_xscale() == "linear"
+    steps = [line for line in ax.lines if line.get_drawstyle() == "steps-post"]
+    points = [line for line in ax.lines if line.get_linestyle() == "None"]
+    assert [s.get_ydata()[0] for s in steps] == [0.6, 1.0]  # the shares solved of widths 2 and 4
+    assert steps[0].get_ydata()[-1] == 1.0
+    assert list(points[0].get_xdata()) == [0.2, 0.3] and len(points[1].get_xdata()) == 0
+    bars = sorted(p.get_height() for p in ax.patches)
+    assert bars[:2] == [0.6, 1.0]  # the bars, beside the grey ground (height 1)
+    assert f"< {THRESHOLD:g}" in [t.get_text() for t in ax.texts]
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "scale"),
+    [
+        (0.0345, 0.0352, "linear"),  # 2% apart
+        (2e-3, 1.5e-2, "linear"),  # under a decade, the threshold below it
+        (1.1e-3, 2e-2, "log"),  # 1.3 decades
+        (1e-3, 5e2, "log"),  # 5.7 decades
+    ],
+)
+def test_loss_tick_labels_never_overlap(low, high, scale):
+    losses = np.r_[np.geomspace(low, high, 7), 1e-6, np.geomspace(low, high, 7)[::-1], 1e-7]
+    runs = two_widths(losses)
+    ecdf = figures.ecdf(runs, THRESHOLD)
+    (ax,) = data_axes(ecdf)
+    assert ax.get_xscale() == scale
+    labels = ax.xaxis.get_ticklabels()
+    assert len([t for t in labels if t.get_text()]) >= 2 or len(tick_labels(ax)) >= 2
+    assert overlaps(ecdf, [*labels, *ax.texts]) == []  # the bar's "< 0.001" included
+    spread = figures.spread(runs, THRESHOLD)
+    (ax,) = data_axes(spread)
+    assert ax.get_yscale() == scale
+    assert overlaps(spread, [*ax.yaxis.get_ticklabels(), *ax.texts]) == []
+
+
+# -- solved against epoch, and each seed's curve ------------------------------------------------------
+
+
+def test_solved_counts_a_seed_from_its_first_hit_with_a_wilson_band():
+    runs = make_runs(widths=(2, 16), depths=(1,), seeds=4)  # width 2 never solves, width 16 always
+    curves = make_curves(runs)
+    # Seed 0 of width 2 dips below the threshold at epoch 2 and comes back up: it still counts.
+    dip = runs.loc[(runs["width"] == 2) & (runs["seed"] == 0), "run_id"].item()
+    curves.loc[(curves["run_id"] == dip) & (curves["epoch"] == 2), "loss"] = THRESHOLD / 2
+    fig = figures.solved(runs, curves, THRESHOLD)
+    check_labels(fig)
+    (ax,) = data_axes(fig)
+    lines = [line for line in ax.lines if line.get_drawstyle() == "steps-post"]
+    assert list(lines[0].get_ydata()) == [0, 0, 0.25, 0.25, 0.25, 0.25]
+    summary = analysis.summarize(runs, THRESHOLD, curves=curves)
+    assert [line.get_ydata()[-1] for line in lines] == list(summary["success"])  # hitting-based
+    assert legend_labels(fig) == ["2", "16"] and ax.get_xlabel() == "epoch"
+    # The Wilson interval of 1 of 4 as the band of width 2, from its first hit on.
+    band = [c for c in ax.collections if isinstance(c, PolyCollection)][0].get_paths()[0].vertices
+    lo, hi = analysis.wilson(1, 4)
+    assert band[:, 1].max() == pytest.approx(hi) and band[:, 1].min() == pytest.approx(lo)
+    assert band[:, 0].min() == 2
+    assert "whether or not it stays below" in suptitle(fig)
+    # Without curves, from the stored epochs to threshold; nothing to draw without a threshold or a hit.
+    assert figures.solved(runs, None, THRESHOLD) is not None
+    assert figures.solved(runs, curves, None) is None
+    assert figures.solved(runs[runs["width"] == 2], None, THRESHOLD) is None
+
+
+def seed_curves_tables():
+    """Width 2: 40 seeds that never reach the threshold, seed 0 diverged at epoch 1; width 16: 9
+    solved, seed 20 reached the threshold at epoch 3 and ended above, 30 never reached it."""
+    runs = make_runs(widths=(2, 16), depths=(1,), seeds=40)
+    runs.loc[(runs["width"] == 2) & (runs["seed"] == 0), "final_loss"] = np.inf
+    curves = make_curves(runs)
+    left = runs.loc[(runs["width"] == 16) & (runs["seed"] == 20), "run_id"].item()
+    curves.loc[(curves["run_id"] == left) & (curves["epoch"] == 3), "loss"] = THRESHOLD / 2
+    return runs, curves
+
+
+def test_seed_curves_colour_each_seed_by_outcome_in_a_fixed_sample():
+    runs, curves = seed_curves_tables()
+    fig = figures.seed_curves(runs, curves, THRESHOLD)
+    check_labels(fig)
+    axes = data_axes(fig)
+    assert [ax.get_title() for ax in axes] == ["depth 1, width 2", "depth 1, width 16"]
+    palette = sns.color_palette(figures.PALETTE, 10)
+
+    def drawn(ax):
+        out = collections.Counter()
+        for c in ax.collections:
+            if isinstance(c, LineCollection):
+                kind = [
+                    k
+                    for k, (i, _) in figures.OUTCOMES.items()
+                    if np.allclose(c.get_color()[0][:3], palette[i])
+                ]
+                out[kind[0]] += len(c.get_segments())
+        return out
+
+    # 30 of 40 seeds drawn, the outcomes in proportion (largest remainders), each at least once.
+    assert drawn(axes[1]) == {"solved": 7, "left": 1, "never": 22}
+    assert sum(drawn(axes[0]).values()) == 30 and drawn(axes[0])["diverged"] == 1
+    assert any(line.get_marker() == "x" for line in axes[0].lines)  # where the diverged seed left
+    texts = [t.get_text() for t in axes[1].texts]
+    assert texts == ["of 40 seeds:", "9 solved", "1 reached, ended above", "30 never reached"]
+    assert legend_labels(fig) == [text for _, text in figures.OUTCOMES.values()]
+    assert "At most 30 seeds drawn per configuration" in suptitle(fig)
+    assert axes[0].get_yscale() == "log" and axes[0].get_ylim()[0] >= THRESHOLD / 100 / 1.5
+    # The same sample every time.
+    again = data_axes(figures.seed_curves(runs, curves, THRESHOLD))[1]
+    segments = [s for c in axes[1].collections if isinstance(c, LineCollection) for s in c.get_segments()]
+    same = [s for c in again.collections if isinstance(c, LineCollection) for s in c.get_segments()]
+    assert all(np.array_equal(a, b) for a, b in zip(segments, same, strict=True))
+    assert figures.seed_curves(runs, None, THRESHOLD) is None
+    assert figures.seed_curves(runs, curves, None) is None
+
+
+def test_sample_keeps_outcomes_in_proportion_and_each_at_least_once():
+    outcome = np.array(["solved"] * 95 + ["never"] * 4 + ["diverged"])
+    pick = figures._sample(outcome, 30, np.random.default_rng(0))
+    assert len(set(pick)) == 30 and list(pick) == sorted(pick)
+    assert collections.Counter(outcome[pick]) == {"solved": 28, "never": 1, "diverged": 1}
+    assert list(figures._sample(outcome[:20], 30, np.random.default_rng(0))) == list(range(20))
+
+
+# -- capacity: intervals, infinite ends, panels with something to say ----------------------------------
+
+
+def hand_summary(success, ert, ert_lo, ert_hi, n=20) -> pd.DataFrame:
+    """A summary of one depth and widths 2, 4, 8 with these rates and ERTs."""
+    k = np.round(np.asarray(success) * n)
+    lo, hi = analysis.wilson(k, n)
+    return pd.DataFrame(
+        dict(depth=1, width=[2, 4, 8], runs=n, successes=k, success=success, success_lo=lo, success_hi=hi)
+        | dict(ert=ert, ert_lo=ert_lo, ert_hi=ert_hi, epochs=100)
+    )
+
+
+def test_capacity_draws_the_ert_interval_and_its_infinite_ends():
+    inf = np.inf
+    summary = hand_summary([0.0, 0.05, 0.9], [inf, 1500.0, 60.0], [inf, 700.0, 40.0], [inf, inf, 90.0])
+    fig = figures.capacity(summary)
+    ax_s, ax_e = data_axes(fig)
+    segments = [s for c in ax_e.collections if isinstance(c, LineCollection) for s in c.get_segments()]
+    spans = {tuple(np.round(s[:, 1], 6)) for s in segments}
+    assert (40.0, 90.0) in spans and (700.0, 1500.0) in spans  # the bootstrap intervals
+    arrows = [t for t in ax_e.texts if isinstance(t, Annotation)]
+    assert len(arrows) == 1 and arrows[0].xyann[1] == 1500.0  # width 4: upper end infinite
+    assert any(line.get_marker() == "^" for line in ax_e.lines)  # width 2: no seed solved it
+    assert tick_labels(ax_e, "y")[-1] == "∞"
+    assert "↑" in ax_e.get_title() and "△" in ax_e.get_title()
+    assert [c.has_yerr for c in ax_s.containers] == [True]  # the Wilson bars
+
+
+def test_capacity_leaves_out_the_success_panel_when_every_seed_solved():
+    summary = hand_summary([1.0, 1.0, 1.0], [300.0, 90.0, 50.0], [200.0, 70.0, 40.0], [500.0, 120.0, 60.0])
+    fig = figures.capacity(summary)
+    (ax,) = data_axes(fig)
+    assert "ERT" in ax.get_ylabel() and "∞" not in tick_labels(ax, "y")
+    assert "no success-rate panel" in suptitle(fig)
+    assert suptitle(fig).startswith("Expected running time against width")
+
+
+# -- one width, several depths (the chain study): depth is compared ------------------------------------
+
+
+def test_one_width_and_several_depths_compare_the_depths():
+    runs = make_runs(widths=(1,), depths=(1, 2, 3), seeds=4)
+    runs = with_losses(runs, np.where(runs["seed"] < 4 - runs["depth"], 1e-4, runs["final_loss"]))
+    summary = analysis.summarize(runs, THRESHOLD)
+    figs = figures.figures_for(runs, make_curves(runs), summary, THRESHOLD)
+    assert list(figs) == ["spread", "ecdf", "convergence", "seed_curves", "solved", "capacity"]  # no heatmap
+    for stem in ("spread", "ecdf", "convergence", "solved"):
+        (ax,) = data_axes(figs[stem])  # one panel, named by its width, not one per depth
+        assert ax.get_title() == "width 1", stem
+        assert "per depth" in suptitle(figs[stem]) or "each depth" in suptitle(figs[stem]), stem
+    assert tick_labels(data_axes(figs["spread"])[0]) == ["1", "2", "3"]
+    assert data_axes(figs["spread"])[0].get_xlabel() == figures.DEPTH_LABEL
+    assert figs["ecdf"].legends[0].get_title().get_text() == "depth"
+    assert legend_labels(figs["ecdf"]) == ["1", "2", "3"]
+    for ax in data_axes(figs["capacity"]):
+        assert ax.get_xscale() == "linear" and tick_labels(ax) == ["1", "2", "3"]
+        assert ax.get_xlabel() == figures.DEPTH_LABEL
+    assert legend_labels(figs["capacity"]) == ["width 1"]
+    assert [ax.get_title() for ax in data_axes(figs["seed_curves"])] == ["depth 1", "depth 2", "depth 3"]
+
+
+def test_heatmap_only_when_the_success_rate_varies_over_depth_and_width():
+    runs = make_runs(widths=(1, 2), depths=(1, 2), seeds=2)  # never below the threshold
+    summary = analysis.summarize(runs, THRESHOLD)
+    figs = figures.figures_for(runs, None, summary, THRESHOLD)
+    assert list(figs) == ["spread", "ecdf", "capacity"]  # nobody solved: no heatmap, solved or ERT
+    runs = make_runs(widths=(2, 16), depths=(1, 2), seeds=2)
+    assert "heatmap" in figures.figures_for(runs, None, analysis.summarize(runs, THRESHOLD), THRESHOLD)

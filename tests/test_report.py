@@ -70,7 +70,7 @@ def test_figures_and_report_are_written(folder):
     result = runner.invoke(app, ["figures", str(folder), "--format", "svg"])
     assert result.exit_code == 0, result.output
     svgs = sorted(p.stem for p in (folder / "figures").glob("*.svg"))
-    assert svgs == ["capacity", "convergence", "ecdf", "heatmap", "spread"]
+    assert svgs == ["capacity", "convergence", "ecdf", "heatmap", "seed_curves", "solved", "spread"]
     result = runner.invoke(app, ["report", str(folder), "--format", "png"])
     assert result.exit_code == 0, result.output
     text = (folder / "report.md").read_text()
@@ -84,7 +84,7 @@ def test_figures_and_report_are_written(folder):
         "units redundant",
     ):
         assert needed in text, needed
-    assert len(list((folder / "figures").glob("*.png"))) == 5
+    assert len(list((folder / "figures").glob("*.png"))) == 7
     verdicts = [
         line for line in text.split("## Verdicts")[1].split("##")[0].splitlines() if line.startswith("- ")
     ]
