@@ -229,14 +229,24 @@ def write_figures(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> list[P
 
 
 CAPTIONS = {
-    "spread": "Final training loss of every seed, per width: where the points spread over several "
-    "levels, SGD stopped in different local optima depending on the seed.",
-    "ecdf": "Share of seeds that reached each final loss, per width: a curve further up and left "
-    "means more seeds reached a low loss.",
-    "convergence": "Training loss against epoch: median over seeds, with the band between the 25% and "
-    "75% quantiles.",
-    "capacity": "Success rate (with its Wilson 95% interval) and expected running time against width.",
-    "heatmap": "Success rate per depth and width.",
+    "spread": "Final training loss of every seed that did not solve the task, one point each, per "
+    "width (or depth); the seeds whose final loss is below the threshold are counted in the bar at the "
+    "bottom (how far below they went is convergence depth, not a different end point). Where the "
+    "points sit at several levels, the seeds stopped at different end points.",
+    "ecdf": "Share of seeds whose final loss is at most each value, per width (or depth): the bar at "
+    "the left is the share below the threshold, and each curve steps up at the final loss of every "
+    "other seed.",
+    "convergence": "Training loss against epoch: median over the seeds of each width (or depth), with "
+    "the band between the 25% and 75% quantiles (the seed_curves figure shows the seeds a median hides).",
+    "solved": "Share of seeds that have reached the threshold by each epoch, per width (or depth), with "
+    "its Wilson 95% interval; a seed counts from the first epoch its loss is below the threshold. At "
+    "the last epoch it is the success rate, and a curve further left reached it sooner.",
+    "seed_curves": "Training loss of each seed against epoch (a fixed sample when a configuration has "
+    "many seeds), coloured by how the seed ended: solved, reached the threshold and ended above it, "
+    "never reached it, or diverged.",
+    "capacity": "Success rate (with its Wilson 95% interval) and expected running time (with its "
+    "bootstrap 95% interval) against width, or against depth when a single width was run.",
+    "heatmap": "Success rate (seeds that reached the threshold) per depth and width.",
     "chain_gradients": "|dLoss/dw_1| at initialization against the chain's length, one point per seed.",
     "endpoints": "What each seed's end point is after polishing, per width: solved, strict local minimum, "
     "degenerate, saddle, valley (a minimum at infinity) or unconverged; above a bar, the distinct optima.",
