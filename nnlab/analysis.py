@@ -230,6 +230,16 @@ def _rng_of(key) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([BOOTSTRAP_SEED, zlib.crc32(repr(key).encode())]))
 
 
+def hit_epochs(runs: pd.DataFrame, curves: pd.DataFrame | None, threshold: float) -> np.ndarray:
+    """Per run, the first epoch its full-data loss is below ``threshold`` (NaN if never): from the
+    curves when given (so that a threshold other than the one the runs were stored with holds),
+    otherwise the runs' stored ``epochs_to_threshold``."""
+    if curves is not None:
+        below = curves[curves["loss"] < threshold].groupby("run_id")["epoch"].min()
+        return runs["run_id"].map(below).to_numpy(dtype=np.float64)
+    return pd.to_numeric(runs["epochs_to_threshold"], errors="coerce").to_numpy(dtype=np.float64)
+
+
 def descending_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, *, rtol: float = RTOL) -> np.ndarray:
     """Which runs were still descending at the end: a finite final loss more than ``rtol``
     (relative) below the loss a tenth of the epochs earlier. False without curves."""
@@ -302,10 +312,7 @@ def summarize(
     runs = runs.reset_index(drop=True)
     still = pd.Series(stopped_runs(runs, curves, gtol=gtol, rtol=rtol), index=runs.index)
     falling = pd.Series(descending_runs(runs, curves, rtol=rtol), index=runs.index)
-    if curves is not None:
-        # From the curves, so that a threshold other than the one the runs were stored with holds.
-        below = curves[curves["loss"] < threshold].groupby("run_id")["epoch"].min()
-        runs = runs.assign(epochs_to_threshold=runs["run_id"].map(below))
+    runs = runs.assign(epochs_to_threshold=hit_epochs(runs, curves, threshold))
     if redundant is not None:
         per_run = redundant.set_index("run_id")["redundant_units"]
     rows = []
@@ -501,9 +508,7 @@ def neighbour_tests(runs: pd.DataFrame, threshold: float, curves: pd.DataFrame |
         The group's axes, ``width_a`` < ``width_b``, then `compare`'s columns. The p-values are
         not adjusted for the number of pairs.
     """
-    if curves is not None:
-        below = curves[curves["loss"] < threshold].groupby("run_id")["epoch"].min()
-        runs = runs.assign(epochs_to_threshold=runs["run_id"].map(below))
+    runs = runs.assign(epochs_to_threshold=hit_epochs(runs, curves, threshold))
     axes = [a for a in config_axes(runs) if a != "width"]
     rows = []
     for key, g in runs.groupby(axes, sort=True):

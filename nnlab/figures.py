@@ -39,7 +39,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from nnlab.analysis import config_axes, varying_axes, wilson
+from nnlab.analysis import config_axes, hit_epochs, varying_axes, wilson
 
 PALETTE = "colorblind"  # the one colour-blind-safe palette every figure draws from
 WIDTH_LABEL = "hidden units per layer"
@@ -251,16 +251,6 @@ def _hue_legend(fig: Figure, values: Sequence, hue: str = "width") -> None:
     colors = _hue_colors(values)
     handles = [Line2D([], [], color=c, lw=2) for c in colors.values()]
     fig.legend(handles, list(colors), title=hue, loc="outside right center", frameon=False)
-
-
-def _hit_epochs(runs: pd.DataFrame, curves: pd.DataFrame | None, threshold: float) -> np.ndarray:
-    """Per run, the first epoch its full-data loss is below ``threshold`` (NaN if never): from the
-    curves when given (as `nnlab.analysis.summarize` counts), otherwise the runs' stored
-    ``epochs_to_threshold``."""
-    if curves is not None:
-        below = curves[curves["loss"] < threshold].groupby("run_id")["epoch"].min()
-        return runs["run_id"].map(below).to_numpy(dtype=np.float64)
-    return pd.to_numeric(runs["epochs_to_threshold"], errors="coerce").to_numpy(dtype=np.float64)
 
 
 # -- loss axes: linear under a decade, and the solved bar apart from the scale ---------------------
@@ -756,7 +746,7 @@ def solved(
     """
     if threshold is None or not len(runs):
         return None
-    hit = _hit_epochs(runs, curves, threshold)
+    hit = hit_epochs(runs, curves, threshold)
     if not np.isfinite(hit).any():
         return None
     hue, facets, values, colors = _comparison(runs)
@@ -883,7 +873,7 @@ def seed_curves(
     hue = _compared(runs)
     values = _values(runs, hue)
     keys = [*(["depth"] if hue == "width" else []), *_row_axes(runs), hue]
-    outcome = _outcomes(runs, _hit_epochs(runs, curves, threshold), threshold)
+    outcome = _outcomes(runs, hit_epochs(runs, curves, threshold), threshold)
     groups = sorted(
         (k if isinstance(k, tuple) else (k,), idx) for k, idx in runs.groupby(keys, sort=True).indices.items()
     )

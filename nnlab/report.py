@@ -210,6 +210,7 @@ def figures(s: Study) -> dict:
 
 def write_figures(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
     """Draw the study's figures into DIR/figures/ in each format; returns the files written."""
+    import matplotlib
     import matplotlib.pyplot as plt
 
     folder = s.results.path / "figures"
@@ -221,7 +222,9 @@ def write_figures(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> list[P
             tmp = folder / f".{stem}.tmp.{ext}"
             # Fixed metadata, so regenerated figures differ only where the numbers do.
             meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(ext, {"Software": None})
-            figure.savefig(tmp, dpi=DPI, bbox_inches="tight", metadata=meta)
+            # A fixed salt for the SVG's element ids (clip paths), otherwise random per save.
+            with matplotlib.rc_context({"svg.hashsalt": stem}):
+                figure.savefig(tmp, dpi=DPI, bbox_inches="tight", metadata=meta)
             tmp.replace(path)
             written.append(path)
         plt.close(figure)
