@@ -280,13 +280,40 @@ def vstep(typingctx, v):
     return f64xW(v), codegen
 
 
+@intrinsic
+def vpos(typingctx, v):
+    """max(v, 0) lane-wise, NaN kept (the hinge's max(0, 1 - y f) as numpy computes it)."""
+
+    def codegen(context, builder, sig, args):
+        keep = builder.fcmp_unordered(">", args[0], _splat(0.0))
+        return builder.select(keep, args[0], _splat(0.0))
+
+    return f64xW(v), codegen
+
+
+@intrinsic
+def vhinge_slope(typingctx, margin, y):
+    """-y where the margin y f is below 1, else 0 (the hinge's subgradient, 0 at the kink)."""
+
+    def codegen(context, builder, sig, args):
+        inside = builder.fcmp_ordered("<", args[0], _splat(1.0))
+        return builder.select(inside, builder.fneg(args[1]), _splat(0.0))
+
+    return f64xW(margin, y), codegen
+
+
 # ---------------------------------------------------------------------------------------------------
 # The kernels.
 
-IDENTITY, TANH, RELU, SIGMOID = 0, 1, 2, 3
-ACTIVATION_CODES = {"identity": IDENTITY, "tanh": TANH, "relu": RELU, "sigmoid": SIGMOID}
-HALF_SQUARED, SQUARED = 0, 1
-LOSS_CODES = {"half_squared": HALF_SQUARED, "squared": SQUARED}
+IDENTITY, TANH, RELU, SIGMOID, SOFTMAX = 0, 1, 2, 3, 4
+ACTIVATION_CODES = {"identity": IDENTITY, "tanh": TANH, "relu": RELU, "sigmoid": SIGMOID, "softmax": SOFTMAX}
+HALF_SQUARED, SQUARED, CROSS_ENTROPY, HINGE = 0, 1, 2, 3
+LOSS_CODES = {
+    "half_squared": HALF_SQUARED,
+    "squared": SQUARED,
+    "cross_entropy": CROSS_ENTROPY,
+    "hinge": HINGE,
+}
 LANES = W
 
 # No fast-math: the vector code spells out every FMA, and divergence detection needs NaN and inf.
@@ -314,6 +341,72 @@ def _v_dact(fv, code):
     if code == SIGMOID:
         return vmul(fv, vsub(vsplat(1.0), fv))
     return vsplat(1.0)
+
+
+@njit(**_OPTS)
+def _forward_code(outc, lossc):
+    """The activation the forward pass applies to the output layer: none (z_L is kept) for
+    cross_entropy, whose loss and delta are computed from z_L (`_output_row`)."""
+    return IDENTITY if lossc == CROSS_ENTROPY else outc
+
+
+@njit(**_OPTS)
+def _dact(f, code):
+    """act'(z) from the output f, one number."""
+    if code == TANH:
+        return 1.0 - f * f
+    if code == RELU:
+        return 1.0 if f > 0.0 else 0.0
+    if code == SIGMOID:
+        return f * (1.0 - f)
+    return 1.0
+
+
+@njit(**_OPTS)
+def _output_row(f, fo, fs, y, yo, ys, nout, outc, lossc, d, do, ds):
+    """One sample's output layer, unit k at f[fo + k fs], y[yo + k ys], d[do + k ds]: returns its loss
+    and writes delta_L = dLoss/dz_L into d, as `nnlab.functions.output_loss` and `output_delta` do.
+    f holds f_L, or z_L for cross_entropy."""
+    if lossc == CROSS_ENTROPY:
+        if nout == 1:
+            # softplus(z) - y z, and delta = sigmoid(z) - y.
+            z, t = f[fo], y[yo]
+            e = math.exp(-abs(z))
+            d[do] = (1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)) - t
+            return max(z, 0.0) - t * z + math.log1p(e)
+        # m = max z at unit top; loss = sum_k y_k (m - z_k) + sum_k y_k log1p(sum_{k != top} e_k).
+        top, m = 0, f[fo]
+        for k in range(1, nout):
+            if f[fo + k * fs] > m:
+                top, m = k, f[fo + k * fs]
+        rest, total = 0.0, 0.0
+        for k in range(nout):
+            e = math.exp(f[fo + k * fs] - m)
+            d[do + k * ds] = e
+            total += e
+            if k != top:
+                rest += e
+        margin, ysum = 0.0, 0.0
+        for k in range(nout):
+            t = y[yo + k * ys]
+            if t != 0.0:
+                margin += t * (m - f[fo + k * fs])
+                ysum += t
+            d[do + k * ds] = d[do + k * ds] / total - t  # softmax(z) - y
+        return margin + ysum * math.log1p(rest)
+    loss = 0.0
+    for k in range(nout):
+        fk, t = f[fo + k * fs], y[yo + k * ys]
+        if lossc == HINGE:
+            slack = 1.0 - t * fk
+            loss += slack if (slack > 0.0 or slack != slack) else 0.0
+            g = -t if t * fk < 1.0 else 0.0
+        else:
+            e = fk - t
+            loss += e * e
+            g = e if lossc == HALF_SQUARED else 2.0 * e
+        d[do + k * ds] = g * _dact(fk, outc)
+    return 0.5 * loss if lossc == HALF_SQUARED else loss
 
 
 @njit(**_OPTS)
@@ -433,13 +526,26 @@ def _lanes_forward4(p, lay, foff, f, nf, hid, outc):
 
 @njit(**_OPTS)
 def _lanes_output_delta(f, fo, y, nout, outc, lossc, d):
-    """Per-sample loss of each lane (returned vector); d rows = dLoss/df_L * act'(f_L)."""
+    """Per-sample loss of each lane (returned vector); d rows = delta_L = dLoss/dz_L (for the
+    elementwise pairs dLoss/df_L * act'(f_L)). f rows hold f_L, or z_L for cross_entropy."""
     ls = vsplat(0.0)
+    if lossc == CROSS_ENTROPY:
+        # Lane by lane (a softmax mixes the units; exp and log1p per sample are cheap here).
+        out = np.empty(W)
+        for l in range(W):
+            out[l] = _output_row(f, fo * W + l, W, y, l, W, nout, outc, lossc, d, l, W)
+        return vload(out, 0)
     for k in range(nout):
         fv = vload(f, (fo + k) * W)
-        e = vsub(fv, vload(y, k * W))
-        ls = vfma(e, e, ls)
-        g = e if lossc == HALF_SQUARED else vmul(vsplat(2.0), e)
+        yv = vload(y, k * W)
+        if lossc == HINGE:
+            margin = vmul(yv, fv)
+            ls = vadd(ls, vpos(vsub(vsplat(1.0), margin)))
+            g = vhinge_slope(margin, yv)
+        else:
+            e = vsub(fv, yv)
+            ls = vfma(e, e, ls)
+            g = e if lossc == HALF_SQUARED else vmul(vsplat(2.0), e)
         vstore(d, k * W, vmul(g, _v_dact(fv, outc)))
     return vmul(vsplat(0.5), ls) if lossc == HALF_SQUARED else ls
 
@@ -591,7 +697,7 @@ def _lanes_full(p, lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx
                     idx[l] = s + t
                 _lanes_gather(X3, xr, idx, nx, f[t * nf * W :])
                 _lanes_gather(Y3, xr, idx, nout, y[t * nout * W :])
-            _lanes_forward4(p, lay, foff, f, nf, hid, outc)
+            _lanes_forward4(p, lay, foff, f, nf, hid, _forward_code(outc, lossc))
             for t in range(4):
                 ls = _lanes_output_delta(f[t * nf * W :], foff[L], y[t * nout * W :], nout, outc, lossc, d)
                 total = vadd(total, ls)
@@ -601,7 +707,7 @@ def _lanes_full(p, lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx
             idx[l] = s
         _lanes_gather(X3, xr, idx, nx, f)
         _lanes_gather(Y3, xr, idx, nout, y)
-        _lanes_forward(p, lay, foff, f, hid, outc)
+        _lanes_forward(p, lay, foff, f, hid, _forward_code(outc, lossc))
         total = vadd(total, _lanes_output_delta(f, foff[L], y, nout, outc, lossc, d))
         if want_grad:
             _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc)
@@ -689,7 +795,7 @@ def lanes_train(params, lay, foff, X3, Y3, order3, lr, B, hid, outc, lossc, acti
                         idx[l] = order3[orow[l], e, t]
                     _lanes_gather(X3, xr, idx, nx, f)
                     _lanes_gather(Y3, xr, idx, nout, y)
-                    _lanes_forward(p, lay, foff, f, hid, outc)
+                    _lanes_forward(p, lay, foff, f, hid, _forward_code(outc, lossc))
                     bl = vadd(bl, _lanes_output_delta(f, foff[L], y, nout, outc, lossc, d))
                     if m == 1:
                         on = vmul(on, visfinite(bl))

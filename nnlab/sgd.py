@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnlab.network import (
-    LOSSES,
     Network,
     as_replicated,
     backprop,
     check_choice,
+    check_loss,
     loss_of,
 )
 
@@ -137,13 +137,16 @@ def train(
         R replicas; not modified.
     X : ndarray (n, d) or (R, n, d)
     Y : ndarray (n, out) or (R, n, out)
+        Targets; for cross_entropy with out >= 2 also class labels 0..out-1, shaped (n,) or (n, 1).
     lr : float
         Learning rate, > 0.
     epochs : int
         Passes over the data, >= 1.
     batch_size : int
         Samples per step; 1 is the textbook's stochastic gradient descent.
-    loss : {"half_squared", "squared"}
+    loss : {"half_squared", "squared", "hinge", "cross_entropy"}
+        See `nnlab.functions`; cross_entropy needs the softmax output (with one output unit, softmax
+        or sigmoid), hinge an identity or tanh output.
     seeds : int or sequence of int, optional
         Shuffling seeds, one per replica; default ``net.seeds``, else 0..R-1. Replica r visits the
         samples in the order ``shuffled_orders(seeds, epochs, n)[r]``, which depends on its seed only.
@@ -163,7 +166,7 @@ def train(
     _check_positive("lr", lr, float)
     _check_positive("epochs", epochs, int)
     _check_positive("batch_size", batch_size, int)
-    check_choice("loss", loss, tuple(LOSSES))
+    Y = check_loss(net, loss, Y)
     check_choice("engine", engine, ENGINES)
     if threads is not None:
         _check_positive("threads", threads, int)

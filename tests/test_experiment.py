@@ -88,7 +88,7 @@ def test_quick_experiment_is_valid():
         (with_("train", lr=-0.1), "^train.lr: expected a number > 0"),
         (with_("train", epochs=1.5), "^train.epochs: expected an int in 1..1_000_000"),
         (with_("train", epochs=10**13), "^train.epochs: expected an int in 1..1_000_000"),
-        (with_("train", loss="mse"), "^train.loss: expected one of half_squared, squared"),
+        (with_("train", loss="mse"), "^train.loss: expected one of cross_entropy, half_squared, hinge, sq"),
         (with_("train", seeds=0), "^train.seeds: expected a count in 1..1_000_000"),
         (with_(None, name=None), "^name: required"),
         (with_("train", seeds=[1, 1]), "^train.seeds: a seed is listed twice"),
