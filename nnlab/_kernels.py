@@ -20,6 +20,7 @@ defines a function, not by changes to the modules it imports.)
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -841,6 +842,265 @@ def lanes_evaluate(params, lay, foff, X3, Y3, hid, outc, lossc, want_grad, loss,
             if r < R:
                 loss[r] = vget(out, l)
                 gnorm[r] = gn[l]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The replica layout: one replica at a time, each minibatch step a few small matrix products.
+#
+# params (R, P): replica r's W_1, b_1, W_2, ... in one row, every W_i (n_in, n_out, row-major) and b_i
+# starting on a 64-byte boundary (`lay` offsets). A replica is trained start to end by one thread, so
+# its weights stay in that core's cache for the whole epoch, and its numbers cannot depend on the other
+# replicas or on the threads. The activations of a batch of m samples are rows: F_i (m, h_i) at
+# f[rows * foff[i]:], rows >= m. The products go to BLAS dgemm (scipy's cython_blas, passed in as
+# `gemm`: a function pointer argument keeps these functions in numba's disk cache), which the caller
+# keeps single-threaded; every buffer BLAS sees is aligned alike for every replica, so its numbers
+# depend only on the shapes and the data.
+
+
+@functools.cache
+def blas_dgemm():
+    """scipy's BLAS dgemm as a ctypes function (all arguments by reference, Fortran order)."""
+    import ctypes
+
+    from numba.extending import get_cython_function_address
+
+    vp = ctypes.c_void_p
+    address = get_cython_function_address("scipy.linalg.cython_blas", "dgemm")
+    return ctypes.CFUNCTYPE(None, *[vp] * 13)(address)
+
+
+_N, _T = ord("N"), ord("T")
+
+
+@njit(**_OPTS)
+def _gemm(gemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, iw, fw):
+    """Column-major c (m, n) = alpha op(a) op(b) + beta c; a, b, c are flat arrays starting at their
+    matrix. iw (8,) int32 and fw (2,) hold the arguments BLAS takes by reference."""
+    iw[0], iw[1], iw[2], iw[3], iw[4], iw[5], iw[6], iw[7] = ta, tb, m, n, k, lda, ldb, ldc
+    fw[0], fw[1] = alpha, beta
+    gemm(
+        iw[0:].ctypes,
+        iw[1:].ctypes,
+        iw[2:].ctypes,
+        iw[3:].ctypes,
+        iw[4:].ctypes,
+        fw[0:].ctypes,
+        a.ctypes,
+        iw[5:].ctypes,
+        b.ctypes,
+        iw[6:].ctypes,
+        fw[1:].ctypes,
+        c.ctypes,
+        iw[7:].ctypes,
+    )
+
+
+@njit(**_OPTS)
+def _mm(gemm, a, b, c, m, k, n, iw, fw):
+    """Row-major c (m, n) = a (m, k) @ b (k, n) (column-major: c^T = b^T a^T)."""
+    _gemm(gemm, _N, _N, n, m, k, 1.0, b, n, a, k, 0.0, c, n, iw, fw)
+
+
+@njit(**_OPTS)
+def _mm_bt(gemm, a, b, c, m, k, n, iw, fw):
+    """Row-major c (m, n) = a (m, k) @ b^T, b (n, k)."""
+    _gemm(gemm, _T, _N, n, m, k, 1.0, b, k, a, k, 0.0, c, n, iw, fw)
+
+
+@njit(**_OPTS)
+def _mm_at(gemm, a, b, c, k, m, n, alpha, beta, iw, fw):
+    """Row-major c (m, n) = alpha a^T @ b + beta c, a (k, m), b (k, n)."""
+    _gemm(gemm, _N, _T, n, m, k, alpha, b, n, a, m, beta, c, n, iw, fw)
+
+
+@njit(**_OPTS)
+def _rows_bias_act(f, fo, m, nout, p, bo, code, tmp):
+    """Rows f[fo + s nout + k] = act(f[...] + b[k]) for s < m, 16 units at a time (the last few
+    through `tmp`, so that every unit goes through the same vector code)."""
+    full = nout - nout % W
+    for s in range(m):
+        row = fo + s * nout
+        for k in range(0, full, W):
+            v = vload(f, row + k)
+            if bo >= 0:
+                v = vadd(v, vload(p, bo + k))
+            vstore(f, row + k, _v_act(v, code))
+        if full < nout:
+            for k in range(full, nout):
+                tmp[k - full] = f[row + k] + (p[bo + k] if bo >= 0 else 0.0)
+            vstore(tmp, 0, _v_act(vload(tmp, 0), code))
+            for k in range(full, nout):
+                f[row + k] = tmp[k - full]
+
+
+@njit(**_OPTS)
+def _rows_times_dact(g, f, fi, m, nin, hid, tmp):
+    """Rows g[s nin + j] *= act'(f_i[s, j]): delta_i = act'(f_i) * (delta_{i+1} W_{i+1}^T)."""
+    full = nin - nin % W
+    for s in range(m):
+        row = s * nin
+        for j in range(0, full, W):
+            vstore(g, row + j, vmul(vload(g, row + j), _v_dact(vload(f, fi + row + j), hid)))
+        if full < nin:
+            for j in range(full, nin):
+                tmp[j - full] = f[fi + row + j]
+            vstore(tmp, 0, _v_dact(vload(tmp, 0), hid))
+            for j in range(full, nin):
+                g[row + j] *= tmp[j - full]
+
+
+@njit(**_OPTS)
+def _rows_forward(gemm, p, lay, foff, f, rows, m, hid, fout, tmp, iw, fw):
+    """z_i = f_{i-1} W_i + b_i and f_i = act(z_i) for the m rows of f_0 (fout: the output layer's)."""
+    L = lay.shape[0]
+    for i in range(L):
+        nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
+        fo = rows * foff[i + 1]
+        _mm(gemm, f[rows * foff[i] :], p[wo:], f[fo:], m, nin, nout, iw, fw)
+        _rows_bias_act(f, fo, m, nout, p, bo, fout if i == L - 1 else hid, tmp)
+
+
+@njit(**_OPTS)
+def _rows_output(f, rows, foff, Y, idx, m, nout, outc, lossc, d):
+    """Sum over the m rows of the per-sample loss (row s's target Y[idx[s]]); d rows = delta_L."""
+    fo = rows * foff[foff.shape[0] - 1]
+    total = 0.0
+    for s in range(m):
+        total += _output_row(f, fo + s * nout, 1, Y[idx[s]], 0, 1, nout, outc, lossc, d, s * nout, 1)
+    return total
+
+
+@njit(**_OPTS)
+def _rows_backward(gemm, p, lay, foff, f, rows, m, d, g, hid, lr, acc, tmp, iw, fw):
+    """From delta_L (rows of d): with lr > 0 one SGD step, W_i -= lr/m f_{i-1}^T delta_i and
+    b_i -= lr mean(delta_i), each delta_{i-1} = act'(f_{i-1}) * (delta_i W_i^T) taken from the old
+    W_i; with lr = 0, acc += the summed gradient instead (acc laid out like p)."""
+    L = lay.shape[0]
+    for i in range(L - 1, -1, -1):
+        nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
+        fi = rows * foff[i]
+        if i > 0:
+            _mm_bt(gemm, d, p[wo:], g, m, nout, nin, iw, fw)
+            _rows_times_dact(g, f, fi, m, nin, hid, tmp)
+        if lr > 0.0:
+            _mm_at(gemm, f[fi:], d, p[wo:], m, nin, nout, -lr / m, 1.0, iw, fw)
+        else:
+            _mm_at(gemm, f[fi:], d, acc[wo:], m, nin, nout, 1.0, 1.0, iw, fw)
+        if bo >= 0:
+            for k in range(nout):
+                col = 0.0
+                for s in range(m):
+                    col += d[s * nout + k]
+                if lr > 0.0:
+                    p[bo + k] -= lr * (col / m)
+                else:
+                    acc[bo + k] += col
+        d, g = g, d
+    return d
+
+
+@njit(**_OPTS)
+def loss_block(lay, foff):
+    """Rows of the blocks the full-data pass runs through: its activations about 256 KB, 8 to 256."""
+    width = foff[foff.shape[0] - 1] + lay[lay.shape[0] - 1, 1]
+    return max(8, min(256, (32768 // width) // 8 * 8))
+
+
+@njit(**_OPTS)
+def _rows_buffers(lay, foff, rows):
+    wmax = 1
+    for i in range(lay.shape[0]):
+        wmax = max(wmax, lay[i, 0], lay[i, 1])
+    f = aligned_zeros(rows * (foff[foff.shape[0] - 1] + lay[lay.shape[0] - 1, 1]))
+    return f, aligned_zeros(rows * wmax), aligned_zeros(rows * wmax), aligned_zeros(W)
+
+
+@njit(**_OPTS)
+def _rows_full(gemm, p, lay, foff, X, Y, f, rows, nb, d, g, hid, outc, lossc, acc, tmp, iw, fw):
+    """Mean loss over all n samples, in blocks of nb rows; with acc (size P), acc = the summed
+    gradient as well."""
+    n, nx = X.shape
+    fout = _forward_code(outc, lossc)
+    idx = np.arange(nb)
+    total = 0.0
+    for s0 in range(0, n, nb):
+        m = min(nb, n - s0)
+        for s in range(m):
+            idx[s] = s0 + s
+            f[s * nx : (s + 1) * nx] = X[s0 + s]
+        _rows_forward(gemm, p, lay, foff, f, rows, m, hid, fout, tmp, iw, fw)
+        total += _rows_output(f, rows, foff, Y, idx, m, lay[lay.shape[0] - 1, 1], outc, lossc, d)
+        if acc.shape[0] > 0:
+            _rows_backward(gemm, p, lay, foff, f, rows, m, d, g, hid, 0.0, acc, tmp, iw, fw)
+    return total / n
+
+
+@njit(**_OPTS)
+def _pick(r, A3):
+    """The row of A3 (1 or R rows: shared or per replica) that replica r reads."""
+    return min(np.int64(r), A3.shape[0] - 1)  # (prange's index may be unsigned)
+
+
+@njit(parallel=True, **_OPTS)
+def replica_train(gemm, params, lay, foff, X3, Y3, order3, lr, B, hid, outc, lossc, active, curve):
+    """Train every replica through the epochs of order3, one replica per thread at a time.
+
+    params (R, P) updated in place; X3 (1 or R, n, d); Y3 (1 or R, n, out); order3 (1 or R, E, n);
+    active (R,) uint8, cleared when a replica's loss stops being finite (it then stops updating);
+    curve (R, E) receives the full-data loss after each epoch.
+    """
+    R = params.shape[0]
+    E, n = order3.shape[1], order3.shape[2]
+    nx = X3.shape[2]
+    nb = loss_block(lay, foff)
+    rows = max(B, nb)
+    fout = _forward_code(outc, lossc)
+    nout = lay[lay.shape[0] - 1, 1]
+    for r in prange(R):
+        p = params[r]
+        X, Y, order = X3[_pick(r, X3)], Y3[_pick(r, Y3)], order3[_pick(r, order3)]
+        f, d, g, tmp = _rows_buffers(lay, foff, rows)
+        iw, fw, none = np.zeros(8, dtype=np.int32), np.zeros(2), np.zeros(0)
+        on = active[r] != 0
+        for e in range(E):
+            start = 0
+            while on and start < n:
+                m = min(B, n - start)
+                idx = order[e, start : start + m]
+                for s in range(m):
+                    f[s * nx : (s + 1) * nx] = X[idx[s]]
+                _rows_forward(gemm, p, lay, foff, f, rows, m, hid, fout, tmp, iw, fw)
+                if not math.isfinite(_rows_output(f, rows, foff, Y, idx, m, nout, outc, lossc, d)):
+                    on = False  # the batch loss before the step: this replica has diverged
+                    break
+                _rows_backward(gemm, p, lay, foff, f, rows, m, d, g, hid, lr, none, tmp, iw, fw)
+                start += m
+            curve[r, e] = _rows_full(
+                gemm, p, lay, foff, X, Y, f, rows, nb, d, g, hid, outc, lossc, none, tmp, iw, fw
+            )
+            on = on and math.isfinite(curve[r, e])
+        active[r] = 1 if on else 0
+
+
+@njit(parallel=True, **_OPTS)
+def replica_evaluate(gemm, params, lay, foff, X3, Y3, hid, outc, lossc, want_grad, loss, gnorm):
+    """loss (R,) = full-data mean loss; with want_grad, gnorm (R,) = the norm of its gradient."""
+    R, P = params.shape
+    nb = loss_block(lay, foff)
+    n = X3.shape[1]
+    for r in prange(R):
+        X, Y = X3[_pick(r, X3)], Y3[_pick(r, Y3)]
+        f, d, g, tmp = _rows_buffers(lay, foff, nb)
+        acc = np.zeros(P if want_grad else 0)
+        iw, fw = np.zeros(8, dtype=np.int32), np.zeros(2)
+        loss[r] = _rows_full(
+            gemm, params[r], lay, foff, X, Y, f, nb, nb, d, g, hid, outc, lossc, acc, tmp, iw, fw
+        )
+        if want_grad:
+            sq = 0.0
+            for q in range(P):
+                sq += (acc[q] / n) ** 2
+            gnorm[r] = math.sqrt(sq)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ updating and is flagged; the other replicas are unaffected.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -246,9 +248,35 @@ def _train_numpy(
 # ---------------------------------------------------------------------------------------------------
 # The compiled engine: pack the replicas into the kernels' layout, run, unpack.
 
+LAYOUTS = ("lanes", "replica")
 
-def _plan(net: Network) -> tuple[np.ndarray, np.ndarray, int]:
-    """lay (L, 4) = n_in, n_out, W offset, b offset (-1: none); foff (L + 1,) offsets of f_i; P."""
+
+def layout(sizes: Sequence[int], batch_size: int) -> str:
+    """The compiled layout `train` uses for a network of ``sizes`` trained with ``batch_size``.
+
+    "lanes" keeps 16 replicas in one vector and runs the samples one by one: every weight of 16
+    replicas streams once per sample, which suits small networks and per-sample SGD. "replica" trains
+    one replica at a time, each minibatch step a few matrix products (BLAS) on weights that stay in
+    the core's cache: the layout of wide layers and larger batches. The choice depends on the
+    architecture and the batch size only, never on the number of replicas or threads, so a run's
+    numbers depend only on its configuration and seed.
+    """
+    widest = max(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    return "replica" if batch_size * widest >= REPLICA_WORK else "lanes"
+
+
+# Weights of the largest layer times the batch size above which the replica layout is faster
+# (measured with scripts/bench_engine.py --layouts on this project's machine).
+REPLICA_WORK = 16 * 32 * 32
+
+
+def _plan(net: Network, align: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
+    """lay (L, 4) = n_in, n_out, W offset, b offset (-1: none); foff (L + 1,) offsets of f_i; P.
+    Every offset is a multiple of ``align`` (P too)."""
+
+    def up(x: int) -> int:
+        return -(-x // align) * align
+
     L = len(net.weights)
     lay = np.empty((L, 4), dtype=np.int64)
     foff = np.empty(L + 1, dtype=np.int64)
@@ -257,17 +285,20 @@ def _plan(net: Network) -> tuple[np.ndarray, np.ndarray, int]:
     for i, W in enumerate(net.weights):
         nin, nout = W.shape[1], W.shape[2]
         lay[i, :3] = nin, nout, off
-        off += nin * nout
+        off = up(off + nin * nout)
         lay[i, 3] = off if net.biases is not None else -1
-        off += nout if net.biases is not None else 0
+        off = up(off + nout) if net.biases is not None else off
         foff[i + 1] = foff[i] + nin
     return lay, foff, off
 
 
 def _pack(net: Network, lay: np.ndarray, P: int) -> np.ndarray:
-    """(R, P): each replica's W_1, b_1, W_2, b_2, ... flattened row-major."""
+    """(R, P): each replica's W_1, b_1, W_2, b_2, ... flattened row-major at the offsets of ``lay``,
+    on a 64-byte boundary (with P a multiple of 8, every row is)."""
+    from nnlab._kernels import aligned_zeros
+
     R = net.n_replicas
-    flat = np.empty((R, P))
+    flat = aligned_zeros(R * P).reshape(R, P)
     for i, W in enumerate(net.weights):
         wo, bo = lay[i, 2], lay[i, 3]
         flat[:, wo : wo + W.shape[1] * W.shape[2]] = W.reshape(R, -1)
@@ -312,6 +343,14 @@ def _from_lanes(params: np.ndarray, R: int) -> np.ndarray:
     return params.transpose(0, 2, 1).reshape(C * lanes, P)[:R]
 
 
+@functools.cache
+def _blas_threads():
+    """threadpoolctl's controller of the BLAS libraries loaded (scipy's, which the kernels call)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def _train_compiled(
     net: Network,
     X3: np.ndarray,
@@ -328,31 +367,58 @@ def _train_compiled(
     from nnlab import _kernels as K
 
     R = net.n_replicas
-    lay, foff, P = _plan(net)
-    hid, outc = K.ACTIVATION_CODES[net.hidden], K.ACTIVATION_CODES[net.output]
-    lossc = K.LOSS_CODES[loss]
     X3 = np.ascontiguousarray(X3, dtype=np.float64)
     Y3 = np.ascontiguousarray(Y3, dtype=np.float64)
-    params = _to_lanes(_pack(net, lay, P), K.LANES)
+    codes = (K.ACTIVATION_CODES[net.hidden], K.ACTIVATION_CODES[net.output], K.LOSS_CODES[loss])
+    if layout(net.sizes, batch_size) == "lanes":
+        lay, foff, P = _plan(net)
+        params = _to_lanes(_pack(net, lay, P), K.LANES)
+        blas = contextlib.nullcontext()
+
+        def run(order, active, part):
+            K.lanes_train(params, lay, foff, X3, Y3, order, lr, batch_size, *codes, active, part)
+
+        def evaluate(want_grad, loss, gnorm):
+            K.lanes_evaluate(params, lay, foff, X3, Y3, *codes, want_grad, loss, gnorm)
+
+        def result():
+            return _from_lanes(params, R)
+    else:
+        lay, foff, P = _plan(net, align=8)
+        params = _pack(net, lay, P)
+        gemm = K.blas_dgemm()
+        # One BLAS thread: the kernels call it from every engine thread at once.
+        blas = _blas_threads().limit(limits=1, user_api="blas")
+
+        def run(order, active, part):
+            K.replica_train(gemm, params, lay, foff, X3, Y3, order, lr, batch_size, *codes, active, part)
+
+        def evaluate(want_grad, loss, gnorm):
+            K.replica_evaluate(gemm, params, lay, foff, X3, Y3, *codes, want_grad, loss, gnorm)
+
+        def result():
+            return params
+
     curve = np.empty((R, epochs + 1))
     grad_norm = np.zeros(R)
     previous = numba.get_num_threads()
     try:
         if threads is not None:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        first = np.empty(R)
-        K.lanes_evaluate(params, lay, foff, X3, Y3, hid, outc, lossc, False, first, grad_norm)
-        curve[:, 0] = first
-        active = np.isfinite(first).astype(np.uint8)
-        e = 1
-        for order in chunks:
-            E = order.shape[1]
-            part = np.empty((R, E))
-            K.lanes_train(params, lay, foff, X3, Y3, order, lr, batch_size, hid, outc, lossc, active, part)
-            curve[:, e : e + E] = part
-            e += E
-        last = np.empty(R)
-        K.lanes_evaluate(params, lay, foff, X3, Y3, hid, outc, lossc, True, last, grad_norm)
+        with blas:
+            first = np.empty(R)
+            evaluate(False, first, grad_norm)
+            curve[:, 0] = first
+            active = np.isfinite(first).astype(np.uint8)
+            e = 1
+            for order in chunks:
+                E = order.shape[1]
+                part = np.empty((R, E))
+                run(order, active, part)
+                curve[:, e : e + E] = part
+                e += E
+            last = np.empty(R)
+            evaluate(True, last, grad_norm)
     finally:
         numba.set_num_threads(previous)
-    return TrainResult(_unpack(net, lay, _from_lanes(params, R)), curve, grad_norm, active == 0)
+    return TrainResult(_unpack(net, lay, result()), curve, grad_norm, active == 0)
