@@ -327,11 +327,12 @@ def targets(loss: str, Y: Array, n_out: int) -> Array:
 def correct(loss: str, f: Array, y: Array) -> Array:
     """Whether each sample is classified right, (..., out) -> (...) bool: the largest output is the
     target's largest entry (the class); with one output unit, the side of the decision boundary (0.5
-    for cross_entropy, 0 for hinge) is the target's."""
+    for cross_entropy, 0 for hinge) is the target's. A non-finite output is never right."""
+    finite = np.isfinite(f).all(axis=-1)  # a diverged network classifies nothing right
     if f.shape[-1] == 1:
         cut = 0.5 if loss == "cross_entropy" else 0.0
-        return (f[..., 0] > cut) == (y[..., 0] > cut)
-    return np.argmax(f, axis=-1) == np.argmax(y, axis=-1)
+        return finite & ((f[..., 0] > cut) == (y[..., 0] > cut))
+    return finite & (np.argmax(f, axis=-1) == np.argmax(y, axis=-1))
 
 
 # ---------------------------------------------------------------------------------------------------
