@@ -270,6 +270,55 @@ def layout(sizes: Sequence[int], batch_size: int) -> str:
 REPLICA_WORK = 16 * 32 * 32
 
 
+def train_memory(
+    sizes: Sequence[int],
+    *,
+    replicas: int,
+    n: int,
+    epochs: int,
+    batch_size: int = 1,
+    bias: bool = True,
+    threads: int = 2,
+) -> dict[str, int]:
+    """The bytes `train` allocates for a run of ``replicas`` seeds of ``sizes`` on n samples shared by
+    the replicas (beyond the caller's network and data), by part; the largest at once is their sum.
+
+    - ``parameters``: the kernels' copy of every replica's weights and biases and the trained
+      network returned (float64, R x P each; the lane layout pads R to a multiple of 16, the replica
+      layout each layer to a multiple of 8 numbers);
+    - ``orders``: the shuffled sample orders, generated ORDER_BUDGET indices (32 MB) at a time;
+    - ``curves``: the loss curve, R x (epochs + 1), and one slice's part of it;
+    - ``buffers``: each engine thread's activations, deltas and gradient (replica layout: up to 256
+      samples' activations of every layer; lanes: four samples' for 16 replicas);
+    - ``data``: X and Y as one contiguous float64 copy.
+    """
+    sizes = [int(s) for s in sizes]
+    R = int(replicas)
+    widths = sum(sizes)
+    wmax = max(sizes)
+    if layout(sizes, batch_size) == "lanes":
+        P = sum(a * b + (b if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        rows = -(-R // 16) * 16
+        per_thread = 16 * (4 * widths + 2 * wmax + 4 * sizes[-1] + P)
+    else:
+
+        def up(x: int) -> int:
+            return -(-x // 8) * 8
+
+        P = sum(up(a * b) + (up(b) if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        rows = R
+        block = max(8, min(256, (131072 // widths) // 8 * 8))  # nnlab._kernels.loss_block
+        per_thread = max(batch_size, block) * (widths + 2 * wmax) + P
+    chunk = min(int(epochs), max(1, ORDER_BUDGET // max(1, R * n)))  # epochs per slice of orders
+    return {
+        "parameters": 8 * (rows * P + R * P),
+        "orders": 8 * chunk * R * n,
+        "curves": 8 * R * (int(epochs) + 1 + chunk),
+        "buffers": 8 * per_thread * min(int(threads), R),
+        "data": 8 * n * (sizes[0] + sizes[-1]),
+    }
+
+
 def _plan(net: Network, align: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
     """lay (L, 4) = n_in, n_out, W offset, b offset (-1: none); foff (L + 1,) offsets of f_i; P.
     Every offset is a multiple of ``align`` (P too)."""

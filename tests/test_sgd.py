@@ -16,7 +16,7 @@ from nnlab import backprop, init_network, loss_of, network_from_arrays, train
 from nnlab import sgd as sgd_module
 from nnlab._kernels import LANES, sigmoid_array, tanh_array
 from nnlab.sgd import layout as layout_of
-from nnlab.sgd import shuffle_keys, shuffled_orders
+from nnlab.sgd import shuffle_keys, shuffled_orders, train_memory
 
 ACTS = ["identity", "relu", "sigmoid", "tanh"]
 # Architectures: small, deep, wide (more units than a vector's 16 lanes, and not a multiple of 16),
@@ -226,6 +226,19 @@ def test_a_run_depends_only_on_its_seed_not_on_chunks_or_threads(rng, layout, da
             np.testing.assert_array_equal(pw[part], ps)
         np.testing.assert_array_equal(whole.loss_curve[part], some.loss_curve)
         np.testing.assert_array_equal(whole.grad_norm[part], some.grad_norm)
+
+
+def test_memory_of_a_wide_job_is_bounded():
+    """32 seeds of a 1024-unit digits network, 150 epochs: well under a hundred MB of the engine's
+    own (the weights alone are 32 x 76,810 numbers, 20 MB per copy)."""
+    parts = train_memory([64, 1024, 10], replicas=32, n=1797, epochs=150, batch_size=16)
+    assert set(parts) == {"parameters", "orders", "curves", "buffers", "data"}
+    assert 2 * 32 * 76_810 * 8 <= parts["parameters"] < 1.01 * 2 * 32 * 76_810 * 8
+    assert parts["orders"] <= 8 * sgd_module.ORDER_BUDGET + 8 * 32 * 1797
+    assert sum(parts.values()) < 100e6
+    # The lanes: 4096 XOR seeds over 2000 epochs keep their curve (65 MB), not much else.
+    small = train_memory([2, 2, 1], replicas=4096, n=4, epochs=2000)
+    assert small["curves"] < 80e6 and small["parameters"] < 1e6
 
 
 def test_the_layout_depends_on_the_shapes_only():
