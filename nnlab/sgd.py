@@ -249,6 +249,12 @@ def _train_numpy(
 # The compiled engine: pack the replicas into the kernels' layout, run, unpack.
 
 LAYOUTS = ("lanes", "replica")
+# Where the replica layout overtakes the lanes (measured with one engine thread on this project's
+# machine, see README "Speed"): with a minibatch, once a layer has 1024 weights (its matrix products
+# then beat 16 replicas' sample-by-sample passes); with per-sample SGD, once a replica has 32768
+# parameters (16 replicas' weights, 4 MB, no longer stay in a core's cache).
+REPLICA_LAYER = 1024
+REPLICA_PARAMS = 32768
 
 
 def layout(sizes: Sequence[int], batch_size: int) -> str:
@@ -257,17 +263,16 @@ def layout(sizes: Sequence[int], batch_size: int) -> str:
     "lanes" keeps 16 replicas in one vector and runs the samples one by one: every weight of 16
     replicas streams once per sample, which suits small networks and per-sample SGD. "replica" trains
     one replica at a time, each minibatch step a few matrix products (BLAS) on weights that stay in
-    the core's cache: the layout of wide layers and larger batches. The choice depends on the
-    architecture and the batch size only, never on the number of replicas or threads, so a run's
-    numbers depend only on its configuration and seed.
+    the core's cache: the layout of wide layers with minibatches, and of large networks. The choice
+    depends on the architecture and the batch size only, never on the number of replicas or threads,
+    so a run's numbers depend only on its configuration and seed.
     """
-    widest = max(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-    return "replica" if batch_size * widest >= REPLICA_WORK else "lanes"
-
-
-# Weights of the largest layer times the batch size above which the replica layout is faster
-# (measured with scripts/bench_engine.py --layouts on this project's machine).
-REPLICA_WORK = 16 * 32 * 32
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=False))
+    widest = max(a * b for a, b in pairs)
+    params = sum(a * b + b for a, b in pairs)
+    if params >= REPLICA_PARAMS or (batch_size >= 2 and widest >= REPLICA_LAYER):
+        return "replica"
+    return "lanes"
 
 
 def train_memory(

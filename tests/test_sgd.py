@@ -32,7 +32,7 @@ LAYOUTS = ["lanes", "replica"]
 
 def force_layout(monkeypatch, layout):
     """Make `train`'s compiled engine use ``layout`` for every shape."""
-    monkeypatch.setattr(sgd_module, "REPLICA_WORK", 0 if layout == "replica" else 2**62)
+    monkeypatch.setattr(sgd_module, "layout", lambda sizes, batch_size: layout)
 
 
 @pytest.fixture(params=["numpy", *LAYOUTS])
@@ -242,13 +242,16 @@ def test_memory_of_a_wide_job_is_bounded():
 
 
 def test_the_layout_depends_on_the_shapes_only():
-    """Small networks and per-sample SGD take the lanes; a wide layer with a minibatch takes the
-    replica layout. (`layout` takes no replica count: it cannot depend on it.)"""
+    """Small networks take the lanes; a wide layer with a minibatch, or a large network, the replica
+    layout. (`layout` takes no replica count: it cannot depend on it.)"""
     assert layout_of([2, 2, 1], 1) == "lanes"
     assert layout_of([2, 16, 16, 16, 16, 16, 16, 16, 16, 1], 1) == "lanes"
-    assert layout_of([64, 256, 10], 16) == "replica"
+    assert layout_of([2, 128, 1], 32) == "lanes"
+    assert layout_of([64, 64, 10], 1) == "lanes"
+    assert layout_of([64, 16, 10], 2) == "replica"
     assert layout_of([64, 1024, 10], 16) == "replica"
     assert layout_of([64, 256, 256, 10], 64) == "replica"
+    assert layout_of([2, 128, 128, 128, 1], 1) == "replica"
 
 
 def test_auto_engine_and_threads_are_the_compiled_engine(rng, layout):
