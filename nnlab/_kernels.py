@@ -673,10 +673,25 @@ def _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc):
 
 @njit(**_OPTS)
 def _lanes_gather(A3, rows, idx, width, out):
-    """out[j, l] = A3[rows[l], idx[l], j]: each lane's sample."""
-    for j in range(width):
+    """out[j, l] = A3[rows[l], idx[l], j]: each lane's sample (A3 C-contiguous)."""
+    flat = A3.reshape(A3.size)
+    n = A3.shape[1]
+    for l in range(W):
+        at = (rows[l] * n + idx[l]) * width
+        for j in range(width):
+            out[j * W + l] = flat[at + j]
+
+
+@njit(**_OPTS)
+def _lanes_sample(A3, rows, s, width, out):
+    """out[j, l] = A3[rows[l], s, j]: sample s for every lane, a broadcast when the data is shared."""
+    if A3.shape[0] > 1:
         for l in range(W):
-            out[j * W + l] = A3[rows[l], idx[l], j]
+            for j in range(width):
+                out[j * W + l] = A3[rows[l], s, j]
+    else:
+        for j in range(width):
+            vstore(out, j * W, vsplat(A3[0, s, j]))
 
 
 @njit(**_OPTS)
@@ -694,20 +709,16 @@ def _lanes_full(p, lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx
         nf = f.shape[0] // (4 * W)
         while s + 4 <= n:
             for t in range(4):
-                for l in range(W):
-                    idx[l] = s + t
-                _lanes_gather(X3, xr, idx, nx, f[t * nf * W :])
-                _lanes_gather(Y3, xr, idx, nout, y[t * nout * W :])
+                _lanes_sample(X3, xr, s + t, nx, f[t * nf * W :])
+                _lanes_sample(Y3, xr, s + t, nout, y[t * nout * W :])
             _lanes_forward4(p, lay, foff, f, nf, hid, _forward_code(outc, lossc))
             for t in range(4):
                 ls = _lanes_output_delta(f[t * nf * W :], foff[L], y[t * nout * W :], nout, outc, lossc, d)
                 total = vadd(total, ls)
             s += 4
     while s < n:
-        for l in range(W):
-            idx[l] = s
-        _lanes_gather(X3, xr, idx, nx, f)
-        _lanes_gather(Y3, xr, idx, nout, y)
+        _lanes_sample(X3, xr, s, nx, f)
+        _lanes_sample(Y3, xr, s, nout, y)
         _lanes_forward(p, lay, foff, f, hid, _forward_code(outc, lossc))
         total = vadd(total, _lanes_output_delta(f, foff[L], y, nout, outc, lossc, d))
         if want_grad:
