@@ -20,6 +20,7 @@ defines a function, not by changes to the modules it imports.)
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 
@@ -960,39 +961,65 @@ def _rows_times_dact(g, f, fi, m, nin, hid, tmp):
                 g[row + j] *= tmp[j - full]
 
 
+# What the replica kernels know of the network: the layer table (n_in, n_out, W offset, b offset),
+# the offsets of the activations f_i, and the codes of the hidden and output activations and the loss.
+Spec = collections.namedtuple("Spec", ["lay", "foff", "hid", "outc", "lossc"])
+# One thread's working memory: the activations f of up to `rows` samples (every layer's), deltas d
+# and g (rows x the widest layer), tmp (one vector) and the by-reference arguments of BLAS (iw, fw).
+Work = collections.namedtuple("Work", ["f", "d", "g", "tmp", "iw", "fw", "rows"])
+
+
 @njit(**_OPTS)
-def _rows_forward(gemm, p, lay, foff, f, rows, m, hid, fout, tmp, iw, fw):
-    """z_i = f_{i-1} W_i + b_i and f_i = act(z_i) for the m rows of f_0 (fout: the output layer's)."""
+def _work(spec, rows):
+    lay, foff = spec.lay, spec.foff
+    wmax = 1
+    for i in range(lay.shape[0]):
+        wmax = max(wmax, lay[i, 0], lay[i, 1])
+    f = aligned_zeros(rows * (foff[foff.shape[0] - 1] + lay[lay.shape[0] - 1, 1]))
+    d, g = aligned_zeros(rows * wmax), aligned_zeros(rows * wmax)
+    return Work(f, d, g, aligned_zeros(W), np.zeros(8, dtype=np.int32), np.zeros(2), rows)
+
+
+@njit(**_OPTS)
+def _rows_forward(gemm, p, spec, work, m):
+    """z_i = f_{i-1} W_i + b_i and f_i = act(z_i) for the m rows of f_0 (the output layer keeps z_L
+    for cross_entropy, see `_forward_code`)."""
+    lay, foff, f, rows = spec.lay, spec.foff, work.f, work.rows
     L = lay.shape[0]
     for i in range(L):
         nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
         fo = rows * foff[i + 1]
-        _mm(gemm, f[rows * foff[i] :], p[wo:], f[fo:], m, nin, nout, iw, fw)
-        _rows_bias_act(f, fo, m, nout, p, bo, fout if i == L - 1 else hid, tmp)
+        _mm(gemm, f[rows * foff[i] :], p[wo:], f[fo:], m, nin, nout, work.iw, work.fw)
+        code = _forward_code(spec.outc, spec.lossc) if i == L - 1 else spec.hid
+        _rows_bias_act(f, fo, m, nout, p, bo, code, work.tmp)
 
 
 @njit(**_OPTS)
-def _rows_output(f, rows, foff, Y, idx, m, nout, outc, lossc, d):
+def _rows_output(spec, work, Y, idx, m):
     """Sum over the m rows of the per-sample loss (row s's target Y[idx[s]]); d rows = delta_L."""
-    fo = rows * foff[foff.shape[0] - 1]
+    fo = work.rows * spec.foff[spec.foff.shape[0] - 1]
+    nout = spec.lay[spec.lay.shape[0] - 1, 1]
     total = 0.0
     for s in range(m):
-        total += _output_row(f, fo + s * nout, 1, Y[idx[s]], 0, 1, nout, outc, lossc, d, s * nout, 1)
+        total += _output_row(
+            work.f, fo + s * nout, 1, Y[idx[s]], 0, 1, nout, spec.outc, spec.lossc, work.d, s * nout, 1
+        )
     return total
 
 
 @njit(**_OPTS)
-def _rows_backward(gemm, p, lay, foff, f, rows, m, d, g, hid, lr, acc, tmp, iw, fw):
-    """From delta_L (rows of d): with lr > 0 one SGD step, W_i -= lr/m f_{i-1}^T delta_i and
+def _rows_backward(gemm, p, spec, work, m, lr, acc):
+    """From delta_L (rows of work.d): with lr > 0 one SGD step, W_i -= lr/m f_{i-1}^T delta_i and
     b_i -= lr mean(delta_i), each delta_{i-1} = act'(f_{i-1}) * (delta_i W_i^T) taken from the old
     W_i; with lr = 0, acc += the summed gradient instead (acc laid out like p)."""
-    L = lay.shape[0]
-    for i in range(L - 1, -1, -1):
+    lay, f, rows, iw, fw = spec.lay, work.f, work.rows, work.iw, work.fw
+    d, g = work.d, work.g
+    for i in range(lay.shape[0] - 1, -1, -1):
         nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
-        fi = rows * foff[i]
+        fi = rows * spec.foff[i]
         if i > 0:
             _mm_bt(gemm, d, p[wo:], g, m, nout, nin, iw, fw)
-            _rows_times_dact(g, f, fi, m, nin, hid, tmp)
+            _rows_times_dact(g, f, fi, m, nin, spec.hid, work.tmp)
         if lr > 0.0:
             _mm_at(gemm, f[fi:], d, p[wo:], m, nin, nout, -lr / m, 1.0, iw, fw)
         else:
@@ -1000,7 +1027,6 @@ def _rows_backward(gemm, p, lay, foff, f, rows, m, d, g, hid, lr, acc, tmp, iw, 
         if bo >= 0:
             _rows_bias_step(p, acc, bo, d, m, nout, lr)
         d, g = g, d
-    return d
 
 
 @njit(**_OPTS)
@@ -1035,31 +1061,22 @@ def loss_block(lay, foff):
 
 
 @njit(**_OPTS)
-def _rows_buffers(lay, foff, rows):
-    wmax = 1
-    for i in range(lay.shape[0]):
-        wmax = max(wmax, lay[i, 0], lay[i, 1])
-    f = aligned_zeros(rows * (foff[foff.shape[0] - 1] + lay[lay.shape[0] - 1, 1]))
-    return f, aligned_zeros(rows * wmax), aligned_zeros(rows * wmax), aligned_zeros(W)
-
-
-@njit(**_OPTS)
-def _rows_full(gemm, p, lay, foff, X, Y, f, rows, nb, d, g, hid, outc, lossc, acc, tmp, iw, fw):
-    """Mean loss over all n samples, in blocks of nb rows; with acc (size P), acc = the summed
-    gradient as well."""
+def _rows_full(gemm, p, spec, work, X, Y, acc):
+    """Mean loss over all n samples, in blocks of `loss_block` rows; with acc (size P, else size 0),
+    acc = the summed gradient as well."""
     n, nx = X.shape
-    fout = _forward_code(outc, lossc)
+    nb = loss_block(spec.lay, spec.foff)
     idx = np.arange(nb)
     total = 0.0
     for s0 in range(0, n, nb):
         m = min(nb, n - s0)
         for s in range(m):
             idx[s] = s0 + s
-            f[s * nx : (s + 1) * nx] = X[s0 + s]
-        _rows_forward(gemm, p, lay, foff, f, rows, m, hid, fout, tmp, iw, fw)
-        total += _rows_output(f, rows, foff, Y, idx, m, lay[lay.shape[0] - 1, 1], outc, lossc, d)
+            work.f[s * nx : (s + 1) * nx] = X[s0 + s]
+        _rows_forward(gemm, p, spec, work, m)
+        total += _rows_output(spec, work, Y, idx, m)
         if acc.shape[0] > 0:
-            _rows_backward(gemm, p, lay, foff, f, rows, m, d, g, hid, 0.0, acc, tmp, iw, fw)
+            _rows_backward(gemm, p, spec, work, m, 0.0, acc)
     return total / n
 
 
@@ -1069,66 +1086,65 @@ def _pick(r, A3):
     return min(np.int64(r), A3.shape[0] - 1)  # (prange's index may be unsigned)
 
 
+@njit(**_OPTS)
+def _replica_epochs(gemm, p, spec, X, Y, order, lr, B, on, curve):
+    """One replica through the epochs of order (E, n); returns whether it is still active. (The
+    parallel loops below only call this and `_rows_full`: numba's parfors mishandle a Work tuple
+    made inside their body.)"""
+    E, n = order.shape
+    nx = X.shape[1]
+    work = _work(spec, max(B, loss_block(spec.lay, spec.foff)))
+    none = np.zeros(0)
+    for e in range(E):
+        start = 0
+        while on and start < n:
+            m = min(B, n - start)
+            idx = order[e, start : start + m]
+            for s in range(m):
+                work.f[s * nx : (s + 1) * nx] = X[idx[s]]
+            _rows_forward(gemm, p, spec, work, m)
+            if not math.isfinite(_rows_output(spec, work, Y, idx, m)):
+                on = False  # the batch loss before the step: this replica has diverged
+                break
+            _rows_backward(gemm, p, spec, work, m, lr, none)
+            start += m
+        curve[e] = _rows_full(gemm, p, spec, work, X, Y, none)
+        on = on and math.isfinite(curve[e])
+    return on
+
+
+@njit(**_OPTS)
+def _replica_loss(gemm, p, spec, X, Y, want_grad):
+    """(full-data mean loss, norm of its gradient or 0) of one replica."""
+    acc = np.zeros(p.shape[0] if want_grad else 0)
+    loss = _rows_full(gemm, p, spec, _work(spec, loss_block(spec.lay, spec.foff)), X, Y, acc)
+    sq = 0.0
+    for q in range(acc.shape[0]):
+        sq += (acc[q] / X.shape[0]) ** 2
+    return loss, math.sqrt(sq)
+
+
 @njit(parallel=True, **_OPTS)
-def replica_train(gemm, params, lay, foff, X3, Y3, order3, lr, B, hid, outc, lossc, active, curve):
+def replica_train(gemm, params, spec, X3, Y3, order3, lr, B, active, curve):
     """Train every replica through the epochs of order3, one replica per thread at a time.
 
-    params (R, P) updated in place; X3 (1 or R, n, d); Y3 (1 or R, n, out); order3 (1 or R, E, n);
-    active (R,) uint8, cleared when a replica's loss stops being finite (it then stops updating);
-    curve (R, E) receives the full-data loss after each epoch.
+    params (R, P) updated in place; spec a `Spec`; X3 (1 or R, n, d); Y3 (1 or R, n, out); order3
+    (1 or R, E, n); active (R,) uint8, cleared when a replica's loss stops being finite (it then
+    stops updating); curve (R, E) receives the full-data loss after each epoch.
     """
-    R = params.shape[0]
-    E, n = order3.shape[1], order3.shape[2]
-    nx = X3.shape[2]
-    nb = loss_block(lay, foff)
-    rows = max(B, nb)
-    fout = _forward_code(outc, lossc)
-    nout = lay[lay.shape[0] - 1, 1]
-    for r in prange(R):
-        p = params[r]
+    for r in prange(params.shape[0]):
         X, Y, order = X3[_pick(r, X3)], Y3[_pick(r, Y3)], order3[_pick(r, order3)]
-        f, d, g, tmp = _rows_buffers(lay, foff, rows)
-        iw, fw, none = np.zeros(8, dtype=np.int32), np.zeros(2), np.zeros(0)
-        on = active[r] != 0
-        for e in range(E):
-            start = 0
-            while on and start < n:
-                m = min(B, n - start)
-                idx = order[e, start : start + m]
-                for s in range(m):
-                    f[s * nx : (s + 1) * nx] = X[idx[s]]
-                _rows_forward(gemm, p, lay, foff, f, rows, m, hid, fout, tmp, iw, fw)
-                if not math.isfinite(_rows_output(f, rows, foff, Y, idx, m, nout, outc, lossc, d)):
-                    on = False  # the batch loss before the step: this replica has diverged
-                    break
-                _rows_backward(gemm, p, lay, foff, f, rows, m, d, g, hid, lr, none, tmp, iw, fw)
-                start += m
-            curve[r, e] = _rows_full(
-                gemm, p, lay, foff, X, Y, f, rows, nb, d, g, hid, outc, lossc, none, tmp, iw, fw
-            )
-            on = on and math.isfinite(curve[r, e])
+        on = _replica_epochs(gemm, params[r], spec, X, Y, order, lr, B, active[r] != 0, curve[r])
         active[r] = 1 if on else 0
 
 
 @njit(parallel=True, **_OPTS)
-def replica_evaluate(gemm, params, lay, foff, X3, Y3, hid, outc, lossc, want_grad, loss, gnorm):
+def replica_evaluate(gemm, params, spec, X3, Y3, want_grad, loss, gnorm):
     """loss (R,) = full-data mean loss; with want_grad, gnorm (R,) = the norm of its gradient."""
-    R, P = params.shape
-    nb = loss_block(lay, foff)
-    n = X3.shape[1]
-    for r in prange(R):
-        X, Y = X3[_pick(r, X3)], Y3[_pick(r, Y3)]
-        f, d, g, tmp = _rows_buffers(lay, foff, nb)
-        acc = np.zeros(P if want_grad else 0)
-        iw, fw = np.zeros(8, dtype=np.int32), np.zeros(2)
-        loss[r] = _rows_full(
-            gemm, params[r], lay, foff, X, Y, f, nb, nb, d, g, hid, outc, lossc, acc, tmp, iw, fw
-        )
+    for r in prange(params.shape[0]):
+        loss[r], norm = _replica_loss(gemm, params[r], spec, X3[_pick(r, X3)], Y3[_pick(r, Y3)], want_grad)
         if want_grad:
-            sq = 0.0
-            for q in range(P):
-                sq += (acc[q] / n) ** 2
-            gnorm[r] = math.sqrt(sq)
+            gnorm[r] = norm
 
 
 # ---------------------------------------------------------------------------------------------------

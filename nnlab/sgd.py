@@ -444,11 +444,13 @@ def _train_compiled(
         # One BLAS thread: the kernels call it from every engine thread at once.
         blas = _blas_threads().limit(limits=1, user_api="blas")
 
+        spec = K.Spec(lay, foff, *codes)
+
         def run(order, active, part):
-            K.replica_train(gemm, params, lay, foff, X3, Y3, order, lr, batch_size, *codes, active, part)
+            K.replica_train(gemm, params, spec, X3, Y3, order, lr, batch_size, active, part)
 
         def evaluate(want_grad, loss, gnorm):
-            K.replica_evaluate(gemm, params, lay, foff, X3, Y3, *codes, want_grad, loss, gnorm)
+            K.replica_evaluate(gemm, params, spec, X3, Y3, want_grad, loss, gnorm)
 
         def result():
             return params
