@@ -249,11 +249,12 @@ def _train_numpy(
 # The compiled engine: pack the replicas into the kernels' layout, run, unpack.
 
 LAYOUTS = ("lanes", "replica")
-# Where the replica layout overtakes the lanes (measured with one engine thread on this project's
-# machine, see README "Speed"): with a minibatch, once a layer has 1024 weights (its matrix products
-# then beat 16 replicas' sample-by-sample passes); with per-sample SGD, once a replica has 32768
-# parameters (16 replicas' weights, 4 MB, no longer stay in a core's cache).
-REPLICA_LAYER = 1024
+# Where the replica layout overtakes the lanes (`scripts/bench_engine.py --crossover`, one engine
+# thread, this project's machine): with a minibatch, once a layer has 2048 weights (its matrix
+# products then beat 16 replicas' sample-by-sample passes; around 1024-1600 the two are within 20%
+# either way); with per-sample SGD, once a replica has 32768 parameters (16 replicas' weights, 4 MB,
+# no longer stay in a core's cache; around it the two are within 20%).
+REPLICA_LAYER = 2048
 REPLICA_PARAMS = 32768
 
 

@@ -31,6 +31,11 @@ step).
 
     python scripts/bench_engine.py [--configs DIG1024,D1W32] [--repeats 3] [--no-jax] [--no-torch]
                                    [--markdown]
+    python scripts/bench_engine.py --crossover
+
+--crossover measures what `nnlab.sgd.layout` rests on: both compiled layouts, forced, on one thread,
+over a grid of shapes and batch sizes (n = 512 samples, 32 seeds), and prints the replica layout's
+rate over the lanes'.
 """
 
 from __future__ import annotations
@@ -122,13 +127,13 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
-def calibrated_epochs(case: Case, one_epoch) -> int:
-    """Epochs a slow baseline times: about one second of work (timed from one epoch), at most
+def calibrated_epochs(case: Case, one_epoch, seconds: float = 1.0) -> int:
+    """Epochs a slow baseline times: about ``seconds`` of work (timed from one epoch), at most
     case.epochs. ``one_epoch()`` runs one epoch (its first call also warms up)."""
     one_epoch()
     t = time.perf_counter()
     one_epoch()
-    return int(max(1, min(case.epochs, round(1.0 / max(time.perf_counter() - t, 1e-9)))))
+    return int(max(1, min(case.epochs, round(seconds / max(time.perf_counter() - t, 1e-9)))))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -148,6 +153,59 @@ def rate_nnlab(case: Case, repeats: int) -> tuple[float, str, int]:
     seconds = best_time(run, repeats)
     diverged = int(result["r"].diverged.sum())
     return case.seeds * case.n * case.epochs / seconds, layout(case.sizes, case.batch), diverged
+
+
+CROSSOVER_SHAPES = [
+    [64, 16, 10],
+    [64, 32, 10],
+    [64, 64, 10],
+    [2, 32, 1],
+    [2, 64, 1],
+    [2, 128, 1],
+    [2, 32, 32, 1],
+    [2, 64, 64, 1],
+    [2, 16, 16, 16, 1],
+    [2, 128, 128, 1],
+    [2, 128, 128, 128, 1],
+    [64, 512, 10],
+]
+
+
+def crossover(repeats: int) -> None:
+    """Both layouts forced, one engine thread: the replica layout's rate over the lanes'."""
+    import nnlab
+    from nnlab import sgd
+
+    rng = np.random.default_rng(0)
+    chosen = sgd.layout
+    print("sizes                      batch  weights/layer  params       lanes     replica  ratio  chosen")
+    try:
+        for sizes in CROSSOVER_SHAPES:
+            for batch in (1, 2, 4, 16, 32):
+                n = 512
+                X, Y = rng.uniform(-1, 1, (n, sizes[0])), rng.uniform(-0.5, 0.5, (n, sizes[-1]))
+                net = nnlab.init_network(sizes, seeds=range(32))
+                rates = {}
+                for name in sgd.LAYOUTS:
+                    sgd.layout = lambda s, b, name=name: name
+
+                    def run(epochs, net=net, X=X, Y=Y, batch=batch):
+                        nnlab.train(net, X, Y, lr=0.01, epochs=epochs, batch_size=batch, threads=1)
+
+                    epochs = calibrated_epochs(
+                        Case(tuple(sizes), n, batch, 32, 100, ""), lambda run=run: run(1)
+                    )
+                    rates[name] = 32 * n * epochs / best_time(lambda run=run, e=epochs: run(e), repeats)
+                sgd.layout = chosen
+                widest = max(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+                ratio = rates["replica"] / rates["lanes"]
+                print(
+                    f"{str(sizes):26} {batch:5} {widest:14,} {net.n_params:7,} {rates['lanes']:11,.0f} "
+                    f"{rates['replica']:11,.0f} {ratio:6.2f}  {chosen(sizes, batch)}",
+                    flush=True,
+                )
+    finally:
+        sgd.layout = chosen
 
 
 def machine_peak() -> tuple[float, float]:
@@ -328,10 +386,14 @@ def main(argv=None) -> int:
     ap.add_argument("--no-jax", action="store_true", help="skip JAX")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     ap.add_argument("--markdown", action="store_true", help="print the table in markdown")
+    ap.add_argument("--crossover", action="store_true", help="time both layouts over a grid of shapes")
     ap.add_argument("--worker", choices=["jax", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         return worker(args)
+    if args.crossover:
+        crossover(args.repeats)
+        return 0
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in names if c not in CASES]
     if unknown:
