@@ -1093,7 +1093,7 @@ def _replica_epochs(gemm, p, spec, X, Y, order, lr, B, on, curve):
     made inside their body.)"""
     E, n = order.shape
     nx = X.shape[1]
-    work = _work(spec, max(B, loss_block(spec.lay, spec.foff)))
+    work = _work(spec, max(min(B, n), loss_block(spec.lay, spec.foff)))  # a batch is at most n rows
     none = np.zeros(0)
     for e in range(E):
         start = 0

@@ -314,7 +314,7 @@ def train_memory(
         P = sum(up(a * b) + (up(b) if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         rows = R
         block = max(8, min(256, (131072 // widths) // 8 * 8))  # nnlab._kernels.loss_block
-        per_thread = max(batch_size, block) * (widths + 2 * wmax) + P
+        per_thread = max(min(batch_size, n), block) * (widths + 2 * wmax) + P
     chunk = min(int(epochs), max(1, ORDER_BUDGET // max(1, R * n)))  # epochs per slice of orders
     return {
         "parameters": 8 * (rows * P + R * P),

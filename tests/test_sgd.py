@@ -241,6 +241,17 @@ def test_memory_of_a_wide_job_is_bounded():
     assert small["curves"] < 80e6 and small["parameters"] < 1e6
 
 
+def test_a_batch_larger_than_the_data_is_one_full_batch(rng, engine):
+    """batch_size 10**6 on 9 samples: one step per epoch on the mean over all 9 (and no buffer of a
+    million rows)."""
+    X, Y = make_data(rng, 9, 3, 2)
+    net = init_network([3, 64, 64, 2], seeds=[1, 2])
+    huge = train(net, X, Y, lr=0.05, epochs=2, batch_size=10**6, engine=engine)
+    whole = train(net, X, Y, lr=0.05, epochs=2, batch_size=9, engine=engine)
+    assert_same_result(huge, whole)
+    assert train_memory([3, 64, 64, 2], replicas=2, n=9, epochs=2, batch_size=10**6)["buffers"] < 10e6
+
+
 def test_the_layout_depends_on_the_shapes_only():
     """Small networks take the lanes; a wide layer with a minibatch, or a large network, the replica
     layout. (`layout` takes no replica count: it cannot depend on it.)"""
