@@ -20,6 +20,8 @@ defines a function, not by changes to the modules it imports.)
 
 from __future__ import annotations
 
+import collections
+import functools
 import math
 
 import numpy as np
@@ -280,13 +282,40 @@ def vstep(typingctx, v):
     return f64xW(v), codegen
 
 
+@intrinsic
+def vpos(typingctx, v):
+    """max(v, 0) lane-wise, NaN kept (the hinge's max(0, 1 - y f) as numpy computes it)."""
+
+    def codegen(context, builder, sig, args):
+        keep = builder.fcmp_unordered(">", args[0], _splat(0.0))
+        return builder.select(keep, args[0], _splat(0.0))
+
+    return f64xW(v), codegen
+
+
+@intrinsic
+def vhinge_slope(typingctx, margin, y):
+    """-y where the margin y f is below 1, else 0 (the hinge's subgradient, 0 at the kink)."""
+
+    def codegen(context, builder, sig, args):
+        inside = builder.fcmp_ordered("<", args[0], _splat(1.0))
+        return builder.select(inside, builder.fneg(args[1]), _splat(0.0))
+
+    return f64xW(margin, y), codegen
+
+
 # ---------------------------------------------------------------------------------------------------
 # The kernels.
 
-IDENTITY, TANH, RELU, SIGMOID = 0, 1, 2, 3
-ACTIVATION_CODES = {"identity": IDENTITY, "tanh": TANH, "relu": RELU, "sigmoid": SIGMOID}
-HALF_SQUARED, SQUARED = 0, 1
-LOSS_CODES = {"half_squared": HALF_SQUARED, "squared": SQUARED}
+IDENTITY, TANH, RELU, SIGMOID, SOFTMAX = 0, 1, 2, 3, 4
+ACTIVATION_CODES = {"identity": IDENTITY, "tanh": TANH, "relu": RELU, "sigmoid": SIGMOID, "softmax": SOFTMAX}
+HALF_SQUARED, SQUARED, CROSS_ENTROPY, HINGE = 0, 1, 2, 3
+LOSS_CODES = {
+    "half_squared": HALF_SQUARED,
+    "squared": SQUARED,
+    "cross_entropy": CROSS_ENTROPY,
+    "hinge": HINGE,
+}
 LANES = W
 
 # No fast-math: the vector code spells out every FMA, and divergence detection needs NaN and inf.
@@ -314,6 +343,72 @@ def _v_dact(fv, code):
     if code == SIGMOID:
         return vmul(fv, vsub(vsplat(1.0), fv))
     return vsplat(1.0)
+
+
+@njit(**_OPTS)
+def _forward_code(outc, lossc):
+    """The activation the forward pass applies to the output layer: none (z_L is kept) for
+    cross_entropy, whose loss and delta are computed from z_L (`_output_row`)."""
+    return IDENTITY if lossc == CROSS_ENTROPY else outc
+
+
+@njit(**_OPTS)
+def _dact(f, code):
+    """act'(z) from the output f, one number."""
+    if code == TANH:
+        return 1.0 - f * f
+    if code == RELU:
+        return 1.0 if f > 0.0 else 0.0
+    if code == SIGMOID:
+        return f * (1.0 - f)
+    return 1.0
+
+
+@njit(**_OPTS)
+def _output_row(f, fo, fs, y, yo, ys, nout, outc, lossc, d, do, ds):
+    """One sample's output layer, unit k at f[fo + k fs], y[yo + k ys], d[do + k ds]: returns its loss
+    and writes delta_L = dLoss/dz_L into d, as `nnlab.functions.output_loss` and `output_delta` do.
+    f holds f_L, or z_L for cross_entropy."""
+    if lossc == CROSS_ENTROPY:
+        if nout == 1:
+            # softplus(z) - y z, and delta = sigmoid(z) - y.
+            z, t = f[fo], y[yo]
+            e = math.exp(-abs(z))
+            d[do] = (1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)) - t
+            return max(z, 0.0) - t * z + math.log1p(e)
+        # m = max z at unit top; loss = sum_k y_k (m - z_k) + sum_k y_k log1p(sum_{k != top} e_k).
+        top, m = 0, f[fo]
+        for k in range(1, nout):
+            if f[fo + k * fs] > m:
+                top, m = k, f[fo + k * fs]
+        rest, total = 0.0, 0.0
+        for k in range(nout):
+            e = math.exp(f[fo + k * fs] - m)
+            d[do + k * ds] = e
+            total += e
+            if k != top:
+                rest += e
+        margin, ysum = 0.0, 0.0
+        for k in range(nout):
+            t = y[yo + k * ys]
+            if t != 0.0:
+                margin += t * (m - f[fo + k * fs])
+                ysum += t
+            d[do + k * ds] = d[do + k * ds] / total - t  # softmax(z) - y
+        return margin + ysum * math.log1p(rest)
+    loss = 0.0
+    for k in range(nout):
+        fk, t = f[fo + k * fs], y[yo + k * ys]
+        if lossc == HINGE:
+            slack = 1.0 - t * fk
+            loss += slack if (slack > 0.0 or slack != slack) else 0.0
+            g = -t if t * fk < 1.0 else 0.0
+        else:
+            e = fk - t
+            loss += e * e
+            g = e if lossc == HALF_SQUARED else 2.0 * e
+        d[do + k * ds] = g * _dact(fk, outc)
+    return 0.5 * loss if lossc == HALF_SQUARED else loss
 
 
 @njit(**_OPTS)
@@ -433,13 +528,26 @@ def _lanes_forward4(p, lay, foff, f, nf, hid, outc):
 
 @njit(**_OPTS)
 def _lanes_output_delta(f, fo, y, nout, outc, lossc, d):
-    """Per-sample loss of each lane (returned vector); d rows = dLoss/df_L * act'(f_L)."""
+    """Per-sample loss of each lane (returned vector); d rows = delta_L = dLoss/dz_L (for the
+    elementwise pairs dLoss/df_L * act'(f_L)). f rows hold f_L, or z_L for cross_entropy."""
     ls = vsplat(0.0)
+    if lossc == CROSS_ENTROPY:
+        # Lane by lane (a softmax mixes the units; exp and log1p per sample are cheap here).
+        out = np.empty(W)
+        for l in range(W):
+            out[l] = _output_row(f, fo * W + l, W, y, l, W, nout, outc, lossc, d, l, W)
+        return vload(out, 0)
     for k in range(nout):
         fv = vload(f, (fo + k) * W)
-        e = vsub(fv, vload(y, k * W))
-        ls = vfma(e, e, ls)
-        g = e if lossc == HALF_SQUARED else vmul(vsplat(2.0), e)
+        yv = vload(y, k * W)
+        if lossc == HINGE:
+            margin = vmul(yv, fv)
+            ls = vadd(ls, vpos(vsub(vsplat(1.0), margin)))
+            g = vhinge_slope(margin, yv)
+        else:
+            e = vsub(fv, yv)
+            ls = vfma(e, e, ls)
+            g = e if lossc == HALF_SQUARED else vmul(vsplat(2.0), e)
         vstore(d, k * W, vmul(g, _v_dact(fv, outc)))
     return vmul(vsplat(0.5), ls) if lossc == HALF_SQUARED else ls
 
@@ -566,10 +674,25 @@ def _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc):
 
 @njit(**_OPTS)
 def _lanes_gather(A3, rows, idx, width, out):
-    """out[j, l] = A3[rows[l], idx[l], j]: each lane's sample."""
-    for j in range(width):
+    """out[j, l] = A3[rows[l], idx[l], j]: each lane's sample (A3 C-contiguous)."""
+    flat = A3.reshape(A3.size)
+    n = A3.shape[1]
+    for l in range(W):
+        at = (rows[l] * n + idx[l]) * width
+        for j in range(width):
+            out[j * W + l] = flat[at + j]
+
+
+@njit(**_OPTS)
+def _lanes_sample(A3, rows, s, width, out):
+    """out[j, l] = A3[rows[l], s, j]: sample s for every lane, a broadcast when the data is shared."""
+    if A3.shape[0] > 1:
         for l in range(W):
-            out[j * W + l] = A3[rows[l], idx[l], j]
+            for j in range(width):
+                out[j * W + l] = A3[rows[l], s, j]
+    else:
+        for j in range(width):
+            vstore(out, j * W, vsplat(A3[0, s, j]))
 
 
 @njit(**_OPTS)
@@ -587,21 +710,17 @@ def _lanes_full(p, lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx
         nf = f.shape[0] // (4 * W)
         while s + 4 <= n:
             for t in range(4):
-                for l in range(W):
-                    idx[l] = s + t
-                _lanes_gather(X3, xr, idx, nx, f[t * nf * W :])
-                _lanes_gather(Y3, xr, idx, nout, y[t * nout * W :])
-            _lanes_forward4(p, lay, foff, f, nf, hid, outc)
+                _lanes_sample(X3, xr, s + t, nx, f[t * nf * W :])
+                _lanes_sample(Y3, xr, s + t, nout, y[t * nout * W :])
+            _lanes_forward4(p, lay, foff, f, nf, hid, _forward_code(outc, lossc))
             for t in range(4):
                 ls = _lanes_output_delta(f[t * nf * W :], foff[L], y[t * nout * W :], nout, outc, lossc, d)
                 total = vadd(total, ls)
             s += 4
     while s < n:
-        for l in range(W):
-            idx[l] = s
-        _lanes_gather(X3, xr, idx, nx, f)
-        _lanes_gather(Y3, xr, idx, nout, y)
-        _lanes_forward(p, lay, foff, f, hid, outc)
+        _lanes_sample(X3, xr, s, nx, f)
+        _lanes_sample(Y3, xr, s, nout, y)
+        _lanes_forward(p, lay, foff, f, hid, _forward_code(outc, lossc))
         total = vadd(total, _lanes_output_delta(f, foff[L], y, nout, outc, lossc, d))
         if want_grad:
             _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc)
@@ -689,7 +808,7 @@ def lanes_train(params, lay, foff, X3, Y3, order3, lr, B, hid, outc, lossc, acti
                         idx[l] = order3[orow[l], e, t]
                     _lanes_gather(X3, xr, idx, nx, f)
                     _lanes_gather(Y3, xr, idx, nout, y)
-                    _lanes_forward(p, lay, foff, f, hid, outc)
+                    _lanes_forward(p, lay, foff, f, hid, _forward_code(outc, lossc))
                     bl = vadd(bl, _lanes_output_delta(f, foff[L], y, nout, outc, lossc, d))
                     if m == 1:
                         on = vmul(on, visfinite(bl))
@@ -735,6 +854,297 @@ def lanes_evaluate(params, lay, foff, X3, Y3, hid, outc, lossc, want_grad, loss,
             if r < R:
                 loss[r] = vget(out, l)
                 gnorm[r] = gn[l]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The replica layout: one replica at a time, each minibatch step a few small matrix products.
+#
+# params (R, P): replica r's W_1, b_1, W_2, ... in one row, every W_i (n_in, n_out, row-major) and b_i
+# starting on a 64-byte boundary (`lay` offsets). A replica is trained start to end by one thread, so
+# its weights stay in that core's cache for the whole epoch, and its numbers cannot depend on the other
+# replicas or on the threads. The activations of a batch of m samples are rows: F_i (m, h_i) at
+# f[rows * foff[i]:], rows >= m. The products go to BLAS dgemm (scipy's cython_blas, passed in as
+# `gemm`: a function pointer argument keeps these functions in numba's disk cache), which the caller
+# keeps single-threaded; every buffer BLAS sees is aligned alike for every replica, so its numbers
+# depend only on the shapes and the data.
+
+
+@functools.cache
+def blas_dgemm():
+    """scipy's BLAS dgemm as a ctypes function (all arguments by reference, Fortran order)."""
+    import ctypes
+
+    from numba.extending import get_cython_function_address
+
+    vp = ctypes.c_void_p
+    address = get_cython_function_address("scipy.linalg.cython_blas", "dgemm")
+    return ctypes.CFUNCTYPE(None, *[vp] * 13)(address)
+
+
+_N, _T = ord("N"), ord("T")
+
+
+@njit(**_OPTS)
+def _gemm(gemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, iw, fw):
+    """Column-major c (m, n) = alpha op(a) op(b) + beta c; a, b, c are flat arrays starting at their
+    matrix. iw (8,) int32 and fw (2,) hold the arguments BLAS takes by reference."""
+    iw[0], iw[1], iw[2], iw[3], iw[4], iw[5], iw[6], iw[7] = ta, tb, m, n, k, lda, ldb, ldc
+    fw[0], fw[1] = alpha, beta
+    gemm(
+        iw[0:].ctypes,
+        iw[1:].ctypes,
+        iw[2:].ctypes,
+        iw[3:].ctypes,
+        iw[4:].ctypes,
+        fw[0:].ctypes,
+        a.ctypes,
+        iw[5:].ctypes,
+        b.ctypes,
+        iw[6:].ctypes,
+        fw[1:].ctypes,
+        c.ctypes,
+        iw[7:].ctypes,
+    )
+
+
+@njit(**_OPTS)
+def _mm(gemm, a, b, c, m, k, n, iw, fw):
+    """Row-major c (m, n) = a (m, k) @ b (k, n) (column-major: c^T = b^T a^T)."""
+    _gemm(gemm, _N, _N, n, m, k, 1.0, b, n, a, k, 0.0, c, n, iw, fw)
+
+
+@njit(**_OPTS)
+def _mm_bt(gemm, a, b, c, m, k, n, iw, fw):
+    """Row-major c (m, n) = a (m, k) @ b^T, b (n, k)."""
+    _gemm(gemm, _T, _N, n, m, k, 1.0, b, k, a, k, 0.0, c, n, iw, fw)
+
+
+@njit(**_OPTS)
+def _mm_at(gemm, a, b, c, k, m, n, alpha, beta, iw, fw):
+    """Row-major c (m, n) = alpha a^T @ b + beta c, a (k, m), b (k, n)."""
+    _gemm(gemm, _N, _T, n, m, k, alpha, b, n, a, m, beta, c, n, iw, fw)
+
+
+@njit(**_OPTS)
+def _rows_bias_act(f, fo, m, nout, p, bo, code, tmp):
+    """Rows f[fo + s nout + k] = act(f[...] + b[k]) for s < m, 16 units at a time (the last few
+    through `tmp`, so that every unit goes through the same vector code)."""
+    full = nout - nout % W
+    for s in range(m):
+        row = fo + s * nout
+        for k in range(0, full, W):
+            v = vload(f, row + k)
+            if bo >= 0:
+                v = vadd(v, vload(p, bo + k))
+            vstore(f, row + k, _v_act(v, code))
+        if full < nout:
+            for k in range(full, nout):
+                tmp[k - full] = f[row + k] + (p[bo + k] if bo >= 0 else 0.0)
+            vstore(tmp, 0, _v_act(vload(tmp, 0), code))
+            for k in range(full, nout):
+                f[row + k] = tmp[k - full]
+
+
+@njit(**_OPTS)
+def _rows_times_dact(g, f, fi, m, nin, hid, tmp):
+    """Rows g[s nin + j] *= act'(f_i[s, j]): delta_i = act'(f_i) * (delta_{i+1} W_{i+1}^T)."""
+    full = nin - nin % W
+    for s in range(m):
+        row = s * nin
+        for j in range(0, full, W):
+            vstore(g, row + j, vmul(vload(g, row + j), _v_dact(vload(f, fi + row + j), hid)))
+        if full < nin:
+            for j in range(full, nin):
+                tmp[j - full] = f[fi + row + j]
+            vstore(tmp, 0, _v_dact(vload(tmp, 0), hid))
+            for j in range(full, nin):
+                g[row + j] *= tmp[j - full]
+
+
+# What the replica kernels know of the network: the layer table (n_in, n_out, W offset, b offset),
+# the offsets of the activations f_i, and the codes of the hidden and output activations and the loss.
+Spec = collections.namedtuple("Spec", ["lay", "foff", "hid", "outc", "lossc"])
+# One thread's working memory: the activations f of up to `rows` samples (every layer's), deltas d
+# and g (rows x the widest layer), tmp (one vector) and the by-reference arguments of BLAS (iw, fw).
+Work = collections.namedtuple("Work", ["f", "d", "g", "tmp", "iw", "fw", "rows"])
+
+
+@njit(**_OPTS)
+def _work(spec, rows):
+    lay, foff = spec.lay, spec.foff
+    wmax = 1
+    for i in range(lay.shape[0]):
+        wmax = max(wmax, lay[i, 0], lay[i, 1])
+    f = aligned_zeros(rows * (foff[foff.shape[0] - 1] + lay[lay.shape[0] - 1, 1]))
+    d, g = aligned_zeros(rows * wmax), aligned_zeros(rows * wmax)
+    return Work(f, d, g, aligned_zeros(W), np.zeros(8, dtype=np.int32), np.zeros(2), rows)
+
+
+@njit(**_OPTS)
+def _rows_forward(gemm, p, spec, work, m):
+    """z_i = f_{i-1} W_i + b_i and f_i = act(z_i) for the m rows of f_0 (the output layer keeps z_L
+    for cross_entropy, see `_forward_code`)."""
+    lay, foff, f, rows = spec.lay, spec.foff, work.f, work.rows
+    L = lay.shape[0]
+    for i in range(L):
+        nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
+        fo = rows * foff[i + 1]
+        _mm(gemm, f[rows * foff[i] :], p[wo:], f[fo:], m, nin, nout, work.iw, work.fw)
+        code = _forward_code(spec.outc, spec.lossc) if i == L - 1 else spec.hid
+        _rows_bias_act(f, fo, m, nout, p, bo, code, work.tmp)
+
+
+@njit(**_OPTS)
+def _rows_output(spec, work, Y, idx, m):
+    """Sum over the m rows of the per-sample loss (row s's target Y[idx[s]]); d rows = delta_L."""
+    fo = work.rows * spec.foff[spec.foff.shape[0] - 1]
+    nout = spec.lay[spec.lay.shape[0] - 1, 1]
+    total = 0.0
+    for s in range(m):
+        total += _output_row(
+            work.f, fo + s * nout, 1, Y[idx[s]], 0, 1, nout, spec.outc, spec.lossc, work.d, s * nout, 1
+        )
+    return total
+
+
+@njit(**_OPTS)
+def _rows_backward(gemm, p, spec, work, m, lr, acc):
+    """From delta_L (rows of work.d): with lr > 0 one SGD step, W_i -= lr/m f_{i-1}^T delta_i and
+    b_i -= lr mean(delta_i), each delta_{i-1} = act'(f_{i-1}) * (delta_i W_i^T) taken from the old
+    W_i; with lr = 0, acc += the summed gradient instead (acc laid out like p)."""
+    lay, f, rows, iw, fw = spec.lay, work.f, work.rows, work.iw, work.fw
+    d, g = work.d, work.g
+    for i in range(lay.shape[0] - 1, -1, -1):
+        nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
+        fi = rows * spec.foff[i]
+        if i > 0:
+            _mm_bt(gemm, d, p[wo:], g, m, nout, nin, iw, fw)
+            _rows_times_dact(g, f, fi, m, nin, spec.hid, work.tmp)
+        if lr > 0.0:
+            _mm_at(gemm, f[fi:], d, p[wo:], m, nin, nout, -lr / m, 1.0, iw, fw)
+        else:
+            _mm_at(gemm, f[fi:], d, acc[wo:], m, nin, nout, 1.0, 1.0, iw, fw)
+        if bo >= 0:
+            _rows_bias_step(p, acc, bo, d, m, nout, lr)
+        d, g = g, d
+
+
+@njit(**_OPTS)
+def _rows_bias_step(p, acc, bo, d, m, nout, lr):
+    """b -= lr * (sum of the m rows of d) / m (lr > 0), or acc[b] += that sum (lr = 0); 16 units at
+    a time, each unit's rows summed in order."""
+    full = nout - nout % W
+    lrv, mv = vsplat(lr), vsplat(float(m))
+    for k in range(0, full, W):
+        col = vload(d, k)
+        for s in range(1, m):
+            col = vadd(col, vload(d, s * nout + k))
+        if lr > 0.0:
+            vstore(p, bo + k, vsub(vload(p, bo + k), vmul(lrv, vdiv(col, mv))))
+        else:
+            vstore(acc, bo + k, vadd(vload(acc, bo + k), col))
+    for k in range(full, nout):
+        col = d[k]
+        for s in range(1, m):
+            col += d[s * nout + k]
+        if lr > 0.0:
+            p[bo + k] -= lr * (col / m)
+        else:
+            acc[bo + k] += col
+
+
+@njit(**_OPTS)
+def loss_block(lay, foff):
+    """Rows of the blocks the full-data pass runs through: its activations about 1 MB, 8 to 256."""
+    width = foff[foff.shape[0] - 1] + lay[lay.shape[0] - 1, 1]
+    return max(8, min(256, (131072 // width) // 8 * 8))
+
+
+@njit(**_OPTS)
+def _rows_full(gemm, p, spec, work, X, Y, acc):
+    """Mean loss over all n samples, in blocks of `loss_block` rows; with acc (size P, else size 0),
+    acc = the summed gradient as well."""
+    n, nx = X.shape
+    nb = loss_block(spec.lay, spec.foff)
+    idx = np.arange(nb)
+    total = 0.0
+    for s0 in range(0, n, nb):
+        m = min(nb, n - s0)
+        for s in range(m):
+            idx[s] = s0 + s
+            work.f[s * nx : (s + 1) * nx] = X[s0 + s]
+        _rows_forward(gemm, p, spec, work, m)
+        total += _rows_output(spec, work, Y, idx, m)
+        if acc.shape[0] > 0:
+            _rows_backward(gemm, p, spec, work, m, 0.0, acc)
+    return total / n
+
+
+@njit(**_OPTS)
+def _pick(r, A3):
+    """The row of A3 (1 or R rows: shared or per replica) that replica r reads."""
+    return min(np.int64(r), A3.shape[0] - 1)  # (prange's index may be unsigned)
+
+
+@njit(**_OPTS)
+def _replica_epochs(gemm, p, spec, X, Y, order, lr, B, on, curve):
+    """One replica through the epochs of order (E, n); returns whether it is still active. (The
+    parallel loops below only call this and `_rows_full`: numba's parfors mishandle a Work tuple
+    made inside their body.)"""
+    E, n = order.shape
+    nx = X.shape[1]
+    work = _work(spec, max(min(B, n), loss_block(spec.lay, spec.foff)))  # a batch is at most n rows
+    none = np.zeros(0)
+    for e in range(E):
+        start = 0
+        while on and start < n:
+            m = min(B, n - start)
+            idx = order[e, start : start + m]
+            for s in range(m):
+                work.f[s * nx : (s + 1) * nx] = X[idx[s]]
+            _rows_forward(gemm, p, spec, work, m)
+            if not math.isfinite(_rows_output(spec, work, Y, idx, m)):
+                on = False  # the batch loss before the step: this replica has diverged
+                break
+            _rows_backward(gemm, p, spec, work, m, lr, none)
+            start += m
+        curve[e] = _rows_full(gemm, p, spec, work, X, Y, none)
+        on = on and math.isfinite(curve[e])
+    return on
+
+
+@njit(**_OPTS)
+def _replica_loss(gemm, p, spec, X, Y, want_grad):
+    """(full-data mean loss, norm of its gradient or 0) of one replica."""
+    acc = np.zeros(p.shape[0] if want_grad else 0)
+    loss = _rows_full(gemm, p, spec, _work(spec, loss_block(spec.lay, spec.foff)), X, Y, acc)
+    sq = 0.0
+    for q in range(acc.shape[0]):
+        sq += (acc[q] / X.shape[0]) ** 2
+    return loss, math.sqrt(sq)
+
+
+@njit(parallel=True, **_OPTS)
+def replica_train(gemm, params, spec, X3, Y3, order3, lr, B, active, curve):
+    """Train every replica through the epochs of order3, one replica per thread at a time.
+
+    params (R, P) updated in place; spec a `Spec`; X3 (1 or R, n, d); Y3 (1 or R, n, out); order3
+    (1 or R, E, n); active (R,) uint8, cleared when a replica's loss stops being finite (it then
+    stops updating); curve (R, E) receives the full-data loss after each epoch.
+    """
+    for r in prange(params.shape[0]):
+        X, Y, order = X3[_pick(r, X3)], Y3[_pick(r, Y3)], order3[_pick(r, order3)]
+        on = _replica_epochs(gemm, params[r], spec, X, Y, order, lr, B, active[r] != 0, curve[r])
+        active[r] = 1 if on else 0
+
+
+@njit(parallel=True, **_OPTS)
+def replica_evaluate(gemm, params, spec, X3, Y3, want_grad, loss, gnorm):
+    """loss (R,) = full-data mean loss; with want_grad, gnorm (R,) = the norm of its gradient."""
+    for r in prange(params.shape[0]):
+        loss[r], norm = _replica_loss(gemm, params[r], spec, X3[_pick(r, X3)], Y3[_pick(r, Y3)], want_grad)
+        if want_grad:
+            gnorm[r] = norm
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -306,7 +306,10 @@ def summarize(
         the runs that never succeeded); ``verdict`` (see `verdict`); and either, with
         ``endpoints``, ``certified`` and ``end_<kind>`` (end points certified, and of each kind)
         and ``optima`` (distinct certified minima), or ``optima_estimate``; with a held-out split
-        also ``median_test_loss``.
+        also ``median_test_loss``;
+        for a classification loss (runs with ``train_accuracy``) ``median_accuracy``, and with a
+        held-out split ``median_test_accuracy``: the median over the seeds of the share of samples
+        classified right.
     """
     axes = config_axes(runs)
     runs = runs.reset_index(drop=True)
@@ -364,6 +367,13 @@ def summarize(
         if "test_loss" in g.columns:
             test = g["test_loss"].to_numpy(dtype=np.float64)
             row["median_test_loss"] = float(np.median(np.where(np.isnan(test), np.inf, test)))
+        for column, name in (
+            ("train_accuracy", "median_accuracy"),
+            ("test_accuracy", "median_test_accuracy"),
+        ):
+            if column in g.columns:
+                share = g[column].to_numpy(dtype=np.float64)  # NaN: a run without it (another loss)
+                row[name] = float(np.median(share)) if np.isfinite(share).all() else np.nan
         if redundant is not None:
             units = per_run.reindex(g["run_id"]).dropna()
             row["redundant_units"] = float(units.median()) if len(units) else np.nan

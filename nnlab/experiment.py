@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from nnlab._names import did_you_mean
-from nnlab.network import ACTIVATIONS, INITS, LOSSES
+from nnlab.functions import ACTIVATIONS, ELEMENTWISE, LOSSES, check_pairing
+from nnlab.network import INITS
 from nnlab.tasks import TASKS, file_sha256
 
 ACTIVATION_NAMES = tuple(ACTIVATIONS)
+HIDDEN_NAMES = tuple(ELEMENTWISE)
 LOSS_NAMES = tuple(LOSSES)
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -49,6 +51,8 @@ KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "activation": (lambda v: v in ACTIVATION_NAMES, "one of " + ", ".join(ACTIVATION_NAMES)),
+    # softmax mixes the units of a layer: an output activation only.
+    "hidden": (lambda v: v in HIDDEN_NAMES, "one of " + ", ".join(HIDDEN_NAMES) + " (softmax: output only)"),
     "loss": (lambda v: v in LOSS_NAMES, "one of " + ", ".join(LOSS_NAMES)),
     "init": (lambda v: v in INITS, "one of " + ", ".join(INITS)),
 }
@@ -58,7 +62,7 @@ FIELDS: dict[str, dict[str, tuple[Any, str | None]]] = {
     "model": {
         "depth": (1, "pos_int"),
         "width": (4, "pos_int"),
-        "hidden": ("tanh", "activation"),
+        "hidden": ("tanh", "hidden"),
         "output": ("tanh", "activation"),
         "bias": (True, "bool"),
         "init": ("auto", "init"),
@@ -195,7 +199,8 @@ def _check(field: str, value: Any, kind: str) -> Any:
     test, description = KINDS[kind]
     for v in value if isinstance(value, list) else [value]:
         if not test(v):
-            names = {"activation": ACTIVATION_NAMES, "init": INITS}.get(kind, LOSS_NAMES)
+            known = {"activation": ACTIVATION_NAMES, "hidden": HIDDEN_NAMES, "init": INITS}
+            names = known.get(kind, LOSS_NAMES)
             hint = did_you_mean(v, names) if isinstance(v, str) else ""
             shown = ("true" if v else "false") if isinstance(v, bool) else repr(v)  # as TOML spells it
             raise ExperimentError(f"{field}: expected {description}, got {shown}{hint}")
@@ -253,6 +258,7 @@ def validate(data: Mapping[str, Any]) -> Experiment:
                 raise ExperimentError(f"{section}.{key}: a value is listed twice in {v!r}")
         sections[section] = values
     model, train = sections["model"], sections["train"]
+    _check_pairings(model["output"], train["loss"])
     seeds = train["seeds"]
     if isinstance(seeds, list):
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
@@ -264,6 +270,16 @@ def validate(data: Mapping[str, Any]) -> Experiment:
             f"train.seeds: expected a count in 1..{MAX_SEEDS:_} or a list of ints >= 0, got {seeds!r}"
         )
     return Experiment(name, description, float(threshold), save, task, model, train)
+
+
+def _check_pairings(outputs: Any, losses: Any) -> None:
+    """Every output activation of the grid must go with every loss (`nnlab.functions.PAIRINGS`)."""
+    for output in outputs if isinstance(outputs, list) else [outputs]:
+        for loss in losses if isinstance(losses, list) else [losses]:
+            try:
+                check_pairing(output, loss)
+            except ValueError as err:
+                raise ExperimentError(f"model.output, train.loss: {err}") from None
 
 
 def parse_override(text: str) -> tuple[str | None, str, Any]:

@@ -26,9 +26,14 @@ from nnlab._names import did_you_mean
 from nnlab.functions import (  # noqa: F401  (the tables, re-exported: nnlab.network.LOSSES)
     ACTIVATIONS,
     DERIVATIVES,
+    ELEMENTWISE,
     LOSS_DERIVATIVES,
     LOSSES,
+    check_pairing,
+    correct,
     output_delta,
+    output_loss,
+    targets,
 )
 
 INITS = ("auto", "glorot", "he")
@@ -40,6 +45,22 @@ def check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
         return value
     hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
     raise ValueError(f"Unknown {name} {value!r}{hint}; choose one of: {', '.join(sorted(allowed))}")
+
+
+def check_activations(hidden: object, output: object) -> None:
+    """A ValueError unless ``hidden`` is an elementwise activation and ``output`` any activation."""
+    if hidden == "softmax":
+        raise ValueError("hidden: 'softmax' is an output activation only (it mixes the units of a layer)")
+    check_choice("activation", hidden, ELEMENTWISE)
+    check_choice("activation", output, tuple(ACTIVATIONS))
+
+
+def check_loss(net: Network, loss: object, Y: np.ndarray) -> np.ndarray:
+    """Validate ``loss`` for the network's output layer and return the targets as the loss reads them
+    (class labels turned into one-hot rows, see `nnlab.functions.targets`)."""
+    check_choice("loss", loss, tuple(LOSSES))
+    check_pairing(net.output, loss, net.sizes[-1])
+    return targets(loss, Y, net.sizes[-1])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -57,7 +78,8 @@ class Network:
     biases : tuple of ndarray or None
         Layer i shaped (R, n_out); None for a bias-free network (the textbook chain z_1 = x w_1).
     hidden, output : str
-        Activation names of the hidden layers and of the output layer.
+        Activation names of the hidden layers (identity, relu, sigmoid, tanh) and of the output layer
+        (those, or softmax).
     seeds : tuple of int or None
         The seed of each replica when known (set by `init_network`); `train` shuffles with them.
     """
@@ -69,8 +91,7 @@ class Network:
     seeds: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        check_choice("activation", self.hidden, tuple(ACTIVATIONS))
-        check_choice("activation", self.output, tuple(ACTIVATIONS))
+        check_activations(self.hidden, self.output)
         if len(self.weights) == 0:
             raise ValueError("weights: a network needs at least one layer, got none")
         R = self.weights[0].shape[0]
@@ -155,7 +176,7 @@ def init_network(
     """Initialize one replica per seed.
 
     Weights of a layer with activation ``act`` are drawn uniformly from [-a, a] with
-    a = scale * sqrt(6 / (n_in + n_out)) (Glorot/Xavier uniform) for tanh, sigmoid and identity, and
+    a = scale * sqrt(6 / (n_in + n_out)) (Glorot/Xavier uniform) for tanh, sigmoid, softmax and identity, and
     a = scale * sqrt(6 / n_in) (He uniform) for relu; ``init`` forces one rule for all layers.
     Biases start at 0. Replica r draws from its own stream, ``SeedSequence(seeds[r], spawn_key=(0,))``,
     so its weights depend only on (sizes, activations, init, scale, its seed).
@@ -167,7 +188,7 @@ def init_network(
     seeds : int or sequence of int
         One replica per seed.
     hidden, output : str
-        Activation names: identity, relu, sigmoid, tanh.
+        Activation names: identity, relu, sigmoid, tanh; the output also softmax.
     bias : bool
         False gives a bias-free network.
     init : {"auto", "glorot", "he"}
@@ -181,8 +202,7 @@ def init_network(
     """
     sizes = _check_sizes(sizes)
     seed_list = _as_seed_list(seeds)
-    check_choice("activation", hidden, tuple(ACTIVATIONS))
-    check_choice("activation", output, tuple(ACTIVATIONS))
+    check_activations(hidden, output)
     check_choice("init", init, INITS)
     if not np.isfinite(scale) or scale < 0:
         raise ValueError(f"scale: expected a finite number >= 0, got {scale!r}")
@@ -284,6 +304,11 @@ def forward(net: Network, X: np.ndarray) -> tuple[np.ndarray, ...]:
 
     X (n, d) or (R, n, d); f_i for i >= 1 is (R, n, h_i).
     """
+    return _forward(net, X)[0]
+
+
+def _forward(net: Network, X: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """f_0, ..., f_L and the output layer's pre-activation z_L (the losses read it)."""
     f = as_replicated(net, X, "X", net.sizes[0])
     fs = [f]
     L = len(net.weights)
@@ -293,15 +318,22 @@ def forward(net: Network, X: np.ndarray) -> tuple[np.ndarray, ...]:
             z = z + net.biases[i][:, None, :]
         f = ACTIVATIONS[net.output if i == L - 1 else net.hidden](z)
         fs.append(f)
-    return tuple(fs)
+    return tuple(fs), z
 
 
 def loss_of(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_squared") -> np.ndarray:
     """Mean over the samples of the per-sample loss, (R,)."""
-    check_choice("loss", loss, tuple(LOSSES))
-    Y = as_replicated(net, Y, "Y", net.sizes[-1])
+    Y = as_replicated(net, check_loss(net, loss, Y), "Y", net.sizes[-1])
+    _, z_L = _forward(net, X)
+    return np.broadcast_to(output_loss(net.output, loss, z_L, Y).mean(axis=1), (net.n_replicas,)).copy()
+
+
+def accuracy(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "cross_entropy") -> np.ndarray:
+    """Share of the samples each replica classifies right, (R,): see `nnlab.functions.correct` (the
+    largest output is the target's class; one output: the side of the decision boundary)."""
+    Y = as_replicated(net, check_loss(net, loss, Y), "Y", net.sizes[-1])
     f_L = forward(net, X)[-1]
-    return np.broadcast_to(LOSSES[loss](f_L, Y).mean(axis=1), (net.n_replicas,)).copy()
+    return np.broadcast_to(correct(loss, f_L, Y).mean(axis=1), (net.n_replicas,)).copy()
 
 
 @dataclass(frozen=True, eq=False)
@@ -326,15 +358,18 @@ class Gradients:
     deltas: tuple[np.ndarray, ...]
 
 
-def forward_checked(net: Network, X: np.ndarray, Y: np.ndarray, loss: str) -> tuple[tuple, np.ndarray]:
-    """The forward pass f_0, ..., f_L and Y as (1 or R, n, out), after checking the loss's name and
-    that X and Y have as many samples: what every recursion over (X, Y) starts from."""
-    check_choice("loss", loss, tuple(LOSSES))
-    Y = as_replicated(net, Y, "Y", net.sizes[-1])
-    fs = forward(net, X)
+def forward_checked(
+    net: Network, X: np.ndarray, Y: np.ndarray, loss: str
+) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """The forward pass f_0, ..., f_L, the output layer's pre-activation z_L, and the targets as the
+    loss reads them, (1 or R, n, out), after checking the loss (its name, its pairing with the output
+    activation, the targets) and that X and Y have as many samples: what every recursion over (X, Y)
+    starts from."""
+    Y = as_replicated(net, check_loss(net, loss, Y), "Y", net.sizes[-1])
+    fs, z_L = _forward(net, X)
     if Y.shape[1] != fs[0].shape[1]:
         raise ValueError(f"Y: expected {fs[0].shape[1]} samples like X, got {Y.shape[1]}")
-    return fs, Y
+    return fs, z_L, Y
 
 
 def backprop(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_squared") -> Gradients:
@@ -346,14 +381,17 @@ def backprop(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_sq
         R replicas.
     X : ndarray (n, d) or (R, n, d)
     Y : ndarray (n, out) or (R, n, out)
-    loss : {"half_squared", "squared"}
+        Targets; for cross_entropy with out >= 2 also class labels 0..out-1, shaped (n,) or (n, 1).
+    loss : {"half_squared", "squared", "hinge", "cross_entropy"}
+        Per sample; see `nnlab.functions`. cross_entropy needs the softmax output (or, with one
+        output unit, sigmoid), hinge an identity or tanh output.
 
     Returns
     -------
     Gradients
         loss (R,), weights / biases shaped like the network's, deltas (R, n, h_i).
     """
-    fs, Y = forward_checked(net, X, Y, loss)
+    fs, z_L, Y = forward_checked(net, X, Y, loss)
     R, n = net.n_replicas, fs[0].shape[1]
     L = len(net.weights)
     delta = output_delta(net.output, loss, fs[L], Y)  # dLoss/dz_L (nnlab.functions)
@@ -368,7 +406,7 @@ def backprop(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_sq
         for i in range(L)
     )
     grad_b = None if net.biases is None else tuple(d.sum(axis=1) / n for d in deltas)
-    per_sample = LOSSES[loss](fs[L], Y)
+    per_sample = output_loss(net.output, loss, z_L, Y)
     return Gradients(
         loss=np.broadcast_to(per_sample.mean(axis=1), (R,)).copy(),
         weights=grad_W,

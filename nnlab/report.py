@@ -158,6 +158,12 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
         out["redundant units"] = summary["redundant_units"].map(lambda u: "-" if np.isnan(u) else f"{u:g}")
     if "median_test_loss" in summary:
         out["median test loss"] = summary["median_test_loss"].map(_loss)
+    for column, title in (
+        ("median_accuracy", "median accuracy"),
+        ("median_test_accuracy", "median test accuracy"),
+    ):
+        if column in summary and summary[column].notna().any():
+            out[title] = summary[column].map(lambda a: "-" if np.isnan(a) else f"{a:.1%}")
     out["verdict"] = summary["verdict"]
     return out
 

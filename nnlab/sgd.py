@@ -14,17 +14,19 @@ updating and is flagged; the other replicas are unaffected.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from nnlab.network import (
-    LOSSES,
     Network,
     as_replicated,
     backprop,
     check_choice,
+    check_loss,
     loss_of,
 )
 
@@ -137,13 +139,16 @@ def train(
         R replicas; not modified.
     X : ndarray (n, d) or (R, n, d)
     Y : ndarray (n, out) or (R, n, out)
+        Targets; for cross_entropy with out >= 2 also class labels 0..out-1, shaped (n,) or (n, 1).
     lr : float
         Learning rate, > 0.
     epochs : int
         Passes over the data, >= 1.
     batch_size : int
         Samples per step; 1 is the textbook's stochastic gradient descent.
-    loss : {"half_squared", "squared"}
+    loss : {"half_squared", "squared", "hinge", "cross_entropy"}
+        See `nnlab.functions`; cross_entropy needs the softmax output (with one output unit, softmax
+        or sigmoid), hinge an identity or tanh output.
     seeds : int or sequence of int, optional
         Shuffling seeds, one per replica; default ``net.seeds``, else 0..R-1. Replica r visits the
         samples in the order ``shuffled_orders(seeds, epochs, n)[r]``, which depends on its seed only.
@@ -163,7 +168,7 @@ def train(
     _check_positive("lr", lr, float)
     _check_positive("epochs", epochs, int)
     _check_positive("batch_size", batch_size, int)
-    check_choice("loss", loss, tuple(LOSSES))
+    Y = check_loss(net, loss, Y)
     check_choice("engine", engine, ENGINES)
     if threads is not None:
         _check_positive("threads", threads, int)
@@ -243,9 +248,90 @@ def _train_numpy(
 # ---------------------------------------------------------------------------------------------------
 # The compiled engine: pack the replicas into the kernels' layout, run, unpack.
 
+LAYOUTS = ("lanes", "replica")
+# Where the replica layout overtakes the lanes (`scripts/bench_engine.py --crossover`, one engine
+# thread, this project's machine): with a minibatch, once a layer has 2048 weights (its matrix
+# products then beat 16 replicas' sample-by-sample passes; around 1024-1600 the two are within 20%
+# either way); with per-sample SGD, once a replica has 32768 parameters (16 replicas' weights, 4 MB,
+# no longer stay in a core's cache; around it the two are within 20%).
+REPLICA_LAYER = 2048
+REPLICA_PARAMS = 32768
 
-def _plan(net: Network) -> tuple[np.ndarray, np.ndarray, int]:
-    """lay (L, 4) = n_in, n_out, W offset, b offset (-1: none); foff (L + 1,) offsets of f_i; P."""
+
+def layout(sizes: Sequence[int], batch_size: int) -> str:
+    """The compiled layout `train` uses for a network of ``sizes`` trained with ``batch_size``.
+
+    "lanes" keeps 16 replicas in one vector and runs the samples one by one: every weight of 16
+    replicas streams once per sample, which suits small networks and per-sample SGD. "replica" trains
+    one replica at a time, each minibatch step a few matrix products (BLAS) on weights that stay in
+    the core's cache: the layout of wide layers with minibatches, and of large networks. The choice
+    depends on the architecture and the batch size only, never on the number of replicas or threads,
+    so a run's numbers depend only on its configuration and seed.
+    """
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=False))
+    widest = max(a * b for a, b in pairs)
+    params = sum(a * b + b for a, b in pairs)
+    if params >= REPLICA_PARAMS or (batch_size >= 2 and widest >= REPLICA_LAYER):
+        return "replica"
+    return "lanes"
+
+
+def train_memory(
+    sizes: Sequence[int],
+    *,
+    replicas: int,
+    n: int,
+    epochs: int,
+    batch_size: int = 1,
+    bias: bool = True,
+    threads: int = 2,
+) -> dict[str, int]:
+    """The bytes `train` allocates for a run of ``replicas`` seeds of ``sizes`` on n samples shared by
+    the replicas (beyond the caller's network and data), by part; the largest at once is their sum.
+
+    - ``parameters``: the kernels' copy of every replica's weights and biases and the trained
+      network returned (float64, R x P each; the lane layout pads R to a multiple of 16, the replica
+      layout each layer to a multiple of 8 numbers);
+    - ``orders``: the shuffled sample orders, generated ORDER_BUDGET indices (32 MB) at a time;
+    - ``curves``: the loss curve, R x (epochs + 1), and one slice's part of it;
+    - ``buffers``: each engine thread's activations, deltas and gradient (replica layout: up to 256
+      samples' activations of every layer; lanes: four samples' for 16 replicas);
+    - ``data``: X and Y as one contiguous float64 copy.
+    """
+    sizes = [int(s) for s in sizes]
+    R = int(replicas)
+    widths = sum(sizes)
+    wmax = max(sizes)
+    if layout(sizes, batch_size) == "lanes":
+        P = sum(a * b + (b if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        rows = -(-R // 16) * 16
+        per_thread = 16 * (4 * widths + 2 * wmax + 4 * sizes[-1] + P)
+    else:
+
+        def up(x: int) -> int:
+            return -(-x // 8) * 8
+
+        P = sum(up(a * b) + (up(b) if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        rows = R
+        block = max(8, min(256, (131072 // widths) // 8 * 8))  # nnlab._kernels.loss_block
+        per_thread = max(min(batch_size, n), block) * (widths + 2 * wmax) + P
+    chunk = min(int(epochs), max(1, ORDER_BUDGET // max(1, R * n)))  # epochs per slice of orders
+    return {
+        "parameters": 8 * (rows * P + R * P),
+        "orders": 8 * chunk * R * n,
+        "curves": 8 * R * (int(epochs) + 1 + chunk),
+        "buffers": 8 * per_thread * min(int(threads), R),
+        "data": 8 * n * (sizes[0] + sizes[-1]),
+    }
+
+
+def _plan(net: Network, align: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
+    """lay (L, 4) = n_in, n_out, W offset, b offset (-1: none); foff (L + 1,) offsets of f_i; P.
+    Every offset is a multiple of ``align`` (P too)."""
+
+    def up(x: int) -> int:
+        return -(-x // align) * align
+
     L = len(net.weights)
     lay = np.empty((L, 4), dtype=np.int64)
     foff = np.empty(L + 1, dtype=np.int64)
@@ -254,17 +340,20 @@ def _plan(net: Network) -> tuple[np.ndarray, np.ndarray, int]:
     for i, W in enumerate(net.weights):
         nin, nout = W.shape[1], W.shape[2]
         lay[i, :3] = nin, nout, off
-        off += nin * nout
+        off = up(off + nin * nout)
         lay[i, 3] = off if net.biases is not None else -1
-        off += nout if net.biases is not None else 0
+        off = up(off + nout) if net.biases is not None else off
         foff[i + 1] = foff[i] + nin
     return lay, foff, off
 
 
 def _pack(net: Network, lay: np.ndarray, P: int) -> np.ndarray:
-    """(R, P): each replica's W_1, b_1, W_2, b_2, ... flattened row-major."""
+    """(R, P): each replica's W_1, b_1, W_2, b_2, ... flattened row-major at the offsets of ``lay``,
+    on a 64-byte boundary (with P a multiple of 8, every row is)."""
+    from nnlab._kernels import aligned_zeros
+
     R = net.n_replicas
-    flat = np.empty((R, P))
+    flat = aligned_zeros(R * P).reshape(R, P)
     for i, W in enumerate(net.weights):
         wo, bo = lay[i, 2], lay[i, 3]
         flat[:, wo : wo + W.shape[1] * W.shape[2]] = W.reshape(R, -1)
@@ -309,6 +398,14 @@ def _from_lanes(params: np.ndarray, R: int) -> np.ndarray:
     return params.transpose(0, 2, 1).reshape(C * lanes, P)[:R]
 
 
+@functools.cache
+def _blas_threads():
+    """threadpoolctl's controller of the BLAS libraries loaded (scipy's, which the kernels call)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def _train_compiled(
     net: Network,
     X3: np.ndarray,
@@ -325,31 +422,60 @@ def _train_compiled(
     from nnlab import _kernels as K
 
     R = net.n_replicas
-    lay, foff, P = _plan(net)
-    hid, outc = K.ACTIVATION_CODES[net.hidden], K.ACTIVATION_CODES[net.output]
-    lossc = K.LOSS_CODES[loss]
     X3 = np.ascontiguousarray(X3, dtype=np.float64)
     Y3 = np.ascontiguousarray(Y3, dtype=np.float64)
-    params = _to_lanes(_pack(net, lay, P), K.LANES)
+    codes = (K.ACTIVATION_CODES[net.hidden], K.ACTIVATION_CODES[net.output], K.LOSS_CODES[loss])
+    if layout(net.sizes, batch_size) == "lanes":
+        lay, foff, P = _plan(net)
+        params = _to_lanes(_pack(net, lay, P), K.LANES)
+        blas = contextlib.nullcontext()
+
+        def run(order, active, part):
+            K.lanes_train(params, lay, foff, X3, Y3, order, lr, batch_size, *codes, active, part)
+
+        def evaluate(want_grad, loss, gnorm):
+            K.lanes_evaluate(params, lay, foff, X3, Y3, *codes, want_grad, loss, gnorm)
+
+        def result():
+            return _from_lanes(params, R)
+    else:
+        lay, foff, P = _plan(net, align=8)
+        params = _pack(net, lay, P)
+        gemm = K.blas_dgemm()
+        # One BLAS thread: the kernels call it from every engine thread at once.
+        blas = _blas_threads().limit(limits=1, user_api="blas")
+
+        spec = K.Spec(lay, foff, *codes)
+
+        def run(order, active, part):
+            K.replica_train(gemm, params, spec, X3, Y3, order, lr, batch_size, active, part)
+
+        def evaluate(want_grad, loss, gnorm):
+            K.replica_evaluate(gemm, params, spec, X3, Y3, want_grad, loss, gnorm)
+
+        def result():
+            return params
+
     curve = np.empty((R, epochs + 1))
     grad_norm = np.zeros(R)
     previous = numba.get_num_threads()
     try:
         if threads is not None:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        first = np.empty(R)
-        K.lanes_evaluate(params, lay, foff, X3, Y3, hid, outc, lossc, False, first, grad_norm)
-        curve[:, 0] = first
-        active = np.isfinite(first).astype(np.uint8)
-        e = 1
-        for order in chunks:
-            E = order.shape[1]
-            part = np.empty((R, E))
-            K.lanes_train(params, lay, foff, X3, Y3, order, lr, batch_size, hid, outc, lossc, active, part)
-            curve[:, e : e + E] = part
-            e += E
-        last = np.empty(R)
-        K.lanes_evaluate(params, lay, foff, X3, Y3, hid, outc, lossc, True, last, grad_norm)
+        with blas:
+            first = np.empty(R)
+            evaluate(False, first, grad_norm)
+            curve[:, 0] = first
+            active = np.isfinite(first).astype(np.uint8)
+            e = 1
+            for order in chunks:
+                E = order.shape[1]
+                part = np.empty((R, E))
+                run(order, active, part)
+                curve[:, e : e + E] = part
+                e += E
+            last = np.empty(R)
+            evaluate(True, last, grad_norm)
     finally:
         numba.set_num_threads(previous)
-    return TrainResult(_unpack(net, lay, _from_lanes(params, R)), curve, grad_norm, active == 0)
+    return TrainResult(_unpack(net, lay, result()), curve, grad_norm, active == 0)

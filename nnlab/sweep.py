@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nnlab.experiment import AXES, Config, Experiment, ExperimentError
-from nnlab.network import flat_params, init_network, loss_of
+from nnlab.functions import CLASSIFICATION, check_pairing, targets
+from nnlab.network import accuracy, flat_params, init_network, loss_of
 from nnlab.sgd import train
 from nnlab.tasks import make_task, split
 
@@ -69,14 +70,13 @@ def load_data(exp: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
 
 
 # Output activations with a bounded range: a target outside it can never be fitted.
-_OUTPUT_RANGE = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+_OUTPUT_RANGE = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0)}
 
 
 def _target_warnings(exp: Experiment, Y: np.ndarray) -> list[str]:
     """A warning per bounded output activation of the experiment that its targets leave."""
-    outputs = exp.model["output"] if isinstance(exp.model["output"], list) else [exp.model["output"]]
     out = []
-    for name in outputs:
+    for name in _values(exp.model["output"]):
         lo, hi = _OUTPUT_RANGE.get(name, (-np.inf, np.inf))
         if Y.size and (Y.min() < lo or Y.max() > hi):
             out.append(
@@ -84,6 +84,32 @@ def _target_warnings(exp: Experiment, Y: np.ndarray) -> list[str]:
                 f"model.output = {name!r}; the loss cannot reach zero (scale the targets)"
             )
     return out
+
+
+def _values(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def check_targets(exp: Experiment, Y: np.ndarray) -> None:
+    """An ExperimentError unless every loss of the grid accepts the task's targets Y (n, out), with
+    every output activation for that many units."""
+    hints = {
+        ("digits", "cross_entropy"): ' (set task.encoding = "onehot")',
+        ("digits", "hinge"): " (set task.target = 1)",
+        ("file", "cross_entropy"): " (a column of class labels: set task.classes)",
+    }
+    for loss in _values(exp.train["loss"]):
+        for output in _values(exp.model["output"]):
+            try:
+                check_pairing(output, loss, Y.shape[1])
+            except ValueError as err:
+                raise ExperimentError(f"model.output, train.loss: {err}") from None
+        try:
+            targets(loss, Y, Y.shape[1])
+        except ValueError as err:
+            message = str(err).removeprefix("Y: ")
+            hint = hints.get((exp.task["kind"], loss), "")
+            raise ExperimentError(f"task: its targets do not suit train.loss: {message}{hint}") from None
 
 
 def plan(exp: Experiment, done: set[str]) -> list[Job]:
@@ -153,9 +179,13 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndar
         "diverged": result.diverged,
         "seconds": np.full(r, seconds),
     }
-    if X_test is not None:
-        with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):
+        if X_test is not None:
             columns["test_loss"] = loss_of(result.network, X_test, Y_test, loss=c.loss)
+        if c.loss in CLASSIFICATION:
+            columns["train_accuracy"] = accuracy(result.network, X, Y, loss=c.loss)
+            if X_test is not None:
+                columns["test_accuracy"] = accuracy(result.network, X_test, Y_test, loss=c.loss)
     columns["curve"] = curve
     if exp.save_networks:
         columns["params"] = flat_params(result.network)
@@ -385,6 +415,7 @@ def run(
 
     out = Path(out)
     _, Y, _, _ = load_data(exp)  # bad task parameters fail here, before the folder is touched
+    check_targets(exp, Y)
     warnings = _target_warnings(exp, Y)
     done = check_out_dir(out, exp, fresh)
     (out / PARTS).mkdir(parents=True, exist_ok=True)

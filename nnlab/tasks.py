@@ -9,13 +9,13 @@ keeps a held-out part.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from nnlab._names import did_you_mean
-from nnlab.functions import ACTIVATIONS
+from nnlab.functions import ACTIVATIONS, ELEMENTWISE
 
 
 def _rng(seed: int) -> np.random.Generator:
@@ -157,7 +157,7 @@ def teacher(
     n = _int("n", n, 1)
     dim = _int("dim", dim, 1)
     k = _int("teacher_width", teacher_width, 1)
-    act = _choice("activation", activation, ACTIVATIONS)
+    act = _choice("activation", activation, ELEMENTWISE)
     if not isinstance(orthonormal, bool):
         raise ValueError(f"orthonormal: expected true or false, got {orthonormal!r}")
     if orthonormal and k > dim:
@@ -197,11 +197,22 @@ def chain(*, n: int = 16, slope: float = 0.5, seed: int = 0) -> tuple[np.ndarray
     return X, slope * X
 
 
-def digits(*, target: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+ENCODINGS = ("signed", "onehot")
+
+
+def digits(*, target: float = 1.0, encoding: str = "signed") -> tuple[np.ndarray, np.ndarray]:
     """The 8x8 handwritten digits that ship with scikit-learn (1797 samples).
 
-    Inputs are the 64 pixel intensities scaled to [0, 1]; targets are one-hot over the 10 classes in
-    {-target, +target} for a tanh output. Needs scikit-learn installed.
+    Inputs are the 64 pixel intensities scaled to [0, 1]; targets mark the class among 10 outputs.
+    Needs scikit-learn installed.
+
+    Parameters
+    ----------
+    target : float
+        With encoding "signed": +target for the class, -target elsewhere, in (0, 1] (a tanh output;
+        target 1 gives the +-1 of the hinge loss).
+    encoding : {"signed", "onehot"}
+        "onehot": 1 for the class, 0 elsewhere (softmax outputs with cross_entropy).
 
     Returns
     -------
@@ -209,13 +220,16 @@ def digits(*, target: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     Y : ndarray (1797, 10)
     """
     target = _number("target", target, 0.0, 1.0, open_low=True)
+    encoding = _choice("encoding", encoding, ENCODINGS)
+    if encoding == "onehot" and target != 1.0:
+        raise ValueError(f"target: only with encoding 'signed' (one-hot rows are 0 and 1), got {target:g}")
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
         raise ValueError("kind: 'digits' needs scikit-learn installed (pip install scikit-learn)") from err
     data = load_digits()
     X = np.asarray(data.data, dtype=np.float64) / 16.0
-    Y = np.full((X.shape[0], 10), -target)
+    Y = np.full((X.shape[0], 10), 0.0 if encoding == "onehot" else -target)
     Y[np.arange(X.shape[0]), data.target] = target
     return X, Y
 
@@ -264,7 +278,12 @@ def _read_csv(p: Path, wanted: list[str]) -> dict[str, np.ndarray]:
 
 
 def file(
-    *, path: str | Path, inputs: list[str], targets: list[str], sha256: str | None = None
+    *,
+    path: str | Path,
+    inputs: list[str],
+    targets: list[str],
+    sha256: str | None = None,
+    classes: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A user's data: a CSV file with a header row, or an NPZ file of named arrays.
 
@@ -278,11 +297,14 @@ def file(
     sha256 : str, optional
         The file's expected SHA-256 (`file_sha256`); a file whose content differs is an error. An
         experiment records it, so results are never silently mixed with those of other data.
+    classes : int, optional
+        The one target column holds class labels 0..classes-1, returned as one-hot rows (a softmax
+        output of ``classes`` units with cross_entropy).
 
     Returns
     -------
     X : ndarray (n, number of input columns)
-    Y : ndarray (n, number of target columns)
+    Y : ndarray (n, number of target columns, or classes)
     """
     p = Path(path)
     for name, cols in (("inputs", inputs), ("targets", targets)):
@@ -327,11 +349,24 @@ def file(
             raise ValueError(f"{name}: {p.name} has missing or non-finite values in {cols}")
         return out
 
+    if classes is not None:
+        classes = _int("classes", classes, 2)
+        if len(targets) != 1:
+            raise ValueError(f"targets: with classes, one column of class labels, got {list(targets)!r}")
     X, Y = take("inputs", list(inputs)), take("targets", list(targets))
     if X.shape[0] == 0:
         raise ValueError(f"path: {p.name} has no rows")
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"targets: {p.name} has {Y.shape[0]} target rows but {X.shape[0]} input rows")
+    if classes is not None:
+        labels = Y[:, 0]
+        bad = (labels != np.round(labels)) | (labels < 0) | (labels >= classes)
+        if bad.any():
+            raise ValueError(
+                f"targets: {targets[0]!r} in {p.name} must hold class labels 0..{classes - 1}, "
+                f"got {labels[bad][0]:g}"
+            )
+        Y = np.eye(classes)[labels.astype(np.int64)]
     return X, Y
 
 
@@ -345,7 +380,7 @@ TASKS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
 }
 
 
-def _choice(name: str, value: object, allowed: Mapping[str, object]) -> str:
+def _choice(name: str, value: object, allowed: Collection[str]) -> str:
     if isinstance(value, str) and value in allowed:
         return value
     hint = did_you_mean(value, allowed)

@@ -1,59 +1,119 @@
-"""Benchmark of the training engine: replica-sample-steps per second.
+"""Benchmark of the training engine against JAX and PyTorch: replica-sample-steps per second.
 
-Reference workload: n = 256 points in 2-D, tanh hidden and tanh output, loss half_squared, per-sample
-SGD with lr 0.05, 20 epochs, 64 seeds per configuration, float64; configurations (hidden layers x
-width) in {1, 3} x {4, 32, 128}. Rate = 64 * 256 * 20 / seconds of one `train` call, steady state
-(after a warm-up call), best of --repeats.
+Configurations (float64, tanh hidden and output layers, loss half_squared, R seeds trained together):
 
-Every engine does the same job as `nnlab.train`: each replica follows its own shuffled order, and the
-full-data loss is computed before training and after every epoch; "jax-sgd" is JAX doing the SGD
-steps alone (no loss curve), the stricter comparison. Printed in one run: nnlab's rate, the numpy
-reference path's rate, and JAX's, PyTorch's and scikit-learn's when installed (the `bench` extra),
-each with nnlab's ratio to it. JAX and PyTorch run on one thread (vmap over seeds, jit, lax.scan over
-samples for JAX; a batched per-sample loop for PyTorch); scikit-learn trains one MLPRegressor per
-seed with its own SGD (no replica axis), as a familiar point of comparison. The slow baselines
-(numpy reference, PyTorch, scikit-learn; JAX on the largest network) time fewer epochs, since their
-rate is per step.
+- the engine issue's shapes: n = 1792 digits (scikit-learn's 8x8 digits, the first 1792, pixels / 16,
+  one-hot targets +-0.9; random data of the same shapes without scikit-learn), 64 inputs, 10 outputs,
+  one hidden layer of 64, 256 or 1024 units with batch 16, or two of 256 with batch 64, 32 seeds,
+  lr 0.05 ("DIG64", "DIG256", "DIG1024", "DIG2x256"); 2 inputs, 8 hidden layers of 16, per-sample
+  SGD, 64 seeds ("DEEP8x16"); XOR's 4 points, width 2, per-sample SGD, 4096 seeds ("XOR");
+- the reference grid: n = 256 points in 2-D, 1 output, per-sample SGD with lr 0.05, 64 seeds, hidden
+  layers x width in {1, 3} x {4, 32, 128} ("D1W4" ... "D3W128").
 
-    python scripts/bench_engine.py [--configs D1W4,D3W128] [--repeats 3] [--no-others]
+Rate = R * n * epochs / seconds of one run, steady state (after a warm-up run that compiles), best of
+--repeats; the epochs are chosen so that a run takes about a second or more (fixed costs, such as the
+loss before training, amortize alike for every engine). Every engine does the same job as
+`nnlab.train`: each replica follows its own shuffled order (the same orders, drawn before timing, for
+every engine: `train(..., order=...)`; drawing them inside `train` costs nnlab up to 10% at the
+smallest networks), minibatch steps on the batch-mean loss, the full-data loss
+before training and after every epoch, and the full-data gradient norm at the end (JAX: the faster of
+two ways to write the loss pass). "sgd only" is JAX doing the SGD steps alone (no loss curve, no
+gradient norm), the stricter comparison. The last two columns divide nnlab's rate by the best JAX
+rate (of one thread and default threads) on the same job, and on SGD alone.
+
+The baselines run in their own processes (`--worker`), so that each gets its own thread setting: JAX
+(vmap over replicas, jit, lax.scan over epochs and batches) with one XLA thread and with its default
+threads, PyTorch (replicas stacked, baddbmm, autograd) with one thread and with its default threads.
+nnlab uses numba's threads (one per core). GFLOP/s counts 6 x parameters per replica-sample step; the
+peak is numpy's float64 matmul (4096 x 4096, OpenBLAS) on one and on all cores, measured in the same
+run. JAX times as many epochs as nnlab; PyTorch, much slower, about a second's worth (its rate is per
+step).
+
+    python scripts/bench_engine.py [--configs DIG1024,D1W32] [--repeats 3] [--no-jax] [--no-torch]
+                                   [--markdown]
+    python scripts/bench_engine.py --crossover
+
+--crossover measures what `nnlab.sgd.layout` rests on: both compiled layouts, forced, on one thread,
+over a grid of shapes and batch sizes (n = 512 samples, 32 seeds), and prints the replica layout's
+rate over the lanes'.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
-# One thread for the baselines' BLAS / XLA (set before they are imported).
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
+LR = 0.05
 
-import nnlab  # noqa: E402
-from nnlab.sgd import shuffled_orders  # noqa: E402
 
-N, D, EPOCHS, R, LR = 256, 2, 20, 64, 0.05
-CONFIGS = {f"D{depth}W{width}": (depth, width) for depth in (1, 3) for width in (4, 32, 128)}
-JAX_ISSUE = {  # measured by the issue's author with JAX 0.10 on this machine, for reference
-    "D1W4": 8.35e6,
-    "D1W32": 3.42e6,
-    "D1W128": 1.15e6,
-    "D3W4": 4.04e6,
-    "D3W32": 416e3,
-    "D3W128": 7.7e3,
+@dataclass(frozen=True)
+class Case:
+    """One benchmark configuration: sizes [d, h_1, ..., out], samples, batch, seeds, epochs."""
+
+    sizes: tuple[int, ...]
+    n: int
+    batch: int
+    seeds: int
+    epochs: int  # what nnlab times; the baselines may time fewer (baseline_epochs)
+    data: str  # "digits", "plane" (uniform in [-1, 1]^2) or "xor"
+
+    @property
+    def n_params(self) -> int:
+        return sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=False))
+
+
+CASES = {
+    "DIG64": Case((64, 64, 10), 1792, 16, 32, 10, "digits"),
+    "DIG256": Case((64, 256, 10), 1792, 16, 32, 6, "digits"),
+    "DIG1024": Case((64, 1024, 10), 1792, 16, 32, 8, "digits"),
+    "DIG2x256": Case((64, 256, 256, 10), 1792, 64, 32, 4, "digits"),
+    "DEEP8x16": Case((2, *[16] * 8, 1), 256, 1, 64, 40, "plane"),
+    "XOR": Case((2, 2, 1), 4, 1, 4096, 1000, "xor"),
+    **{
+        f"D{depth}W{width}": Case((2, *[width] * depth, 1), 256, 1, 64, epochs, "plane")
+        for depth, width, epochs in [
+            (1, 4, 200),
+            (1, 32, 100),
+            (1, 128, 40),
+            (3, 4, 200),
+            (3, 32, 40),
+            (3, 128, 4),
+        ]
+    },
 }
 
 
-def workload(depth: int, width: int):
+def workload(case: Case):
+    """X (n, d), Y (n, out), the initial network's arrays and the orders (R, epochs, n)."""
+    import nnlab
+    from nnlab.sgd import shuffled_orders
+
     rng = np.random.default_rng(12345)
-    X = rng.uniform(-1.0, 1.0, size=(N, D))
-    Y = 0.8 * np.tanh(3.0 * X[:, :1] * X[:, 1:])  # a smooth target inside tanh's range
-    sizes = [D] + [width] * depth + [1]
-    net = nnlab.init_network(sizes, seeds=range(R))
-    order = shuffled_orders(range(R), EPOCHS, N)
+    if case.data == "digits":
+        try:
+            from sklearn.datasets import load_digits
+
+            digits = load_digits()
+            X, labels = digits.data[: case.n] / 16.0, digits.target[: case.n]
+        except ImportError:
+            X, labels = rng.uniform(0.0, 1.0, size=(case.n, 64)), rng.integers(0, 10, size=case.n)
+        Y = np.where(np.eye(10)[labels] > 0, 0.9, -0.9)
+    elif case.data == "xor":
+        X = np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])
+        Y = np.array([[-0.9], [0.9], [0.9], [-0.9]])
+    else:
+        X = rng.uniform(-1.0, 1.0, size=(case.n, 2))
+        Y = 0.8 * np.tanh(3.0 * X[:, :1] * X[:, 1:])  # a smooth target inside tanh's range
+    net = nnlab.init_network(list(case.sizes), seeds=range(case.seeds))
+    order = shuffled_orders(range(case.seeds), case.epochs, case.n)
     return net, X, Y, order
 
 
@@ -67,29 +127,113 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
-def rate_nnlab(net, X, Y, order, repeats):
-    return R * N * EPOCHS / best_time(lambda: nnlab.train(net, X, Y, lr=LR, epochs=EPOCHS), repeats)
+def calibrated_epochs(case: Case, one_epoch, seconds: float = 1.0) -> int:
+    """Epochs a slow baseline times: about ``seconds`` of work (timed from one epoch), at most
+    case.epochs. ``one_epoch()`` runs one epoch (its first call also warms up)."""
+    one_epoch()
+    t = time.perf_counter()
+    one_epoch()
+    return int(max(1, min(case.epochs, round(seconds / max(time.perf_counter() - t, 1e-9)))))
 
 
-def rate_numpy(net, X, Y, order, repeats):
-    # The reference is slow at large widths: time fewer epochs (the rate is per step).
-    epochs = 2
-    fn = lambda: nnlab.train(net, X, Y, lr=LR, epochs=epochs, order=order[:, :epochs], engine="numpy")  # noqa: E731
-    return R * N * epochs / best_time(fn, max(1, repeats - 1))
+# ---------------------------------------------------------------------------------------------------
+# nnlab (in this process).
 
 
-def baseline_epochs(net) -> int:
-    """Epochs the slow baselines time (their rate is per step): fewer on the largest networks."""
-    return EPOCHS if net.n_params < 10_000 else 4
+def rate_nnlab(case: Case, repeats: int) -> tuple[float, str, int]:
+    import nnlab
+    from nnlab.sgd import layout
+
+    net, X, Y, order = workload(case)
+    result = {}
+
+    def run():
+        result["r"] = nnlab.train(net, X, Y, lr=LR, epochs=case.epochs, batch_size=case.batch, order=order)
+
+    seconds = best_time(run, repeats)
+    diverged = int(result["r"].diverged.sum())
+    return case.seeds * case.n * case.epochs / seconds, layout(case.sizes, case.batch), diverged
 
 
-def rate_jax(net, X, Y, order, repeats, with_curve=True):
+CROSSOVER_SHAPES = [
+    [64, 16, 10],
+    [64, 32, 10],
+    [64, 64, 10],
+    [2, 32, 1],
+    [2, 64, 1],
+    [2, 128, 1],
+    [2, 32, 32, 1],
+    [2, 64, 64, 1],
+    [2, 16, 16, 16, 1],
+    [2, 128, 128, 1],
+    [2, 128, 128, 128, 1],
+    [64, 512, 10],
+]
+
+
+def crossover(repeats: int) -> None:
+    """Both layouts forced, one engine thread: the replica layout's rate over the lanes'."""
+    import nnlab
+    from nnlab import sgd
+
+    rng = np.random.default_rng(0)
+    chosen = sgd.layout
+    print("sizes                      batch  weights/layer  params       lanes     replica  ratio  chosen")
+    try:
+        for sizes in CROSSOVER_SHAPES:
+            for batch in (1, 2, 4, 16, 32):
+                n = 512
+                X, Y = rng.uniform(-1, 1, (n, sizes[0])), rng.uniform(-0.5, 0.5, (n, sizes[-1]))
+                net = nnlab.init_network(sizes, seeds=range(32))
+                rates = {}
+                for name in sgd.LAYOUTS:
+                    sgd.layout = lambda s, b, name=name: name
+
+                    def run(epochs, net=net, X=X, Y=Y, batch=batch):
+                        nnlab.train(net, X, Y, lr=0.01, epochs=epochs, batch_size=batch, threads=1)
+
+                    epochs = calibrated_epochs(
+                        Case(tuple(sizes), n, batch, 32, 100, ""), lambda run=run: run(1)
+                    )
+                    rates[name] = 32 * n * epochs / best_time(lambda run=run, e=epochs: run(e), repeats)
+                sgd.layout = chosen
+                widest = max(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+                ratio = rates["replica"] / rates["lanes"]
+                print(
+                    f"{str(sizes):26} {batch:5} {widest:14,} {net.n_params:7,} {rates['lanes']:11,.0f} "
+                    f"{rates['replica']:11,.0f} {ratio:6.2f}  {chosen(sizes, batch)}",
+                    flush=True,
+                )
+    finally:
+        sgd.layout = chosen
+
+
+def machine_peak() -> tuple[float, float]:
+    """GFLOP/s of a 4096 x 4096 float64 matmul with one BLAS thread and with all of them."""
+    from threadpoolctl import threadpool_limits
+
+    A, B = np.random.default_rng(0).random((2, 4096, 4096))
+    peaks = []
+    for threads in (1, os.cpu_count() or 1):
+        with threadpool_limits(threads, user_api="blas"):
+            peaks.append(2 * 4096**3 / best_time(lambda: A @ B, 2) / 1e9)
+    return peaks[0], peaks[1]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Baselines (each in a worker process with its own thread setting).
+
+
+def jax_rates(case: Case, repeats: int) -> dict[str, float]:
+    """JAX doing the same job as train, and SGD alone; jit + vmap over replicas + scan."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    L = len(net.weights)
+    net, X, Y, order = workload(case)
+    B, n = case.batch, case.n
+    full_batches, rest = divmod(n, B)
 
     def forward(params, x):
         f = x
@@ -97,170 +241,236 @@ def rate_jax(net, X, Y, order, repeats, with_curve=True):
             f = jnp.tanh(f @ W + b)
         return f
 
-    def sample_loss(params, x, y):
-        return 0.5 * jnp.sum((y - forward(params, x)) ** 2)
+    def batch_loss(params, x, y):  # the batch-mean loss, x (m, d)
+        return jnp.mean(0.5 * jnp.sum((y - forward(params, x)) ** 2, axis=-1))
 
-    grad = jax.grad(sample_loss)
+    grad = jax.grad(batch_loss)
 
-    def epoch(params, idx, Xj, Yj):
-        def step(p, i):
-            g = grad(p, Xj[i], Yj[i])
-            return jax.tree_util.tree_map(lambda a, b: a - LR * b, p, g), None
+    def step(params, idx):
+        g = grad(params, Xj[idx], Yj[idx])
+        return jax.tree_util.tree_map(lambda a, b: a - LR * b, params, g), None
 
-        params, _ = jax.lax.scan(step, params, idx)
-        full = jnp.mean(0.5 * jnp.sum((Yj - forward(params, Xj)) ** 2, axis=-1))
-        return params, full
+    def epoch_sgd(params, idx):
+        params, _ = jax.lax.scan(step, params, idx[: full_batches * B].reshape(full_batches, B))
+        if rest:
+            params, _ = step(params, idx[full_batches * B :])
+        return params
 
-    run_epoch = jax.jit(jax.vmap(epoch, in_axes=(0, 0, None, None)))
+    def loss_by_scan(params, X, Y):  # the full-data loss sample by sample, as the SGD steps see them
+        def add(total, i):
+            return total + 0.5 * jnp.sum((Y[i] - forward(params, X[i])) ** 2), None
 
-    def full_loss(p, Xj, Yj):
-        return jnp.mean(0.5 * jnp.sum((Yj - forward(p, Xj)) ** 2, axis=-1))
+        return jax.lax.scan(add, 0.0, jnp.arange(X.shape[0]))[0] / X.shape[0]
 
-    full0 = jax.jit(jax.vmap(full_loss, in_axes=(0, None, None)))
-    params0 = [(jnp.asarray(net.weights[i]), jnp.asarray(net.biases[i])) for i in range(L)]
-    Xj, Yj, oj = jnp.asarray(X), jnp.asarray(Y), jnp.asarray(order)
+    def same_job(params, orders, full_loss):  # one replica: orders (E, n)
+        first = full_loss(params, Xj, Yj)
 
-    def epoch_sgd(params, idx, Xj, Yj):
-        def step(p, i):
-            g = grad(p, Xj[i], Yj[i])
-            return jax.tree_util.tree_map(lambda a, b: a - LR * b, p, g), None
+        def epoch(p, idx):
+            p = epoch_sgd(p, idx)
+            return p, full_loss(p, Xj, Yj)
 
-        return jax.lax.scan(step, params, idx)[0]
+        params, curve = jax.lax.scan(epoch, params, orders)
+        g = grad(params, Xj, Yj)
+        norm = jnp.sqrt(sum(jnp.sum(a * a) for a in jax.tree_util.tree_leaves(g)))
+        return params, jnp.concatenate([first[None], curve]), norm
 
-    run_sgd = jax.jit(jax.vmap(epoch_sgd, in_axes=(0, 0, None, None)))
+    def sgd_only(params, orders):
+        return jax.lax.scan(lambda p, idx: (epoch_sgd(p, idx), None), params, orders)[0]
 
-    epochs = baseline_epochs(net)
+    Xj, Yj = jnp.asarray(X), jnp.asarray(Y)
+    params = [(jnp.asarray(W), jnp.asarray(b)) for W, b in zip(net.weights, net.biases, strict=True)]
+    epochs = case.epochs  # as many as nnlab: the first loss and the last gradient amortize alike
+    oj = jnp.asarray(order[:, :epochs])
+    # The full-data loss two ways: one batched forward pass (faster for wide layers), or a scan over
+    # the samples (faster for the smallest networks); the faster counts.
+    variants = {
+        "same": jax.jit(jax.vmap(lambda p, o: same_job(p, o, batch_loss))),
+        "sgd": jax.jit(jax.vmap(sgd_only)),
+    }
+    if B == 1:  # (with minibatches the batched pass always wins)
+        variants["same_scan"] = jax.jit(jax.vmap(lambda p, o: same_job(p, o, loss_by_scan)))
+    out = {}
+    for name, fn in variants.items():
+        seconds = best_time(lambda fn=fn: jax.block_until_ready(fn(params, oj)), repeats)
+        out[name] = case.seeds * n * epochs / seconds
+    out["same"] = max(out["same"], out.pop("same_scan", 0.0))
+    out["version"] = jax.__version__
+    return out
 
-    def fn():
-        p = params0
-        if not with_curve:  # SGD alone, as in the issue's measurement
-            for e in range(epochs):
-                p = run_sgd(p, oj[:, e], Xj, Yj)
-            jax.block_until_ready(p)
-            return
-        curve = [full0(p, Xj, Yj)]
-        for e in range(epochs):
-            p, full = run_epoch(p, oj[:, e], Xj, Yj)
-            curve.append(full)
-        jax.block_until_ready(curve)
 
-    return R * N * epochs / best_time(fn, repeats), f"jax {jax.__version__}"
-
-
-def rate_torch(net, X, Y, order, repeats):
+def torch_rates(case: Case, repeats: int) -> dict[str, float]:
+    """PyTorch doing the same job as train: replicas stacked (R, ...), baddbmm, autograd."""
     import torch
 
-    torch.set_num_threads(1)
+    net, X, Y, order = workload(case)
+    R, B, n = case.seeds, case.batch, case.n
     Ws = [torch.tensor(W) for W in net.weights]
     bs = [torch.tensor(b) for b in net.biases]
     Xt, Yt, ot = torch.tensor(X), torch.tensor(Y), torch.tensor(order)
-    epochs = 2
 
-    def forward(Ws, bs, x):  # x (R, n, d)
+    def forward(W, b, x):  # x (R, m, d)
         f = x
-        for W, b in zip(Ws, bs, strict=True):
-            f = torch.tanh(torch.baddbmm(b[:, None, :], f, W))
+        for Wi, bi in zip(W, b, strict=True):
+            f = torch.tanh(torch.baddbmm(bi[:, None, :], f, Wi))
         return f
 
-    def fn():
+    def full_loss(W, b):
+        with torch.no_grad():
+            f = forward(W, b, Xt[None].expand(R, -1, -1))
+            return (0.5 * ((Yt[None] - f) ** 2).sum(-1)).mean(-1)
+
+    def run(epochs):
         W = [w.clone().requires_grad_(True) for w in Ws]
         b = [v.clone().requires_grad_(True) for v in bs]
+        curve = [full_loss(W, b)]
         for e in range(epochs):
-            for t in range(N):
-                i = ot[:, e, t]
-                x, y = Xt[i][:, None, :], Yt[i][:, None, :]
-                loss = 0.5 * ((y - forward(W, b, x)) ** 2).sum()  # sum over replicas: separable
+            for start in range(0, n, B):
+                i = ot[:, e, start : start + B]  # (R, m)
+                x, y = Xt[i], Yt[i]
+                # Sum over replicas of each replica's batch-mean loss: the replicas are separable.
+                loss = (0.5 * ((y - forward(W, b, x)) ** 2).sum(-1)).mean(-1).sum()
                 grads = torch.autograd.grad(loss, W + b)
                 with torch.no_grad():
                     for p, g in zip(W + b, grads, strict=True):
                         p -= LR * g
-            with torch.no_grad():
-                forward(W, b, Xt[None].expand(R, -1, -1))
+            curve.append(full_loss(W, b))
+        f = forward(W, b, Xt[None].expand(R, -1, -1))
+        loss = (0.5 * ((Yt[None] - f) ** 2).sum(-1)).mean(-1).sum()
+        grads = torch.autograd.grad(loss, W + b)
+        return torch.sqrt(sum((g * g).flatten(1).sum(1) for g in grads)), curve
 
-    return R * N * epochs / best_time(fn, max(1, repeats - 1)), f"torch {torch.__version__}"
-
-
-def rate_sklearn(net, X, Y, order, repeats):
-    import sklearn
-    from sklearn.neural_network import MLPRegressor
-
-    depth, width = len(net.weights) - 1, net.weights[0].shape[2]
-    seeds = 8 if net.n_params < 10_000 else 2  # one model per seed; the rate is per replica-sample-step
-    epochs = baseline_epochs(net)
-
-    def fn():
-        for s in range(seeds):
-            m = MLPRegressor(
-                hidden_layer_sizes=(width,) * depth,
-                activation="tanh",
-                solver="sgd",
-                batch_size=1,
-                learning_rate_init=LR,
-                momentum=0.0,
-                alpha=0.0,
-                max_iter=epochs,
-                tol=0.0,
-                n_iter_no_change=epochs + 1,
-                shuffle=True,
-                random_state=s,
-            )
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                m.fit(X, Y[:, 0])
-
-    return seeds * N * epochs / best_time(fn, 1), f"scikit-learn {sklearn.__version__}"
+    epochs = calibrated_epochs(case, lambda: run(1))
+    seconds = best_time(lambda: run(epochs), max(1, repeats - 1))
+    return {"same": R * n * epochs / seconds, "version": torch.__version__}
 
 
-def flops_per_step(net) -> float:
-    return 6.0 * net.n_params
+def worker(args) -> int:
+    """Print one JSON line per configuration: the baseline's rates."""
+    for name in args.configs.split(","):
+        case = CASES[name]
+        fn = jax_rates if args.worker == "jax" else torch_rates
+        try:
+            rates = fn(case, args.repeats)
+        except Exception as err:  # a baseline that fails is reported, not fatal
+            rates = {"error": f"{type(err).__name__}: {err}"}
+        print(json.dumps({"config": name, **rates}), flush=True)
+    return 0
+
+
+def run_worker(kind: str, threads: str, names: list[str], repeats: int) -> dict[str, dict]:
+    """Run a baseline worker process; threads "1" or "default"."""
+    env = dict(os.environ)
+    if kind == "jax" and threads == "1":
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    if kind == "torch" and threads == "1":
+        env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, __file__, "--worker", kind, "--configs", ",".join(names)]
+    cmd += ["--repeats", str(repeats)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    out = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            row = json.loads(line)
+            out[row["config"]] = row
+    if proc.returncode != 0 and not out:
+        print(
+            f"# {kind} ({threads} threads) failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr
+        )
+    return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, e.g. D1W4,D3W128")
+    ap.add_argument("--configs", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)}")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--no-others", action="store_true", help="skip JAX, PyTorch and scikit-learn")
-    ap.add_argument("--no-numpy", action="store_true", help="skip the numpy reference path")
+    ap.add_argument("--no-jax", action="store_true", help="skip JAX")
+    ap.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    ap.add_argument("--markdown", action="store_true", help="print the table in markdown")
+    ap.add_argument("--crossover", action="store_true", help="time both layouts over a grid of shapes")
+    ap.add_argument("--worker", choices=["jax", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:
+        return worker(args)
+    if args.crossover:
+        crossover(args.repeats)
+        return 0
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
-    unknown = [c for c in names if c not in CONFIGS]
+    unknown = [c for c in names if c not in CASES]
     if unknown:
-        print(f"--configs: unknown {unknown}; choose from {', '.join(CONFIGS)}", file=sys.stderr)
+        print(f"--configs: unknown {unknown}; choose from {', '.join(CASES)}", file=sys.stderr)
         return 2
     import numba
 
+    one, peak = machine_peak()
+    load = os.getloadavg()
     print(
-        f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__} "
-        f"({numba.get_num_threads()} threads)"
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
+        f"{platform.python_version()}, numpy {np.__version__}, numba {numba.__version__} "
+        f"({numba.get_num_threads()} threads); load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
-    jax_sgd = lambda *a: rate_jax(*a, with_curve=False)  # noqa: E731
-    others = (
-        []
-        if args.no_others
-        else [("jax", rate_jax), ("jax-sgd", jax_sgd), ("torch", rate_torch), ("sklearn", rate_sklearn)]
-    )
-    header = f"{'config':7} {'nnlab steps/s':>14} {'GFLOP/s':>8}"
-    if not args.no_numpy:
-        header += f" {'numpy ref':>11} {'x ref':>6}"
-    print(header + "".join(f" {name:>11} {'x ' + name:>9}" for name, _ in others))
+    print(f"# float64 matmul peak: {one:.1f} GFLOP/s on one core, {peak:.1f} GFLOP/s on {os.cpu_count()}")
+    nn = {}
     for name in names:
-        depth, width = CONFIGS[name]
-        net, X, Y, order = workload(depth, width)
-        rate = rate_nnlab(net, X, Y, order, args.repeats)
-        line = f"{name:7} {rate:14,.0f} {rate * flops_per_step(net) / 1e9:8.2f}"
-        if not args.no_numpy:
-            ref = rate_numpy(net, X, Y, order, args.repeats)
-            line += f" {ref:11,.0f} {rate / ref:6.1f}"
-        for _, fn in others:
-            try:
-                other, _ = fn(net, X, Y, order, args.repeats)
-                line += f" {other:11,.0f} {rate / other:9.2f}"
-            except ImportError:
-                line += f" {'-':>11} {'-':>9}"
-        print(line, flush=True)
+        nn[name] = rate_nnlab(CASES[name], args.repeats)
+        print(
+            f"# nnlab {name}: {nn[name][0]:,.0f} steps/s ({nn[name][1]} layout)", file=sys.stderr, flush=True
+        )
+    base = {}
+    kinds = ([] if args.no_jax else ["jax"]) + ([] if args.no_torch else ["torch"])
+    for kind in kinds:
+        for threads in ("1", "default"):
+            base[kind, threads] = run_worker(kind, threads, names, args.repeats)
+            versions = {row.get("version") for row in base[kind, threads].values()} - {None}
+            print(f"# {kind} {', '.join(versions)} ({threads} threads) done", file=sys.stderr, flush=True)
+    columns = [
+        ("jax", "1", "same"),
+        ("jax", "default", "same"),
+        ("jax", "1", "sgd"),
+        ("jax", "default", "sgd"),
+    ]
+    columns = [c for c in columns if c[0] in kinds] + [
+        ("torch", t, "same") for t in ("1", "default") if "torch" in kinds
+    ]
+    titles = {
+        ("jax", "1", "same"): "JAX 1 thread",
+        ("jax", "default", "same"): "JAX default",
+        ("jax", "1", "sgd"): "JAX sgd-only 1t",
+        ("jax", "default", "sgd"): "JAX sgd-only def",
+        ("torch", "1", "same"): "PyTorch 1 thread",
+        ("torch", "default", "same"): "PyTorch default",
+    }
+    header = ["config", "layout", "nnlab", "GFLOP/s", "% peak"]
+    for c in columns:
+        header += [titles[c], "x"]
+    header += ["x JAX (same job)", "x JAX (sgd only)"]
+    rows = []
+    for name in names:
+        rate, lay, diverged = nn[name]
+        gflops = rate * 6 * CASES[name].n_params / 1e9
+        row = [name + (f" ({diverged} div.)" if diverged else ""), lay, f"{rate:,.0f}", f"{gflops:.2f}"]
+        row.append(f"{100 * gflops / peak:.0f}%")
+        best = {"same": 0.0, "sgd": 0.0}
+        for kind, threads, what in columns:
+            other = base[kind, threads].get(name, {}).get(what)
+            if other:
+                row += [f"{other:,.0f}", f"{rate / other:.2f}"]
+                if kind == "jax":
+                    best[what] = max(best[what], other)
+            else:
+                row += ["-", "-"]
+        row += [f"{rate / best[w]:.2f}" if best[w] else "-" for w in ("same", "sgd")]
+        rows.append(row)
+    if args.markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "|".join(["---", "---"] + ["--:"] * (len(header) - 2)) + "|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    else:
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+        for row in rows:
+            print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
+    print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 

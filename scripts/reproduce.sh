@@ -3,7 +3,7 @@
 # of every end point), then its summary, figures and report, into results/<name>/. At most 15
 # minutes on 2 cores (measured: see README.md).
 #
-#   scripts/reproduce.sh [--fresh] [NAME ...]     (default: all five studies)
+#   scripts/reproduce.sh [--fresh] [NAME ...]     (default: all six studies)
 #
 # A rerun resumes: runs already stored are not trained again (their numbers would not change: a
 # run depends only on its configuration and seed). --fresh retrains everything.
@@ -15,7 +15,7 @@ FRESH=()
 if [[ "${1:-}" == "--fresh" ]]; then FRESH=(--fresh); shift; fi
 STUDIES=("$@")
 if [[ ${#STUDIES[@]} -eq 0 ]]; then
-  STUDIES=(xor_capacity teacher_student digits_spread depth_width chain_gradients)
+  STUDIES=(xor_capacity teacher_student digits_spread digits_spread_ce depth_width chain_gradients)
 fi
 start=$SECONDS
 for name in "${STUDIES[@]}"; do

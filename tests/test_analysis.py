@@ -236,6 +236,18 @@ def test_median_test_loss_counts_a_nan_as_infinite():
     assert s.iloc[0]["median_test_loss"] == np.inf  # three of width 2's four test losses are NaN
 
 
+def test_median_accuracies_of_classification_runs():
+    runs = runs_table().assign(
+        train_accuracy=[1.0, 0.9, 0.8, 0.7, 0.5, 0.6, 0.7, 0.8], test_accuracy=[0.9, 0.8, 0.7, 0.6] * 2
+    )
+    s = analysis.summarize(runs, 1e-3)
+    by_width = runs.groupby("width")
+    np.testing.assert_allclose(s["median_accuracy"], by_width["train_accuracy"].median())
+    np.testing.assert_allclose(s["median_test_accuracy"], by_width["test_accuracy"].median())
+    assert s["median_accuracy"].nunique() == 2
+    assert "median_accuracy" not in analysis.summarize(runs_table(), 1e-3)
+
+
 def verdict_row(**kw):
     row = dict(runs=100, successes=0, success_lo=0.0, success_hi=0.0, diverged=0, descending=0)
     return {**row, **kw}

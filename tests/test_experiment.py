@@ -60,6 +60,13 @@ def test_load_file_overrides_and_resolved_toml(tmp_path):
     assert load(again) == exp
 
 
+def test_classification_losses_and_softmax_outputs_are_accepted():
+    exp = validate(with_("model", output="softmax") | {"train": {"loss": "cross_entropy"}})
+    assert {(c.output, c.loss) for c in exp.configs()} == {("softmax", "cross_entropy")}
+    exp = validate(with_("model", output=["identity", "tanh"]) | {"train": {"loss": "hinge"}})
+    assert {c.output for c in exp.configs()} == {"identity", "tanh"}
+
+
 def test_quick_experiment_is_valid():
     exp = load("experiments/quick.toml")
     assert exp.name == "quick" and len(exp.configs()) == 10
@@ -88,13 +95,29 @@ def test_quick_experiment_is_valid():
         (with_("train", lr=-0.1), "^train.lr: expected a number > 0"),
         (with_("train", epochs=1.5), "^train.epochs: expected an int in 1..1_000_000"),
         (with_("train", epochs=10**13), "^train.epochs: expected an int in 1..1_000_000"),
-        (with_("train", loss="mse"), "^train.loss: expected one of half_squared, squared"),
+        (with_("train", loss="mse"), "^train.loss: expected one of cross_entropy, half_squared, hinge, sq"),
         (with_("train", seeds=0), "^train.seeds: expected a count in 1..1_000_000"),
         (with_(None, name=None), "^name: required"),
         (with_("train", seeds=[1, 1]), "^train.seeds: a seed is listed twice"),
         (with_("model", width=[2, 2]), r"^model.width: a value is listed twice in \[2, 2\]"),
         (with_("train", lr=[0.1, 1e-1]), r"^train.lr: a value is listed twice"),
         (with_(None, model=3), r"^model: expected a \[model\] section"),
+        (
+            with_("model", hidden="softmax"),
+            r"^model.hidden: expected one of .*\(softmax: output only\), got 'softmax'",
+        ),
+        (
+            with_("model", output="softmax"),
+            r"^model.output, train.loss: output 'softmax' needs loss 'cross_entropy', got loss 'half_sq",
+        ),
+        (
+            with_("train", loss="cross_entropy"),
+            r"^model.output, train.loss: loss 'cross_entropy' needs output 'softmax' or 'sigmoid', got",
+        ),
+        (
+            with_("model", output=["identity", "relu"]) | {"train": {"loss": "hinge"}},
+            r"^model.output, train.loss: loss 'hinge' needs output 'identity' or 'tanh', got output 'relu'$",
+        ),
     ],
 )
 def test_validation_errors_name_the_field(data, message):

@@ -39,26 +39,49 @@ from tests.test_network import kink_distance, random_network
 ACTS = ["identity", "relu", "sigmoid", "tanh"]
 LOSS_NAMES = list(LOSSES)
 KAPPA = {"half_squared": 1.0, "squared": 2.0}
+REGRESSION = [loss for loss in LOSS_NAMES if loss in KAPPA]  # the squared losses: closed forms below
 # Number of weight layers -> sizes [d, h_1, ..., out].
 SIZES = {1: [3, 2], 2: [3, 4, 2], 3: [3, 4, 5, 2]}
 R = 3
 
 
-def draw(rng, sizes, *, hidden, output, bias, n=6, R=R, lead=()):
-    """A random network (weights ~ N(0, 1/n_in), biases ~ N(0, 0.3^2)) and data uniform in [-1, 1].
+def paired(loss, output):
+    """The output activation a loss takes (nnlab.functions.PAIRINGS): cross_entropy softmax, hinge
+    ``output`` when identity or tanh (else tanh), the squared losses any."""
+    if loss == "cross_entropy":
+        return "softmax"
+    if loss == "hinge":
+        return output if output in ("identity", "tanh") else "tanh"
+    return output
+
+
+def draw(rng, sizes, *, hidden, output, bias, n=6, R=R, lead=(), loss="half_squared"):
+    """A random network (weights ~ N(0, 1/n_in), biases ~ N(0, 0.3^2)) and data uniform in [-1, 1],
+    the targets as ``loss`` takes them (one-hot rows for cross_entropy, +-1 for hinge), and the
+    output activation it pairs with (`paired`).
 
     relu has no second derivative at z = 0: redraw until every pre-activation is 1e-3 from the kink,
     far compared with what a 1e-5 finite-difference step moves it, and until a relu output is alive
-    on some sample in every replica (a dead replica has H = 0: nothing to test).
+    on some sample in every replica (a dead replica has H = 0: nothing to test). The hinge has a kink
+    at y f = 1: redraw until every margin is 1e-3 from it.
     """
+    output = paired(loss, output)
     for _ in range(50):
         net = dataclasses.replace(random_network(rng, sizes, act=hidden, bias=bias, R=R), output=output)
         X = rng.uniform(-1.0, 1.0, size=(*lead, n, sizes[0]))
-        Y = rng.uniform(-1.0, 1.0, size=(*lead, n, sizes[-1]))
-        alive = np.all(np.any(forward(net, X)[-1] != 0.0, axis=(1, 2)))
-        if "relu" not in (hidden, output) or (kink_distance(net, X) > 1e-3 and alive):
+        if loss == "cross_entropy":
+            Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], size=(*lead, n))]
+        elif loss == "hinge":
+            Y = rng.choice([-1.0, 1.0], size=(*lead, n, sizes[-1]))
+        else:
+            Y = rng.uniform(-1.0, 1.0, size=(*lead, n, sizes[-1]))
+        f_L = forward(net, X)[-1]
+        alive = np.all(np.any(f_L != 0.0, axis=(1, 2)))
+        relu_ok = "relu" not in (hidden, output) or (kink_distance(net, X) > 1e-3 and alive)
+        hinge_ok = loss != "hinge" or np.abs(1.0 - Y * f_L).min() > 1e-3
+        if relu_ok and hinge_ok:
             return net, X, Y
-    pytest.fail("no draw kept the relu pre-activations away from 0 and the outputs alive")
+    pytest.fail("no draw kept the relu pre-activations and the hinge margins away from their kinks")
 
 
 def moved(net, theta):
@@ -85,9 +108,11 @@ def central_products(net, X, Y, V, loss, eps=1e-5):
 
 
 def relative_error(a, b):
-    """|a - b| / |b| per replica (Frobenius over everything but the replica axis)."""
+    """|a - b| / |b| per replica (Frobenius over everything but the replica axis); 0 where both are
+    exactly 0 (a hinge on a linear network has no curvature at all)."""
     axes = tuple(range(1, a.ndim))
-    return np.sqrt(np.sum((a - b) ** 2, axis=axes) / np.sum(b**2, axis=axes))
+    num, den = np.sum((a - b) ** 2, axis=axes), np.sum(b**2, axis=axes)
+    return np.sqrt(np.divide(num, den, out=np.where(num == 0, 0.0, np.inf), where=den > 0))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -104,7 +129,7 @@ def test_hvp_and_hessian_match_central_differences(rng, act, output, loss, bias,
     ACTS, so that a recursion mixing up hidden and output derivatives fails), every loss, with and
     without biases, 1 to 3 weight layers, R = 3 replicas and K = 3 directions at once."""
     out = act if output == "same" else ACTS[(ACTS.index(act) + 1) % len(ACTS)]
-    net, X, Y = draw(rng, SIZES[depth], hidden=act, output=out, bias=bias)
+    net, X, Y = draw(rng, SIZES[depth], hidden=act, output=out, bias=bias, loss=loss)
     P, K = net.n_params, 3
 
     V = rng.normal(size=(R, K, P))
@@ -227,7 +252,7 @@ def test_zero_xor_network_is_degenerate_with_eight_zero_eigenvalues():
 # Certified kinds of constructed points
 
 
-@pytest.mark.parametrize("loss", LOSS_NAMES)
+@pytest.mark.parametrize("loss", REGRESSION)
 def test_least_squares_is_a_minimum(rng, loss):
     """One identity layer with bias is least squares: f = A theta per output with A = [X, 1], and
     L = kappa/2 mean |y - f|^2 has the constant Hessian kappa A^T A / n for each output unit. In the
@@ -281,7 +306,7 @@ def test_tanh_regression_minimum_is_strict(width1_minimum):
     assert np.all(loss_of(moved(p, theta + steps), X_REG, Y_REG) > c.polished_loss[0])
 
 
-@pytest.mark.parametrize("loss", LOSS_NAMES)
+@pytest.mark.parametrize("loss", REGRESSION)
 def test_chain_origin_is_a_saddle(loss):
     """The 1-1-1 chain f = tanh(w2 tanh(w1 x)) at the origin, data y = 0.5 x. There f = w1 w2 x + O(|w|^3),
     so L = kappa/2 mean (y - f)^2 = kappa/2 mean y^2 - kappa w1 w2 mean(x y) + O(|w|^4): the gradient is
@@ -738,14 +763,14 @@ def test_relu_critical_point_flat_beyond_its_symmetries():
 def test_objective_equals_backprop(rng, act, loss, bias, depth):
     """_Objective, the replica-free loss and gradient L-BFGS calls, is backprop's recursion."""
     out = ACTS[(ACTS.index(act) + 1) % len(ACTS)]
-    net, X, Y = draw(rng, SIZES[depth], hidden=act, output=out, bias=bias, R=2)
-    objective = _Objective(net.sizes, bias, act, out, loss, X, Y)
+    net, X, Y = draw(rng, SIZES[depth], hidden=act, output=out, bias=bias, R=2, loss=loss)
+    objective = _Objective(net.sizes, bias, act, net.output, loss, X, Y)
     values, grads = gradient(net, X, Y, loss=loss)
     for r, theta in enumerate(flat_params(net)):
         value, g = objective(theta)
         assert value == pytest.approx(values[r], rel=1e-14)
         np.testing.assert_allclose(g, grads[r], rtol=1e-12, atol=1e-15)
-        assert value == pytest.approx(float(LOSSES[loss](forward(net, X)[-1][r], Y).mean()), rel=1e-14)
+        assert value == pytest.approx(float(LOSSES[loss](forward(net, X)[-1][r], Y).mean()), rel=1e-12)
 
 
 @pytest.mark.parametrize("act", ["tanh", "relu"])
@@ -830,5 +855,5 @@ def test_other_bad_input():
 
 def test_activation_table_is_the_one_tested():
     """The parametrizations above cover every activation and loss the engine has."""
-    assert sorted(ACTIVATIONS) == sorted(ACTS)
-    assert sorted(LOSSES) == sorted(KAPPA)
+    assert sorted(a for a in ACTIVATIONS if a != "softmax") == sorted(ACTS)  # softmax: by `paired`
+    assert sorted(LOSSES) == sorted(LOSS_NAMES)

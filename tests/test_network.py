@@ -15,6 +15,8 @@ from nnlab import (
     loss_of,
     network_from_arrays,
 )
+from nnlab.functions import CLASSIFICATION, PAIRINGS
+from nnlab.network import accuracy
 
 ACTS = ["identity", "relu", "sigmoid", "tanh"]
 LOSS_NAMES = ["half_squared", "squared"]
@@ -115,6 +117,60 @@ def test_backprop_matches_finite_differences(rng, act, loss, bias, depth, data):
             np.testing.assert_allclose(g.biases[i], num_b[i], rtol=1e-6, atol=1e-8, err_msg=f"b_{i + 1}")
     else:
         assert g.biases is None
+
+
+def classification_targets(rng, loss, shape):
+    """Targets ``loss`` accepts: one-hot rows (cross_entropy, out >= 2), 0/1 (one output), or +-1."""
+    if loss == "hinge":
+        return rng.choice([-1.0, 1.0], size=shape)
+    if shape[-1] == 1:
+        return rng.integers(0, 2, size=shape).astype(np.float64)
+    return np.eye(shape[-1])[rng.integers(0, shape[-1], size=shape[:-1])]
+
+
+CLASSIFIERS = [(o, loss) for loss in sorted(CLASSIFICATION) for o in PAIRINGS[loss]]
+
+
+@pytest.mark.parametrize("out", [1, 3])
+@pytest.mark.parametrize("hidden", ["tanh", "sigmoid"])
+@pytest.mark.parametrize(("output", "loss"), CLASSIFIERS)
+def test_classification_backprop_matches_finite_differences(rng, output, loss, hidden, out):
+    if output == "sigmoid" and out > 1:
+        pytest.skip("cross_entropy with a sigmoid output is the logistic form, one unit")
+    sizes = [3, 4, 5, out]
+    X = rng.uniform(-1.0, 1.0, size=(6, 3))
+    Y = classification_targets(rng, loss, (6, out))
+    net = random_network(rng, sizes, act=hidden, bias=True)
+    net = network_from_arrays(net.weights, net.biases, hidden=hidden, output=output)
+    if loss == "hinge":
+        # The hinge has a kink at margin 1: keep every margin away from it.
+        margin = Y * forward(net, X)[-1]
+        assert np.abs(margin - 1.0).min() > 1e-4
+    g = backprop(net, X, Y, loss=loss)
+    num_w, num_b = numerical_gradients(net, X, Y, loss)
+    np.testing.assert_allclose(g.loss, loss_of(net, X, Y, loss=loss), rtol=1e-15)
+    for i in range(3):
+        np.testing.assert_allclose(g.weights[i], num_w[i], rtol=1e-6, atol=1e-8, err_msg=f"W{i + 1}")
+        np.testing.assert_allclose(g.biases[i], num_b[i], rtol=1e-6, atol=1e-8, err_msg=f"b_{i + 1}")
+
+
+def test_class_labels_are_one_hot_targets(rng):
+    net = random_network(rng, [3, 4, 5], act="tanh", bias=True)
+    net = network_from_arrays(net.weights, net.biases, output="softmax")
+    X = rng.uniform(-1.0, 1.0, size=(7, 3))
+    labels = rng.integers(0, 5, size=7)
+    onehot = np.eye(5)[labels]
+    g = backprop(net, X, onehot, loss="cross_entropy")
+    for Y in (labels, labels[:, None], labels.astype(float)):
+        h = backprop(net, X, Y, loss="cross_entropy")
+        np.testing.assert_array_equal(h.loss, g.loss)
+        np.testing.assert_array_equal(h.weights[0], g.weights[0])
+    # delta_L = softmax(z_L) - y, sample by sample.
+    np.testing.assert_allclose(g.deltas[-1], forward(net, X)[-1] - onehot, rtol=1e-15)
+    f = forward(net, X)[-1]
+    np.testing.assert_array_equal(
+        accuracy(net, X, labels, loss="cross_entropy"), (f.argmax(axis=-1) == labels).mean(axis=1)
+    )
 
 
 @pytest.mark.parametrize("data", ["shared", "per_replica"])
@@ -301,20 +357,33 @@ def test_network_from_arrays_three_d_is_r_replicas(rng):
 
 
 def test_unknown_activation_names_the_choices():
-    expected = r"activation 'tahn'.*tanh.*identity, relu, sigmoid, tanh"
+    expected = r"activation 'tahn'.*tanh.*identity, relu, sigmoid, (softmax, )?tanh"
     with pytest.raises(ValueError, match=expected):
         init_network([2, 3, 1], hidden="tahn")
     with pytest.raises(ValueError, match=expected):
         init_network([2, 3, 1], output="tahn")
     with pytest.raises(ValueError, match=expected):
         network_from_arrays([np.ones((2, 1))], hidden="tahn")
+    with pytest.raises(ValueError, match=r"hidden: 'softmax' is an output activation only"):
+        init_network([2, 3, 1], hidden="softmax")
 
 
 @pytest.mark.parametrize("call", [backprop, loss_of])
 def test_unknown_loss(call):
     net = init_network([2, 1])
-    with pytest.raises(ValueError, match=r"loss 'squard'.*half_squared, squared"):
+    with pytest.raises(ValueError, match=r"loss 'squard'.*cross_entropy, half_squared, hinge, squared"):
         call(net, np.ones((3, 2)), np.ones((3, 1)), loss="squard")
+
+
+@pytest.mark.parametrize("call", [backprop, loss_of])
+def test_loss_and_output_must_pair(call):
+    X = np.ones((3, 2))
+    with pytest.raises(ValueError, match=r"output 'softmax' needs loss 'cross_entropy'"):
+        call(init_network([2, 3], output="softmax"), X, np.eye(3), loss="half_squared")
+    with pytest.raises(ValueError, match=r"loss 'cross_entropy' needs output 'softmax' or 'sigmoid'"):
+        call(init_network([2, 3]), X, np.eye(3), loss="cross_entropy")
+    with pytest.raises(ValueError, match=r"Y: loss 'cross_entropy' needs one-hot rows"):
+        call(init_network([2, 3], output="softmax"), X, 0.9 * np.eye(3), loss="cross_entropy")
 
 
 @pytest.mark.parametrize(

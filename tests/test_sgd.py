@@ -2,7 +2,9 @@
 divergence, the compiled engine against the numpy reference, argument errors, the kernels' tanh/exp.
 
 Notation as in nnlab: R replicas, n samples, W_i (R, n_in, n_out). The first test that uses
-engine="numba" compiles the kernels (cached on disk afterwards).
+engine="numba" compiles the kernels (cached on disk afterwards). The compiled engine has two layouts
+(`nnlab.sgd.layout` chooses one from the shapes); the `engine` fixture runs a test with the numpy
+reference and with each layout forced, whatever the shapes.
 """
 
 import math
@@ -13,16 +15,40 @@ import pytest
 from nnlab import backprop, init_network, loss_of, network_from_arrays, train
 from nnlab import sgd as sgd_module
 from nnlab._kernels import LANES, sigmoid_array, tanh_array
-from nnlab.sgd import shuffle_keys, shuffled_orders
+from nnlab.sgd import layout as layout_of
+from nnlab.sgd import shuffle_keys, shuffled_orders, train_memory
 
-ENGINES = ["numpy", "numba"]
 ACTS = ["identity", "relu", "sigmoid", "tanh"]
-# Architectures per compiled layout ("lanes" for small networks, "replica" for large ones), two
-# depths each; test_layouts_of_the_architectures checks that they really use that layout.
+# Architectures: small, deep, wide (more units than a vector's 16 lanes, and not a multiple of 16),
+# wide and deep.
 ARCHS = {
-    "lanes": [[3, 5, 2], [2, 6, 5, 4, 1]],
-    "replica": [[70, 60], [2, 64, 64, 1]],
+    "small": [3, 5, 2],
+    "deep": [2, 6, 5, 4, 1],
+    "wide": [70, 60],
+    "wide-deep": [2, 64, 37, 1],
 }
+LAYOUTS = ["lanes", "replica"]
+
+
+def force_layout(monkeypatch, layout):
+    """Make `train`'s compiled engine use ``layout`` for every shape."""
+    monkeypatch.setattr(sgd_module, "layout", lambda sizes, batch_size: layout)
+
+
+@pytest.fixture(params=["numpy", *LAYOUTS])
+def engine(request, monkeypatch):
+    """The engine to pass to `train`: the numpy reference, or the compiled one in a forced layout."""
+    if request.param == "numpy":
+        return "numpy"
+    force_layout(monkeypatch, request.param)
+    return "numba"
+
+
+@pytest.fixture(params=LAYOUTS)
+def layout(request, monkeypatch):
+    """The compiled engine's layout, forced."""
+    force_layout(monkeypatch, request.param)
+    return request.param
 
 
 def make_data(rng, n, d, out, lead=()):
@@ -102,7 +128,6 @@ def manual_sgd(net, X, Y, order, *, lr, batch_size, loss="half_squared"):
 # SGD by hand
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_one_sgd_step_by_hand(engine):
     """sizes [1, 1, 1], tanh, one sample, half_squared loss, lr 0.1, one step."""
     x, y, lr = 0.8, 0.5, 0.1
@@ -142,7 +167,6 @@ def test_one_sgd_step_by_hand(engine):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("engine", ENGINES)
 def test_loss_curve_and_grad_norm(rng, engine, bias):
     sizes, n, epochs = [2, 5, 3, 1], 12, 3
     net = init_network(sizes, seeds=[1, 2, 3], bias=bias)
@@ -171,13 +195,12 @@ def test_loss_curve_and_grad_norm(rng, engine, bias):
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])
-@pytest.mark.parametrize("sizes", [ARCHS["lanes"][0], ARCHS["replica"][1]], ids=["lanes", "replica"])
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("sizes", [ARCHS["small"], ARCHS["wide-deep"]], ids=["small", "wide-deep"])
 def test_replica_trained_among_others_equals_alone(rng, engine, sizes, batch_size):
     X, Y = make_data(rng, 16, sizes[0], sizes[-1])
     kwargs = dict(lr=0.05, epochs=2, batch_size=batch_size, engine=engine)
-    # 7 in the middle of three replicas, and 7 as the 9th replica (second chunk of 8 lanes).
-    for seeds, r in (([3, 7, 11], 1), ([*range(20, 28), 7], 8)):
+    # 7 in the middle of three replicas, and 7 as the 18th replica (second chunk of 16 lanes).
+    for seeds, r in (([3, 7, 11], 1), ([*range(20, 37), 7], 17)):
         together = train(init_network(sizes, seeds=seeds), X, Y, **kwargs)
         alone = train(init_network(sizes, seeds=7), X, Y, **kwargs)
         for pt, pa in zip(params(together.network), params(alone.network), strict=True):
@@ -186,8 +209,65 @@ def test_replica_trained_among_others_equals_alone(rng, engine, sizes, batch_siz
         np.testing.assert_array_equal(together.grad_norm[r], alone.grad_norm[0])
 
 
-def test_auto_engine_and_threads_are_the_compiled_engine(rng):
-    sizes = ARCHS["lanes"][0]
+@pytest.mark.parametrize("data", ["shared", "per_replica"])
+def test_a_run_depends_only_on_its_seed_not_on_chunks_or_threads(rng, layout, data):
+    """Seeds split into jobs of other sizes, in another order, on one thread or two: bit for bit the
+    same runs (a sweep's numbers cannot depend on how it was chunked or parallelized)."""
+    sizes, R = [5, 40, 3], 20
+    lead = () if data == "shared" else (R,)
+    X, Y = make_data(rng, 23, sizes[0], sizes[-1], lead)
+    seeds = list(range(100, 100 + R))
+    kwargs = dict(lr=0.05, epochs=2, batch_size=5)
+    whole = train(init_network(sizes, seeds=seeds), X, Y, **kwargs)
+    for part, threads in (([13, 2, 7], 1), (list(range(R))[::-1], 2), ([19], None)):
+        Xp, Yp = (X, Y) if data == "shared" else (X[part], Y[part])
+        some = train(init_network(sizes, seeds=[seeds[i] for i in part]), Xp, Yp, threads=threads, **kwargs)
+        for pw, ps in zip(params(whole.network), params(some.network), strict=True):
+            np.testing.assert_array_equal(pw[part], ps)
+        np.testing.assert_array_equal(whole.loss_curve[part], some.loss_curve)
+        np.testing.assert_array_equal(whole.grad_norm[part], some.grad_norm)
+
+
+def test_memory_of_a_wide_job_is_bounded():
+    """32 seeds of a 1024-unit digits network, 150 epochs: well under a hundred MB of the engine's
+    own (the weights alone are 32 x 76,810 numbers, 20 MB per copy)."""
+    parts = train_memory([64, 1024, 10], replicas=32, n=1797, epochs=150, batch_size=16)
+    assert set(parts) == {"parameters", "orders", "curves", "buffers", "data"}
+    assert 2 * 32 * 76_810 * 8 <= parts["parameters"] < 1.01 * 2 * 32 * 76_810 * 8
+    assert parts["orders"] <= 8 * sgd_module.ORDER_BUDGET + 8 * 32 * 1797
+    assert sum(parts.values()) < 100e6
+    # The lanes: 4096 XOR seeds over 2000 epochs keep their curve (65 MB), not much else.
+    small = train_memory([2, 2, 1], replicas=4096, n=4, epochs=2000)
+    assert small["curves"] < 80e6 and small["parameters"] < 1e6
+
+
+def test_a_batch_larger_than_the_data_is_one_full_batch(rng, engine):
+    """batch_size 10**6 on 9 samples: one step per epoch on the mean over all 9 (and no buffer of a
+    million rows)."""
+    X, Y = make_data(rng, 9, 3, 2)
+    net = init_network([3, 64, 64, 2], seeds=[1, 2])
+    huge = train(net, X, Y, lr=0.05, epochs=2, batch_size=10**6, engine=engine)
+    whole = train(net, X, Y, lr=0.05, epochs=2, batch_size=9, engine=engine)
+    assert_same_result(huge, whole)
+    assert train_memory([3, 64, 64, 2], replicas=2, n=9, epochs=2, batch_size=10**6)["buffers"] < 10e6
+
+
+def test_the_layout_depends_on_the_shapes_only():
+    """Small networks take the lanes; a wide layer with a minibatch, or a large network, the replica
+    layout. (`layout` takes no replica count: it cannot depend on it.)"""
+    assert layout_of([2, 2, 1], 1) == "lanes"
+    assert layout_of([2, 16, 16, 16, 16, 16, 16, 16, 16, 1], 1) == "lanes"
+    assert layout_of([2, 128, 1], 32) == "lanes"
+    assert layout_of([64, 64, 10], 1) == "lanes"
+    assert layout_of([2, 32, 32, 1], 4) == "lanes"
+    assert layout_of([64, 32, 10], 2) == "replica"
+    assert layout_of([64, 1024, 10], 16) == "replica"
+    assert layout_of([64, 256, 256, 10], 64) == "replica"
+    assert layout_of([2, 128, 128, 128, 1], 1) == "replica"
+
+
+def test_auto_engine_and_threads_are_the_compiled_engine(rng, layout):
+    sizes = ARCHS["small"]
     X, Y = make_data(rng, 16, sizes[0], sizes[-1])
     net = init_network(sizes, seeds=range(10))
     compiled = train(net, X, Y, lr=0.05, epochs=2, engine="numba")
@@ -233,7 +313,6 @@ def test_shuffled_orders_are_uniform_enough():
     assert np.abs(counts - expected).max() < 6 * np.sqrt(expected)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_default_shuffling_is_shuffled_orders_of_the_seeds(rng, engine):
     sizes, n, epochs = [2, 4, 1], 10, 3
     seeds = [3, 7, 11]
@@ -253,7 +332,6 @@ def test_default_shuffling_is_shuffled_orders_of_the_seeds(rng, engine):
     assert_same_result(train(bare, X, Y, **kwargs), train(bare, X, Y, order=order_range, **kwargs))
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_order_generated_in_slices_of_epochs(rng, engine, monkeypatch):
     """A tiny order budget makes train draw the shuffles one epoch at a time: same trajectories."""
     sizes, n = [2, 4, 1], 10
@@ -265,7 +343,6 @@ def test_order_generated_in_slices_of_epochs(rng, engine, monkeypatch):
 
 
 @pytest.mark.parametrize("shape", ["shared", "per_replica"])
-@pytest.mark.parametrize("engine", ENGINES)
 def test_explicit_order_is_followed(rng, engine, shape):
     sizes, n, epochs, R = [2, 4, 1], 8, 2, 3
     X, Y = make_data(rng, n, sizes[0], sizes[-1])
@@ -285,7 +362,6 @@ def test_explicit_order_is_followed(rng, engine, shape):
 
 
 @pytest.mark.parametrize("data", ["shared", "per_replica"])
-@pytest.mark.parametrize("engine", ENGINES)
 def test_minibatches_with_a_partial_last_batch(rng, engine, data):
     """n = 10, batch_size = 4: batches of 4, 4 and 2, each stepping along its own mean gradient."""
     sizes, n, epochs, R = [3, 4, 2], 10, 2, 3
@@ -306,8 +382,7 @@ def test_minibatches_with_a_partial_last_batch(rng, engine, data):
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
-@pytest.mark.parametrize("sizes", [ARCHS["lanes"][1], ARCHS["replica"][1]], ids=["lanes", "replica"])
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("sizes", [ARCHS["deep"], ARCHS["wide-deep"]], ids=["deep", "wide-deep"])
 def test_diverged_from_the_start_is_frozen(rng, engine, sizes, batch_size):
     """Replica 1 starts with weights so large that its output overflows (identity activations):
     it is flagged, its weights never change, and the other replicas train as if alone."""
@@ -336,8 +411,7 @@ def test_diverged_from_the_start_is_frozen(rng, engine, sizes, batch_size):
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
-@pytest.mark.parametrize("sizes", [ARCHS["lanes"][1], ARCHS["replica"][1]], ids=["lanes", "replica"])
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("sizes", [ARCHS["deep"], ARCHS["wide-deep"]], ids=["deep", "wide-deep"])
 def test_diverging_during_training_stops_updating(rng, engine, sizes, batch_size):
     """Replica 1 trains on inputs 1e3 times larger: SGD blows up within the first epoch. Once it is
     flagged it stops updating (two more epochs leave it as it was), and the others are untouched."""
@@ -365,15 +439,23 @@ def test_diverging_during_training_stops_updating(rng, engine, sizes, batch_size
 # The compiled engine computes the reference trajectories
 
 
+def assert_compiled_matches_reference(net, X, Y, **kwargs):
+    """The compiled engine's TrainResult against the numpy reference's, to rounding."""
+    fast = train(net, X, Y, engine="numba", **kwargs)
+    reference = train(net, X, Y, engine="numpy", **kwargs)
+    np.testing.assert_array_equal(fast.diverged, reference.diverged)
+    assert_params_close(reference.network, fast.network, rel=1e-12)
+    np.testing.assert_allclose(fast.loss_curve, reference.loss_curve, rtol=1e-12)
+    np.testing.assert_allclose(fast.grad_norm, reference.grad_norm, rtol=1e-10, atol=1e-15)
+
+
 @pytest.mark.parametrize("batch_size", [1, 3])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("loss", ["half_squared", "squared"])
 @pytest.mark.parametrize("output", ACTS)
 @pytest.mark.parametrize("hidden", ACTS)
-@pytest.mark.parametrize(
-    "sizes", [s for archs in ARCHS.values() for s in archs], ids=lambda s: "-".join(map(str, s))
-)
-def test_compiled_engine_matches_numpy_reference(rng, sizes, hidden, output, loss, bias, batch_size):
+@pytest.mark.parametrize("sizes", [ARCHS["deep"], ARCHS["wide"]], ids=["deep", "wide"])
+def test_compiled_engine_matches_numpy_reference(rng, layout, sizes, hidden, output, loss, bias, batch_size):
     n, epochs = 16, 2
     X, Y = make_data(rng, n, sizes[0], sizes[-1])
     net = init_network(sizes, seeds=[0, 1, 2], hidden=hidden, output=output, bias=bias)
@@ -381,14 +463,56 @@ def test_compiled_engine_matches_numpy_reference(rng, sizes, hidden, output, los
     # on an unstable trajectory rounding differences (the kernels' own tanh/exp, FMA, summation
     # order) grow exponentially and no fixed bound like 1e-12 means anything.
     lr = 0.05 if max(sizes) < 64 else 0.01
-    kwargs = dict(lr=lr, epochs=epochs, batch_size=batch_size, loss=loss)
-    fast = train(net, X, Y, engine="numba", **kwargs)
-    reference = train(net, X, Y, engine="numpy", **kwargs)
+    assert_compiled_matches_reference(net, X, Y, lr=lr, epochs=epochs, batch_size=batch_size, loss=loss)
 
-    np.testing.assert_array_equal(fast.diverged, reference.diverged)
-    assert_params_close(reference.network, fast.network, rel=1e-12)
-    np.testing.assert_allclose(fast.loss_curve, reference.loss_curve, rtol=1e-12)
-    np.testing.assert_allclose(fast.grad_norm, reference.grad_norm, rtol=1e-10, atol=1e-15)
+
+def classification_data(rng, n, d, out, loss):
+    """Inputs as `make_data`; targets one-hot (cross_entropy), 0/1 (one output) or +-1 (hinge)."""
+    X, _ = make_data(rng, n, d, out)
+    if loss == "hinge":
+        return X, rng.choice([-1.0, 1.0], size=(n, out))
+    if out == 1:
+        return X, rng.integers(0, 2, size=(n, 1)).astype(np.float64)
+    return X, np.eye(out)[rng.integers(0, out, size=n)]
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+@pytest.mark.parametrize(
+    ("output", "loss", "out"),
+    [
+        ("softmax", "cross_entropy", 3),
+        ("softmax", "cross_entropy", 1),
+        ("sigmoid", "cross_entropy", 1),
+        ("identity", "hinge", 2),
+        ("tanh", "hinge", 1),
+    ],
+)
+@pytest.mark.parametrize("arch", ["deep", "wide-deep"])
+def test_classification_losses_match_numpy_reference(rng, layout, arch, output, loss, out, batch_size):
+    sizes = [*ARCHS[arch][:-1], out]
+    X, Y = classification_data(rng, 21, sizes[0], out, loss)
+    net = init_network(sizes, seeds=[0, 1, 2], hidden="tanh", output=output)
+    lr = 0.05 if max(sizes) < 64 else 0.02
+    assert_compiled_matches_reference(net, X, Y, lr=lr, epochs=3, batch_size=batch_size, loss=loss)
+
+
+def test_class_labels_train_like_one_hot_rows(rng, layout):
+    X, Y = classification_data(rng, 12, 3, 4, "cross_entropy")
+    net = init_network([3, 5, 4], seeds=[1, 2], output="softmax")
+    kwargs = dict(lr=0.1, epochs=2, batch_size=3, loss="cross_entropy")
+    assert_same_result(train(net, X, Y.argmax(axis=1), **kwargs), train(net, X, Y, **kwargs))
+
+
+def test_a_confident_wrong_softmax_is_a_finite_loss_not_a_divergence(layout):
+    """Logits 800 apart: softmax rounds the right class to 0 and -log f to inf; the loss computed
+    from z is 800 and SGD goes on (delta_L = f - y stays bounded)."""
+    net = network_from_arrays([np.array([[[400.0, -400.0]]])], [np.zeros((1, 2))], output="softmax")
+    X, Y = np.ones((1, 1)), np.array([[0.0, 1.0]])
+    result = train(net, X, Y, lr=0.1, epochs=2, order=[[0], [0]], loss="cross_entropy", engine="numba")
+    assert not result.diverged[0]
+    assert result.loss_curve[0, 0] == pytest.approx(800.0, rel=1e-15)
+    reference = train(net, X, Y, lr=0.1, epochs=2, order=[[0], [0]], loss="cross_entropy", engine="numpy")
+    np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=1e-14)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -407,7 +531,7 @@ def test_compiled_engine_matches_numpy_reference(rng, sizes, hidden, output, los
         ({"epochs": 1.5}, "epochs"),
         ({"batch_size": 0}, "batch_size"),
         ({"batch_size": -2}, "batch_size"),
-        ({"loss": "squard"}, r"loss 'squard'.*half_squared, squared"),
+        ({"loss": "squard"}, r"loss 'squard'.*cross_entropy, half_squared, hinge, squared"),
         ({"engine": "torch"}, r"engine 'torch'.*auto, numba, numpy"),
         ({"threads": 0}, "threads"),
         ({"order": np.zeros((2, 5), dtype=int)}, "order"),  # epochs is 3

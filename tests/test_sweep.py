@@ -320,3 +320,51 @@ def test_targets_outside_the_output_range_are_warned_about(tmp_path):
     assert warning.startswith(
         "task: targets span [-5, 5], outside the range [-1, 1] of model.output = 'tanh'"
     )
+
+
+def test_classification_runs_have_accuracies_and_their_targets_are_checked(tmp_path):
+    sections = '[model]\noutput = "softmax"\nwidth = 6\n[train]\nloss = "cross_entropy"\nepochs = 40\n'
+    rows = "".join(f"{x},{y},{int(x > 0) + int(y > 0)}\n" for x in (-1, 1) for y in (-1, 1))
+    path = write_file_experiment(tmp_path, "a,b,label\n" + rows * 3, sections + "seeds = 3\nlr = 0.5\n")
+    text = path.read_text()
+    (tmp_path / "labels.toml").write_text(
+        text.replace('targets = ["label"]', 'targets = ["label"]\nclasses = 3')
+    )
+    sweep.run(load(tmp_path / "labels.toml"), tmp_path / "out")
+    runs, _ = table(tmp_path / "out")
+    assert "train_accuracy" in runs and (runs["train_accuracy"] == 1.0).all()
+    # The same file without classes: the label column is not one-hot rows.
+    bad = load(tmp_path / "labels.toml", ["task.classes=2"])
+    with pytest.raises(
+        ExperimentError, match=r"^task.targets: 'label' in .* must hold class labels 0..1, got 2"
+    ):
+        sweep.run(bad, tmp_path / "out2")
+
+
+def test_digits_targets_must_suit_the_loss(tmp_path):
+    pytest.importorskip("sklearn")
+    path = tmp_path / "d.toml"
+    path.write_text(
+        'name = "d"\n[task]\nkind = "digits"\ntarget = 0.9\n[model]\noutput = "softmax"\n'
+        '[train]\nloss = "cross_entropy"\nepochs = 1\nseeds = 1\n'
+    )
+    with pytest.raises(
+        ExperimentError,
+        match=r'^task: its targets do not suit train.loss: .*one-hot rows.*\(set task.encoding = "onehot"\)$',
+    ):
+        sweep.run(load(path), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    exp = load(
+        path,
+        [
+            "task.target=1.0",
+            "task.encoding=onehot",
+            "task.test_fraction=0.2",
+            "model.width=8",
+            "train.batch_size=32",
+        ],
+    )
+    sweep.run(exp, tmp_path / "out")
+    runs, _ = table(tmp_path / "out")
+    assert {"train_accuracy", "test_accuracy", "test_loss"} <= set(runs.columns)
+    assert 0 < runs["test_accuracy"].iloc[0] <= 1

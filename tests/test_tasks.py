@@ -64,6 +64,33 @@ def test_digits_one_hot():
     np.testing.assert_array_equal((Y > 0).sum(axis=1), 1)
 
 
+def test_digits_class_targets_for_classification_losses():
+    pytest.importorskip("sklearn")
+    _, signed = tasks.digits(target=0.9)
+    X, onehot = tasks.digits(encoding="onehot")
+    np.testing.assert_array_equal(np.unique(onehot), [0.0, 1.0])
+    np.testing.assert_array_equal(onehot.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(onehot.argmax(axis=1), signed.argmax(axis=1))
+    np.testing.assert_array_equal(np.unique(tasks.digits(target=1.0)[1]), [-1.0, 1.0])  # for the hinge
+    with pytest.raises(ValueError, match=r"^target: only with encoding 'signed'"):
+        tasks.digits(target=0.9, encoding="onehot")
+    with pytest.raises(ValueError, match=r"^encoding: unknown 'one-hot'.*choose one of: onehot, signed"):
+        tasks.digits(encoding="one-hot")
+
+
+def test_file_class_labels_become_one_hot_rows(tmp_path):
+    csv = tmp_path / "data.csv"
+    csv.write_text("a,b,label\n1,2,0\n3,4,2\n5,6,1\n")
+    X, Y = tasks.file(path=csv, inputs=["a", "b"], targets=["label"], classes=3)
+    np.testing.assert_array_equal(Y, [[1, 0, 0], [0, 0, 1], [0, 1, 0]])
+    with pytest.raises(ValueError, match=r"^targets: 'label' in data.csv must hold class labels 0..1, got 2"):
+        tasks.file(path=csv, inputs=["a", "b"], targets=["label"], classes=2)
+    with pytest.raises(ValueError, match=r"^targets: with classes, one column of class labels"):
+        tasks.file(path=csv, inputs=["a"], targets=["b", "label"], classes=3)
+    with pytest.raises(ValueError, match=r"^classes: expected an int >= 2"):
+        tasks.file(path=csv, inputs=["a"], targets=["label"], classes=1)
+
+
 def test_file_csv_and_npz(tmp_path):
     csv = tmp_path / "data.csv"
     csv.write_text("a,b,y\n1,2,0.5\n3,4,-0.5\n5,6,0.25\n")

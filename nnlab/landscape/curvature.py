@@ -57,7 +57,7 @@ class _Point:
 
 
 def _point(net: Network, X: np.ndarray, Y: np.ndarray, loss: str) -> _Point:
-    f, Y = forward_checked(net, X, Y, loss)
+    f, _, Y = forward_checked(net, X, Y, loss)
     R, n = net.n_replicas, f[0].shape[1]
     L = len(net.weights)
     W = (None, *net.weights)

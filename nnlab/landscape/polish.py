@@ -41,9 +41,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from nnlab.functions import ACTIVATIONS, DERIVATIVES, LOSSES, output_delta
+from nnlab.functions import ACTIVATIONS, DERIVATIVES, output_delta, output_loss
 from nnlab.landscape.curvature import extreme_eigenvalues, hessian
-from nnlab.network import Network, as_replicated, check_choice, flat_params, loss_of, network_from_flat
+from nnlab.network import Network, as_replicated, check_loss, flat_params, loss_of, network_from_flat
 
 KINDS = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverged")
 # The certification procedure's version: stored certificates of an older procedure are redone.
@@ -172,7 +172,7 @@ class _Objective:
         f = [self.X]
         for i in range(L):
             z = f[i] @ W[i] + (b[i] if self.bias else 0.0)
-            f.append(ACTIVATIONS[self.output if i == L - 1 else self.hidden](z))
+            f.append(ACTIVATIONS[self.output if i == L - 1 else self.hidden](z))  # z ends as z_L
         grad = np.empty_like(theta)
         delta = output_delta(self.output, self.loss, f[L], self.Y)
         at = len(theta)
@@ -184,7 +184,8 @@ class _Objective:
             grad[at : at + W[i].size] = (f[i].T @ delta).ravel() / n
             if i > 0:
                 delta = DERIVATIVES[self.hidden](f[i]) * (delta @ W[i].T)
-        return float(LOSSES[self.loss](f[L], self.Y).mean()), grad
+        # The loss from z_L, as backprop takes it (cross-entropy as a log-sum-exp).
+        return float(output_loss(self.output, self.loss, z, self.Y).mean()), grad
 
 
 def _lbfgs(
@@ -445,11 +446,10 @@ def certify(
     -------
     Certificate
     """
-    check_choice("loss", loss, tuple(LOSSES))
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not threshold > 0:
         raise ValueError(f"threshold: expected a number > 0, got {threshold!r}")
     X = as_replicated(net, X, "X", net.sizes[0])
-    Y = as_replicated(net, Y, "Y", net.sizes[-1])
+    Y = as_replicated(net, check_loss(net, loss, Y), "Y", net.sizes[-1])  # class labels: one-hot
     if X.shape[0] != 1 or Y.shape[0] != 1:
         raise ValueError("X, Y: certify takes one data set (n, d), (n, out) shared by the replicas")
     X, Y = X[0], Y[0]
