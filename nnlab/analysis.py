@@ -30,6 +30,9 @@ TUNING = ("lr", "init", "init_scale")
 # Pruning keeps a unit's removal while the loss stays within loss_0 (1 + PRUNE_RTOL) + PRUNE_ATOL
 # * threshold of the trained network's own loss loss_0.
 PRUNE_RTOL = 0.1
+# A run is still descending when its mean loss over the last twentieth of the epochs is this much
+# (relative) below the mean over the twentieth before.
+DESCENT = 0.01
 PRUNE_ATOL = 0.01  # the axes best_settings may choose per architecture
 OVER, CRITICAL, UNDECIDED = "over-capacity", "critical", "undecided"
 UNDER, UNSOLVED, STUCK, DIVERGED = "under-capacity", "unsolved within budget", "stuck", "diverged"
@@ -240,18 +243,27 @@ def hit_epochs(runs: pd.DataFrame, curves: pd.DataFrame | None, threshold: float
     return pd.to_numeric(runs["epochs_to_threshold"], errors="coerce").to_numpy(dtype=np.float64)
 
 
-def descending_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, *, rtol: float = RTOL) -> np.ndarray:
-    """Which runs were still descending at the end: a finite final loss more than ``rtol``
-    (relative) below the loss a tenth of the epochs earlier. False without curves."""
+def descending_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, *, drop: float = DESCENT) -> np.ndarray:
+    """Which runs were still descending at the end: the mean loss over the last twentieth of the
+    epochs is more than ``drop`` (relative) below the mean over the twentieth before it (means, so
+    that the epoch-to-epoch noise of SGD does not count as descent). False without curves, and for
+    a run whose loss is not finite there."""
     if curves is None or not len(runs):
         return np.zeros(len(runs), dtype=bool)
-    loss = runs["final_loss"].to_numpy(dtype=np.float64)
     epochs = runs["epochs"].to_numpy()
-    earlier = epochs - np.maximum(1, np.rint(0.1 * epochs).astype(int))
-    wanted = pd.MultiIndex.from_arrays([runs["run_id"].to_numpy(), earlier])
-    before = curves.set_index(["run_id", "epoch"])["loss"].reindex(wanted).to_numpy(dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(loss) & (before - loss > rtol * np.abs(loss))
+    window = np.maximum(1, np.rint(0.05 * epochs).astype(int))
+    table = curves.set_index(["run_id", "epoch"])["loss"]
+    out = np.zeros(len(runs), dtype=bool)
+    for w, E in {(int(a), int(b)) for a, b in zip(window, epochs, strict=True)}:
+        rows = np.flatnonzero((window == w) & (epochs == E))
+        ids = runs["run_id"].to_numpy()[rows]
+        steps = np.arange(E - 2 * w + 1, E + 1)
+        wanted = pd.MultiIndex.from_product([ids, steps])
+        loss = table.reindex(wanted).to_numpy(dtype=np.float64).reshape(len(ids), 2 * w)
+        with np.errstate(invalid="ignore"):
+            before, last = loss[:, :w].mean(axis=1), loss[:, w:].mean(axis=1)
+            out[rows] = np.isfinite(last) & (before - last > drop * np.abs(last))
+    return out
 
 
 def summarize(
@@ -314,7 +326,7 @@ def summarize(
     axes = config_axes(runs)
     runs = runs.reset_index(drop=True)
     still = pd.Series(stopped_runs(runs, curves, gtol=gtol, rtol=rtol), index=runs.index)
-    falling = pd.Series(descending_runs(runs, curves, rtol=rtol), index=runs.index)
+    falling = pd.Series(descending_runs(runs, curves), index=runs.index)
     runs = runs.assign(epochs_to_threshold=hit_epochs(runs, curves, threshold))
     if redundant is not None:
         per_run = redundant.set_index("run_id")["redundant_units"]

@@ -1440,6 +1440,17 @@ def barriers(table: pd.DataFrame, optima: pd.DataFrame) -> Figure | None:
     return fig
 
 
+def _solved_span(runs: pd.DataFrame, threshold: float | None) -> float:
+    """max / min of the final losses below the threshold (1 when fewer than two, inf with a 0)."""
+    if threshold is None:
+        return 1.0
+    loss = runs["final_loss"].to_numpy(dtype=np.float64)
+    solved = loss[np.isfinite(loss) & (loss < threshold)]
+    if len(solved) < 2:
+        return 1.0
+    return float(solved.max() / solved.min()) if solved.min() > 0 else float("inf")
+
+
 def figures_for(
     runs: pd.DataFrame,
     curves: pd.DataFrame | None,
@@ -1466,9 +1477,13 @@ def figures_for(
     dict of str to Figure
         Keyed by file stem, in this order, each drawn only where the rule after it holds:
 
-        - ``spread``, ``ecdf``: some run ended at a finite loss not below the threshold (when
-          every run is solved or diverged there is nothing to spread: the solved share is in
-          ``capacity`` and ``solved``);
+        - ``spread``, ``ecdf``: the solved seeds are one bar per width, and only the others
+          points, where the solved seeds' final losses span more than a decade (how deep a
+          solution was approached, not different optima); drawn then when some run ended at a
+          finite loss not below the threshold (when every run is solved or diverged there is
+          nothing to spread: the solved share is in ``capacity`` and ``solved``). Where the solved
+          seeds' losses lie within a decade (a task whose losses cannot reach 0, such as digits),
+          their spread is the point: every seed is drawn, without a bar;
         - ``convergence`` (median loss curves) and ``seed_curves`` (each seed's, coloured by
           outcome): with curves (``seed_curves`` also needs a threshold);
         - ``solved`` (share of seeds that reached the threshold by each epoch): some run reached
@@ -1483,7 +1498,11 @@ def figures_for(
         When a single width was run and depth is swept, the figures compare depths (colours, or
         the x-axis of ``capacity``) instead of drawing one width per panel.
     """
-    candidates = {"spread": lambda: spread(runs, threshold), "ecdf": lambda: ecdf(runs, threshold)}
+    # The solved seeds as a bar only where their losses span more than a decade (see above).
+    banded = threshold if _solved_span(runs, threshold) > 10 else None
+    candidates = {}
+    if banded is not None or not _diverged(runs["final_loss"]).all():
+        candidates.update(spread=lambda: spread(runs, banded), ecdf=lambda: ecdf(runs, banded))
     if curves is not None:
         candidates["convergence"] = lambda: convergence(runs, curves, threshold)
         candidates["seed_curves"] = lambda: seed_curves(runs, curves, threshold)

@@ -144,7 +144,7 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
         _ert(e) + ("" if math.isinf(e) and math.isinf(lo) else f" [{_ert(lo)}, {_ert(hi)}]")
         for e, lo, hi in zip(summary["ert"], summary["ert_lo"], summary["ert_hi"], strict=True)
     ]
-    out["median epochs"] = summary["median_epochs"].map(lambda e: "-" if np.isnan(e) else f"{e:.0f}")
+    out["median epochs"] = summary["median_epochs"].map(_epochs)
     if "certified" in summary:
         # What polishing found at each end point, and the distinct certified minima.
         out["end points: solved/min/degen/saddle/valley/unconv"] = [
@@ -166,6 +166,10 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
             out[title] = summary[column].map(lambda a: "-" if np.isnan(a) else f"{a:.1%}")
     out["verdict"] = summary["verdict"]
     return out
+
+
+def _epochs(e: float) -> str:
+    return "-" if np.isnan(e) else f"{e:.0f}"
 
 
 def _ert(e: float) -> str:
@@ -343,7 +347,8 @@ def _tests_section(s: Study) -> list[str]:
         epochs = (
             "epochs to threshold: neither solved it, nothing to compare (not significant)"
             if np.isnan(row["p_epochs"])
-            else f"median epochs to threshold {row['median_epochs_a']:.0f} -> {row['median_epochs_b']:.0f}, "
+            else f"median epochs to threshold {_epochs(row['median_epochs_a'])} -> "
+            f"{_epochs(row['median_epochs_b'])}, "
             f"p = {row['p_epochs']:.2g}, "
             + ("significant" if row["significant_epochs"] else "not significant")
         )

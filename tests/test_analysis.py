@@ -395,3 +395,20 @@ def test_chain_gradients_match_the_closed_form():
         for i in range(1, L):
             g = g * w[i][:, None]
         np.testing.assert_allclose(table.loc[table["L"] == L, "grad_w1"], np.abs(g.mean(axis=1)), rtol=1e-12)
+
+
+def test_descending_compares_the_means_of_the_last_two_twentieths():
+    """A loss falling 2% per twentieth of the epochs is still descending; one flat but jittering by
+    +-5% from epoch to epoch (SGD's noise) is not, though its last epoch may sit 10% below another."""
+    epochs = np.arange(201)
+    falling = 0.3 * 0.98 ** (epochs / 10)
+    jitter = 0.3 * (1 + 0.05 * np.where(epochs % 2 == 0, 1, -1))
+    runs = pd.DataFrame({"run_id": ["falling", "jitter"], "epochs": 200})
+    curves = pd.concat(
+        [
+            pd.DataFrame({"run_id": "falling", "epoch": epochs, "loss": falling}),
+            pd.DataFrame({"run_id": "jitter", "epoch": epochs, "loss": jitter}),
+        ]
+    )
+    np.testing.assert_array_equal(analysis.descending_runs(runs, curves), [True, False])
+    assert not analysis.descending_runs(runs, None).any()  # without curves nothing is known

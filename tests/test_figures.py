@@ -554,3 +554,19 @@ def test_heatmap_only_when_the_success_rate_varies_over_depth_and_width():
     assert list(figs) == ["spread", "ecdf", "capacity"]  # nobody solved: no heatmap, solved or ERT
     runs = make_runs(widths=(2, 16), depths=(1, 2), seeds=2)
     assert "heatmap" in figures.figures_for(runs, None, analysis.summarize(runs, THRESHOLD), THRESHOLD)
+
+
+def test_solved_seeds_are_points_where_their_losses_lie_within_a_decade():
+    """A task whose losses cannot reach 0 (digits): every seed below the threshold, within a factor
+    2 of each other. Their spread is the point: figures_for draws every seed (a box and points), no
+    bar; with solved losses over many decades the solved seeds are one bar."""
+    runs = make_runs(widths=(2, 4), depths=(1,), seeds=4).assign(
+        final_loss=lambda t: 0.04 + 0.001 * t["seed"]
+    )
+    summary = analysis.summarize(runs, 0.05)
+    figs = figures.figures_for(runs, None, summary, 0.05)
+    points = sum(len(c.get_offsets()) for ax in figs["spread"].axes for c in ax.collections)
+    assert points == len(runs) and "bar" not in suptitle(figs["spread"])
+    deep = make_runs(widths=(4, 16, 32), depths=(1,), seeds=4)  # solved losses from 4e-4 to 1e-8
+    figs = figures.figures_for(deep, None, analysis.summarize(deep, THRESHOLD), THRESHOLD)
+    assert "bar" in suptitle(figs["spread"])
