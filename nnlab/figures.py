@@ -39,7 +39,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from nnlab.analysis import config_axes, hit_epochs, varying_axes, wilson
+from nnlab.analysis import TUNING, best_settings, config_axes, hit_epochs, varying_axes, wilson
 
 PALETTE = "colorblind"  # the one colour-blind-safe palette every figure draws from
 WIDTH_LABEL = "hidden units per layer"
@@ -985,13 +985,15 @@ def _series(summary: pd.DataFrame, hue: str) -> tuple[list[str], list[tuple[tupl
 
 
 @_styled
-def capacity(summary: pd.DataFrame) -> Figure:
+def capacity(summary: pd.DataFrame, note: str = "") -> Figure:
     """Success rate and expected running time against width (or depth, when one width was run).
 
     Parameters
     ----------
     summary : DataFrame
-        `nnlab.analysis.summarize` output.
+        `nnlab.analysis.summarize` output (or `nnlab.analysis.best_settings` of it).
+    note : str
+        A line added to the title (what the rows are, say).
 
     Returns
     -------
@@ -1073,7 +1075,7 @@ def capacity(summary: pd.DataFrame) -> Figure:
         notes.append("no seed of any configuration reached the threshold: no ERT panel")
     fig.legend(handles, labels, loc="outside right center", frameon=False)
     shown = " and ".join({"success": "success rate", "ert": "expected running time"}[p] for p in panels)
-    _title(fig, f"{shown[0].upper()}{shown[1:]} against {_axis_name(hue)}", notes)
+    _title(fig, f"{shown[0].upper()}{shown[1:]} against {_axis_name(hue)}", [note, *notes])
     return fig
 
 
@@ -1490,6 +1492,8 @@ def figures_for(
           the threshold;
         - ``capacity``: always, with its success panel only when some configuration failed for
           some seed and its ERT panel only when some configuration succeeded;
+        - ``capacity_best``: the same for each architecture at its own best setting of the swept
+          learning rate or initialization (`nnlab.analysis.best_settings`), when one is swept;
         - ``heatmap``: depth and width both swept and the success rate not the same everywhere;
         - ``chain_gradients``: with a chain table;
         - with ``landscape``: ``endpoints``, ``spectra`` (an end point did not solve the task)
@@ -1508,6 +1512,14 @@ def figures_for(
         candidates["seed_curves"] = lambda: seed_curves(runs, curves, threshold)
     candidates["solved"] = lambda: solved(runs, curves, threshold)
     candidates["capacity"] = lambda: capacity(summary)
+    best = best_settings(summary)
+    if len(best):
+        tuned = [a for a in TUNING if a in summary.columns and summary[a].nunique() > 1]
+        note = (
+            f"each architecture at its own best setting of {', '.join(tuned)} (lowest ERT; the "
+            "report names each setting)"
+        )
+        candidates["capacity_best"] = lambda: capacity(best.drop(columns=tuned), note)
     if summary["depth"].nunique() > 1 and summary["width"].nunique() > 1 and summary["success"].nunique() > 1:
         candidates["heatmap"] = lambda: heatmap(summary)
     if chain is not None:

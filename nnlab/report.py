@@ -257,6 +257,8 @@ CAPTIONS = {
     "seed_curves": "Training loss of each seed against epoch (a fixed sample when a configuration has "
     "many seeds), coloured by how the seed ended: solved, reached the threshold and ended above it, "
     "never reached it, or diverged.",
+    "capacity_best": "Success rate and ERT against width, each architecture at its own best setting of the "
+    "swept learning rate or initialization (the lowest ERT; the settings are listed above).",
     "capacity": "Success rate (with its Wilson 95% interval) and expected running time (with its "
     "bootstrap 95% interval) against width, or against depth when a single width was run.",
     "heatmap": "Success rate (seeds that reached the threshold) per depth and width.",

@@ -570,3 +570,14 @@ def test_solved_seeds_are_points_where_their_losses_lie_within_a_decade():
     deep = make_runs(widths=(4, 16, 32), depths=(1,), seeds=4)  # solved losses from 4e-4 to 1e-8
     figs = figures.figures_for(deep, None, analysis.summarize(deep, THRESHOLD), THRESHOLD)
     assert "bar" in suptitle(figs["spread"])
+
+
+def test_capacity_at_each_architectures_best_setting_when_lr_is_swept():
+    runs = make_runs(widths=(2, 4), depths=(1,), lrs=(0.1, 0.3), seeds=3)
+    summary = analysis.summarize(runs, THRESHOLD)
+    figs = figures.figures_for(runs, None, summary, THRESHOLD)
+    assert "capacity_best" in figs and "best setting of lr" in suptitle(figs["capacity_best"])
+    single = runs[runs["lr"] == 0.1]
+    assert "capacity_best" not in figures.figures_for(
+        single, None, analysis.summarize(single, THRESHOLD), THRESHOLD
+    )
