@@ -223,6 +223,11 @@ def write_figures(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> list[P
     folder.mkdir(exist_ok=True)
     written = []
     for stem, figure in figures(s).items():
+        # Laid out once, then frozen: every format keeps these positions (figure fractions, the same
+        # at every dpi) instead of solving the constrained layout again in a draw of its own.
+        figure.draw_without_rendering()
+        with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+            figure.set_layout_engine(None)
         for ext in formats:
             path = folder / f"{stem}.{ext}"
             tmp = folder / f".{stem}.tmp.{ext}"
@@ -230,7 +235,9 @@ def write_figures(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> list[P
             meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(ext, {"Software": None})
             # A fixed salt for the SVG's element ids (clip paths), otherwise random per save.
             with matplotlib.rc_context({"svg.hashsalt": stem}):
-                figure.savefig(tmp, dpi=DPI, bbox_inches="tight", metadata=meta)
+                # The constrained layout already fits every label, title and legend inside the
+                # figure (bbox_inches="tight" would only draw it once more to add a margin).
+                figure.savefig(tmp, dpi=DPI, metadata=meta)
             tmp.replace(path)
             written.append(path)
         plt.close(figure)
