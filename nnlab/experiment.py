@@ -90,6 +90,10 @@ AXES = (
     "batch_size",
     "loss",
 )
+# runs.parquet names every axis as the experiment does except the loss: ``loss_fn`` there, the loss's
+# name, so that no column called loss holds text (curves.parquet's ``loss`` is a number).
+COLUMN_OF = {"loss": "loss_fn"}
+AXIS_COLUMNS = tuple(COLUMN_OF.get(a, a) for a in AXES)
 # Axes added after runs were first stored: left out of a run's identity at their defaults, so that
 # the runs of older experiment files keep their ids.
 LATER_AXES = {"init": "auto", "init_scale": 1.0}
@@ -171,6 +175,19 @@ class Experiment:
             lines += ["", f"[{section}]"]
             lines += [f"{k} = {_toml(v)}" for k, v in getattr(self, section).items()]
         return "\n".join(lines) + "\n"
+
+
+def task_columns(task: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved [task] section as runs.parquet's ``task_<field>`` columns: every field of its kind,
+    defaults filled in (``kind`` itself is the ``task`` column); a list (a file's ``inputs``,
+    ``targets``) as JSON text, a field without a value as None."""
+    fields = {
+        k: p.default
+        for k, p in inspect.signature(TASKS[task["kind"]]).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    values = {**fields, **{k: v for k, v in task.items() if k != "kind"}}
+    return {f"task_{k}": json.dumps(v) if isinstance(v, list) else v for k, v in sorted(values.items())}
 
 
 def _toml(value: Any) -> str:

@@ -174,7 +174,7 @@ def _ert(e: float) -> str:
 
 def markdown(table: pd.DataFrame) -> str:
     """A table of strings as a GitHub-flavoured markdown table (numbers right-aligned)."""
-    right = [c for c in table.columns if c not in ("verdict", "hidden", "output", "loss", "init")]
+    right = [c for c in table.columns if c not in ("verdict", "hidden", "output", "loss_fn", "init")]
     head = "| " + " | ".join(table.columns) + " |"
     rule = "|" + "|".join("--:" if c in right else "---" for c in table.columns) + "|"
     rows = [

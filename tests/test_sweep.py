@@ -1,6 +1,7 @@
 """The sweep runner: tables, resume after SIGKILL, determinism across --jobs, refusals, CLI errors."""
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -259,10 +260,16 @@ def test_a_killed_session_stays_in_the_manifest(tmp_path, monkeypatch):
         sweep.run(load(write(tmp_path)), out)
     monkeypatch.undo()
     stored = len(sweep.stored_run_ids(out))
+    # The interrupted session is on record as it ended: its end, what it stored, the flag.
+    interrupted = json.loads((out / "manifest.json").read_text())
+    assert interrupted["runs_done"] == stored > 0 and interrupted["end"] is not None
+    (only,) = interrupted["sessions"]
+    assert only["interrupted"] and only["runs_trained"] == stored and only["end"] == interrupted["end"]
     manifest = sweep.run(load(write(tmp_path)), out)
     first, second = manifest["sessions"]
-    assert first["end"] is None and first["runs_trained"] is None
+    assert first == only
     assert second["end"] is not None and second["runs_trained"] == 160 - stored > 0
+    assert second["runs_reused"] == stored and second["runs_failed"] == 0 and not second["interrupted"]
 
 
 def test_file_task_is_identified_by_content_and_read_beside_its_experiment(tmp_path, monkeypatch):
