@@ -161,7 +161,9 @@ def landscape(
     Returns
     -------
     dict
-        ``total`` end points, ``done``, ``failures`` (messages), ``kinds`` (count per kind),
+        ``total`` end points, ``done``, of them ``certified`` now and ``reused`` (stored by an
+        earlier session), ``failed`` (in jobs that failed), ``failures`` (messages), ``kinds``
+        (count per kind),
         ``optima`` (distinct optima over all configurations), ``without_networks`` (runs whose
         network was not saved).
     """
@@ -186,15 +188,17 @@ def landscape(
     stored = {p.name for p in folder.glob(f"job-*{PART}")}
     todo = [j for j in todo_all if f"job-{j.key}{PART}" not in stored]
     total = sum(len(j.run_ids) for j in todo_all)
-    done = total - sum(len(j.run_ids) for j in todo)
+    done = reused = total - sum(len(j.run_ids) for j in todo)
     if on_progress:
         on_progress(done, total)
     failures = []
+    failed = 0
     for job, columns, error in parallel(
         _work, todo, (exp, options), jobs=jobs, backend=backend, scheduler=scheduler
     ):
         if error:
             failures.append(error)
+            failed += len(job.run_ids)
             continue
         _write_part(columns, folder / f"job-{job.key}{PART}")
         done += len(job.run_ids)
@@ -217,6 +221,9 @@ def landscape(
     return {
         "total": total,
         "done": done,
+        "certified": done - reused,
+        "reused": reused,
+        "failed": failed,
         "failures": failures,
         "kinds": {k: int(v) for k, v in kinds.items()},
         "optima": 0 if tables[1] is None else len(tables[1]),

@@ -9,6 +9,7 @@ for a typo.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -329,6 +330,16 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
         raise ExperimentError(f"experiment: {p.name} is not valid TOML: {err}") from None
     except UnicodeDecodeError:
         raise ExperimentError(f"experiment: {p.name} is not a UTF-8 text file") from None
+    return from_dict(data, overrides, base=p.parent)
+
+
+def from_dict(
+    data: Mapping[str, Any], overrides: Sequence[str] = (), *, base: str | Path = "."
+) -> Experiment:
+    """An `Experiment` from a plain dict shaped like an experiment file (``{"name": ..., "task":
+    {...}, "model": {...}, "train": {...}}``), overridden (``section.key=value``) and validated; a
+    `file` task's relative path is read from ``base``. ``data`` is not modified."""
+    data = copy.deepcopy(dict(data))
     for text in overrides:
         section, key, value = parse_override(text)
         if section is None:
@@ -344,10 +355,14 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
             continue
         if section not in SECTIONS:
             raise ExperimentError(f"--set {text}: section must be task, model or train, got '{section}'")
+        if not isinstance(data.get(section, {}), dict):
+            raise ExperimentError(
+                f"{section}: expected a [{section}] section (a table), got {data[section]!r}"
+            )
         data.setdefault(section, {})[key] = value
     exp = validate(data)
     if exp.task["kind"] == "file" and "path" in exp.task:
-        exp = _pin_data_file(exp, p.parent)
+        exp = _pin_data_file(exp, Path(base))
     return exp
 
 

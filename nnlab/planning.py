@@ -164,6 +164,8 @@ class Plan:
         lines.append(f"refused: {self.refusal}" if self.refusal else "nothing was written (a dry run)")
         return "\n".join(lines)
 
+    __str__ = text
+
     @property
     def todo(self) -> int:
         return self.runs - self.stored
@@ -367,7 +369,8 @@ def preview(
     work = sum(p.run_seconds for p in planned) * n_seeds * (runs - stored) / runs
     parallel = max(1, min(jobs, cores()))
     n_jobs = n_configs * math.ceil(n_seeds / SEEDS_PER_JOB)
-    seconds = (work + JOB_SECONDS * n_jobs) / parallel + (START_SECONDS if jobs > 1 else 0.0)
+    n_jobs = n_jobs * (runs - stored) // runs
+    seconds = (work + JOB_SECONDS * n_jobs) / parallel + (START_SECONDS if jobs > 1 and n_jobs else 0.0)
     compile_ = ()
     if check_compiled and runs > stored:
         from nnlab.sgd import uncompiled
@@ -416,6 +419,6 @@ def _memory_refusal(p: ConfigPlan, R: int, jobs: int, memory: dict) -> str | Non
 
 
 def refuse(plan: Plan) -> None:
-    """An ExperimentError when the plan is refused."""
+    """An ExperimentError (``refused: <why>``) when the plan is refused."""
     if plan.refusal:
-        raise ExperimentError(plan.refusal)
+        raise ExperimentError(f"refused: {plan.refusal}")

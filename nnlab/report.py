@@ -174,7 +174,7 @@ def _ert(e: float) -> str:
 
 def markdown(table: pd.DataFrame) -> str:
     """A table of strings as a GitHub-flavoured markdown table (numbers right-aligned)."""
-    right = [c for c in table.columns if c not in ("verdict", "hidden", "output", "loss_fn", "init")]
+    right = [c for c in table.columns if c not in ("sweep", "verdict", "hidden", "output", "loss_fn", "init")]
     head = "| " + " | ".join(table.columns) + " |"
     rule = "|" + "|".join("--:" if c in right else "---" for c in table.columns) + "|"
     rows = [
@@ -196,6 +196,21 @@ def text(table: pd.DataFrame, title: str = "") -> str:
     console = Console(width=400, color_system=None, record=True, file=io.StringIO())
     console.print(t)
     return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+
+
+TABLE_FORMATS = ("text", "markdown", "csv")
+
+
+def table(s: Study, format: str = "text") -> str:
+    """The summary as `nnlab summary --format FORMAT` prints it: "csv" (every column), "markdown" or
+    "text" (the main columns, `display`)."""
+    if format == "csv":
+        return s.summary.to_csv(index=False)
+    if format == "markdown":
+        return markdown(display(s.summary)) + "\n"
+    if format == "text":
+        return text(display(s.summary), title=f"{s.results.experiment.name}: final losses") + "\n"
+    raise ValueError(f"format: expected one of {', '.join(TABLE_FORMATS)}, got {format!r}")
 
 
 def figures(s: Study) -> dict:

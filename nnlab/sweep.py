@@ -392,6 +392,7 @@ def run(
     backend: str = "loky",
     scheduler: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_compile: Callable[[list[str]], None] | None = None,
 ) -> dict:
     """Run (or resume) the sweep into ``out``; returns the manifest.
 
@@ -412,6 +413,9 @@ def run(
         Address of an existing Dask scheduler.
     on_progress : callable, optional
         Called with (runs done, runs total) after each job.
+    on_compile : callable, optional
+        Called, before any job runs, with the layouts (`nnlab.sgd.layout`) the jobs will compile on
+        first use (not in numba's disk cache yet; 20-40 s each), when there are any.
 
     Returns
     -------
@@ -472,6 +476,13 @@ def run(
     _write_manifest(out, manifest)
     if on_progress:
         on_progress(finished, total)
+    if on_compile and todo and not scheduler:
+        from nnlab.sgd import layout, uncompiled
+
+        sizes = {(tuple(j.config.sizes_hidden), j.config.batch_size) for j in todo}
+        missing = uncompiled(sorted({layout([X.shape[1], *h, Y.shape[1]], b) for h, b in sizes}))
+        if missing:
+            on_compile(missing)
     # --jobs N is N-way parallelism: N worker processes with one engine thread each, or this
     # process alone with one thread (so --jobs 1 is strictly serial).
     threads = 1
