@@ -31,6 +31,11 @@ class _ReadableHelp:
         for param in params:
             if getattr(param, "is_flag", False) and getattr(param, "metavar", None) is None:
                 param.metavar = ""
+            elif (
+                param.param_type_name == "argument" and param.metavar and hasattr(param, "display_type_rich")
+            ):
+                # The argument's name (DIR..., EXPERIMENT) says what it takes; typer would add <list[Path]>.
+                param.display_type_rich = lambda ctx: ""
         return params
 
 
@@ -350,7 +355,7 @@ def report_command(
 def compare_command(
     folders: Annotated[
         list[Path],
-        typer.Argument(metavar="DIR...", help="Two or more results folders written by `nnlab run`."),
+        typer.Argument(metavar="DIR", help="Two or more results folders written by `nnlab run`."),
     ],
     format: TableFormatOption = TableFormat.text,
     out: Annotated[

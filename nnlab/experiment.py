@@ -158,6 +158,8 @@ class Experiment:
 
     @property
     def seeds(self) -> list[int]:
+        """The seeds of every configuration: ``seeds = 5`` is a count, seeds 0..4; a list is itself.
+        (`nnlab.init_network(seeds=5)` is one replica of seed 5.)"""
         s = self.train["seeds"]
         return list(range(s)) if isinstance(s, int) else list(s)
 
@@ -174,7 +176,11 @@ class Experiment:
         lines += [f"threshold = {_toml(self.threshold)}", f"save_networks = {_toml(self.save_networks)}"]
         for section in ("task", "model", "train"):
             lines += ["", f"[{section}]"]
-            lines += [f"{k} = {_toml(v)}" for k, v in getattr(self, section).items()]
+            for key, value in getattr(self, section).items():
+                lines.append(f"{key} = {_toml(value)}")
+                if (section, key) == ("train", "seeds") and isinstance(value, int):
+                    # A count here, where nnlab.init_network(seeds=5) is one replica of seed 5.
+                    lines[-1] += f"  # a count: seeds 0..{value - 1}"
         return "\n".join(lines) + "\n"
 
 

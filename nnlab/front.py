@@ -51,6 +51,7 @@ class ResultsFolder:
 
     @property
     def path(self) -> Path:
+        """The results folder."""
         return self.study.results.path
 
     @property
@@ -416,9 +417,10 @@ class Comparison:
         raise ValueError(f"format: expected one of {', '.join(report.TABLE_FORMATS)}, got {format!r}")
 
     @functools.cached_property
-    def figures(self) -> dict[str, Figure]:
-        """Each figure any of the sweeps has, the sweeps' versions side by side under their names
-        (`nnlab.figures.side_by_side`), by figure name."""
+    def figures(self) -> Mapping[str, Figure]:
+        """Each figure any of the sweeps has, the sweeps' versions side by side, each under its name
+        and threshold (`nnlab.figures.side_by_side`), by figure name; a figure is put together when
+        it is first looked up."""
         from nnlab.figures import side_by_side
 
         drawn = [f.figures for f in self.folders]
@@ -426,11 +428,11 @@ class Comparison:
             f"{n} (threshold {f.experiment.threshold:g})"
             for n, f in zip(self.names, self.folders, strict=True)
         ]
-        stems = list(dict.fromkeys(stem for figs in drawn for stem in figs))
-        return {
-            stem: side_by_side([(title, figs.get(stem)) for title, figs in zip(titles, drawn, strict=True)])
-            for stem in stems
-        }
+
+        def together(stem: str) -> Figure:
+            return side_by_side([(title, figs.get(stem)) for title, figs in zip(titles, drawn, strict=True)])
+
+        return _Lazy(list(dict.fromkeys(stem for figs in drawn for stem in figs)), together)
 
     def save(self, out: str | Path, formats: Sequence[str] = ("png",)) -> list[Path]:
         """Write summary.csv, summary.md and figures/NAME.FORMAT (side by side) into ``out``; returns
@@ -449,6 +451,26 @@ class Comparison:
                 figure.savefig(path, dpi=figure.get_dpi(), metadata={"svg": {"Date": None}}.get(ext))
                 written.append(path)
         return written
+
+
+class _Lazy(Mapping):
+    """A read-only mapping whose values are made on first lookup, then kept."""
+
+    def __init__(self, keys: Sequence[str], make) -> None:
+        self._keys, self._make, self._made = list(keys), make, {}
+
+    def __getitem__(self, key: str):
+        if key not in self._keys:
+            raise KeyError(key)
+        if key not in self._made:
+            self._made[key] = self._make(key)
+        return self._made[key]
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def compare(*folders: str | Path | ResultsFolder, names: Sequence[str] | None = None) -> Comparison:

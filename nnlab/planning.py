@@ -168,6 +168,7 @@ class Plan:
 
     @property
     def todo(self) -> int:
+        """Runs still to train: ``runs - stored``."""
         return self.runs - self.stored
 
 

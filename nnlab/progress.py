@@ -31,12 +31,14 @@ class PlainProgress:
         what: str = "runs",
         *,
         stream: TextIO | None = None,
-        step: float = STEP,
-        interval: float = INTERVAL,
+        step: float | None = None,
+        interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name, self.what, self.stream = name, what, stream
-        self.step, self.interval, self.clock = step, interval, clock
+        self.step = STEP if step is None else step
+        self.interval = INTERVAL if interval is None else interval
+        self.clock = clock
         self.start = clock()
         self.last_time = self.start
         self.first: int | None = None

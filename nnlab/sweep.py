@@ -53,6 +53,7 @@ class Job:
 
     @property
     def key(self) -> str:
+        """16 hex digits naming the job (its configuration and seeds): its part file is job-KEY.arrow."""
         return hashlib.sha256(f"{self.config.key}|{self.seeds}".encode()).hexdigest()[:16]
 
 
@@ -611,13 +612,24 @@ def _renamed(table):
                 column = pc.coalesce(table[new], column)
                 table = table.drop_columns([new])
             table = table.set_column(table.column_names.index(old), new, column)
-    return table
+    return table.select(_column_order(table.column_names))
+
+
+def _column_order(columns: list[str]) -> list[str]:
+    """runs.parquet's columns in its order: the task's fields right after ``task`` (a part file of an
+    older version, merged first, would put them last)."""
+    fields = sorted(c for c in columns if c.startswith("task_"))
+    rest = [c for c in columns if c not in fields]
+    at = rest.index("task") + 1 if "task" in rest else 0
+    return [*rest[:at], *fields, *rest[at:]]
 
 
 def upgrade(runs: pd.DataFrame, exp: Experiment) -> pd.DataFrame:
     """runs.parquet of an older version as this one writes it: ``loss`` (the loss's name) renamed
     ``loss_fn``, and the ``task_<field>`` columns filled in from the experiment where they are
     missing (every run of a folder has the experiment's task)."""
+    import pandas as pd
+
     runs = runs.rename(columns={old: new for old, new in COLUMN_OF.items() if new not in runs})
     runs = runs.drop(columns=[old for old in COLUMN_OF if old in runs and COLUMN_OF[old] in runs])
     at = runs.columns.get_loc("task") + 1 if "task" in runs else 0
@@ -625,8 +637,9 @@ def upgrade(runs: pd.DataFrame, exp: Experiment) -> pd.DataFrame:
         if name not in runs:
             runs.insert(at, name, [value] * len(runs))
         elif runs[name].isna().any() and value is not None:
-            runs[name] = runs[name].astype(object).where(runs[name].notna(), value)
-    return runs
+            # Runs merged from parts of both versions: the experiment's value, in its own type.
+            runs[name] = pd.Series([value] * len(runs), index=runs.index)
+    return runs[_column_order(list(runs.columns))]
 
 
 def _first_below(curves, threshold: float) -> list[int | None]:
@@ -665,6 +678,7 @@ class Results:
 
     @property
     def partial(self) -> bool:
+        """True while fewer runs are stored than the experiment defines."""
         return len(self.runs) < self.total
 
 
