@@ -372,8 +372,12 @@ def compare_command(
         ),
     ] = None,
 ) -> None:
-    """The sweeps side by side: one summary table with a sweep column (each folder's name) and each
-    sweep's threshold, and with --out the figures of every sweep side by side."""
+    """Several sweeps side by side: one summary table, and with --out their figures.
+
+    The table has a sweep column (each folder's name, with its parents where names repeat) and each
+    sweep's threshold; --out DIR also writes summary.csv, summary.md and every figure with the sweeps
+    side by side into DIR/figures/.
+    """
     from nnlab import front
 
     if len(folders) < 2:
@@ -435,9 +439,12 @@ def landscape_command(
         ),
     ] = _CERTIFY.valley,
 ) -> None:
-    """Certify every stored end point (needs saved networks): polish it, classify it (solved, minimum,
-    degenerate, saddle, valley, unconverged), group the minima into distinct optima modulo symmetry,
-    and measure the barriers; writes endpoints.parquet, optima.parquet and barriers.parquet."""
+    """Certify every stored end point: what each seed's final network sits on (needs saved networks).
+
+    Polishes each end point, classifies it (solved, minimum, degenerate, saddle, valley, unconverged),
+    groups the minima into distinct optima modulo symmetry, and measures the barriers; writes
+    endpoints.parquet, optima.parquet and barriers.parquet.
+    """
     from nnlab import endpoints
     from nnlab.landscape import KINDS
 
