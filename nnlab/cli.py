@@ -512,7 +512,13 @@ def demo(
     """Train the seed's tanh chain and XOR networks of growing width; print their loss curves."""
     if not lr > 0 or not np.isfinite(lr):
         _fail(f"--lr: expected a number > 0, got {lr:g}")
+    from nnlab.progress import compile_note
+    from nnlab.sgd import uncompiled
+
     console = Console(width=max(110, Console().width))
+    missing = uncompiled(["lanes"])  # every network here trains in the lanes layout
+    if missing:
+        console.print(compile_note(missing))
     X_chain, Y_chain = tasks.chain()
     X_xor, Y_xor = tasks.xor()
     runs = [

@@ -13,6 +13,7 @@ one without them saves about half a second.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -513,11 +514,13 @@ def run(
                 record()
                 written = time.monotonic()
     except BaseException as err:
-        # Ctrl-C, or an error: the parts written so far are this session's runs; say so truthfully.
-        if isinstance(err, KeyboardInterrupt):
-            record(end=True, interrupted=True)
-        else:
-            record(end=True, error=f"{type(err).__name__}: {err}")
+        # Ctrl-C, or an error: the parts written so far are this session's runs; say so truthfully
+        # (if the manifest can be written: the error itself may be a full disk).
+        with contextlib.suppress(OSError):
+            if isinstance(err, KeyboardInterrupt):
+                record(end=True, interrupted=True)
+            else:
+                record(end=True, error=f"{type(err).__name__}: {err}")
         raise
     merge(out, exp.threshold)
     record(end=True)

@@ -1,7 +1,11 @@
 """What a running sweep prints (nnlab.progress), and `nnlab run` printing it."""
 
+import os
 import re
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import pandas as pd
 from typer.testing import CliRunner
@@ -10,6 +14,7 @@ from nnlab import progress, sgd
 from nnlab.cli import app
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Clock:
@@ -91,3 +96,11 @@ def test_no_compile_note_once_the_kernels_are_cached(tmp_path):
     assert sgd.uncompiled(["lanes"]) == []
     result = runner.invoke(app, ["run", str(write(tmp_path)), "--out", str(tmp_path / "o")])
     assert "compiling" not in result.stdout
+
+
+def test_uncompiled_reads_numba_s_cache(tmp_path):
+    """With an empty cache folder every layout is still to compile (nothing is compiled to find out)."""
+    code = "from nnlab.sgd import uncompiled; print(uncompiled(['lanes', 'replica', 'lanes']))"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "['lanes', 'replica']", done.stderr
