@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from nnlab.experiment import AXES
+from nnlab.experiment import AXIS_COLUMNS
 from nnlab.network import ACTIVATIONS, Network, backprop, init_network, loss_of, network_from_flat
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
@@ -159,7 +159,7 @@ def optima_estimate(final_loss, stopped, threshold: float, *, rtol: float = RTOL
 
 def config_axes(runs: pd.DataFrame) -> list[str]:
     """The configuration columns of a runs table (every grid axis it has)."""
-    return [a for a in AXES if a in runs.columns]
+    return [a for a in AXIS_COLUMNS if a in runs.columns]
 
 
 def varying_axes(table: pd.DataFrame) -> list[str]:
@@ -674,7 +674,7 @@ def redundancy(
     rows = []
     have = runs[runs["run_id"].isin(params.keys())]
     for (depth, width, bias, hidden, output, loss), g in have.groupby(
-        ["depth", "width", "bias", "hidden", "output", "loss"], sort=True
+        ["depth", "width", "bias", "hidden", "output", "loss_fn"], sort=True
     ):
         sizes = [X.shape[1], *[int(width)] * int(depth), Y.shape[1]]
         flat = np.stack([params[i] for i in g["run_id"]])

@@ -12,7 +12,7 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 import nnlab
 from nnlab import analysis, tasks
@@ -23,7 +23,27 @@ _click_errors = sys.modules[typer.BadParameter.__module__]
 _NoArgsIsHelp = getattr(_click_errors, "NoArgsIsHelpError", ())
 
 
-class _OneLineErrors(TyperGroup):
+class _ReadableHelp:
+    """Help without type tags on flags (typer shows ``--fresh <bool>``; a flag takes no value)."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and getattr(param, "metavar", None) is None:
+                param.metavar = ""
+            elif (
+                param.param_type_name == "argument" and param.metavar and hasattr(param, "display_type_rich")
+            ):
+                # The argument's name (DIR..., EXPERIMENT) says what it takes; typer would add <list[Path]>.
+                param.display_type_rich = lambda ctx: ""
+        return params
+
+
+class _Command(_ReadableHelp, TyperCommand):
+    """A command whose help reads plainly (`_ReadableHelp`)."""
+
+
+class _OneLineErrors(_ReadableHelp, TyperGroup):
     """Usage errors (a bad option value, an unknown command) as one line on stderr, exit 2, as the
     contract wants for every bad input, instead of click's usage box."""
 
@@ -102,34 +122,90 @@ def _progress(name: str, what: str = "runs"):
     return progress, update
 
 
-@app.command("run")
+Jobs = Annotated[
+    int, typer.Option(min=1, max=256, metavar="N", help="Worker processes (Dask: local workers).")
+]
+BackendOption = Annotated[Backend, typer.Option(metavar="loky|dask", help="joblib backend for --jobs > 1.")]
+Scheduler = Annotated[
+    str | None, typer.Option(metavar="ADDRESS", help="Dask scheduler address (with --backend dask).")
+]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", help="No progress (bar, lines or notes); the last line only.")
+]
+
+
+def _feedback(name: str, what: str, quiet: bool):
+    """(rich progress bar or None, progress callback or None): a bar on a terminal, plain lines every
+    5% (`nnlab.progress.PlainProgress`) elsewhere (a log, a pipe), nothing when quiet."""
+    from nnlab.progress import PlainProgress
+
+    if quiet:
+        return None, None
+    if sys.stdout.isatty():
+        return _progress(name, what)
+    return None, PlainProgress(name, what)
+
+
+def _say(progress):
+    """Print a line above a running progress bar, or plainly."""
+    return progress.console.print if progress is not None else typer.echo
+
+
+@app.command("run", cls=_Command)
 def run_command(
-    experiment: Annotated[Path, typer.Argument(help="Experiment file (TOML), see experiments/README.md.")],
-    out: Annotated[Path | None, typer.Option(help="Results folder (default: results/NAME/).")] = None,
-    jobs: Annotated[int, typer.Option(min=1, max=256, help="Worker processes (Dask: local workers).")] = 1,
-    backend: Annotated[Backend, typer.Option(help="joblib backend for --jobs > 1.")] = Backend.loky,
-    scheduler: Annotated[
-        str | None, typer.Option(help="Dask scheduler address (with --backend dask).")
+    experiment: Annotated[
+        Path, typer.Argument(metavar="EXPERIMENT", help="Experiment file (TOML), see experiments/README.md.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Results folder (default: results/NAME/).")
     ] = None,
+    jobs: Jobs = 1,
+    backend: BackendOption = Backend.loky,
+    scheduler: Scheduler = None,
     set_: Annotated[
         list[str] | None,
         typer.Option(
-            "--set", help="Override a field: section.key=value, or key=value at the top level (repeatable)."
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a field: section.key=value, or key=value at the top level (repeatable).",
         ),
     ] = None,
-    fresh: Annotated[bool, typer.Option(help="Discard runs already stored in the results folder.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Discard runs already stored in the results folder.")
+    ] = False,
+    quiet: Quiet = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan (configurations, runs, parameters, memory per job, estimated time) and "
+            "write nothing; exit 2 if the sweep would be refused.",
+        ),
+    ] = False,
 ) -> None:
-    """Run (or resume) an experiment's sweep; writes runs.parquet and curves.parquet."""
+    """Run (or resume) an experiment's sweep; writes runs.parquet and curves.parquet.
+
+    A sweep that cannot fit in memory, or whose grid is absurd (more than 10^6 runs, 10^8 loss values
+    or 10,000 layers), is refused before anything is written. The last line says how many runs this
+    session trained, reused (stored by an earlier one) and lost to failed jobs.
+    """
     from nnlab import experiment as experiment_module
     from nnlab import sweep
+    from nnlab.progress import compile_note, run_line
 
     if scheduler and backend is not Backend.dask:
         _fail("--scheduler: only with --backend dask")
     try:
         exp = experiment_module.load(experiment, set_ or [])
         folder = out if out is not None else Path("results") / exp.name
-        progress, on_progress = _progress(exp.name) if not quiet and sys.stdout.isatty() else (None, None)
+        if dry_run:
+            _dry_run(exp, folder, jobs, scheduler)
+            return
+        progress, on_progress = _feedback(exp.name, "runs", quiet)
+
+        def compiling(layouts: list[str]) -> None:
+            _say(progress)(compile_note(layouts, jobs))
+
         with progress or contextlib.nullcontext():
             manifest = sweep.run(
                 exp,
@@ -139,6 +215,7 @@ def run_command(
                 backend=backend.value,
                 scheduler=scheduler,
                 on_progress=on_progress,
+                on_compile=None if quiet else compiling,
             )
     except ValueError as err:
         _fail(str(err))
@@ -151,11 +228,20 @@ def run_command(
         typer.echo(f"nnlab: warning: {warning}", err=True)
     for failure in manifest["failures"]:
         typer.echo(f"nnlab: job failed: {failure}", err=True)
-    typer.echo(
-        f"{manifest['runs_done']}/{manifest['runs_total']} runs in {folder}/ (runs.parquet, curves.parquet)"
-    )
+    typer.echo(run_line(manifest, folder))
     if manifest["failures"]:
         raise typer.Exit(1)
+
+
+def _dry_run(exp, folder: Path, jobs: int, scheduler: str | None) -> None:
+    """Print the sweep's plan; exit 2 (one line on stderr) when it would be refused."""
+    from nnlab import planning, sweep
+
+    done = sweep.stored_run_ids(folder) if folder.is_dir() else set()
+    plan = planning.preview(exp, shape=planning.data_shape(exp), jobs=jobs, done=done, remote=bool(scheduler))
+    typer.echo(plan.text())
+    if plan.refusal:
+        _fail(f"refused: {plan.refusal}")
 
 
 class TableFormat(enum.StrEnum):
@@ -170,48 +256,67 @@ class FigureFormat(enum.StrEnum):
     svg = "svg"
 
 
-Folder = Annotated[Path, typer.Argument(help="Results folder written by `nnlab run`.")]
+Folder = Annotated[Path, typer.Argument(metavar="DIR", help="Results folder written by `nnlab run`.")]
 _CERTIFY = CertifyOptions()  # the defaults of `nnlab landscape`
 Gtol = Annotated[
     float,
-    typer.Option(min=0.0, help="A run has stopped moving when its final gradient norm is at most this."),
+    typer.Option(
+        min=0.0,
+        metavar="FLOAT",
+        help="A run has stopped moving when its final gradient norm is at most this.",
+    ),
 ]
 Rtol = Annotated[
     float,
     typer.Option(
         min=0.0,
+        metavar="FLOAT",
         help="Relative tolerance: final losses this close are one optimum, and a run whose loss changed "
         "by no more over its last tenth of epochs has stopped moving.",
     ),
 ]
 Formats = Annotated[
     list[FigureFormat] | None,
-    typer.Option("--format", help="Figure file format, repeatable; png and svg when not given."),
+    typer.Option(
+        "--format", metavar="png|pdf|svg", help="Figure file format, repeatable; png and svg when not given."
+    ),
 ]
 
 
-def _study(folder: Path, *, curves: bool, gtol: float = analysis.GTOL, rtol: float = analysis.RTOL):
-    """The folder's study, bad input turned into a one-line error; warns when results are partial."""
+def _study(
+    folder: Path,
+    *,
+    curves: bool,
+    gtol: float = analysis.GTOL,
+    rtol: float = analysis.RTOL,
+    label: str | None = None,
+):
+    """The folder's study, bad input turned into a one-line error; warns when results are partial
+    (``label``: the warnings name the folder)."""
     from nnlab import report
 
     try:
         s = report.study(folder, curves=curves, gtol=gtol, rtol=rtol)
     except ValueError as err:
         _fail(str(err))
+    where = f"{label}: " if label else ""
     if s.results.partial:
         typer.echo(
-            f"nnlab: warning: partial results, {len(s.results.runs)} of {s.results.total} runs stored",
+            f"nnlab: warning: {where}partial results, {len(s.results.runs)} of {s.results.total} runs stored",
             err=True,
         )
     for warning in s.warnings:
-        typer.echo(f"nnlab: warning: {warning}", err=True)
+        typer.echo(f"nnlab: warning: {where}{warning}", err=True)
     return s
 
 
-@app.command()
+TableFormatOption = Annotated[TableFormat, typer.Option(metavar="text|markdown|csv", help="Output format.")]
+
+
+@app.command(cls=_Command)
 def summary(
     folder: Folder,
-    format: Annotated[TableFormat, typer.Option(help="Output format.")] = TableFormat.text,
+    format: TableFormatOption = TableFormat.text,
     gtol: Gtol = analysis.GTOL,
     rtol: Rtol = analysis.RTOL,
 ) -> None:
@@ -219,17 +324,12 @@ def summary(
     from nnlab import report
 
     s = _study(folder, curves=True, gtol=gtol, rtol=rtol)
-    if format is TableFormat.csv:
-        typer.echo(s.summary.to_csv(index=False), nl=False)
-    elif format is TableFormat.markdown:
-        typer.echo(report.markdown(report.display(s.summary)))
-    else:
-        typer.echo(report.text(report.display(s.summary), title=f"{s.results.experiment.name}: final losses"))
+    typer.echo(report.table(s, format.value), nl=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def figures(folder: Folder, format: Formats = None) -> None:
-    """Draw the figures of a results folder into FOLDER/figures/."""
+    """Draw the figures of a results folder into DIR/figures/."""
     from nnlab import report
 
     s = _study(folder, curves=True)
@@ -239,11 +339,11 @@ def figures(folder: Folder, format: Formats = None) -> None:
     )
 
 
-@app.command("report")
+@app.command("report", cls=_Command)
 def report_command(
     folder: Folder, format: Formats = None, gtol: Gtol = analysis.GTOL, rtol: Rtol = analysis.RTOL
 ) -> None:
-    """Write FOLDER/report.md: the experiment, the summary, the capacity verdicts and the figures."""
+    """Write DIR/report.md: the experiment, the summary, the capacity verdicts and the figures."""
     from nnlab import report
 
     s = _study(folder, curves=True, gtol=gtol, rtol=rtol)
@@ -251,39 +351,100 @@ def report_command(
     typer.echo(f"{path}" + (" (partial results)" if s.results.partial else ""))
 
 
-@app.command("landscape")
+@app.command("compare", cls=_Command)
+def compare_command(
+    folders: Annotated[
+        list[Path],
+        typer.Argument(metavar="DIR", help="Two or more results folders written by `nnlab run`."),
+    ],
+    format: TableFormatOption = TableFormat.text,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Also write summary.csv, summary.md and the figures side by side (DIR/figures/) here.",
+        ),
+    ] = None,
+    figure_format: Annotated[
+        list[FigureFormat] | None,
+        typer.Option(
+            "--figure-format", metavar="png|pdf|svg", help="With --out: figure file format, repeatable; png."
+        ),
+    ] = None,
+) -> None:
+    """Several sweeps side by side: one summary table, and with --out their figures.
+
+    The table has a sweep column (each folder's name, with its parents where names repeat) and each
+    sweep's threshold; --out DIR also writes summary.csv, summary.md and every figure with the sweeps
+    side by side into DIR/figures/.
+    """
+    from nnlab import front
+
+    if len(folders) < 2:
+        _fail(f"compare: give two or more results folders, got {len(folders)}")
+    names = front.labels(folders)
+    opened = []
+    for name, folder in zip(names, folders, strict=True):
+        s = _study(folder, curves=True, label=name)
+        opened.append(front.ResultsFolder(s))
+    comparison = front.Comparison(tuple(opened), tuple(names))
+    typer.echo(comparison.table(format.value), nl=False)
+    if out is not None:
+        formats = tuple(f.value for f in figure_format) if figure_format else ("png",)
+        try:
+            files = comparison.save(out, formats)
+        except ValueError as err:
+            _fail(str(err))
+        except OSError as err:
+            _fail(f"--out: cannot write into {out}: {err.strerror or err}", code=1)
+        figures = sorted({p.stem for p in files if p.parent.name == "figures"})
+        typer.echo(
+            f"{out}/: summary.csv, summary.md and {len(figures)} figures side by side in figures/ "
+            f"({', '.join(figures)})",
+            err=format is TableFormat.csv,  # a CSV on stdout stays a CSV
+        )
+
+
+@app.command("landscape", cls=_Command)
 def landscape_command(
     folder: Folder,
-    jobs: Annotated[int, typer.Option(min=1, max=256, help="Worker processes (Dask: local workers).")] = 1,
-    backend: Annotated[Backend, typer.Option(help="joblib backend for --jobs > 1.")] = Backend.loky,
-    scheduler: Annotated[
-        str | None, typer.Option(help="Dask scheduler address (with --backend dask).")
-    ] = None,
-    fresh: Annotated[bool, typer.Option(help="Discard the certificates already stored.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    jobs: Jobs = 1,
+    backend: BackendOption = Backend.loky,
+    scheduler: Scheduler = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Discard the certificates already stored.")] = False,
+    quiet: Quiet = False,
     lbfgs_iters: Annotated[
-        int, typer.Option(min=1, max=1_000_000, help="L-BFGS iterations per end point.")
+        int, typer.Option(min=1, max=1_000_000, metavar="N", help="L-BFGS iterations per end point.")
     ] = _CERTIFY.lbfgs_iters,
     newton_iters: Annotated[
-        int, typer.Option(min=1, max=10_000, help="Newton steps (exact Hessian) after L-BFGS.")
+        int, typer.Option(min=1, max=10_000, metavar="N", help="Newton steps (exact Hessian) after L-BFGS.")
     ] = _CERTIFY.newton_iters,
     gtol: Annotated[
-        float, typer.Option(help="Critical point: |grad| <= GTOL * max|eigenvalue|.")
+        float, typer.Option(metavar="GTOL", help="Critical point: |grad| <= GTOL * max|eigenvalue|.")
     ] = _CERTIFY.gtol,
     flat: Annotated[
-        float, typer.Option(help="Flat eigenvalue: |lambda| <= FLAT * max|eigenvalue|.")
+        float, typer.Option(metavar="FLAT", help="Flat eigenvalue: |lambda| <= FLAT * max|eigenvalue|.")
     ] = _CERTIFY.flat,
     negative: Annotated[
-        float, typer.Option(help="Clearly negative eigenvalue: lambda < -NEGATIVE * max|eigenvalue|.")
+        float,
+        typer.Option(
+            metavar="NEGATIVE", help="Clearly negative eigenvalue: lambda < -NEGATIVE * max|eigenvalue|."
+        ),
     ] = _CERTIFY.negative,
     valley: Annotated[
         float,
-        typer.Option(help="Ran off: the parameter norm grew by more than this share during the polish."),
+        typer.Option(
+            metavar="SHARE",
+            help="Ran off: the parameter norm grew by more than this share during the polish.",
+        ),
     ] = _CERTIFY.valley,
 ) -> None:
-    """Certify every stored end point (needs saved networks): polish it, classify it (solved, minimum,
-    degenerate, saddle, valley, unconverged), group the minima into distinct optima modulo symmetry,
-    and measure the barriers; writes endpoints.parquet, optima.parquet and barriers.parquet."""
+    """Certify every stored end point: what each seed's final network sits on (needs saved networks).
+
+    Polishes each end point, classifies it (solved, minimum, degenerate, saddle, valley, unconverged),
+    groups the minima into distinct optima modulo symmetry, and measures the barriers; writes
+    endpoints.parquet, optima.parquet and barriers.parquet.
+    """
     from nnlab import endpoints
     from nnlab.landscape import KINDS
 
@@ -301,9 +462,7 @@ def landscape_command(
     except ValueError as err:
         _fail(f"--{str(err).replace('_', '-')}")
     name = folder.name or str(folder)
-    progress, on_progress = (
-        _progress(name, "end points") if not quiet and sys.stdout.isatty() else (None, None)
-    )
+    progress, on_progress = _feedback(name, "end points", quiet)
     try:
         with progress or contextlib.nullcontext():
             summary = endpoints.landscape(
@@ -329,23 +488,37 @@ def landscape_command(
     kinds = ", ".join(f"{k} {summary['kinds'][k]}" for k in KINDS if summary["kinds"].get(k))
     typer.echo(
         f"{summary['done']}/{summary['total']} end points certified in {folder}/ ({kinds}; "
-        f"{summary['optima']} distinct optima): endpoints.parquet, optima.parquet, barriers.parquet"
+        f"{summary['optima']} distinct optima): endpoints.parquet, optima.parquet, barriers.parquet; "
+        f"this session: {summary['certified']} certified, {summary['reused']} reused, "
+        f"{summary['failed']} failed"
     )
     if summary["failures"]:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=_Command)
 def demo(
-    seeds: Annotated[int, typer.Option(min=1, max=4096, help="Seeds (replicas) per network.")] = 32,
-    epochs: Annotated[int, typer.Option(min=1, max=100_000, help="Epochs of per-sample SGD.")] = 400,
-    lr: Annotated[float, typer.Option(help="Learning rate (> 0).")] = 0.1,
-    threshold: Annotated[float, typer.Option(min=0.0, help="A run is solved below this loss.")] = 1e-3,
+    seeds: Annotated[
+        int, typer.Option(min=1, max=4096, metavar="N", help="Seeds (replicas) per network.")
+    ] = 32,
+    epochs: Annotated[
+        int, typer.Option(min=1, max=100_000, metavar="N", help="Epochs of per-sample SGD.")
+    ] = 400,
+    lr: Annotated[float, typer.Option(metavar="FLOAT", help="Learning rate (> 0).")] = 0.1,
+    threshold: Annotated[
+        float, typer.Option(min=0.0, metavar="FLOAT", help="A run is solved below this loss.")
+    ] = 1e-3,
 ) -> None:
     """Train the seed's tanh chain and XOR networks of growing width; print their loss curves."""
     if not lr > 0 or not np.isfinite(lr):
         _fail(f"--lr: expected a number > 0, got {lr:g}")
+    from nnlab.progress import compile_note
+    from nnlab.sgd import uncompiled
+
     console = Console(width=max(110, Console().width))
+    missing = uncompiled(["lanes"])  # every network here trains in the lanes layout
+    if missing:
+        console.print(compile_note(missing))
     X_chain, Y_chain = tasks.chain()
     X_xor, Y_xor = tasks.xor()
     runs = [

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nnlab.experiment import AXES, Config, Experiment, ExperimentError
+from nnlab.experiment import AXIS_COLUMNS, Config, Experiment, ExperimentError
 from nnlab.landscape import Options, barrier, certify, distinct_optima, parameter_distance
 from nnlab.landscape.polish import PROCEDURE
 from nnlab.network import flat_params, network_from_flat
@@ -161,7 +161,9 @@ def landscape(
     Returns
     -------
     dict
-        ``total`` end points, ``done``, ``failures`` (messages), ``kinds`` (count per kind),
+        ``total`` end points, ``done``, of them ``certified`` now and ``reused`` (stored by an
+        earlier session), ``failed`` (in jobs that failed), ``failures`` (messages), ``kinds``
+        (count per kind),
         ``optima`` (distinct optima over all configurations), ``without_networks`` (runs whose
         network was not saved).
     """
@@ -186,15 +188,17 @@ def landscape(
     stored = {p.name for p in folder.glob(f"job-*{PART}")}
     todo = [j for j in todo_all if f"job-{j.key}{PART}" not in stored]
     total = sum(len(j.run_ids) for j in todo_all)
-    done = total - sum(len(j.run_ids) for j in todo)
+    done = reused = total - sum(len(j.run_ids) for j in todo)
     if on_progress:
         on_progress(done, total)
     failures = []
+    failed = 0
     for job, columns, error in parallel(
         _work, todo, (exp, options), jobs=jobs, backend=backend, scheduler=scheduler
     ):
         if error:
             failures.append(error)
+            failed += len(job.run_ids)
             continue
         _write_part(columns, folder / f"job-{job.key}{PART}")
         done += len(job.run_ids)
@@ -217,6 +221,9 @@ def landscape(
     return {
         "total": total,
         "done": done,
+        "certified": done - reused,
+        "reused": reused,
+        "failed": failed,
         "failures": failures,
         "kinds": {k: int(v) for k, v in kinds.items()},
         "optima": 0 if tables[1] is None else len(tables[1]),
@@ -239,7 +246,7 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str]):
     for name in ("n_flat", "n_negative", "n_symmetry"):
         endpoints[name] = endpoints[name].astype("Int64")  # missing for a solved end point
     endpoints["optimum"] = pd.array([pd.NA] * len(endpoints), dtype="Int64")
-    axes = [a for a in AXES if a in runs.columns]
+    axes = [a for a in AXIS_COLUMNS if a in runs.columns]
     joined = endpoints.merge(runs[["run_id", *axes]], on="run_id", how="left")
     optima_rows, barrier_rows = [], []
     X, Y, _, _ = load_data(exp)
@@ -285,7 +292,7 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str]):
                 distance = parameter_distance(rep_net, solved_net)
                 nearest = int(np.argmin(distance))
                 height, path = barrier(
-                    rep_net, solved_net.replica(nearest), X, Y, loss=where["loss"], points=BARRIER_POINTS
+                    rep_net, solved_net.replica(nearest), X, Y, loss=where["loss_fn"], points=BARRIER_POINTS
                 )
                 row.update(barrier_to_solved=float(height[0]), nearest_solved=solved["run_id"].iloc[nearest])
                 barrier_rows.append(
@@ -302,7 +309,7 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str]):
             optima_rows.append(row)
         for a in range(len(reps)):
             for b in range(a + 1, len(reps)):
-                height, path = barrier(reps[a], reps[b], X, Y, loss=where["loss"], points=BARRIER_POINTS)
+                height, path = barrier(reps[a], reps[b], X, Y, loss=where["loss_fn"], points=BARRIER_POINTS)
                 barrier_rows.append(
                     {
                         **where,

@@ -9,6 +9,7 @@ for a typo.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -90,6 +91,10 @@ AXES = (
     "batch_size",
     "loss",
 )
+# runs.parquet names every axis as the experiment does except the loss: ``loss_fn`` there, the loss's
+# name, so that no column called loss holds text (curves.parquet's ``loss`` is a number).
+COLUMN_OF = {"loss": "loss_fn"}
+AXIS_COLUMNS = tuple(COLUMN_OF.get(a, a) for a in AXES)
 # Axes added after runs were first stored: left out of a run's identity at their defaults, so that
 # the runs of older experiment files keep their ids.
 LATER_AXES = {"init": "auto", "init_scale": 1.0}
@@ -153,6 +158,8 @@ class Experiment:
 
     @property
     def seeds(self) -> list[int]:
+        """The seeds of every configuration: ``seeds = 5`` is a count, seeds 0..4; a list is itself.
+        (`nnlab.init_network(seeds=5)` is one replica of seed 5.)"""
         s = self.train["seeds"]
         return list(range(s)) if isinstance(s, int) else list(s)
 
@@ -169,8 +176,25 @@ class Experiment:
         lines += [f"threshold = {_toml(self.threshold)}", f"save_networks = {_toml(self.save_networks)}"]
         for section in ("task", "model", "train"):
             lines += ["", f"[{section}]"]
-            lines += [f"{k} = {_toml(v)}" for k, v in getattr(self, section).items()]
+            for key, value in getattr(self, section).items():
+                lines.append(f"{key} = {_toml(value)}")
+                if (section, key) == ("train", "seeds") and isinstance(value, int):
+                    # A count here, where nnlab.init_network(seeds=5) is one replica of seed 5.
+                    lines[-1] += f"  # a count: seeds 0..{value - 1}"
         return "\n".join(lines) + "\n"
+
+
+def task_columns(task: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved [task] section as runs.parquet's ``task_<field>`` columns: every field of its kind,
+    defaults filled in (``kind`` itself is the ``task`` column); a list (a file's ``inputs``,
+    ``targets``) as JSON text, a field without a value as None."""
+    fields = {
+        k: p.default
+        for k, p in inspect.signature(TASKS[task["kind"]]).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    values = {**fields, **{k: v for k, v in task.items() if k != "kind"}}
+    return {f"task_{k}": json.dumps(v) if isinstance(v, list) else v for k, v in sorted(values.items())}
 
 
 def _toml(value: Any) -> str:
@@ -312,6 +336,16 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
         raise ExperimentError(f"experiment: {p.name} is not valid TOML: {err}") from None
     except UnicodeDecodeError:
         raise ExperimentError(f"experiment: {p.name} is not a UTF-8 text file") from None
+    return from_dict(data, overrides, base=p.parent)
+
+
+def from_dict(
+    data: Mapping[str, Any], overrides: Sequence[str] = (), *, base: str | Path = "."
+) -> Experiment:
+    """An `Experiment` from a plain dict shaped like an experiment file (``{"name": ..., "task":
+    {...}, "model": {...}, "train": {...}}``), overridden (``section.key=value``) and validated; a
+    `file` task's relative path is read from ``base``. ``data`` is not modified."""
+    data = copy.deepcopy(dict(data))
     for text in overrides:
         section, key, value = parse_override(text)
         if section is None:
@@ -327,10 +361,14 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
             continue
         if section not in SECTIONS:
             raise ExperimentError(f"--set {text}: section must be task, model or train, got '{section}'")
+        if not isinstance(data.get(section, {}), dict):
+            raise ExperimentError(
+                f"{section}: expected a [{section}] section (a table), got {data[section]!r}"
+            )
         data.setdefault(section, {})[key] = value
     exp = validate(data)
     if exp.task["kind"] == "file" and "path" in exp.task:
-        exp = _pin_data_file(exp, p.parent)
+        exp = _pin_data_file(exp, Path(base))
     return exp
 
 

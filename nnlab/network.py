@@ -130,6 +130,15 @@ class Network:
         n = sum(W.shape[1] * W.shape[2] for W in self.weights)
         return n + (sum(W.shape[2] for W in self.weights) if self.biases is not None else 0)
 
+    def __repr__(self) -> str:
+        # The arrays would drown what a reader needs: the architecture, and which seeds are here
+        # (``init_network(sizes, seeds=5)`` is one replica of seed 5, not five).
+        seeds = "" if self.seeds is None else f", seeds={_seeds_text(self.seeds)}"
+        return (
+            f"Network(sizes={self.sizes}, replicas={self.n_replicas}{seeds}, hidden={self.hidden!r}, "
+            f"output={self.output!r}, bias={self.biases is not None})"
+        )
+
     def replica(self, r: int | Sequence[int] | slice) -> Network:
         """The network made of replica(s) ``r`` only (an int keeps the replica axis, of length 1)."""
         sel = [r] if isinstance(r, int | np.integer) else r
@@ -141,6 +150,14 @@ class Network:
             output=self.output,
             seeds=seeds,
         )
+
+
+def _seeds_text(seeds: Sequence[int]) -> str:
+    """(5,), (0..99) for a run of consecutive seeds, or the first few."""
+    s = list(seeds)
+    if len(s) > 2 and s == list(range(s[0], s[0] + len(s))):
+        return f"({s[0]}..{s[-1]})"
+    return "(" + ", ".join(map(str, s[:6])) + (", ...)" if len(s) > 6 else ",)" if len(s) == 1 else ")")
 
 
 def _as_seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -186,7 +203,8 @@ def init_network(
     sizes : sequence of int
         [d, h_1, ..., h_k, out].
     seeds : int or sequence of int
-        One replica per seed.
+        One replica per seed: ``seeds=5`` is one replica, seeded 5; ``seeds=range(5)`` is five
+        replicas, seeded 0..4. (In an experiment file ``seeds = 5`` counts: seeds 0..4.)
     hidden, output : str
         Activation names: identity, relu, sigmoid, tanh; the output also softmax.
     bias : bool

@@ -178,7 +178,7 @@ def _ert(e: float) -> str:
 
 def markdown(table: pd.DataFrame) -> str:
     """A table of strings as a GitHub-flavoured markdown table (numbers right-aligned)."""
-    right = [c for c in table.columns if c not in ("verdict", "hidden", "output", "loss", "init")]
+    right = [c for c in table.columns if c not in ("sweep", "verdict", "hidden", "output", "loss_fn", "init")]
     head = "| " + " | ".join(table.columns) + " |"
     rule = "|" + "|".join("--:" if c in right else "---" for c in table.columns) + "|"
     rows = [
@@ -200,6 +200,21 @@ def text(table: pd.DataFrame, title: str = "") -> str:
     console = Console(width=400, color_system=None, record=True, file=io.StringIO())
     console.print(t)
     return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+
+
+TABLE_FORMATS = ("text", "markdown", "csv")
+
+
+def table(s: Study, format: str = "text") -> str:
+    """The summary as `nnlab summary --format FORMAT` prints it: "csv" (every column), "markdown" or
+    "text" (the main columns, `display`)."""
+    if format == "csv":
+        return s.summary.to_csv(index=False)
+    if format == "markdown":
+        return markdown(display(s.summary)) + "\n"
+    if format == "text":
+        return text(display(s.summary), title=f"{s.results.experiment.name}: final losses") + "\n"
+    raise ValueError(f"format: expected one of {', '.join(TABLE_FORMATS)}, got {format!r}")
 
 
 def figures(s: Study) -> dict:
@@ -227,6 +242,11 @@ def write_figures(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> list[P
     folder.mkdir(exist_ok=True)
     written = []
     for stem, figure in figures(s).items():
+        # Laid out once, then frozen: every format keeps these positions (figure fractions, the same
+        # at every dpi) instead of solving the constrained layout again in a draw of its own.
+        figure.draw_without_rendering()
+        with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+            figure.set_layout_engine(None)
         for ext in formats:
             path = folder / f"{stem}.{ext}"
             tmp = folder / f".{stem}.tmp.{ext}"
@@ -234,7 +254,9 @@ def write_figures(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> list[P
             meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(ext, {"Software": None})
             # A fixed salt for the SVG's element ids (clip paths), otherwise random per save.
             with matplotlib.rc_context({"svg.hashsalt": stem}):
-                figure.savefig(tmp, dpi=DPI, bbox_inches="tight", metadata=meta)
+                # The constrained layout already fits every label, title and legend inside the
+                # figure (bbox_inches="tight" would only draw it once more to add a margin).
+                figure.savefig(tmp, dpi=DPI, metadata=meta)
             tmp.replace(path)
             written.append(path)
         plt.close(figure)

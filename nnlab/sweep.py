@@ -13,6 +13,7 @@ one without them saves about half a second.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -28,17 +29,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nnlab.experiment import AXES, Config, Experiment, ExperimentError
+from nnlab.experiment import AXIS_COLUMNS, COLUMN_OF, Config, Experiment, ExperimentError, task_columns
 from nnlab.functions import CLASSIFICATION, check_pairing, targets
 from nnlab.network import accuracy, flat_params, init_network, loss_of
+from nnlab.planning import SEEDS_PER_JOB, preview, refuse
 from nnlab.sgd import train
 from nnlab.tasks import make_task, split
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SEEDS_PER_JOB = 32  # two 16-lane chunks: a job keeps the engine's replica axis full
 PARTS = "parts"
+MANIFEST_EVERY = 5.0  # seconds: how often a running sweep brings manifest.json's counts up to date
 LIST_COLUMNS = ("curve", "params")  # 2-D per job, one list per run in the part files
 PART = ".arrow"  # one Arrow IPC file per finished job: quick to write and to read back
 
@@ -52,6 +54,7 @@ class Job:
 
     @property
     def key(self) -> str:
+        """16 hex digits naming the job (its configuration and seeds): its part file is job-KEY.arrow."""
         return hashlib.sha256(f"{self.config.key}|{self.seeds}".encode()).hexdigest()[:16]
 
 
@@ -159,6 +162,7 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndar
         "run_id": [c.run_id(s) for s in job.seeds],
         "experiment": [exp.name] * r,
         "task": [exp.task["kind"]] * r,
+        **{name: [value] * r for name, value in task_columns(exp.task).items()},
         "depth": np.full(r, c.depth),
         "width": np.full(r, c.width),
         "hidden": [c.hidden] * r,
@@ -166,7 +170,7 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndar
         "bias": np.full(r, c.bias),
         "init": [c.init] * r,
         "init_scale": np.full(r, c.init_scale),
-        "loss": [c.loss] * r,
+        "loss_fn": [c.loss] * r,
         "lr": np.full(r, c.lr),
         "batch_size": np.full(r, c.batch_size),
         "epochs": np.full(r, c.epochs),
@@ -390,6 +394,7 @@ def run(
     backend: str = "loky",
     scheduler: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_compile: Callable[[list[str]], None] | None = None,
 ) -> dict:
     """Run (or resume) the sweep into ``out``; returns the manifest.
 
@@ -410,12 +415,27 @@ def run(
         Address of an existing Dask scheduler.
     on_progress : callable, optional
         Called with (runs done, runs total) after each job.
+    on_compile : callable, optional
+        Called, before any job runs, with the layouts (`nnlab.sgd.layout`) the jobs will compile on
+        first use (not in numba's disk cache yet; 20-40 s each), when there are any.
+
+    Returns
+    -------
+    dict
+        The manifest (manifest.json): ``runs_total``, ``runs_done``, ``failures``, ``warnings`` and
+        ``sessions``, the last this one with ``runs_trained``, ``runs_reused`` and ``runs_failed``.
+        Interrupted (KeyboardInterrupt), the manifest records the session as ``interrupted`` with
+        its end and the runs stored, and the interrupt goes on.
     """
     import nnlab
 
     out = Path(out)
-    _, Y, _, _ = load_data(exp)  # bad task parameters fail here, before the folder is touched
+    X, Y, X_test, _ = load_data(exp)  # bad task parameters fail here, before the folder is touched
     check_targets(exp, Y)
+    # A sweep that cannot fit (memory) or is absurd (runs, curves, depth) is refused before anything
+    # is written or allocated in proportion to its grid (nnlab.planning).
+    shape = (len(X), 0 if X_test is None else len(X_test), X.shape[1], Y.shape[1])
+    refuse(preview(exp, shape=shape, jobs=jobs, remote=bool(scheduler), check_compiled=False))
     warnings = _target_warnings(exp, Y)
     done = check_out_dir(out, exp, fresh)
     (out / PARTS).mkdir(parents=True, exist_ok=True)
@@ -436,6 +456,9 @@ def run(
         "jobs": jobs,
         "backend": "in-process" if local else backend,
         "runs_trained": None,
+        "runs_reused": finished,
+        "runs_failed": 0,
+        "interrupted": False,
     }
     manifest = {
         "experiment": exp.name,
@@ -455,25 +478,52 @@ def run(
     _write_manifest(out, manifest)
     if on_progress:
         on_progress(finished, total)
+    if on_compile and todo and not scheduler:
+        from nnlab.sgd import layout, uncompiled
+
+        sizes = {(tuple(j.config.sizes_hidden), j.config.batch_size) for j in todo}
+        missing = uncompiled(sorted({layout([X.shape[1], *h, Y.shape[1]], b) for h, b in sizes}))
+        if missing:
+            on_compile(missing)
     # --jobs N is N-way parallelism: N worker processes with one engine thread each, or this
     # process alone with one thread (so --jobs 1 is strictly serial).
     threads = 1
+    reused = finished
 
-    for job, columns, error in parallel(
-        _work, todo, (exp, threads), jobs=jobs, backend=backend, scheduler=scheduler
-    ):
-        if error:
-            failures.append(error)
-            continue
-        _write_part(columns, out / PARTS / f"job-{job.key}{PART}")
-        finished += len(job.seeds)
-        if on_progress:
-            on_progress(finished, total)
+    def record(*, end: bool = False, **more) -> None:
+        session.update(runs_trained=finished - reused, **more)
+        manifest["runs_done"] = finished
+        if end:
+            session["end"] = manifest["end"] = dt.datetime.now(dt.UTC).isoformat()
+        _write_manifest(out, manifest)
+
+    written = time.monotonic()
+    try:
+        for job, columns, error in parallel(
+            _work, todo, (exp, threads), jobs=jobs, backend=backend, scheduler=scheduler
+        ):
+            if error:
+                failures.append(error)
+                session["runs_failed"] += len(job.seeds)
+                continue
+            _write_part(columns, out / PARTS / f"job-{job.key}{PART}")
+            finished += len(job.seeds)
+            if on_progress:
+                on_progress(finished, total)
+            if time.monotonic() - written > MANIFEST_EVERY:  # a killed session's counts stay near true
+                record()
+                written = time.monotonic()
+    except BaseException as err:
+        # Ctrl-C, or an error: the parts written so far are this session's runs; say so truthfully
+        # (if the manifest can be written: the error itself may be a full disk).
+        with contextlib.suppress(OSError):
+            if isinstance(err, KeyboardInterrupt):
+                record(end=True, interrupted=True)
+            else:
+                record(end=True, error=f"{type(err).__name__}: {err}")
+        raise
     merge(out, exp.threshold)
-    ended = dt.datetime.now(dt.UTC).isoformat()
-    session.update(end=ended, runs_trained=finished - (total - sum(len(j.seeds) for j in todo)))
-    manifest.update(end=ended, runs_done=finished)
-    _write_manifest(out, manifest)
+    record(end=True)
     return manifest
 
 
@@ -511,6 +561,7 @@ def merge(out: Path, threshold: float) -> None:
     table = _read_parts(out)
     if table is None:
         return
+    table = _renamed(table)
     # A run stored twice (two sweeps into one folder at once, or trained again for its network
     # once save_networks was turned on): keep the first copy, those with a network first.
     if "params" in table.column_names:
@@ -519,7 +570,7 @@ def merge(out: Path, threshold: float) -> None:
     _, first = np.unique(table["run_id"].to_numpy(zero_copy_only=False), return_index=True)
     table = table.take(np.sort(first))
     # (Parts from before an axis existed lack its column: sorted by the others.)
-    keys = [(k, "ascending") for k in (*AXES, "seed", "run_id") if k in table.column_names]
+    keys = [(k, "ascending") for k in (*AXIS_COLUMNS, "seed", "run_id") if k in table.column_names]
     runs = table.take(pc.sort_indices(table, sort_keys=keys))
     by_id = table.take(pc.sort_indices(table, sort_keys=[("run_id", "ascending")]))
     lengths = pc.list_value_length(by_id["curve"]).to_numpy()
@@ -550,6 +601,48 @@ def merge(out: Path, threshold: float) -> None:
         tmp = out / f".{name}.{os.getpid()}.tmp"
         write(tmp)
         os.replace(tmp, out / name)
+
+
+def _renamed(table):
+    """An Arrow table of runs with the columns of older versions under their names now (parts
+    written before the loss's name became ``loss_fn``; a mix of old and new parts is coalesced)."""
+    import pyarrow.compute as pc
+
+    for old, new in COLUMN_OF.items():
+        if old in table.column_names:
+            column = table[old]
+            if new in table.column_names:
+                column = pc.coalesce(table[new], column)
+                table = table.drop_columns([new])
+            table = table.set_column(table.column_names.index(old), new, column)
+    return table.select(_column_order(table.column_names))
+
+
+def _column_order(columns: list[str]) -> list[str]:
+    """runs.parquet's columns in its order: the task's fields right after ``task`` (a part file of an
+    older version, merged first, would put them last)."""
+    fields = sorted(c for c in columns if c.startswith("task_"))
+    rest = [c for c in columns if c not in fields]
+    at = rest.index("task") + 1 if "task" in rest else 0
+    return [*rest[:at], *fields, *rest[at:]]
+
+
+def upgrade(runs: pd.DataFrame, exp: Experiment) -> pd.DataFrame:
+    """runs.parquet of an older version as this one writes it: ``loss`` (the loss's name) renamed
+    ``loss_fn``, and the ``task_<field>`` columns filled in from the experiment where they are
+    missing (every run of a folder has the experiment's task)."""
+    import pandas as pd
+
+    runs = runs.rename(columns={old: new for old, new in COLUMN_OF.items() if new not in runs})
+    runs = runs.drop(columns=[old for old in COLUMN_OF if old in runs and COLUMN_OF[old] in runs])
+    at = runs.columns.get_loc("task") + 1 if "task" in runs else 0
+    for name, value in reversed(task_columns(exp.task).items()):
+        if name not in runs:
+            runs.insert(at, name, [value] * len(runs))
+        elif runs[name].isna().any() and value is not None:
+            # Runs merged from parts of both versions: the experiment's value, in its own type.
+            runs[name] = pd.Series([value] * len(runs), index=runs.index)
+    return runs[_column_order(list(runs.columns))]
 
 
 def _first_below(curves, threshold: float) -> list[int | None]:
@@ -588,6 +681,7 @@ class Results:
 
     @property
     def partial(self) -> bool:
+        """True while fewer runs are stored than the experiment defines."""
         return len(self.runs) < self.total
 
 
@@ -614,7 +708,7 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
         or len(pd.read_parquet(runs_path, columns=["run_id"])) < len(stored)
     ):
         merge(out, exp.threshold)  # the sweep was interrupted before it merged its parts
-    runs = pd.read_parquet(runs_path)
+    runs = upgrade(pd.read_parquet(runs_path), exp)
     table = pd.read_parquet(out / "curves.parquet") if curves else None
     return Results(out, exp, runs, table, len(exp.configs()) * len(exp.seeds))
 

@@ -219,10 +219,7 @@ def digits(*, target: float = 1.0, encoding: str = "signed") -> tuple[np.ndarray
     X : ndarray (1797, 64)
     Y : ndarray (1797, 10)
     """
-    target = _number("target", target, 0.0, 1.0, open_low=True)
-    encoding = _choice("encoding", encoding, ENCODINGS)
-    if encoding == "onehot" and target != 1.0:
-        raise ValueError(f"target: only with encoding 'signed' (one-hot rows are 0 and 1), got {target:g}")
+    target, encoding = _digits_fields(target, encoding)
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
@@ -232,6 +229,17 @@ def digits(*, target: float = 1.0, encoding: str = "signed") -> tuple[np.ndarray
     Y = np.full((X.shape[0], 10), 0.0 if encoding == "onehot" else -target)
     Y[np.arange(X.shape[0]), data.target] = target
     return X, Y
+
+
+DIGITS_SHAPE = (1797, 64, 10)  # samples, inputs, outputs of `digits`
+
+
+def _digits_fields(target: object, encoding: object) -> tuple[float, str]:
+    target = _number("target", target, 0.0, 1.0, open_low=True)
+    encoding = _choice("encoding", encoding, ENCODINGS)
+    if encoding == "onehot" and target != 1.0:
+        raise ValueError(f"target: only with encoding 'signed' (one-hot rows are 0 and 1), got {target:g}")
+    return target, encoding
 
 
 def file_sha256(path: str | Path) -> str:
@@ -408,6 +416,20 @@ def make_task(kind: str, params: Mapping[str, object] | None = None) -> tuple[np
         return fn(**params)
     except TypeError as err:  # a required field is missing
         raise ValueError(f"task: kind '{kind}' {err}") from None
+
+
+def task_shape(kind: str, params: Mapping[str, object] | None = None) -> tuple[int, int, int]:
+    """(n, d, out) of task ``kind`` with ``params``, as `make_task` would build it, its fields
+    validated the same way; the digits are not loaded (their shape is fixed: `DIGITS_SHAPE`), so
+    planning a digits sweep does not import scikit-learn."""
+    if kind == "digits":
+        unknown = set(params or {}) - {"target", "encoding", "seed"}
+        if not unknown:
+            fields = {k: p.default for k, p in inspect.signature(digits).parameters.items()}
+            _digits_fields(**{**fields, **{k: v for k, v in (params or {}).items() if k != "seed"}})
+            return DIGITS_SHAPE
+    X, Y = make_task(kind, params)
+    return X.shape[0], X.shape[1], Y.shape[1]
 
 
 def split(

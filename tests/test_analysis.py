@@ -83,7 +83,7 @@ def runs_table() -> pd.DataFrame:
                     "hidden": "tanh",
                     "output": "tanh",
                     "bias": True,
-                    "loss": "half_squared",
+                    "loss_fn": "half_squared",
                     "lr": 0.1,
                     "batch_size": 1,
                     "epochs": 100,
@@ -369,7 +369,7 @@ def test_redundancy_maps_saved_parameters_to_runs():
             "bias": True,
             "hidden": "tanh",
             "output": "tanh",
-            "loss": "half_squared",
+            "loss_fn": "half_squared",
         }
     )
     red = analysis.redundancy(runs, {"a": flat[0], "b": flat[1]}, X, Y, 1e-3)

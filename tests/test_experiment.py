@@ -2,7 +2,7 @@
 
 import pytest
 
-from nnlab.experiment import ExperimentError, load, parse_override, validate
+from nnlab.experiment import ExperimentError, from_dict, load, parse_override, validate
 
 BASE = {
     "name": "t-1",
@@ -162,3 +162,20 @@ def test_top_level_overrides(tmp_path):
         load(path, ["treshold=1"])
     with pytest.raises(ExperimentError, match="^threshold: "):
         load(path, ["threshold=-1"])
+
+
+def test_the_resolved_file_says_a_count_of_seeds_is_a_count(tmp_path):
+    exp = validate(BASE)
+    assert "seeds = 3  # a count: seeds 0..2\n" in exp.to_toml()
+    assert "# a count" not in validate(with_("train", seeds=[4, 9])).to_toml()
+    path = tmp_path / "e.toml"
+    path.write_text(exp.to_toml())
+    assert load(path) == exp  # the comment is only a comment
+
+
+def test_from_dict_is_load_without_a_file():
+    data = with_("train", epochs=10)
+    exp = from_dict(data, ["train.epochs=20", "threshold=0.01"])
+    assert exp.train["epochs"] == 20 and exp.threshold == 0.01 and data["train"]["epochs"] == 10
+    with pytest.raises(ExperimentError, match=r"^model: expected a \[model\] section"):
+        from_dict(with_(None, model=3), ["model.width=2"])

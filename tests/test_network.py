@@ -433,3 +433,17 @@ def test_backprop_wrong_data_shape(X, Y, match):
     net = init_network([2, 4, 1], seeds=[0, 1, 2])
     with pytest.raises(ValueError, match=match):
         backprop(net, X, Y)
+
+
+def test_a_network_says_how_many_replicas_and_which_seeds():
+    """``seeds=5`` is one replica of seed 5 (an experiment file's ``seeds = 5`` counts 0..4): the
+    repr shows it, and never the arrays."""
+    one = init_network([2, 3, 1], seeds=5)
+    assert one.n_replicas == 1 and one.seeds == (5,)
+    assert (
+        repr(one)
+        == "Network(sizes=(2, 3, 1), replicas=1, seeds=(5,), hidden='tanh', output='tanh', bias=True)"
+    )
+    many = init_network([2, 3, 1], seeds=range(100), bias=False)
+    assert "replicas=100, seeds=(0..99)" in repr(many) and "bias=False" in repr(many)
+    assert "seeds=(3, 9, 4)" in repr(init_network([2, 1], seeds=[3, 9, 4]))

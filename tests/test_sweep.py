@@ -1,6 +1,7 @@
 """The sweep runner: tables, resume after SIGKILL, determinism across --jobs, refusals, CLI errors."""
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -259,10 +260,16 @@ def test_a_killed_session_stays_in_the_manifest(tmp_path, monkeypatch):
         sweep.run(load(write(tmp_path)), out)
     monkeypatch.undo()
     stored = len(sweep.stored_run_ids(out))
+    # The interrupted session is on record as it ended: its end, what it stored, the flag.
+    interrupted = json.loads((out / "manifest.json").read_text())
+    assert interrupted["runs_done"] == stored > 0 and interrupted["end"] is not None
+    (only,) = interrupted["sessions"]
+    assert only["interrupted"] and only["runs_trained"] == stored and only["end"] == interrupted["end"]
     manifest = sweep.run(load(write(tmp_path)), out)
     first, second = manifest["sessions"]
-    assert first["end"] is None and first["runs_trained"] is None
+    assert first == only
     assert second["end"] is not None and second["runs_trained"] == 160 - stored > 0
+    assert second["runs_reused"] == stored and second["runs_failed"] == 0 and not second["interrupted"]
 
 
 def test_file_task_is_identified_by_content_and_read_beside_its_experiment(tmp_path, monkeypatch):
@@ -368,3 +375,52 @@ def test_digits_targets_must_suit_the_loss(tmp_path):
     runs, _ = table(tmp_path / "out")
     assert {"train_accuracy", "test_accuracy", "test_loss"} <= set(runs.columns)
     assert 0 < runs["test_accuracy"].iloc[0] <= 1
+
+
+def test_runs_carry_the_task_fields_and_the_loss_by_name(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text(
+        'name = "t"\n[task]\nkind = "spirals"\nn = 20\nturns = 1.0\n[train]\nepochs = 3\nseeds = 2\n'
+    )
+    sweep.run(load(path), tmp_path / "out")
+    runs = pd.read_parquet(tmp_path / "out" / "runs.parquet")
+    curves = pd.read_parquet(tmp_path / "out" / "curves.parquet")
+    # Every field of the task, defaults filled in, next to its kind.
+    task = {c: runs[c].iloc[0] for c in runs.columns if c.startswith("task")}
+    assert task == {
+        "task": "spirals",
+        "task_n": 20,
+        "task_noise": 0.0,
+        "task_seed": 0,
+        "task_target": 0.9,
+        "task_test_fraction": 0.0,
+        "task_turns": 1.0,
+    }
+    # The loss's name is loss_fn; a column called loss holds numbers only (curves.parquet).
+    assert "loss" not in runs and set(runs["loss_fn"]) == {"half_squared"}
+    assert curves["loss"].dtype == float
+
+
+def test_a_folder_of_an_older_version_reads_as_new(tmp_path):
+    """runs.parquet with the loss's name in `loss` and no task columns, and a part file of that
+    version beside new ones: read and merged with `loss_fn` and the task's fields."""
+    exp = load(write(tmp_path, epochs=5, seeds=4))
+    out = tmp_path / "out"
+    sweep.run(exp, out)
+    new = sweep.read_results(out).runs
+    old = new.drop(columns=[c for c in new if c.startswith("task_")]).rename(columns={"loss_fn": "loss"})
+    old.to_parquet(out / "runs.parquet", index=False)
+    pd.testing.assert_frame_equal(sweep.read_results(out).runs, new)
+    # One part file rewritten as the old version wrote it: merged with the new ones.
+    import pyarrow as pa
+
+    part = sorted((out / "parts").iterdir())[0]
+    table = pa.ipc.open_file(pa.py_buffer(part.read_bytes())).read_all()  # not mapped: rewritten below
+    table = table.drop_columns([c for c in table.column_names if c.startswith("task_")])
+    table = table.rename_columns(["loss" if c == "loss_fn" else c for c in table.column_names])
+    with pa.OSFile(str(part), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    sweep.merge(out, exp.threshold)
+    merged = pd.read_parquet(out / "runs.parquet")
+    assert "loss" not in merged and merged["loss_fn"].notna().all()
+    pd.testing.assert_frame_equal(sweep.read_results(out).runs, new)

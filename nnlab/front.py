@@ -1,0 +1,498 @@
+"""The front door for notebooks and scripts: a results folder as one object (`load`), a sweep run from
+an experiment file or a plain dict with the resume and parallelism of `nnlab run` (`run`), and several
+sweeps side by side (`compare`). `nnlab.load`, `nnlab.run` and `nnlab.compare` are these functions.
+
+    res = nnlab.run("experiments/quick.toml", jobs=2)   # or a dict; resumes like `nnlab run`
+    res.summary                                          # what `nnlab summary --format csv` prints
+    res.figures["capacity"]                              # a matplotlib Figure
+    both = nnlab.compare("results/quick", "results/xor_capacity")
+    both.summary                                         # one table, the sweeps in a `sweep` column
+
+The top room: it reads a folder through `nnlab.report.study` (statistics) and `nnlab.sweep` (tables),
+and draws through `nnlab.figures`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnlab import analysis, report
+from nnlab.experiment import AXIS_COLUMNS, Experiment, ExperimentError, from_dict
+from nnlab.experiment import load as load_experiment
+from nnlab.network import Network, network_from_flat
+from nnlab.progress import PlainProgress, compile_note, run_line
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from nnlab.planning import Plan
+
+
+@dataclass(frozen=True, eq=False)
+class ResultsFolder:
+    """A results folder, read as `nnlab summary`, `figures` and `report` read it (`load`).
+
+    Attributes
+    ----------
+    study : nnlab.report.Study
+        The folder's tables and statistics; the properties below are its parts.
+    """
+
+    study: report.Study
+
+    @property
+    def path(self) -> Path:
+        """The results folder."""
+        return self.study.results.path
+
+    @property
+    def experiment(self) -> Experiment:
+        """The resolved experiment (experiment.toml)."""
+        return self.study.results.experiment
+
+    @property
+    def runs(self) -> pd.DataFrame:
+        """runs.parquet: one row per run (docs/reference.md lists the columns)."""
+        return self.study.results.runs
+
+    @property
+    def curves(self) -> pd.DataFrame:
+        """curves.parquet: ``run_id``, ``epoch``, ``loss`` (full-data training loss), one row per epoch."""
+        return self.study.results.curves
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per configuration: the table `nnlab summary --format csv` prints."""
+        return self.study.summary
+
+    @property
+    def capacity(self) -> pd.DataFrame:
+        """`nnlab.analysis.capacity`: the smallest width that solves, and that is over-capacity."""
+        return self.study.capacity
+
+    @property
+    def tests(self) -> pd.DataFrame | None:
+        """`nnlab.analysis.neighbour_tests`: neighbouring widths compared."""
+        return self.study.tests
+
+    @property
+    def best(self) -> pd.DataFrame | None:
+        """`nnlab.analysis.best_settings`: each architecture at its best lr / initialization."""
+        return self.study.best
+
+    @property
+    def endpoints(self) -> pd.DataFrame | None:
+        """endpoints.parquet (`nnlab landscape`), or None before the end points are certified."""
+        return self.study.endpoints
+
+    @property
+    def optima(self) -> pd.DataFrame | None:
+        """optima.parquet (`nnlab landscape`), or None."""
+        return self.study.optima
+
+    @property
+    def barriers(self) -> pd.DataFrame | None:
+        """barriers.parquet (`nnlab landscape`), or None."""
+        return self.study.barriers
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What could not be computed, and why."""
+        return self.study.warnings
+
+    @property
+    def total(self) -> int:
+        """The runs the experiment defines."""
+        return self.study.results.total
+
+    @property
+    def partial(self) -> bool:
+        """True while fewer runs are stored than the experiment defines."""
+        return self.study.results.partial
+
+    @functools.cached_property
+    def manifest(self) -> dict:
+        """manifest.json: versions, git commit, sessions (start, end, runs trained / reused / failed,
+        interrupted), failures; {} when absent."""
+        path = self.path / "manifest.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    @functools.cached_property
+    def networks(self) -> pd.DataFrame | None:
+        """networks.parquet: ``run_id``, ``params`` (the final network, flattened as
+        `nnlab.network.flat_params`), for experiments with ``save_networks = true``; else None."""
+        import pandas as pd
+
+        path = self.path / "networks.parquet"
+        return pd.read_parquet(path) if path.is_file() else None
+
+    def network(self, run_id: str) -> Network:
+        """The final network of run ``run_id`` (one replica, its seed in ``seeds``); needs saved networks."""
+        from nnlab.planning import data_shape
+
+        row = self.runs.loc[self.runs["run_id"] == run_id]
+        if not len(row):
+            raise ValueError(f"run_id: no run {run_id!r} in {self.path}")
+        saved = self.networks
+        params = None if saved is None else saved.loc[saved["run_id"] == run_id, "params"]
+        if params is None or not len(params):
+            raise ValueError(
+                f"run_id: no saved network for {run_id!r} (set save_networks = true in the experiment "
+                "and rerun)"
+            )
+        r = row.iloc[0]
+        _, _, d, out = data_shape(self.experiment)
+        sizes = [d, *[int(r["width"])] * int(r["depth"]), out]
+        net = network_from_flat(
+            np.asarray(params.iloc[0])[None, :],
+            sizes,
+            bias=bool(r["bias"]),
+            hidden=r["hidden"],
+            output=r["output"],
+        )
+        return Network(net.weights, net.biases, net.hidden, net.output, (int(r["seed"]),))
+
+    @functools.cached_property
+    def figures(self) -> dict[str, Figure]:
+        """The figures `nnlab figures` draws, by name (drawn on first use; `nnlab.figures.figures_for`
+        says which apply)."""
+        return report.figures(self.study)
+
+    @functools.cached_property
+    def report(self) -> str:
+        """The text of report.md as `nnlab report` writes it (the figures as figures/NAME.png)."""
+        return report.report(self.study, [Path("figures") / f"{stem}.png" for stem in self.figures])
+
+    def table(self, format: str = "text") -> str:
+        """The summary as `nnlab summary --format FORMAT` prints it: text, markdown or csv."""
+        return report.table(self.study, format)
+
+    def save_figures(self, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+        """Write the figures into DIR/figures/, as `nnlab figures` does; returns the files."""
+        return report.write_figures(self.study, tuple(formats))
+
+    def write_report(self, formats: Sequence[str] = ("png", "svg")) -> Path:
+        """Write DIR/report.md and its figures, as `nnlab report` does; returns its path."""
+        return report.write_report(self.study, tuple(formats))
+
+    def __repr__(self) -> str:
+        stored = f"{len(self.runs):,}/{self.total:,} runs" + (" (partial)" if self.partial else "")
+        extra = ", endpoints" if self.endpoints is not None else ""
+        return (
+            f"<nnlab.ResultsFolder {self.path}: experiment {self.experiment.name!r}, {stored}, "
+            f"{len(self.summary)} configurations; .runs .curves .summary .figures .report{extra}>"
+        )
+
+
+def load(folder: str | Path, *, gtol: float = analysis.GTOL, rtol: float = analysis.RTOL) -> ResultsFolder:
+    """Open a results folder written by `nnlab run` (or `run`) as one object.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The results folder (runs.parquet, curves.parquet, experiment.toml, ...). A sweep interrupted
+        before its merge is merged first, as `nnlab summary` does.
+    gtol, rtol : float
+        Tolerances of the uncertified optima estimate (`nnlab.analysis.summarize`).
+
+    Returns
+    -------
+    ResultsFolder
+        ``runs``, ``curves``, ``summary``, ``figures``, ``report``, ``networks``, ``endpoints``, ...
+        Partial results and what could not be computed are also issued as Python warnings.
+
+    Raises
+    ------
+    ExperimentError
+        (a ValueError) when the folder holds no nnlab results, or no run yet.
+    """
+    s = report.study(Path(folder), curves=True, gtol=gtol, rtol=rtol)
+    if s.results.partial:
+        warnings.warn(
+            f"{folder}: partial results, {len(s.results.runs)} of {s.results.total} runs stored",
+            stacklevel=2,
+        )
+    for warning in s.warnings:
+        warnings.warn(f"{folder}: {warning}", stacklevel=2)
+    return ResultsFolder(s)
+
+
+def experiment_of(
+    experiment: str | Path | Mapping[str, Any] | Experiment, overrides: Sequence[str] = ()
+) -> Experiment:
+    """An `Experiment` from a file's path, a plain dict shaped like an experiment file (a `file`
+    task's relative path then read from the current folder), or an Experiment; ``overrides`` as
+    ``--set`` takes them (``"train.epochs=50"``)."""
+    if isinstance(experiment, Experiment):
+        if overrides:
+            raise ValueError("overrides: apply them to an experiment file or dict, not to an Experiment")
+        return experiment
+    if isinstance(experiment, Mapping):
+        return from_dict(experiment, overrides)
+    if isinstance(experiment, str | Path):
+        return load_experiment(experiment, overrides)
+    raise ValueError(
+        f"experiment: expected a file's path, a dict or an Experiment, got {type(experiment).__name__}"
+    )
+
+
+def run(
+    experiment: str | Path | Mapping[str, Any] | Experiment,
+    *,
+    out: str | Path | None = None,
+    jobs: int = 1,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    fresh: bool = False,
+    overrides: Sequence[str] = (),
+    quiet: bool = False,
+    dry_run: bool = False,
+) -> ResultsFolder | Plan:
+    """Run (or resume) an experiment's sweep, as `nnlab run` does, and open its results folder.
+
+    Parameters
+    ----------
+    experiment : str, Path, dict or Experiment
+        An experiment file, or a dict shaped like one::
+
+            {"name": "mine", "task": {"kind": "xor"}, "model": {"width": [2, 4]},
+             "train": {"lr": 0.1, "epochs": 200, "seeds": 32}}
+
+        (``seeds = 32`` means seeds 0..31 here as in a file; `nnlab.init_network(seeds=32)` is one
+        replica with seed 32.)
+    out : str or Path, optional
+        Results folder (default results/NAME/). Runs already stored there are reused.
+    jobs : int
+        Worker processes (1: this process, one thread).
+    backend : {"loky", "dask"}
+        joblib backend for ``jobs > 1``; "dask" on ``scheduler`` or a local cluster.
+    scheduler : str, optional
+        Address of a Dask scheduler (with backend "dask").
+    fresh : bool
+        Discard the runs stored in ``out`` first.
+    overrides : sequence of str
+        ``"section.key=value"`` (or ``"threshold=..."``), as ``--set`` takes them.
+    quiet : bool
+        Print nothing; otherwise plain progress lines (every 5%, after a couple of seconds), a note
+        when kernels are compiled (the first use, 20-40 s) and one line at the end with the runs
+        trained, reused and failed.
+    dry_run : bool
+        Only plan: return the `nnlab.planning.Plan` (print it for the text of ``--dry-run``), write
+        nothing.
+
+    Returns
+    -------
+    ResultsFolder, or Plan with ``dry_run``
+
+    Raises
+    ------
+    ExperimentError
+        (a ValueError) for a bad experiment or option, or a sweep refused up front (memory, or a grid
+        past the limits of `nnlab.planning`); nothing is written then.
+    RuntimeError
+        When jobs failed: the message says how many, the first error, and that the runs stored are
+        kept (`load` reads them; running again retries the failed jobs).
+    KeyboardInterrupt
+        Interrupted: the finished jobs are stored and recorded in manifest.json; run again to resume.
+    """
+    from nnlab import planning, sweep
+
+    if backend not in ("loky", "dask"):
+        raise ExperimentError(f"backend: expected 'loky' or 'dask', got {backend!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 256:
+        raise ExperimentError(f"jobs: expected an int in 1..256, got {jobs!r}")
+    if scheduler and backend != "dask":
+        raise ExperimentError("scheduler: only with backend 'dask'")
+    exp = experiment_of(experiment, overrides)
+    folder = Path(out) if out is not None else Path("results") / exp.name
+    if dry_run:
+        done = sweep.stored_run_ids(folder) if folder.is_dir() else set()
+        shape = planning.data_shape(exp)
+        return planning.preview(exp, shape=shape, jobs=jobs, done=done, remote=bool(scheduler))
+    manifest = sweep.run(
+        exp,
+        folder,
+        jobs=jobs,
+        fresh=fresh,
+        backend=backend,
+        scheduler=scheduler,
+        on_progress=None if quiet else PlainProgress(exp.name),
+        on_compile=None if quiet else lambda layouts: print(compile_note(layouts, jobs), flush=True),
+    )
+    if not quiet:
+        print(run_line(manifest, folder), flush=True)
+    failures = manifest["failures"]
+    if failures:
+        raise RuntimeError(
+            f"{len(failures)} jobs failed ({manifest['sessions'][-1]['runs_failed']} runs), the first: "
+            f"{failures[0]}; the {manifest['runs_done']} runs stored are kept in {folder}/ (nnlab.load "
+            "reads them; running again retries the failed jobs)"
+        )
+    return load(folder)
+
+
+def labels(paths: Sequence[str | Path]) -> list[str]:
+    """A short distinct name per folder: its name, with as many parent folders as it takes to tell
+    folders of the same name apart (``a/quick``, ``b/quick``)."""
+    parts = [Path(p).resolve().parts for p in paths]
+    depth = [1] * len(parts)
+    while True:
+        names = ["/".join(p[-k:]) for p, k in zip(parts, depth, strict=True)]
+        clash = {n for n in names if names.count(n) > 1}
+        grow = [i for i, n in enumerate(names) if n in clash and depth[i] < len(parts[i])]
+        if not grow:
+            return names
+        for i in grow:
+            depth[i] += 1
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """Several results folders side by side (`compare`).
+
+    Attributes
+    ----------
+    folders : tuple of ResultsFolder
+    names : tuple of str
+        Each folder's label (its name, `labels`): the ``sweep`` column.
+    """
+
+    folders: tuple[ResultsFolder, ...]
+    names: tuple[str, ...]
+
+    @functools.cached_property
+    def summary(self) -> pd.DataFrame:
+        """Every folder's summary in one table: ``sweep`` (the folder's label) and ``threshold``
+        (each sweep's own: success is counted against it) first, then the summary's columns (a
+        column one sweep lacks, say the certificates, is empty for the others)."""
+        import pandas as pd
+
+        frames = [
+            f.summary.assign(sweep=name, threshold=f.experiment.threshold)
+            for name, f in zip(self.names, self.folders, strict=True)
+        ]
+        table = pd.concat(frames, ignore_index=True, sort=False)
+        return table[["sweep", "threshold", *[c for c in table.columns if c not in ("sweep", "threshold")]]]
+
+    @functools.cached_property
+    def runs(self) -> pd.DataFrame:
+        """Every folder's runs.parquet in one table, a ``sweep`` column first."""
+        import pandas as pd
+
+        frames = [f.runs.assign(sweep=name) for name, f in zip(self.names, self.folders, strict=True)]
+        table = pd.concat(frames, ignore_index=True, sort=False)
+        return table[["sweep", *[c for c in table.columns if c != "sweep"]]]
+
+    def table(self, format: str = "text") -> str:
+        """The combined summary: "csv" (every column, `summary`), or "markdown" / "text" (each sweep's
+        main columns as `nnlab summary` shows them, a ``sweep`` column first)."""
+        import pandas as pd
+
+        if format == "csv":
+            return self.summary.to_csv(index=False)
+        shown = [report.display(f.summary) for f in self.folders]
+        # An axis shown for one sweep is shown for all, with each sweep's own values (a fixed lr of
+        # one sweep is not "-" next to another's swept lrs).
+        axes = [a for a in AXIS_COLUMNS if any(a in d for d in shown)]
+        frames = []
+        for name, f, d in zip(self.names, self.folders, shown, strict=True):
+            head = {"sweep": name, "threshold": f"{f.experiment.threshold:g}"}
+            head |= {a: f.summary[a].astype(str) if a in f.summary else "-" for a in axes}
+            rest = d.drop(columns=axes, errors="ignore")
+            frames.append(pd.concat([pd.DataFrame(head, index=d.index), rest], axis=1))
+        table = pd.concat(frames, ignore_index=True, sort=False).fillna("-")
+        if format == "markdown":
+            return report.markdown(table) + "\n"
+        if format == "text":
+            return report.text(table, title=f"{', '.join(self.names)}: final losses") + "\n"
+        raise ValueError(f"format: expected one of {', '.join(report.TABLE_FORMATS)}, got {format!r}")
+
+    @functools.cached_property
+    def figures(self) -> Mapping[str, Figure]:
+        """Each figure any of the sweeps has, the sweeps' versions side by side, each under its name
+        and threshold (`nnlab.figures.side_by_side`), by figure name; a figure is put together when
+        it is first looked up."""
+        from nnlab.figures import side_by_side
+
+        drawn = [f.figures for f in self.folders]
+        titles = [
+            f"{n} (threshold {f.experiment.threshold:g})"
+            for n, f in zip(self.names, self.folders, strict=True)
+        ]
+
+        def together(stem: str) -> Figure:
+            return side_by_side([(title, figs.get(stem)) for title, figs in zip(titles, drawn, strict=True)])
+
+        return _Lazy(list(dict.fromkeys(stem for figs in drawn for stem in figs)), together)
+
+    def save(self, out: str | Path, formats: Sequence[str] = ("png",)) -> list[Path]:
+        """Write summary.csv, summary.md and figures/NAME.FORMAT (side by side) into ``out``; returns
+        the files written."""
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise ExperimentError(f"--out: {out} exists and is not a folder")
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, format in (("summary.csv", "csv"), ("summary.md", "markdown")):
+            (out / name).write_text(self.table(format), encoding="utf-8")
+            written.append(out / name)
+        for stem, figure in self.figures.items():
+            for ext in formats:
+                path = out / "figures" / f"{stem}.{ext}"
+                figure.savefig(path, dpi=figure.get_dpi(), metadata={"svg": {"Date": None}}.get(ext))
+                written.append(path)
+        return written
+
+
+class _Lazy(Mapping):
+    """A read-only mapping whose values are made on first lookup, then kept."""
+
+    def __init__(self, keys: Sequence[str], make) -> None:
+        self._keys, self._make, self._made = list(keys), make, {}
+
+    def __getitem__(self, key: str):
+        if key not in self._keys:
+            raise KeyError(key)
+        if key not in self._made:
+            self._made[key] = self._make(key)
+        return self._made[key]
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def compare(*folders: str | Path | ResultsFolder, names: Sequence[str] | None = None) -> Comparison:
+    """Several results folders side by side: one summary with a ``sweep`` column, figures side by
+    side (`nnlab compare`).
+
+    Parameters
+    ----------
+    *folders : str, Path or ResultsFolder
+        Two or more results folders (paths are opened with `load`).
+    names : sequence of str, optional
+        Their labels; by default each folder's name, with its parents where names repeat (`labels`).
+
+    Returns
+    -------
+    Comparison
+        ``summary`` (DataFrame), ``runs``, ``table(format)``, ``figures`` (dict of Figures), ``save(out)``.
+    """
+    if len(folders) < 2:
+        raise ExperimentError(f"compare: give two or more results folders, got {len(folders)}")
+    opened = tuple(f if isinstance(f, ResultsFolder) else load(f) for f in folders)
+    names = tuple(names) if names is not None else tuple(labels([f.path for f in opened]))
+    if len(names) != len(opened) or len(set(names)) != len(names):
+        raise ExperimentError(f"names: expected {len(opened)} distinct names, got {list(names)}")
+    return Comparison(opened, names)

@@ -1,0 +1,425 @@
+"""What a sweep will cost before it runs: configurations, runs, parameters, the memory a job needs and
+an estimated time (`nnlab run --dry-run`), and the limits past which a sweep is refused up front.
+
+A room between the experiment and the sweep: it reads an `Experiment` and the data's shape, never a
+network or a table, and allocates nothing in proportion to the grid until the grid has passed the
+limits (a count of runs is a product of the axes' lengths, a configuration's parameters a formula).
+
+Limits, each with its reason (`Plan.refusal` says which one, and how to get under it):
+
+- `MAX_RUNS` runs in one experiment: every run is hashed into an id and stored as a row, and a resume
+  compares the grid against what is stored; past a million, that bookkeeping alone takes minutes.
+- `MAX_CURVE_POINTS` loss values (runs x (epochs + 1)): curves.parquet keeps every epoch's loss and
+  `nnlab summary`, `figures` and `report` read it whole (about 40 bytes a row in pandas).
+- `MAX_DEPTH` hidden layers: the engines walk the layers one by one, and a plain chain of that many
+  saturating layers passes no gradient back anyway.
+- Memory: a job (a configuration and up to `SEEDS_PER_JOB` of its seeds) must fit in this machine's
+  memory, and ``jobs`` of them at once (each in a worker process of about `WORKER_BYTES`) in the
+  memory available now.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from nnlab.experiment import AXES, Config, Experiment, ExperimentError
+from nnlab.sgd import layout, train_memory, train_seconds
+from nnlab.tasks import task_shape
+
+MAX_RUNS = 1_000_000
+MAX_CURVE_POINTS = 100_000_000
+MAX_DEPTH = 10_000
+SEEDS_PER_JOB = 32  # two 16-lane chunks: a job keeps the engine's replica axis full
+WORKER_BYTES = 250 * 2**20  # a worker process's imports (numba and LLVM, numpy, scipy): measured 240 MB
+COMPILE_SECONDS = 30.0  # the first use of a layout compiles its kernels: 20-40 s on this machine
+START_SECONDS = 2.0  # starting the worker processes of --jobs > 1 (imports, loading the kernels)
+JOB_SECONDS = 0.01  # per job: its data, initialization and part file
+
+
+@dataclass(frozen=True)
+class ConfigPlan:
+    """One configuration of the grid, planned.
+
+    Attributes
+    ----------
+    config : Config
+    n_params : int
+        Parameters of one network (weights and biases).
+    layout : str
+        The compiled layout that trains it (`nnlab.sgd.layout`).
+    job_bytes : int
+        Memory its largest job needs: `nnlab.sgd.train_memory` for ``min(seeds, SEEDS_PER_JOB)``
+        replicas, plus the initial networks, the data and the job's part table.
+    run_seconds : float
+        Estimated seconds to train one of its runs on one thread (`nnlab.sgd.train_seconds`).
+    """
+
+    config: Config
+    n_params: int
+    layout: str
+    job_bytes: int
+    run_seconds: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A sweep's plan (`preview`): what it would train, and whether it is refused.
+
+    Attributes
+    ----------
+    experiment : Experiment
+    samples, test_samples, inputs, outputs : int
+        The data's shape: training samples (after the held-out split), held-out samples, d, out.
+    n_configs, n_seeds, runs : int
+        Configurations, seeds per configuration, runs (their product).
+    stored : int
+        Runs of this grid already stored in the results folder (a rerun reuses them).
+    jobs : int
+        Worker processes (1: in this process).
+    configs : tuple of ConfigPlan
+        Every configuration (empty when the grid was refused before it was enumerated).
+    curve_points : int
+        Loss values curves.parquet will hold: runs x (epochs + 1).
+    job_bytes : int
+        The largest job's memory.
+    train_seconds : float
+        Estimated wall time of the runs still to train (``jobs`` in parallel, at most one per core),
+        with the workers' start, without compiling.
+    compile : tuple of str
+        Layouts whose kernels are not compiled yet (each about `COMPILE_SECONDS` on first use).
+    refusal : str or None
+        Why the sweep is refused (a limit, with its reason and a way under it), or None.
+    memory : dict
+        ``total`` and ``available`` bytes of this machine (what the memory limit compared against).
+    """
+
+    experiment: Experiment
+    samples: int
+    test_samples: int
+    inputs: int
+    outputs: int
+    n_configs: int
+    n_seeds: int
+    runs: int
+    stored: int
+    jobs: int
+    configs: tuple[ConfigPlan, ...]
+    curve_points: int
+    job_bytes: int
+    train_seconds: float
+    compile: tuple[str, ...] = ()
+    refusal: str | None = None
+    memory: dict = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        """Estimated wall time: training plus compiling."""
+        return self.train_seconds + COMPILE_SECONDS * len(self.compile)
+
+    def text(self) -> str:
+        """The plan as `nnlab run --dry-run` prints it."""
+        exp = self.experiment
+        swept = {a: v for a, v in {**exp.model, **exp.train}.items() if a in AXES and isinstance(v, list)}
+        runs = f"{self.runs:,} runs"
+        if self.stored:
+            runs += f"; {self.stored:,} already stored, {self.todo:,} to train"
+        held = f" (+ {self.test_samples:,} held out)" if self.test_samples else ""
+        lines = [
+            f"{exp.name}: {self.n_configs:,} configurations x {self.n_seeds:,} {_seeds(exp)} = {runs}",
+            f"data: task {exp.task['kind']}, {self.samples:,} training samples{held}, {self.inputs} inputs, "
+            f"{self.outputs} outputs",
+            "swept: "
+            + ("; ".join(f"{a} {_values(v)}" for a, v in swept.items()) or "nothing (one configuration)"),
+        ]
+        if self.configs:
+            layouts = ", ".join(sorted({c.layout for c in self.configs}))
+            lines.append(
+                f"parameters per network: {_span([c.n_params for c in self.configs])}; layout {layouts}; "
+                f"curves: {self.curve_points:,} loss values"
+            )
+            seeds = min(self.n_seeds, SEEDS_PER_JOB)
+            memory = f"memory: {_bytes(self.job_bytes)} for the largest job ({seeds} seeds)"
+            if self.jobs > 1:
+                memory += f", plus about {_bytes(WORKER_BYTES)} per worker process"
+            if self.memory:
+                memory += (
+                    f"; {_bytes(self.memory['available'])} of this machine's {_bytes(self.memory['total'])} "
+                    "are available"
+                )
+            lines.append(memory)
+            how = f"{self.jobs} worker processes" if self.jobs > 1 else "in this process, one thread"
+            time = f"time: about {_duration(self.train_seconds)} ({how})"
+            if self.compile:
+                kernels = " and ".join(self.compile)
+                time += (
+                    f" + about {COMPILE_SECONDS * len(self.compile):.0f} s compiling the {kernels} kernels"
+                )
+            lines.append(
+                f"{time}; a rough estimate from this project's machine (AMD EPYC Zen 4), often off by 2x"
+            )
+        lines.append(f"refused: {self.refusal}" if self.refusal else "nothing was written (a dry run)")
+        return "\n".join(lines)
+
+    __str__ = text
+
+    @property
+    def todo(self) -> int:
+        """Runs still to train: ``runs - stored``."""
+        return self.runs - self.stored
+
+
+def _seeds(exp: Experiment) -> str:
+    """The seeds as a range when they are one (``seeds = 5`` is 0..4), else the first few."""
+    seeds = exp.train["seeds"]
+    if isinstance(seeds, int):
+        return f"seeds (0..{seeds - 1})"
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"seeds ({seeds[0]}..{seeds[-1]})"
+    return "seeds (" + ", ".join(map(str, seeds[:6])) + (", ...)" if len(seeds) > 6 else ")")
+
+
+def _values(v: list) -> str:
+    return "[" + ", ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v) + "]"
+
+
+def _span(values: list[int]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:,}" if lo == hi else f"{lo:,} to {hi:,}"
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("TB", 2**40), ("GB", 2**30), ("MB", 2**20), ("kB", 2**10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.{1 if seconds < 600 else 0}f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:,.0f} days"
+
+
+def machine_memory() -> dict[str, int]:
+    """``total`` physical memory and the memory ``available`` now (Linux's MemAvailable; the total
+    where it is not known), in bytes."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    available = total
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return {"total": int(total), "available": int(available)}
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def data_shape(exp: Experiment) -> tuple[int, int, int, int]:
+    """(training samples, held-out samples, d, out) of the experiment's data, its task's fields
+    validated, without loading the digits (`nnlab.tasks.task_shape`)."""
+    params = {k: v for k, v in exp.task.items() if k not in ("kind", "test_fraction")}
+    try:
+        n, d, out = task_shape(exp.task["kind"], params)
+    except ValueError as err:
+        message = str(err)
+        raise ExperimentError(message if message.startswith("task") else f"task.{message}") from None
+    n_test = int(round(exp.task["test_fraction"] * n))
+    if n_test >= n:
+        raise ExperimentError(
+            f"task.test_fraction: {exp.task['test_fraction']:g} leaves no training samples out of {n}"
+        )
+    return n - n_test, n_test, d, out
+
+
+def _n_params(d: int, width: int, depth: int, out: int, bias: bool) -> int:
+    """Parameters of [d, width x depth, out], by formula (no list of depth sizes)."""
+    weights = d * width + width * width * (depth - 1) + width * out
+    return weights + ((width * depth + out) if bias else 0)
+
+
+def _grid_size(exp: Experiment) -> int:
+    values = {**exp.model, **exp.train}
+    return math.prod(len(values[a]) if isinstance(values[a], list) else 1 for a in AXES)
+
+
+def preview(
+    exp: Experiment,
+    *,
+    shape: tuple[int, int, int, int],
+    jobs: int = 1,
+    done: Collection[str] = (),
+    remote: bool = False,
+    memory: dict[str, int] | None = None,
+    check_compiled: bool = True,
+) -> Plan:
+    """Plan ``exp``'s sweep on data of ``shape`` = (training samples, held-out samples, d, out).
+
+    Parameters
+    ----------
+    jobs : int
+        Worker processes (1: in this process).
+    done : collection of str
+        Run ids already stored in the results folder: those of the grid are not counted in the time.
+    remote : bool
+        The jobs run on a Dask scheduler elsewhere: this machine's memory limits them not.
+    memory : dict, optional
+        `machine_memory` (measured when not given).
+    check_compiled : bool
+        Look up whether the layouts' kernels are compiled yet (imports numba, about 0.5 s).
+
+    Returns
+    -------
+    Plan
+        ``refusal`` says why the sweep cannot run, if it cannot (checked in this order: the number of
+        runs, the curves' size, depth, then memory); nothing in proportion to the grid is allocated
+        before the counts pass.
+    """
+    n, n_test, d, out = shape
+    n_configs = _grid_size(exp)
+    n_seeds = len(exp.train["seeds"]) if isinstance(exp.train["seeds"], list) else int(exp.train["seeds"])
+    runs = n_configs * n_seeds
+    epochs = exp.train["epochs"]
+    curve_points = sum(n_seeds * (e + 1) for e in (epochs if isinstance(epochs, list) else [epochs]))
+    curve_points *= n_configs // (len(epochs) if isinstance(epochs, list) else 1)
+    memory = memory if memory is not None else machine_memory()
+    base = dict(
+        experiment=exp,
+        samples=n,
+        test_samples=n_test,
+        inputs=d,
+        outputs=out,
+        n_configs=n_configs,
+        n_seeds=n_seeds,
+        runs=runs,
+        stored=0,
+        jobs=jobs,
+        curve_points=curve_points,
+        memory={} if remote else memory,
+    )
+    refusal = None
+    if runs > MAX_RUNS:
+        refusal = (
+            f"{n_configs:,} configurations x {n_seeds:,} seeds = {runs:,} runs, more than the {MAX_RUNS:,} "
+            "one experiment may hold (each run is hashed, stored and checked on every resume); split the "
+            "study into several experiments"
+        )
+    elif curve_points > MAX_CURVE_POINTS:
+        refusal = (
+            f"the loss curves would hold {curve_points:,} values (runs x (epochs + 1)), more than "
+            f"{MAX_CURVE_POINTS:,} (about {_bytes(MAX_CURVE_POINTS * 40)} when summary and figures read "
+            "curves.parquet); fewer seeds, epochs or configurations"
+        )
+    else:
+        depths = exp.model["depth"] if isinstance(exp.model["depth"], list) else [exp.model["depth"]]
+        if max(depths) > MAX_DEPTH:
+            refusal = (
+                f"model.depth: {max(depths):,} hidden layers, more than {MAX_DEPTH:,} (the engines walk the "
+                "layers one by one, and no gradient crosses that many saturating layers)"
+            )
+    if refusal:
+        return Plan(**base, configs=(), job_bytes=0, train_seconds=0.0, refusal=refusal)
+
+    R = min(n_seeds, SEEDS_PER_JOB)
+    configs = exp.configs()
+    stored = sum(c.run_id(s) in done for c in configs for s in exp.seeds) if done else 0
+    base["stored"] = stored
+    planned = []
+    same: dict[tuple, ConfigPlan] = {}  # configurations that differ only in lr, init or loss cost the same
+    for c in configs:
+        key = (c.depth, c.width, c.bias, c.epochs, c.batch_size)
+        if key in same:
+            planned.append(dataclasses.replace(same[key], config=c))
+            continue
+        P = _n_params(d, c.width, c.depth, out, c.bias)
+        # A job holds the initial networks, the kernels' copy and the trained networks, at least.
+        floor = 3 * 8 * R * P
+        if floor > memory["total"] and not remote:
+            return Plan(
+                **base,
+                configs=(),
+                job_bytes=floor,
+                train_seconds=0.0,
+                refusal=_too_big(c, R, P, floor, memory),
+            )
+        sizes = [d, *c.sizes_hidden, out]
+        parts = train_memory(sizes, replicas=R, n=n, epochs=c.epochs, batch_size=c.batch_size, bias=c.bias)
+        job = sum(parts.values()) + 8 * R * (P + 2 * (c.epochs + 1)) + 8 * (n + n_test) * (d + out)
+        if exp.save_networks:
+            job += 8 * R * P  # the part table's copy of the parameters
+        seconds = train_seconds(sizes, replicas=1, n=n, epochs=c.epochs, batch_size=c.batch_size, bias=c.bias)
+        same[key] = ConfigPlan(c, P, layout(sizes, c.batch_size), job, seconds)
+        planned.append(same[key])
+    job_bytes = max(p.job_bytes for p in planned)
+    work = sum(p.run_seconds for p in planned) * n_seeds * (runs - stored) / runs
+    parallel = max(1, min(jobs, cores()))
+    n_jobs = n_configs * math.ceil(n_seeds / SEEDS_PER_JOB)
+    n_jobs = n_jobs * (runs - stored) // runs
+    seconds = (work + JOB_SECONDS * n_jobs) / parallel + (START_SECONDS if jobs > 1 and n_jobs else 0.0)
+    compile_ = ()
+    if check_compiled and runs > stored:
+        from nnlab.sgd import uncompiled
+
+        compile_ = tuple(uncompiled(sorted({p.layout for p in planned})))
+    plan = Plan(
+        **base,
+        configs=tuple(planned),
+        job_bytes=job_bytes,
+        train_seconds=seconds,
+        compile=compile_,
+    )
+    if not remote:
+        biggest = max(planned, key=lambda p: p.job_bytes)
+        refusal = _memory_refusal(biggest, R, jobs, memory)
+        if refusal:
+            return dataclasses.replace(plan, refusal=refusal)
+    return plan
+
+
+def _where(c: Config) -> str:
+    return f"depth {c.depth:,} x width {c.width:,}"
+
+
+def _too_big(c: Config, R: int, P: int, need: int, memory: dict) -> str:
+    return (
+        f"a job of {R} seeds of {_where(c)} ({P:,} parameters each) needs at least {_bytes(need)}, more "
+        f"than this machine's {_bytes(memory['total'])} of memory; a smaller network"
+    )
+
+
+def _memory_refusal(p: ConfigPlan, R: int, jobs: int, memory: dict) -> str | None:
+    """Why jobs of ``p`` cannot fit in memory, or None."""
+    one = p.job_bytes + (WORKER_BYTES if jobs > 1 else 0)
+    if one > memory["total"]:
+        return _too_big(p.config, R, p.n_params, one, memory)
+    if jobs * one > memory["available"]:
+        fit = int(memory["available"] // one)
+        advice = f"use --jobs {fit}" if fit >= 1 else "free some memory, or a smaller network"
+        return (
+            f"--jobs {jobs}: {jobs} jobs at once of {_where(p.config)} ({R} seeds each) need "
+            f"{_bytes(jobs * one)}, and {_bytes(memory['available'])} of this machine's "
+            f"{_bytes(memory['total'])} are available now; {advice}"
+        )
+    return None
+
+
+def refuse(plan: Plan) -> None:
+    """An ExperimentError (``refused: <why>``) when the plan is refused."""
+    if plan.refusal:
+        raise ExperimentError(f"refused: {plan.refusal}")
