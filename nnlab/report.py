@@ -525,8 +525,10 @@ def report(s: Study, figure_files: list[Path]) -> str:
         "",
         f"Per configuration: over-capacity when the success rate's Wilson lower bound is at least "
         f"{analysis.RELIABLE:.0%}, critical when its upper bound is below it, undecided in between (more "
-        "seeds decide); a configuration never solved is diverged (half its runs or more), under-capacity "
-        "only when `nnlab landscape` certified every end point a non-solving minimum, degenerate point or "
+        "seeds decide); a configuration never solved is diverged (half its runs or more), worse than at "
+        "start (half its runs or more ended above their initial loss: the learning rate failed), "
+        "under-capacity only when `nnlab landscape` certified every end point a non-solving minimum, "
+        "degenerate point or "
         "valley, else unsolved within budget (most runs still descending at the end) or stuck (the loss "
         "flat). A verdict holds for its learning rate, initialization and budget only.",
         "",
