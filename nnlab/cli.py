@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import math
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +19,7 @@ from typer.core import TyperGroup
 
 import nnlab
 from nnlab import analysis, tasks
+from nnlab.folder import FolderBusy, StorageError
 from nnlab.landscape.polish import Options as CertifyOptions
 
 # click's exception classes, wherever this typer takes them from (newer typers vendor click).
@@ -41,6 +45,20 @@ class _OneLineErrors(TyperGroup):
             code = err.exit_code
         except typer.Abort:
             typer.echo("nnlab: aborted", err=True)
+            code = 1
+        except (FolderBusy, StorageError) as err:
+            typer.echo(f"nnlab: {err}", err=True)
+            code = 1
+        except OSError as err:  # the file system refused (permissions, a full disk): nothing of ours
+            where = f": {err.filename}" if err.filename else ""
+            typer.echo(f"nnlab: {err.strerror or err}{where}", err=True)
+            code = 1
+        except Exception as err:
+            # Last resort: no traceback reaches a user; NNLAB_TRACEBACK=1 shows it to a developer.
+            if os.environ.get("NNLAB_TRACEBACK"):
+                raise
+            message = " ".join(str(err).split())
+            typer.echo(f"nnlab: internal error: {type(err).__name__}: {message[:300]}", err=True)
             code = 1
         code = code if isinstance(code, int) else 0
         if standalone_mode:
@@ -80,6 +98,48 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _notice(message: str) -> None:
+    typer.echo(f"nnlab: {message}", err=True)
+
+
+def _folder(text: str) -> Path:
+    """A folder option's value: an empty one would silently mean the current folder."""
+    if not text.strip():
+        raise typer.BadParameter("expected a folder, got an empty name")
+    return Path(text)
+
+
+def _at_least(low: float, *, strict: bool = False):
+    """A callback accepting finite numbers >= low (> low when ``strict``): NaN is no number."""
+    sign = ">" if strict else ">="
+
+    def check(value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and (value > low if strict else value >= low)):
+            raise typer.BadParameter(f"expected a finite number {sign} {low:g}, got {value:g}")
+        return value
+
+    return check
+
+
+@contextlib.contextmanager
+def _term_is_interrupt():
+    """SIGTERM (kill, a job scheduler's stop) ends a command like Ctrl-C: it says what is stored,
+    exits 130, and its worker processes end with it."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _progress(name: str, what: str = "runs"):
     """A rich progress bar of items (runs) done / total, items per second and time left, and its
     callback."""
@@ -105,7 +165,10 @@ def _progress(name: str, what: str = "runs"):
 @app.command("run")
 def run_command(
     experiment: Annotated[Path, typer.Argument(help="Experiment file (TOML), see experiments/README.md.")],
-    out: Annotated[Path | None, typer.Option(help="Results folder (default: results/NAME/).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(parser=_folder, metavar="DIR", help="Results folder (default: results/NAME/)."),
+    ] = None,
     jobs: Annotated[int, typer.Option(min=1, max=256, help="Worker processes (Dask: local workers).")] = 1,
     backend: Annotated[Backend, typer.Option(help="joblib backend for --jobs > 1.")] = Backend.loky,
     scheduler: Annotated[
@@ -126,11 +189,12 @@ def run_command(
 
     if scheduler and backend is not Backend.dask:
         _fail("--scheduler: only with --backend dask")
+    folder = None
     try:
         exp = experiment_module.load(experiment, set_ or [])
         folder = out if out is not None else Path("results") / exp.name
         progress, on_progress = _progress(exp.name) if not quiet and sys.stdout.isatty() else (None, None)
-        with progress or contextlib.nullcontext():
+        with progress or contextlib.nullcontext(), _term_is_interrupt():
             manifest = sweep.run(
                 exp,
                 folder,
@@ -139,23 +203,37 @@ def run_command(
                 backend=backend.value,
                 scheduler=scheduler,
                 on_progress=on_progress,
+                on_notice=_notice,
             )
     except ValueError as err:
         _fail(str(err))
     except KeyboardInterrupt:
         # Every finished job is already on disk; say so, so the user knows a rerun resumes.
-        stored = len(sweep.stored_run_ids(folder)) if folder.is_dir() else 0
-        total = len(exp.configs()) * len(exp.seeds)
-        _fail(f"interrupted: {stored}/{total} runs stored in {folder}/; rerun to resume", code=130)
+        _fail(f"interrupted: {_kept(folder, exp)}; rerun to resume", code=130)
+    except StorageError as err:
+        _fail(f"{err}; {_kept(folder, exp)}; rerun to resume once it can be written", code=1)
     for warning in manifest.get("warnings", []):
         typer.echo(f"nnlab: warning: {warning}", err=True)
     for failure in manifest["failures"]:
         typer.echo(f"nnlab: job failed: {failure}", err=True)
+    if manifest.get("stopped"):
+        typer.echo(f"nnlab: {manifest['stopped']}; rerun to resume once it is fixed", err=True)
     typer.echo(
         f"{manifest['runs_done']}/{manifest['runs_total']} runs in {folder}/ (runs.parquet, curves.parquet)"
     )
     if manifest["failures"]:
         raise typer.Exit(1)
+
+
+def _kept(folder: Path | None, exp) -> str:
+    """What a sweep cut short left stored, for its last line."""
+    from nnlab import sweep
+
+    try:
+        stored = len(sweep.stored_run_ids(folder)) if folder is not None and folder.is_dir() else 0
+    except (ValueError, OSError):
+        stored = 0
+    return f"{stored}/{len(exp.configs()) * len(exp.seeds)} runs stored in {folder}/"
 
 
 class TableFormat(enum.StrEnum):
@@ -174,12 +252,14 @@ Folder = Annotated[Path, typer.Argument(help="Results folder written by `nnlab r
 _CERTIFY = CertifyOptions()  # the defaults of `nnlab landscape`
 Gtol = Annotated[
     float,
-    typer.Option(min=0.0, help="A run has stopped moving when its final gradient norm is at most this."),
+    typer.Option(
+        callback=_at_least(0.0), help="A run has stopped moving when its final gradient norm is at most this."
+    ),
 ]
 Rtol = Annotated[
     float,
     typer.Option(
-        min=0.0,
+        callback=_at_least(0.0),
         help="Relative tolerance: final losses this close are one optimum, and a run whose loss changed "
         "by no more over its last tenth of epochs has stopped moving.",
     ),
@@ -304,8 +384,9 @@ def landscape_command(
     progress, on_progress = (
         _progress(name, "end points") if not quiet and sys.stdout.isatty() else (None, None)
     )
+    kept = f"the certificates of finished jobs are stored in {folder}/; rerun to resume"
     try:
-        with progress or contextlib.nullcontext():
+        with progress or contextlib.nullcontext(), _term_is_interrupt():
             summary = endpoints.landscape(
                 folder,
                 jobs=jobs,
@@ -314,13 +395,18 @@ def landscape_command(
                 options=options,
                 fresh=fresh,
                 on_progress=on_progress,
+                on_notice=_notice,
             )
     except ValueError as err:
         _fail(str(err))
     except KeyboardInterrupt:
-        _fail(f"interrupted: the certificates of finished jobs are stored in {folder}/; rerun to resume", 130)
+        _fail(f"interrupted: {kept}", 130)
+    except StorageError as err:
+        _fail(f"{err}; {kept}", 1)
     for failure in summary["failures"]:
         typer.echo(f"nnlab: job failed: {failure}", err=True)
+    if summary.get("stopped"):
+        typer.echo(f"nnlab: {summary['stopped']}; rerun to resume once it is fixed", err=True)
     if summary["without_networks"]:
         typer.echo(
             f"nnlab: warning: {summary['without_networks']} runs have no saved network, not certified",
@@ -340,7 +426,10 @@ def demo(
     seeds: Annotated[int, typer.Option(min=1, max=4096, help="Seeds (replicas) per network.")] = 32,
     epochs: Annotated[int, typer.Option(min=1, max=100_000, help="Epochs of per-sample SGD.")] = 400,
     lr: Annotated[float, typer.Option(help="Learning rate (> 0).")] = 0.1,
-    threshold: Annotated[float, typer.Option(min=0.0, help="A run is solved below this loss.")] = 1e-3,
+    threshold: Annotated[
+        float,
+        typer.Option(callback=_at_least(0.0, strict=True), help="A run is solved below this loss (> 0)."),
+    ] = 1e-3,
 ) -> None:
     """Train the seed's tanh chain and XOR networks of growing width; print their loss curves."""
     if not lr > 0 or not np.isfinite(lr):
