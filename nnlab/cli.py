@@ -210,8 +210,9 @@ def run_command(
     except KeyboardInterrupt:
         # Every finished job is already on disk; say so, so the user knows a rerun resumes.
         _fail(f"interrupted: {_kept(folder, exp)}; rerun to resume", code=130)
-    except StorageError as err:
-        _fail(f"{err}; {_kept(folder, exp)}; rerun to resume once it can be written", code=1)
+    except (StorageError, OSError) as err:
+        problem = str(err) if isinstance(err, StorageError) else f"{err.strerror or err}: {err.filename}"
+        _fail(f"{problem}; {_kept(folder, exp)}; rerun to resume once it can be written", code=1)
     for warning in manifest.get("warnings", []):
         typer.echo(f"nnlab: warning: {warning}", err=True)
     for failure in manifest["failures"]:
