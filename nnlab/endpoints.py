@@ -122,9 +122,14 @@ def certify_job(job: EndpointJob, exp: Experiment, options: Options) -> dict:
     }
 
 
-def _work(job: EndpointJob, exp: Experiment, options: Options) -> dict:
+def _work(job: EndpointJob, exp: Experiment, options: Options, parts: Path | None) -> dict | None:
+    """certify_job; its part file written into ``parts`` when given (then None comes back)."""
     with np.errstate(all="ignore"):
-        return certify_job(job, exp, options)
+        columns = certify_job(job, exp, options)
+    if parts is None:
+        return columns
+    _write_part(columns, parts / f"job-{job.key}{PART}")
+    return None
 
 
 def _where(job: EndpointJob) -> str:
@@ -206,11 +211,14 @@ def _landscape(
     if on_progress:
         on_progress(done, total)
     failures = []
-    for job, columns, error in pool.map(_work, todo, (exp, options), describe=_where):
+    store = pool.shared_disk  # the workers write their part files themselves (nnlab.workers)
+    args = (exp, options, parts if store else None)
+    for job, columns, error in pool.map(_work, todo, args, describe=_where):
         if error:
             failures.append(error)
             continue
-        _write_part(columns, parts / f"job-{job.key}{PART}")
+        if not store:
+            _write_part(columns, parts / f"job-{job.key}{PART}")
         done += len(job.run_ids)
         if on_progress:
             on_progress(done, total)

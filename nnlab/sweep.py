@@ -254,7 +254,7 @@ def _read_parts(out: Path, columns: list[str] | None = None, *, parts: Path | No
         return None
     try:
         # Missing columns become nulls: say, networks saved only by a rerun with save_networks = true.
-        return pa.concat_tables(tables, promote_options="default")
+        return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         raise ExperimentError(_odd_part(paths, tables)) from None
 
@@ -396,6 +396,10 @@ def _restore_parts(out: Path, ids: set[str]) -> set[str]:
     wanted = pa.array(sorted(ids))
     try:
         runs = pq.read_table(out / "runs.parquet").replace_schema_metadata(None)
+        # As the part files hold them: pandas stores strings as large_string.
+        runs = runs.cast(
+            pa.schema([f.with_type(pa.string()) if f.type == pa.large_string() else f for f in runs.schema])
+        )
         curves = pq.read_table(out / "curves.parquet", columns=["run_id", "epoch", "loss"])
         networks = pq.read_table(out / "networks.parquet") if (out / "networks.parquet").is_file() else None
     except (OSError, pa.ArrowException, KeyError):
@@ -438,6 +442,8 @@ def _restore_parts(out: Path, ids: set[str]) -> set[str]:
         )
     restored = runs["run_id"].to_pylist()
     key = hashlib.sha256("|".join(restored).encode()).hexdigest()[:16]
+    with folder.writing(out / PARTS):
+        (out / PARTS).mkdir(exist_ok=True)
     _write_arrow(table, out / PARTS / f"job-restored-{key}{PART}")
     return set(restored)
 
@@ -468,6 +474,12 @@ def _git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def _train_and_store(job: Job, exp: Experiment, threads: int | None, parts: Path) -> int:
+    """`run_job`, its part file written where it ran; returns the number of runs."""
+    _write_part(run_job(job, exp, threads), parts / f"job-{job.key}{PART}")
+    return len(job.seeds)
 
 
 def _where(job: Job) -> str:
@@ -584,11 +596,14 @@ def _sweep(
     # process alone with one thread (so --jobs 1 is strictly serial).
     threads = 1
 
-    for job, columns, error in pool.map(run_job, todo, (exp, threads), describe=_where):
+    store = pool.shared_disk  # see there: the workers then write their part files themselves
+    work, args = (_train_and_store, (exp, threads, out / PARTS)) if store else (run_job, (exp, threads))
+    for job, columns, error in pool.map(work, todo, args, describe=_where):
         if error:
             failures.append(error)
             continue
-        _write_part(columns, out / PARTS / f"job-{job.key}{PART}")
+        if not store:
+            _write_part(columns, out / PARTS / f"job-{job.key}{PART}")
         finished += len(job.seeds)
         if on_progress:
             on_progress(finished, total)
@@ -767,8 +782,10 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
     with contextlib.ExitStack() as stack:
         problem = _tables_problem(out, stored, curves)
         if problem and stored:
+            if not problem.endswith(SHORT):  # (short: a sweep interrupted before its merge)
+                warnings.append(f"{problem}: rebuilt from parts/")
             try:
-                merge(out, exp.threshold)  # the sweep was interrupted before it merged its parts
+                merge(out, exp.threshold)
             except folder.StorageError as err:
                 source = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nnlab-")))
                 merge(out, exp.threshold, into=source)
@@ -779,6 +796,9 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
         table = pd.read_parquet(source / "curves.parquet") if curves else None
     runs, table, more = _checked(out, exp, runs, table)
     return Results(out, exp, runs, table, len(exp.configs()) * len(exp.seeds), (*warnings, *more))
+
+
+SHORT = "runs stored in parts/"
 
 
 def _tables_problem(out: Path, stored: set[str], curves: bool) -> str | None:
@@ -811,7 +831,7 @@ def _tables_problem(out: Path, stored: set[str], curves: bool) -> str | None:
                 f"{len(stored - ids['runs.parquet'])} only in parts/); run `nnlab run "
                 f"{out / 'experiment.toml'} --out {out}` to merge them"
             )
-        return f"{out}/runs.parquet lacks {len(stored - ids['runs.parquet'])} stored runs"
+        return f"{out}/runs.parquet lacks {len(stored - ids['runs.parquet'])} {SHORT}"
     lacking = ids["runs.parquet"] - ids["curves.parquet"] if curves else set()
     if lacking:
         return f"{out}/curves.parquet lacks the curves of {len(lacking)} runs"
@@ -835,10 +855,16 @@ def _checked(out: Path, exp: Experiment, runs: pd.DataFrame, curves: pd.DataFram
     unknown = ~runs["run_id"].isin(expected.index)
     if unknown.any():
         row = runs[unknown].iloc[0]
+        parts = _parts_holding(out, set(runs.loc[unknown, "run_id"]))
+        where = (
+            f" (in parts/{parts[0]}{f' and {len(parts) - 1} more' if len(parts) > 1 else ''})"
+            if parts
+            else ""
+        )
         raise ExperimentError(
-            f"{out}/experiment.toml does not define {int(unknown.sum())} of the {len(runs)} stored runs (say "
-            f"{_settings(row)}): it no longer describes how they were trained; restore it, or rerun "
-            "their experiment into a new folder"
+            f"{out}/experiment.toml does not define {int(unknown.sum())} of the {len(runs)} stored runs "
+            f"(say {_settings(row)}){where}: it was changed after they were trained, or they come from "
+            "another experiment; restore experiment.toml, or move those runs away"
         )
     axes = [a for a in (*AXES, "seed") if a in runs.columns]
     mine = expected.loc[runs["run_id"], axes].reset_index(drop=True)
@@ -851,6 +877,18 @@ def _checked(out: Path, exp: Experiment, runs: pd.DataFrame, curves: pd.DataFram
             "disagree with the run ids (edited by hand?); delete runs.parquet to rebuild it from parts/"
         )
     return runs, curves, warnings
+
+
+def _parts_holding(out: Path, ids: set[str]) -> list[str]:
+    """The names of the part files of ``out`` that hold any of the runs ``ids``."""
+    import pyarrow as pa
+
+    names = []
+    for path in sorted((out / PARTS).glob(f"job-*{PART}")) if (out / PARTS).is_dir() else []:
+        with pa.memory_map(str(path)) as source:
+            if ids & set(pa.ipc.open_file(source).read_all().column("run_id").to_pylist()):
+                names.append(path.name)
+    return names
 
 
 def _expected_runs(exp: Experiment, ids) -> pd.DataFrame:

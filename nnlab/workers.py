@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from nnlab.folder import StorageError
+
 RETRIES = 2  # a job whose worker died is run at most 1 + RETRIES times
 SAME_FAILURES = 5  # this many jobs in a row failing with the same error stop the run
 NO_WORKERS = 60.0  # seconds a Dask cluster may have no worker before its jobs are abandoned
@@ -87,6 +89,8 @@ def call(work: Callable, item: Any, args: tuple, parent: int | None) -> tuple[An
         die_with(parent)
     try:
         return work(item, *args), ""
+    except StorageError:
+        raise  # a full disk or a folder without permission stops the run, whatever the job
     except Exception as err:  # reported per job; the run goes on
         return None, f"{type(err).__name__}: {err}"
 
@@ -126,6 +130,14 @@ class Pool:
     def local(self) -> bool:
         """Jobs run in this process, one after the other."""
         return self.jobs == 1 and self.backend != "dask"
+
+    @property
+    def shared_disk(self) -> bool:
+        """Jobs run on this machine, so that they can write their outputs themselves. They should:
+        loky's workers send their results back through one pipe, and a worker killed while sending
+        a large one leaves it half written, which stalls the pool for good; a few bytes are sent
+        in one piece. (A Dask worker may sit on another machine; each has its own connection.)"""
+        return self.backend != "dask"
 
     def __enter__(self) -> Pool:
         if self.backend == "dask":
@@ -226,16 +238,18 @@ class Pool:
         pending = set(futures)
         alone_since = None
         seen, checked = _workers(client), time.monotonic()
+
+        def check() -> set[str]:
+            """The workers now; one that left is said in one line (the scheduler reruns its jobs)."""
+            now = _workers(client)
+            if seen - now:
+                self.notify(f"a Dask worker was lost ({', '.join(sorted(seen - now))}); its jobs run again")
+            return now
+
         try:
             while pending:
-                if time.monotonic() - checked > 1.0:
-                    # A worker that left: say so in one line (the scheduler reruns its jobs).
-                    now, checked = _workers(client), time.monotonic()
-                    if seen - now:
-                        self.notify(
-                            f"a Dask worker was lost ({', '.join(sorted(seen - now))}); its jobs run again"
-                        )
-                    seen = now
+                if time.monotonic() - checked > 0.5:
+                    seen, checked = check(), time.monotonic()
                 try:
                     done, pending = wait(pending, timeout=POLL, return_when="FIRST_COMPLETED")
                 except TimeoutError:  # dask's, a subclass of the builtin
@@ -245,15 +259,8 @@ class Pool:
                     if future.status == "finished":
                         yield item, *future.result()
                     else:
-                        error = future.exception()
-                        if type(error).__name__ == "KilledWorker":  # Dask's message spans a paragraph
-                            yield item, None, "KilledWorker: every worker that ran it died (out of memory?)"
-                        else:
-                            yield item, None, f"{type(error).__name__}: {error}"
-                if done:
-                    alone_since = None
-                    continue
-                if seen:
+                        yield item, None, _failure(future.exception())
+                if done or seen:
                     alone_since = None
                 elif alone_since is None:
                     alone_since = time.monotonic()
@@ -262,9 +269,16 @@ class Pool:
                     for future in pending:
                         yield futures[future], None, f"not run: no Dask worker for {NO_WORKERS:.0f} s"
                     pending = set()
+            check()  # a loss near the end is said too
         finally:
             for future in pending:
                 future.cancel()
+
+
+def _failure(error: BaseException) -> str:
+    if type(error).__name__ == "KilledWorker":  # Dask's message spans a paragraph
+        return "KilledWorker: every worker that ran it died (out of memory?)"
+    return f"{type(error).__name__}: {error}"
 
 
 def _numbered(i: int, work: Callable, item: Any, args: tuple, parent: int) -> tuple[int, tuple[Any, str]]:

@@ -149,6 +149,7 @@ def test_a_killed_worker_then_a_killed_parent_resume_to_the_same_tables(tmp_path
     before = stored()
     if proc.poll() is None:
         wait_for(lambda: stored() > before or proc.poll() is not None, "another part")
+    kids += children(proc.pid)  # with the workers started again
     proc.send_signal(signal.SIGKILL)  # the parent alone
     proc.wait()
     wait_for(lambda: not any(alive(p) for p in kids), "the workers to die with their parent", 10)
