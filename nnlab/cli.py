@@ -215,15 +215,24 @@ def run_command(
         _fail(f"{problem}; {_kept(folder, exp)}; rerun to resume once it can be written", code=1)
     for warning in manifest.get("warnings", []):
         typer.echo(f"nnlab: warning: {warning}", err=True)
-    for failure in manifest["failures"]:
-        typer.echo(f"nnlab: job failed: {failure}", err=True)
-    if manifest.get("stopped"):
-        typer.echo(f"nnlab: {manifest['stopped']}; rerun to resume once it is fixed", err=True)
+    _failures(manifest["failures"], manifest.get("stopped"))
     typer.echo(
         f"{manifest['runs_done']}/{manifest['runs_total']} runs in {folder}/ (runs.parquet, curves.parquet)"
     )
     if manifest["failures"]:
         raise typer.Exit(1)
+
+
+def _failures(failures: list[str], stopped: str | None) -> None:
+    """A line per failed job; a run stopped by repeated identical failures says so in one line
+    instead of one per failure of the streak (nnlab.workers.SAME_FAILURES)."""
+    from nnlab.workers import SAME_FAILURES
+
+    for failure in failures[:-SAME_FAILURES] if stopped else failures:
+        typer.echo(f"nnlab: job failed: {failure}", err=True)
+    if stopped:
+        first = failures[-SAME_FAILURES].split(": ", 1)[0]
+        typer.echo(f"nnlab: {stopped} (the first: {first}); rerun to resume once it is fixed", err=True)
 
 
 def _kept(folder: Path | None, exp) -> str:
@@ -404,10 +413,7 @@ def landscape_command(
         _fail(f"interrupted: {kept}", 130)
     except StorageError as err:
         _fail(f"{err}; {kept}", 1)
-    for failure in summary["failures"]:
-        typer.echo(f"nnlab: job failed: {failure}", err=True)
-    if summary.get("stopped"):
-        typer.echo(f"nnlab: {summary['stopped']}; rerun to resume once it is fixed", err=True)
+    _failures(summary["failures"], summary.get("stopped"))
     if summary["without_networks"]:
         typer.echo(
             f"nnlab: warning: {summary['without_networks']} runs have no saved network, not certified",

@@ -182,3 +182,21 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path, uninterrupted):
     assert result.exit_code == 130, result.output
     assert result.stderr.startswith("nnlab: interrupted: ") and "/192 runs stored in" in result.stderr
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handed back
+
+
+def test_a_sweep_whose_jobs_all_fail_alike_stops_with_one_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from nnlab.cli import app
+
+    def out_of_memory(job, exp, threads):
+        raise MemoryError(f"Unable to allocate {job.config.width * 3.7:.1f} GiB")
+
+    monkeypatch.setattr(sweep, "run_job", out_of_memory)
+    path = tmp_path / "e.toml"
+    path.write_text('name = "e"\n[task]\nkind = "xor"\n[model]\nwidth = [2, 3]\n[train]\nseeds = 200\n')
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("nnlab: stopped after 5 jobs in a row failed the same way (MemoryError: Unable to")
+    assert "; 9 jobs not run (the first: depth=1 width=3 lr=0.05 seeds=0..31); rerun to resume" in line
