@@ -778,22 +778,22 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
         if (out / name).is_dir():
             raise ExperimentError(f"{out}/{name}: a folder, not a table; move it away and rerun")
     warnings: list[str] = []
-    source = out
     with contextlib.ExitStack() as stack:
-        problem = _tables_problem(out, stored, curves)
+        runs, table, problem = _read_tables(out, stored, curves)
         if problem and stored:
             if not problem.endswith(SHORT):  # (short: a sweep interrupted before its merge)
                 warnings.append(f"{problem}: rebuilt from parts/")
+            source = out
             try:
                 merge(out, exp.threshold)
             except folder.StorageError as err:
                 source = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nnlab-")))
                 merge(out, exp.threshold, into=source)
                 warnings.append(f"{err}; the tables were merged from parts/ for this command only")
+            runs = pd.read_parquet(source / "runs.parquet")
+            table = pd.read_parquet(source / "curves.parquet") if curves else None
         elif problem:
             raise ExperimentError(f"{problem}, and parts/ holds no run to rebuild it from; rerun the sweep")
-        runs = pd.read_parquet(source / "runs.parquet")
-        table = pd.read_parquet(source / "curves.parquet") if curves else None
     runs, table, more = _checked(out, exp, runs, table)
     return Results(out, exp, runs, table, len(exp.configs()) * len(exp.seeds), (*warnings, *more))
 
@@ -801,41 +801,46 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
 SHORT = "runs stored in parts/"
 
 
-def _tables_problem(out: Path, stored: set[str], curves: bool) -> str | None:
-    """Why runs.parquet (and curves.parquet, when ``curves``) cannot be read as they are: missing,
-    unreadable, lacking columns or runs of the part files ``stored``; None when they can."""
+def _read_tables(out: Path, stored: set[str], curves: bool):
+    """runs.parquet and curves.parquet (when ``curves``) as read, and why they cannot be used as they
+    are (missing, unreadable, lacking columns, runs of the part files ``stored`` or the curves of
+    their runs), or None: (runs, curves, problem)."""
+    import pandas as pd
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     names = ["runs.parquet", "curves.parquet"] if curves else ["runs.parquet"]
-    ids = {}
+    frames = []
     for name, columns in zip(names, (REQUIRED, ("run_id", "epoch", "loss")), strict=False):
         path = out / name
         if not path.is_file():
-            return f"{path} is missing"
+            return None, None, f"{path} is missing"
         try:
-            schema = pq.read_schema(path)
-            lacking = [c for c in columns if c not in schema.names]
+            lacking = [c for c in columns if c not in pq.read_schema(path).names]
             if lacking:
-                return f"{path} lacks the column{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}"
-            ids[name] = set(pc.unique(pq.read_table(path, columns=["run_id"])["run_id"]).to_pylist())
+                return (
+                    None,
+                    None,
+                    f"{path} lacks the column{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}",
+                )
+            frames.append(pd.read_parquet(path))
         except (OSError, pa.ArrowException) as err:
-            return f"{path} cannot be read ({' '.join(str(err).split())[:120]})"
-    if stored - ids["runs.parquet"]:
+            return None, None, f"{path} cannot be read ({' '.join(str(err).split())[:120]})"
+    runs, table = frames[0], frames[1] if curves else None
+    ids = set(runs["run_id"])
+    if stored - ids:
         # Runs stored only in runs.parquet (parts/ thinned by hand) would be lost by a merge.
-        only = ids["runs.parquet"] - stored
-        if only:
+        if ids - stored:
             raise ExperimentError(
-                f"{out}: runs.parquet and parts/ disagree ({len(only)} runs only in runs.parquet, "
-                f"{len(stored - ids['runs.parquet'])} only in parts/); run `nnlab run "
-                f"{out / 'experiment.toml'} --out {out}` to merge them"
+                f"{out}: runs.parquet and parts/ disagree ({len(ids - stored)} runs only in runs.parquet, "
+                f"{len(stored - ids)} only in parts/); run `nnlab run {out / 'experiment.toml'} --out "
+                f"{out}` to merge them"
             )
-        return f"{out}/runs.parquet lacks {len(stored - ids['runs.parquet'])} {SHORT}"
-    lacking = ids["runs.parquet"] - ids["curves.parquet"] if curves else set()
+        return runs, table, f"{out}/runs.parquet lacks {len(stored - ids)} {SHORT}"
+    lacking = ids - set(table["run_id"].unique()) if curves else set()
     if lacking:
-        return f"{out}/curves.parquet lacks the curves of {len(lacking)} runs"
-    return None
+        return runs, table, f"{out}/curves.parquet lacks the curves of {len(lacking)} runs"
+    return runs, table, None
 
 
 def _checked(out: Path, exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame | None):
@@ -849,7 +854,7 @@ def _checked(out: Path, exp: Experiment, runs: pd.DataFrame, curves: pd.DataFram
             f"runs.parquet holds {int(twice.sum())} rows of runs stored twice; each run counted once"
         )
         runs = runs[~twice].reset_index(drop=True)
-    if curves is not None:
+    if curves is not None and len(curves) != (runs["epochs"] + 1).sum():  # (only then can it hold any)
         curves = curves.drop_duplicates(["run_id", "epoch"], ignore_index=True)
     expected = _expected_runs(exp, runs["run_id"])
     unknown = ~runs["run_id"].isin(expected.index)
@@ -896,11 +901,17 @@ def _expected_runs(exp: Experiment, ids) -> pd.DataFrame:
     import pandas as pd
 
     wanted = set(ids)
-    rows = []
-    for c in exp.configs():
-        settings = {a: getattr(c, a) for a in AXES}
-        rows += [{"run_id": i, **settings, "seed": s} for s in exp.seeds if (i := c.run_id(s)) in wanted]
-    return pd.DataFrame(rows, columns=["run_id", *AXES, "seed"]).set_index("run_id")
+    configs = exp.configs()
+    found, which, seeds = [], [], []
+    for k, c in enumerate(configs):
+        for s in exp.seeds:
+            if (i := c.run_id(s)) in wanted:
+                found.append(i)
+                which.append(k)
+                seeds.append(s)
+    settings = pd.DataFrame([{a: getattr(c, a) for a in AXES} for c in configs], columns=list(AXES))
+    frame = settings.iloc[which].reset_index(drop=True).assign(seed=seeds, run_id=found)
+    return frame.set_index("run_id")
 
 
 def _settings(row) -> str:
