@@ -36,7 +36,8 @@ DESCENT = 0.01
 PRUNE_ATOL = 0.01  # the axes best_settings may choose per architecture
 OVER, CRITICAL, UNDECIDED = "over-capacity", "critical", "undecided"
 UNDER, UNSOLVED, STUCK, DIVERGED = "under-capacity", "unsolved within budget", "stuck", "diverged"
-LABELS = (OVER, UNDECIDED, CRITICAL, UNSOLVED, STUCK, UNDER, DIVERGED)
+WORSE = "worse than at start"
+LABELS = (OVER, UNDECIDED, CRITICAL, UNSOLVED, STUCK, UNDER, WORSE, DIVERGED)
 KINDS = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverged")  # nnlab.landscape's
 # Defaults of `optima_estimate`. With a constant learning rate SGD never settles: at a minimum the
 # full-data gradient stays at the noise level (about 1e-2 in the canonical studies, while the
@@ -266,6 +267,19 @@ def descending_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, *, drop: fl
     return out
 
 
+def worsened_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, *, rtol: float = RTOL) -> np.ndarray:
+    """Which runs ended above their loss at initialization, by more than ``rtol`` (relative): a
+    learning rate so large that SGD threw the network somewhere worse (tanh units driven into
+    saturation, where the loss is flat and the gradient zero). False without curves."""
+    if curves is None or not len(runs):
+        return np.zeros(len(runs), dtype=bool)
+    loss = runs["final_loss"].to_numpy(dtype=np.float64)
+    wanted = pd.MultiIndex.from_arrays([runs["run_id"].to_numpy(), np.zeros(len(runs), dtype=int)])
+    start = curves.set_index(["run_id", "epoch"])["loss"].reindex(wanted).to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(loss) & (loss > start * (1 + rtol))
+
+
 def summarize(
     runs: pd.DataFrame,
     threshold: float,
@@ -314,8 +328,9 @@ def summarize(
         ``success`` (hitting-based rate) with its Wilson 95% interval ``success_lo``,
         ``success_hi``; ``success_final`` (final loss below the threshold); ``ert`` (epochs; inf
         when no run succeeded) with ``ert_lo``, ``ert_hi``; ``median_epochs`` (to threshold, among
-        the successes); ``stopped`` (`stopped_runs`) and ``descending`` (`descending_runs`, among
-        the runs that never succeeded); ``verdict`` (see `verdict`); and either, with
+        the successes); ``stopped`` (`stopped_runs`), ``descending`` (`descending_runs`) and
+        ``worse`` (`worsened_runs`), the last two among the runs that never succeeded; ``verdict``
+        (see `verdict`); and either, with
         ``endpoints``, ``certified`` and ``end_<kind>`` (end points certified, and of each kind)
         and ``optima`` (distinct certified minima), or ``optima_estimate``; with a held-out split
         also ``median_test_loss``;
@@ -327,6 +342,7 @@ def summarize(
     runs = runs.reset_index(drop=True)
     still = pd.Series(stopped_runs(runs, curves, gtol=gtol, rtol=rtol), index=runs.index)
     falling = pd.Series(descending_runs(runs, curves), index=runs.index)
+    worse = pd.Series(worsened_runs(runs, curves, rtol=rtol), index=runs.index)
     runs = runs.assign(epochs_to_threshold=hit_epochs(runs, curves, threshold))
     if redundant is not None:
         per_run = redundant.set_index("run_id")["redundant_units"]
@@ -371,6 +387,7 @@ def summarize(
             median_epochs=float(np.median(e[hit])) if hit.any() else np.nan,
             stopped=int(np.count_nonzero(still[g.index])),
             descending=int(np.count_nonzero(falling[g.index] & ~hit)),
+            worse=int(np.count_nonzero(worse[g.index] & ~hit)),
         )
         if endpoints is None:
             row["optima_estimate"] = optima_estimate(loss, still[g.index], threshold, rtol=rtol)
@@ -421,10 +438,13 @@ def verdict(row: dict) -> str:
       least `RELIABLE` (we are 95% sure that 90% or more of the seeds succeed), ``critical`` when its
       upper bound is below it, ``undecided`` when the interval straddles it (more seeds decide);
     - never solved: ``diverged`` when at least half the runs diverged (the learning rate failed, not
-      the width); ``under-capacity`` only with certificates (`nnlab landscape`) that every end point
-      is a non-solving minimum, degenerate point or valley: polishing solves none, so the failures
-      are not a matter of budget; otherwise ``unsolved within budget`` when most runs were still
-      descending at the end, and ``stuck`` when their loss had gone flat.
+      the width); ``worse than at start`` when at least half the runs ended above their initial
+      loss (the learning rate failed too: tanh at lr 1e6 saturates its units at a flat loss, which
+      is neither a budget nor a capacity matter); ``under-capacity`` only with certificates (`nnlab
+      landscape`) that every end point is a non-solving minimum, degenerate point or valley:
+      polishing solves none, so the failures are not a matter of budget; otherwise ``unsolved within
+      budget`` when most runs were still descending at the end, and ``stuck`` when their loss had
+      gone flat.
 
     Every verdict holds for the configuration's learning rate, initialization and epoch budget only.
     """
@@ -435,6 +455,8 @@ def verdict(row: dict) -> str:
         return CRITICAL if row["success_hi"] < RELIABLE else UNDECIDED
     if row["diverged"] >= 0.5 * runs:
         return DIVERGED
+    if row.get("worse", 0) >= 0.5 * runs:
+        return WORSE  # before under-capacity: a saturated network certifies as a degenerate point
     if row.get("certified", 0) == runs and row.get("end_solved", 1) == 0:
         if row["end_minimum"] + row["end_degenerate"] + row["end_valley"] == runs:
             return UNDER

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import math
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +19,7 @@ from typer.core import TyperCommand, TyperGroup
 
 import nnlab
 from nnlab import analysis, tasks
+from nnlab.folder import FolderBusy, StorageError
 from nnlab.landscape.polish import Options as CertifyOptions
 
 # click's exception classes, wherever this typer takes them from (newer typers vendor click).
@@ -62,6 +66,20 @@ class _OneLineErrors(_ReadableHelp, TyperGroup):
         except typer.Abort:
             typer.echo("nnlab: aborted", err=True)
             code = 1
+        except (FolderBusy, StorageError) as err:
+            typer.echo(f"nnlab: {err}", err=True)
+            code = 1
+        except OSError as err:  # the file system refused (permissions, a full disk): nothing of ours
+            where = f": {err.filename}" if err.filename else ""
+            typer.echo(f"nnlab: {err.strerror or err}{where}", err=True)
+            code = 1
+        except Exception as err:
+            # Last resort: no traceback reaches a user; NNLAB_TRACEBACK=1 shows it to a developer.
+            if os.environ.get("NNLAB_TRACEBACK"):
+                raise
+            message = " ".join(str(err).split())
+            typer.echo(f"nnlab: internal error: {type(err).__name__}: {message[:300]}", err=True)
+            code = 1
         code = code if isinstance(code, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -98,6 +116,48 @@ class Backend(enum.StrEnum):
 def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"nnlab: {message}", err=True)
     raise typer.Exit(code)
+
+
+def _notice(message: str) -> None:
+    typer.echo(f"nnlab: {message}", err=True)
+
+
+def _folder(text: str) -> Path:
+    """A folder option's value: an empty one would silently mean the current folder."""
+    if not text.strip():
+        raise typer.BadParameter("expected a folder, got an empty name")
+    return Path(text)
+
+
+def _at_least(low: float, *, strict: bool = False):
+    """A callback accepting finite numbers >= low (> low when ``strict``): NaN is no number."""
+    sign = ">" if strict else ">="
+
+    def check(value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and (value > low if strict else value >= low)):
+            raise typer.BadParameter(f"expected a finite number {sign} {low:g}, got {value:g}")
+        return value
+
+    return check
+
+
+@contextlib.contextmanager
+def _term_is_interrupt():
+    """SIGTERM (kill, a job scheduler's stop) ends a command like Ctrl-C: it says what is stored,
+    exits 130, and its worker processes end with it."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _progress(name: str, what: str = "runs"):
@@ -157,7 +217,8 @@ def run_command(
         Path, typer.Argument(metavar="EXPERIMENT", help="Experiment file (TOML), see experiments/README.md.")
     ],
     out: Annotated[
-        Path | None, typer.Option(metavar="DIR", help="Results folder (default: results/NAME/).")
+        Path | None,
+        typer.Option(parser=_folder, metavar="DIR", help="Results folder (default: results/NAME/)."),
     ] = None,
     jobs: Jobs = 1,
     backend: BackendOption = Backend.loky,
@@ -195,6 +256,7 @@ def run_command(
 
     if scheduler and backend is not Backend.dask:
         _fail("--scheduler: only with --backend dask")
+    folder = None
     try:
         exp = experiment_module.load(experiment, set_ or [])
         folder = out if out is not None else Path("results") / exp.name
@@ -206,7 +268,7 @@ def run_command(
         def compiling(layouts: list[str]) -> None:
             _say(progress)(compile_note(layouts, jobs))
 
-        with progress or contextlib.nullcontext():
+        with progress or contextlib.nullcontext(), _term_is_interrupt():
             manifest = sweep.run(
                 exp,
                 folder,
@@ -216,18 +278,19 @@ def run_command(
                 scheduler=scheduler,
                 on_progress=on_progress,
                 on_compile=None if quiet else compiling,
+                on_notice=_notice,
             )
     except ValueError as err:
         _fail(str(err))
     except KeyboardInterrupt:
         # Every finished job is already on disk; say so, so the user knows a rerun resumes.
-        stored = len(sweep.stored_run_ids(folder)) if folder.is_dir() else 0
-        total = len(exp.configs()) * len(exp.seeds)
-        _fail(f"interrupted: {stored}/{total} runs stored in {folder}/; rerun to resume", code=130)
+        _fail(f"interrupted: {_kept(folder, exp)}; rerun to resume", code=130)
+    except (StorageError, OSError) as err:
+        problem = str(err) if isinstance(err, StorageError) else f"{err.strerror or err}: {err.filename}"
+        _fail(f"{problem}; {_kept(folder, exp)}; rerun to resume once it can be written", code=1)
     for warning in manifest.get("warnings", []):
         typer.echo(f"nnlab: warning: {warning}", err=True)
-    for failure in manifest["failures"]:
-        typer.echo(f"nnlab: job failed: {failure}", err=True)
+    _failures(manifest["failures"], manifest.get("stopped"))
     typer.echo(run_line(manifest, folder))
     if manifest["failures"]:
         raise typer.Exit(1)
@@ -242,6 +305,29 @@ def _dry_run(exp, folder: Path, jobs: int, scheduler: str | None) -> None:
     typer.echo(plan.text())
     if plan.refusal:
         _fail(f"refused: {plan.refusal}")
+
+
+def _failures(failures: list[str], stopped: str | None) -> None:
+    """A line per failed job; a run stopped by repeated identical failures says so in one line
+    instead of one per failure of the streak (nnlab.workers.SAME_FAILURES)."""
+    from nnlab.workers import SAME_FAILURES
+
+    for failure in failures[:-SAME_FAILURES] if stopped else failures:
+        typer.echo(f"nnlab: job failed: {failure}", err=True)
+    if stopped:
+        first = failures[-SAME_FAILURES].split(": ", 1)[0]
+        typer.echo(f"nnlab: {stopped} (the first: {first}); rerun to resume once it is fixed", err=True)
+
+
+def _kept(folder: Path | None, exp) -> str:
+    """What a sweep cut short left stored, for its last line."""
+    from nnlab import sweep
+
+    try:
+        stored = len(sweep.stored_run_ids(folder)) if folder is not None and folder.is_dir() else 0
+    except (ValueError, OSError):
+        stored = 0
+    return f"{stored}/{len(exp.configs()) * len(exp.seeds)} runs stored in {folder}/"
 
 
 class TableFormat(enum.StrEnum):
@@ -261,7 +347,7 @@ _CERTIFY = CertifyOptions()  # the defaults of `nnlab landscape`
 Gtol = Annotated[
     float,
     typer.Option(
-        min=0.0,
+        callback=_at_least(0.0),
         metavar="FLOAT",
         help="A run has stopped moving when its final gradient norm is at most this.",
     ),
@@ -269,7 +355,7 @@ Gtol = Annotated[
 Rtol = Annotated[
     float,
     typer.Option(
-        min=0.0,
+        callback=_at_least(0.0),
         metavar="FLOAT",
         help="Relative tolerance: final losses this close are one optimum, and a run whose loss changed "
         "by no more over its last tenth of epochs has stopped moving.",
@@ -463,8 +549,9 @@ def landscape_command(
         _fail(f"--{str(err).replace('_', '-')}")
     name = folder.name or str(folder)
     progress, on_progress = _feedback(name, "end points", quiet)
+    kept = f"the certificates of finished jobs are stored in {folder}/; rerun to resume"
     try:
-        with progress or contextlib.nullcontext():
+        with progress or contextlib.nullcontext(), _term_is_interrupt():
             summary = endpoints.landscape(
                 folder,
                 jobs=jobs,
@@ -473,13 +560,15 @@ def landscape_command(
                 options=options,
                 fresh=fresh,
                 on_progress=on_progress,
+                on_notice=_notice,
             )
     except ValueError as err:
         _fail(str(err))
     except KeyboardInterrupt:
-        _fail(f"interrupted: the certificates of finished jobs are stored in {folder}/; rerun to resume", 130)
-    for failure in summary["failures"]:
-        typer.echo(f"nnlab: job failed: {failure}", err=True)
+        _fail(f"interrupted: {kept}", 130)
+    except StorageError as err:
+        _fail(f"{err}; {kept}", 1)
+    _failures(summary["failures"], summary.get("stopped"))
     if summary["without_networks"]:
         typer.echo(
             f"nnlab: warning: {summary['without_networks']} runs have no saved network, not certified",
@@ -506,7 +595,12 @@ def demo(
     ] = 400,
     lr: Annotated[float, typer.Option(metavar="FLOAT", help="Learning rate (> 0).")] = 0.1,
     threshold: Annotated[
-        float, typer.Option(min=0.0, metavar="FLOAT", help="A run is solved below this loss.")
+        float,
+        typer.Option(
+            callback=_at_least(0.0, strict=True),
+            metavar="FLOAT",
+            help="A run is solved below this loss (> 0).",
+        ),
     ] = 1e-3,
 ) -> None:
     """Train the seed's tanh chain and XOR networks of growing width; print their loss curves."""

@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +34,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnlab import folder, workers
 from nnlab.experiment import AXIS_COLUMNS, Config, Experiment, ExperimentError
 from nnlab.landscape import Options, barrier, certify, distinct_optima, parameter_distance
 from nnlab.landscape.polish import PROCEDURE
 from nnlab.network import flat_params, network_from_flat
-from nnlab.sweep import PART, _read_parts, _write_part, load_data, parallel, read_networks, read_results
+from nnlab.sweep import PART, _read_parts, _write_part, load_data, read_networks, read_results
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -122,15 +122,19 @@ def certify_job(job: EndpointJob, exp: Experiment, options: Options) -> dict:
     }
 
 
-def _work(job: EndpointJob, exp: Experiment, options: Options) -> tuple[EndpointJob, dict | None, str]:
-    """certify_job, with a failure returned as a message so that the other jobs go on."""
-    try:
-        with np.errstate(all="ignore"):
-            return job, certify_job(job, exp, options), ""
-    except Exception as err:  # reported per job; the command exits 1 at the end
-        c = job.config
-        where = f"depth={c.depth} width={c.width} lr={c.lr} ({len(job.run_ids)} runs)"
-        return job, None, f"{where}: {type(err).__name__}: {err}"
+def _work(job: EndpointJob, exp: Experiment, options: Options, parts: Path | None) -> dict | None:
+    """certify_job; its part file written into ``parts`` when given (then None comes back)."""
+    with np.errstate(all="ignore"):
+        columns = certify_job(job, exp, options)
+    if parts is None:
+        return columns
+    _write_part(columns, parts / f"job-{job.key}{PART}")
+    return None
+
+
+def _where(job: EndpointJob) -> str:
+    c = job.config
+    return f"depth={c.depth} width={c.width} lr={c.lr} ({len(job.run_ids)} runs)"
 
 
 def landscape(
@@ -142,6 +146,7 @@ def landscape(
     options: Options | None = None,
     fresh: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> dict:
     """Certify (or resume certifying) every stored end point of the results folder ``out``.
 
@@ -157,6 +162,8 @@ def landscape(
         Discard the stored certificates first.
     on_progress : callable, optional
         Called with (end points done, total) after each job.
+    on_notice : callable, optional
+        Called with a line to show when a worker process was lost.
 
     Returns
     -------
@@ -169,23 +176,37 @@ def landscape(
     """
     out = Path(out)
     options = options or Options()
+    # Bad input fails here, before the workers start and the folder is locked.
     results = read_results(out, curves=False)
-    exp = results.experiment
     params = read_networks(out, results.runs)
     if not params:
         raise ExperimentError(
             f"{out}: no saved networks to certify; set save_networks = true in the experiment and rerun "
             "`nnlab run` on it (stored runs are trained again, to the same numbers, for their networks)"
         )
-    folder = out / LANDSCAPE / "parts"
-    if fresh:
-        for p in folder.glob("*") if folder.is_dir() else []:
-            p.unlink()
-        for name in TABLES:
-            (out / name).unlink(missing_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
+    with (
+        workers.Pool(jobs=jobs, backend=backend, scheduler=scheduler, notify=on_notice) as pool,
+        folder.locked(out, "nnlab landscape"),
+    ):
+        return _landscape(results, params, pool, options, fresh=fresh, on_progress=on_progress)
+
+
+def _landscape(
+    results, params: dict, pool: workers.Pool, options: Options, *, fresh: bool, on_progress
+) -> dict:
+    """`landscape`, once the folder is locked and the workers are ready."""
+    out, exp = results.path, results.experiment
+    parts = out / LANDSCAPE / "parts"
+    folder.clean_orphans(out, out / LANDSCAPE, parts)
+    with folder.writing(parts):
+        if fresh:
+            for p in parts.glob("*") if parts.is_dir() else []:
+                p.unlink()
+            for name in TABLES:
+                (out / name).unlink(missing_ok=True)
+        parts.mkdir(parents=True, exist_ok=True)
     todo_all = plan(exp, results.runs, params, options)
-    stored = {p.name for p in folder.glob(f"job-*{PART}")}
+    stored = {p.name for p in parts.glob(f"job-*{PART}")}
     todo = [j for j in todo_all if f"job-{j.key}{PART}" not in stored]
     total = sum(len(j.run_ids) for j in todo_all)
     done = reused = total - sum(len(j.run_ids) for j in todo)
@@ -193,27 +214,27 @@ def landscape(
         on_progress(done, total)
     failures = []
     failed = 0
-    for job, columns, error in parallel(
-        _work, todo, (exp, options), jobs=jobs, backend=backend, scheduler=scheduler
-    ):
+    store = pool.shared_disk  # the workers write their part files themselves (nnlab.workers)
+    args = (exp, options, parts if store else None)
+    for job, columns, error in pool.map(_work, todo, args, describe=_where):
         if error:
             failures.append(error)
             failed += len(job.run_ids)
             continue
-        _write_part(columns, folder / f"job-{job.key}{PART}")
+        if not store:
+            _write_part(columns, parts / f"job-{job.key}{PART}")
         done += len(job.run_ids)
         if on_progress:
             on_progress(done, total)
     keys = [j.key for j in todo_all]
     tables = merge(out, exp, results.runs, keys)
-    tmp = out / LANDSCAPE / ".options.json.tmp"
     recorded = {**dataclasses.asdict(options), "threshold": exp.threshold}
-    tmp.write_text(json.dumps(recorded, indent=2), encoding="utf-8")
-    os.replace(tmp, out / LANDSCAPE / "options.json")  # what the report quotes and checks
+    # What the report quotes and checks.
+    folder.atomic_write_text(out / LANDSCAPE / "options.json", json.dumps(recorded, indent=2))
     if not failures:
         # Parts of jobs no longer planned (other options, or a changed threshold) are stale.
         wanted = {f"job-{k}{PART}" for k in keys}
-        for p in folder.iterdir():
+        for p in parts.iterdir():
             if p.name not in wanted:
                 p.unlink()
     endpoints = tables[0]
@@ -228,6 +249,7 @@ def landscape(
         "kinds": {k: int(v) for k, v in kinds.items()},
         "optima": 0 if tables[1] is None else len(tables[1]),
         "without_networks": len(results.runs) - len(params),
+        "stopped": pool.stopped,
     }
 
 
@@ -354,9 +376,7 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str]):
     ]
     endpoints = endpoints[first + [c for c in endpoints.columns if c not in first]]
     for name, frame in zip(TABLES, (endpoints, optima, barriers), strict=True):
-        tmp = out / f".{name}.{os.getpid()}.tmp"
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, out / name)
+        folder.write_whole(out / name, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
     return endpoints, optima, barriers
 
 

@@ -16,7 +16,9 @@ import hashlib
 import inspect
 import itertools
 import json
+import os
 import re
+import reprlib
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,21 +37,31 @@ NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 MAX_EPOCHS = 1_000_000
 MAX_SEEDS = 1_000_000
+# Per-field bounds, so that an absurd value is a field error before anything is built (a sweep that
+# is too big as a whole is refused elsewhere). Depth 10_000 still covers very long chains.
+MAX_DEPTH = 10_000
+MAX_WIDTH = 1_000_000
+MAX_INT = 2**63 - 1  # seeds, batch sizes: stored as int64
+MAX_NAME = 100  # a folder name, with room to spare under the file system's 255 bytes
 TOP = {"name", "description", "threshold", "save_networks", "task", "model", "train"}
 SECTIONS = {"task", "model", "train"}
 
+
+def _int_in(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
 # What a value of each kind must be: (test, description for the error).
 KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "pos_int": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an int >= 1"),
+    "pos_int": (_int_in(1, MAX_INT), "an int in 1..2**63-1"),
+    "depth": (_int_in(1, MAX_DEPTH), f"an int in 1..{MAX_DEPTH:_}"),
+    "width": (_int_in(1, MAX_WIDTH), f"an int in 1..{MAX_WIDTH:_}"),
     "pos_float": (
         lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < float("inf"),
         "a number > 0",
     ),
     # Every epoch's loss is kept (curves.parquet): a bound that fails here, not as a MemoryError.
-    "epochs": (
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_EPOCHS,
-        f"an int in 1..{MAX_EPOCHS:_}",
-    ),
+    "epochs": (_int_in(1, MAX_EPOCHS), f"an int in 1..{MAX_EPOCHS:_}"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "activation": (lambda v: v in ACTIVATION_NAMES, "one of " + ", ".join(ACTIVATION_NAMES)),
     # softmax mixes the units of a layer: an output activation only.
@@ -61,8 +73,8 @@ KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
 # train.seeds (a count or a list of seeds) is checked on its own.
 FIELDS: dict[str, dict[str, tuple[Any, str | None]]] = {
     "model": {
-        "depth": (1, "pos_int"),
-        "width": (4, "pos_int"),
+        "depth": (1, "depth"),
+        "width": (4, "width"),
         "hidden": ("tanh", "hidden"),
         "output": ("tanh", "activation"),
         "bias": (True, "bool"),
@@ -207,6 +219,25 @@ def _toml(value: Any) -> str:
     return repr(value)
 
 
+# The names a field of each kind takes, for "did you mean".
+NAMES = {
+    "activation": ACTIVATION_NAMES,
+    "hidden": HIDDEN_NAMES,
+    "init": tuple(INITS),
+    "loss": LOSS_NAMES,
+}
+
+
+def shown(value: Any) -> str:
+    """A value for an error message: as TOML spells it (true, false), nesting and length cut short
+    (a deeply nested array would otherwise fill the line, or exceed the recursion limit)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother = 3, 6, 4, 60, 60
+    return short.repr(value)
+
+
 def _unknown(where: str, data: Mapping[str, Any], allowed: set[str]) -> None:
     for key in data:
         if key not in allowed:
@@ -223,11 +254,10 @@ def _check(field: str, value: Any, kind: str) -> Any:
     test, description = KINDS[kind]
     for v in value if isinstance(value, list) else [value]:
         if not test(v):
-            known = {"activation": ACTIVATION_NAMES, "hidden": HIDDEN_NAMES, "init": INITS}
-            names = known.get(kind, LOSS_NAMES)
+            # Only a field that takes a name suggests one (lr = "squred" is not a misspelt loss).
+            names = NAMES.get(kind, ())
             hint = did_you_mean(v, names) if isinstance(v, str) else ""
-            shown = ("true" if v else "false") if isinstance(v, bool) else repr(v)  # as TOML spells it
-            raise ExperimentError(f"{field}: expected {description}, got {shown}{hint}")
+            raise ExperimentError(f"{field}: expected {description}, got {shown(v)}{hint}")
     if kind != "pos_float":
         return value
     return [float(v) for v in value] if isinstance(value, list) else float(value)
@@ -240,10 +270,12 @@ def validate(data: Mapping[str, Any]) -> Experiment:
     if name is None:
         raise ExperimentError("name: required (letters, digits, '-' and '_'; results go to results/<name>/)")
     if not isinstance(name, str) or not NAME.match(name):
-        raise ExperimentError(f"name: expected letters, digits, '-' and '_' only, got {name!r}")
+        raise ExperimentError(f"name: expected letters, digits, '-' and '_' only, got {shown(name)}")
+    if len(name) > MAX_NAME:
+        raise ExperimentError(f"name: at most {MAX_NAME} characters (it names a folder), got {len(name)}")
     description = data.get("description", "")
     if not isinstance(description, str):
-        raise ExperimentError(f"description: expected a string, got {description!r}")
+        raise ExperimentError(f"description: expected a string, got {shown(description)}")
     threshold = data.get("threshold", 1e-3)
     _check("threshold", threshold, "pos_float")
     save = data.get("save_networks", False)
@@ -251,23 +283,25 @@ def validate(data: Mapping[str, Any]) -> Experiment:
     for section in ("task", "model", "train"):
         if section in data and not isinstance(data[section], dict):
             raise ExperimentError(
-                f"{section}: expected a [{section}] section (a table), got {data[section]!r}"
+                f"{section}: expected a [{section}] section (a table), got {shown(data[section])}"
             )
 
     task = dict(data.get("task", {}))
     kind = task.get("kind")
-    if kind not in TASKS:
-        hint = did_you_mean(str(kind), sorted(TASKS))
-        raise ExperimentError(f"task.kind: expected one of {', '.join(sorted(TASKS))}, got {kind!r}{hint}")
+    if not isinstance(kind, str) or kind not in TASKS:
+        hint = did_you_mean(kind, sorted(TASKS)) if isinstance(kind, str) else ""
+        raise ExperimentError(
+            f"task.kind: expected one of {', '.join(sorted(TASKS))}, got {shown(kind)}{hint}"
+        )
     fields = set(inspect.signature(TASKS[kind]).parameters) | TASK_COMMON
     _unknown("task.", task, fields)
     task.setdefault("seed", 0)
     task.setdefault("test_fraction", 0.0)
-    if not isinstance(task["seed"], int) or isinstance(task["seed"], bool) or task["seed"] < 0:
-        raise ExperimentError(f"task.seed: expected an int >= 0, got {task['seed']!r}")
+    if not _int_in(0, MAX_INT)(task["seed"]):
+        raise ExperimentError(f"task.seed: expected an int in 0..2**63-1, got {shown(task['seed'])}")
     tf = task["test_fraction"]
     if not isinstance(tf, int | float) or isinstance(tf, bool) or not 0 <= tf < 1:
-        raise ExperimentError(f"task.test_fraction: expected a number in [0, 1), got {tf!r}")
+        raise ExperimentError(f"task.test_fraction: expected a number in [0, 1), got {shown(tf)}")
 
     sections = {}
     for section, fields in FIELDS.items():
@@ -279,19 +313,25 @@ def validate(data: Mapping[str, Any]) -> Experiment:
             v = values[key]
             if key != "seeds" and isinstance(v, list) and len(set(v)) != len(v):
                 # The grid would hold a configuration twice, the folder never its runs twice.
-                raise ExperimentError(f"{section}.{key}: a value is listed twice in {v!r}")
+                raise ExperimentError(f"{section}.{key}: a value is listed twice in {shown(v)}")
         sections[section] = values
     model, train = sections["model"], sections["train"]
     _check_pairings(model["output"], train["loss"])
     seeds = train["seeds"]
     if isinstance(seeds, list):
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-            raise ExperimentError(f"train.seeds: expected a count >= 1 or a list of ints >= 0, got {seeds!r}")
+        if not seeds or not all(_int_in(0, MAX_INT)(s) for s in seeds):
+            bad = next((s for s in seeds if not _int_in(0, MAX_INT)(s)), seeds)
+            raise ExperimentError(
+                f"train.seeds: expected a count >= 1 or a list of ints in 0..2**63-1, got {shown(bad)}"
+            )
+        if len(seeds) > MAX_SEEDS:
+            raise ExperimentError(f"train.seeds: at most {MAX_SEEDS:_} seeds, got a list of {len(seeds):_}")
         if len(set(seeds)) != len(seeds):
-            raise ExperimentError(f"train.seeds: a seed is listed twice in {seeds!r}")
-    elif not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= MAX_SEEDS:
+            raise ExperimentError(f"train.seeds: a seed is listed twice in {shown(seeds)}")
+    elif not _int_in(1, MAX_SEEDS)(seeds):
         raise ExperimentError(
-            f"train.seeds: expected a count in 1..{MAX_SEEDS:_} or a list of ints >= 0, got {seeds!r}"
+            f"train.seeds: expected a count in 1..{MAX_SEEDS:_} or a list of ints in 0..2**63-1, "
+            f"got {shown(seeds)}"
         )
     return Experiment(name, description, float(threshold), save, task, model, train)
 
@@ -316,6 +356,8 @@ def parse_override(text: str) -> tuple[str | None, str, Any]:
     section, key, raw = match.group(1), match.group(2), match.group(3).strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
+    except RecursionError:
+        raise ExperimentError(f"--set {shown(text)}: the value is nested too deeply") from None
     except tomllib.TOMLDecodeError as err:
         if raw[:1] in "[{\"'" or not raw:  # meant as a list, table or string: say it is malformed
             raise ExperimentError(f"--set {text}: the value is not valid TOML ({err})") from None
@@ -326,16 +368,21 @@ def parse_override(text: str) -> tuple[str | None, str, Any]:
 def load(path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
     """Read, override (``--set section.key=value``) and validate an experiment file."""
     p = Path(path)
-    if p.is_dir():
+    # os.path (not Path.is_dir): it answers False, not OSError, for a name too long to exist.
+    if os.path.isdir(p):
         raise ExperimentError(f"experiment: {p} is a folder; give an experiment file (.toml)")
-    if not p.is_file():
+    if not os.path.isfile(p):
         raise ExperimentError(f"experiment: no such file: {p}")
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ExperimentError(f"experiment: {p.name} is not valid TOML: {err}") from None
+    except RecursionError:
+        raise ExperimentError(f"experiment: {p.name} nests arrays or tables too deeply") from None
     except UnicodeDecodeError:
         raise ExperimentError(f"experiment: {p.name} is not a UTF-8 text file") from None
+    except OSError as err:
+        raise ExperimentError(f"experiment: cannot read {p}: {err.strerror or err}") from None
     return from_dict(data, overrides, base=p.parent)
 
 
@@ -345,7 +392,10 @@ def from_dict(
     """An `Experiment` from a plain dict shaped like an experiment file (``{"name": ..., "task":
     {...}, "model": {...}, "train": {...}}``), overridden (``section.key=value``) and validated; a
     `file` task's relative path is read from ``base``. ``data`` is not modified."""
-    data = copy.deepcopy(dict(data))
+    try:
+        data = copy.deepcopy(dict(data))
+    except RecursionError:
+        raise ExperimentError("experiment: it nests arrays or tables too deeply") from None
     for text in overrides:
         section, key, value = parse_override(text)
         if section is None:

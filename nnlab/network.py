@@ -308,13 +308,24 @@ def network_from_flat(
 def as_replicated(net: Network, A: np.ndarray, name: str, width: int) -> np.ndarray:
     """View data (n, width) as (1, n, width), or check (R, n, width); float64."""
     A = np.asarray(A, dtype=np.float64)
+    given = A.shape  # the caller's shape, not the (1, n, width) view, goes into the message
     if A.ndim == 2:
         A = A[None]
     if A.ndim != 3 or A.shape[0] not in (1, net.n_replicas) or A.shape[2] != width:
         raise ValueError(
-            f"{name}: expected shape (n, {width}) or (R={net.n_replicas}, n, {width}), got {A.shape}"
+            f"{name}: expected shape (n, {width}) or (R={net.n_replicas}, n, {width}), got {given}"
         )
     return A
+
+
+def check_finite(A: np.ndarray, name: str) -> None:
+    """A ValueError naming the first NaN or infinite entry of the data ``A``: it would make every
+    loss NaN, and a NaN loss reads as a diverged run."""
+    bad = ~np.isfinite(A)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = where[1:] if A.ndim == 3 and A.shape[0] == 1 else where  # the caller's (n, d) index
+        raise ValueError(f"{name}: expected finite numbers, got {A[bad][0]} at index {where}")
 
 
 def forward(net: Network, X: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -410,6 +421,8 @@ def backprop(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_sq
         loss (R,), weights / biases shaped like the network's, deltas (R, n, h_i).
     """
     fs, z_L, Y = forward_checked(net, X, Y, loss)
+    check_finite(fs[0], "X")
+    check_finite(Y, "Y")
     R, n = net.n_replicas, fs[0].shape[1]
     L = len(net.weights)
     delta = output_delta(net.output, loss, fs[L], Y)  # dLoss/dz_L (nnlab.functions)

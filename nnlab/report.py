@@ -18,6 +18,7 @@ import pandas as pd
 
 from nnlab import analysis
 from nnlab.endpoints import certificates
+from nnlab.folder import atomic_write_text, write_whole, writing
 from nnlab.sweep import Results, load_data, read_networks, read_results
 
 FORMATS = ("png", "pdf", "svg")
@@ -74,7 +75,7 @@ def study(
     exp = results.experiment
     params = read_networks(folder, results.runs)
     redundant = None
-    warnings = []
+    warnings = list(results.warnings)
     if params:
         # Pruning needs the data; the tables do not, so a moved or changed data file costs only it.
         try:
@@ -223,7 +224,7 @@ def figures(s: Study) -> dict:
 
     r = s.results
     chain = None
-    if r.experiment.task["kind"] == "chain":
+    if r.experiment.task["kind"] == "chain" and single_unit_chains(r.runs):
         X, Y, _, _ = load_data(r.experiment)
         lengths = sorted({int(d) + 1 for d in r.runs["depth"]})
         chain = analysis.chain_gradients(lengths, r.experiment.seeds, X, Y)
@@ -233,13 +234,27 @@ def figures(s: Study) -> dict:
     )
 
 
+def single_unit_chains(runs: pd.DataFrame) -> bool:
+    """Whether every run is a single-unit tanh chain as `nnlab.analysis.chain_gradients` draws it
+    (width 1, no biases, tanh units, the default initialization): only then does the chain
+    figure describe the runs. A chain task trained with wider networks is just scalar data."""
+    at = {"width": 1, "bias": False, "hidden": "tanh", "output": "tanh", "loss": "half_squared"}
+    at |= {"init": "auto", "init_scale": 1.0}
+    return len(runs) > 0 and all(
+        (runs[k].fillna(v) == v).all() if k in ("init", "init_scale") else (runs[k] == v).all()
+        for k, v in at.items()
+        if k in runs.columns
+    )
+
+
 def write_figures(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
     """Draw the study's figures into DIR/figures/ in each format; returns the files written."""
     import matplotlib
     import matplotlib.pyplot as plt
 
     folder = s.results.path / "figures"
-    folder.mkdir(exist_ok=True)
+    with writing(folder):
+        folder.mkdir(exist_ok=True)
     written = []
     for stem, figure in figures(s).items():
         # Laid out once, then frozen: every format keeps these positions (figure fractions, the same
@@ -249,15 +264,15 @@ def write_figures(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> list[P
             figure.set_layout_engine(None)
         for ext in formats:
             path = folder / f"{stem}.{ext}"
-            tmp = folder / f".{stem}.tmp.{ext}"
             # Fixed metadata, so regenerated figures differ only where the numbers do.
             meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(ext, {"Software": None})
             # A fixed salt for the SVG's element ids (clip paths), otherwise random per save.
             with matplotlib.rc_context({"svg.hashsalt": stem}):
                 # The constrained layout already fits every label, title and legend inside the
                 # figure (bbox_inches="tight" would only draw it once more to add a margin).
-                figure.savefig(tmp, dpi=DPI, metadata=meta)
-            tmp.replace(path)
+                write_whole(
+                    path, lambda tmp, f=figure, m=meta: f.savefig(tmp, dpi=DPI, metadata=m), f".{ext}"
+                )
             written.append(path)
         plt.close(figure)
     return written
@@ -554,8 +569,10 @@ def report(s: Study, figure_files: list[Path]) -> str:
         "",
         f"Per configuration: over-capacity when the success rate's Wilson lower bound is at least "
         f"{analysis.RELIABLE:.0%}, critical when its upper bound is below it, undecided in between (more "
-        "seeds decide); a configuration never solved is diverged (half its runs or more), under-capacity "
-        "only when `nnlab landscape` certified every end point a non-solving minimum, degenerate point or "
+        "seeds decide); a configuration never solved is diverged (half its runs or more), worse than at "
+        "start (half its runs or more ended above their initial loss: the learning rate failed), "
+        "under-capacity only when `nnlab landscape` certified every end point a non-solving minimum, "
+        "degenerate point or "
         "valley, else unsolved within budget (most runs still descending at the end) or stuck (the loss "
         "flat). A verdict holds for its learning rate, initialization and budget only.",
         "",
@@ -608,7 +625,5 @@ def write_report(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> Path:
     """Write the figures and DIR/report.md; returns the report's path."""
     files = write_figures(s, formats)
     path = s.results.path / "report.md"
-    tmp = path.with_name(".report.md.tmp")
-    tmp.write_text(report(s, files), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, report(s, files))
     return path

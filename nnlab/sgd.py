@@ -26,6 +26,7 @@ from nnlab.network import (
     as_replicated,
     backprop,
     check_choice,
+    check_finite,
     check_loss,
     loss_of,
 )
@@ -180,6 +181,8 @@ def train(
         raise ValueError(f"Y: expected {n} samples like X, got {Y3.shape[1]}")
     if n == 0:
         raise ValueError("X: expected at least one sample, got 0")
+    check_finite(X3, "X")
+    check_finite(Y3, "Y")
     keys = None
     if order is not None:
         order = _check_order(order, R, epochs, n)

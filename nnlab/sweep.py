@@ -21,15 +21,26 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nnlab.experiment import AXIS_COLUMNS, COLUMN_OF, Config, Experiment, ExperimentError, task_columns
+from nnlab import folder, workers
+from nnlab.experiment import (
+    AXES,
+    AXIS_COLUMNS,
+    COLUMN_OF,
+    LATER_AXES,
+    Config,
+    Experiment,
+    ExperimentError,
+    task_columns,
+)
 from nnlab.functions import CLASSIFICATION, check_pairing, targets
 from nnlab.network import accuracy, flat_params, init_network, loss_of
 from nnlab.planning import SEEDS_PER_JOB, preview, refuse
@@ -213,13 +224,18 @@ def _part_table(columns: dict):
 
 def _write_part(columns: dict, path: Path) -> None:
     """Write a job's part file atomically: a temporary name, then a rename."""
+    _write_arrow(_part_table(columns), path)
+
+
+def _write_arrow(table, path: Path) -> None:
+    """An Arrow table into the IPC file ``path``, whole or not at all (StorageError)."""
     import pyarrow as pa
 
-    table = _part_table(columns)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+
+    folder.write_whole(path, write)
 
 
 def _read_parts(out: Path, columns: list[str] | None = None, *, parts: Path | None = None, keys=None):
@@ -242,10 +258,30 @@ def _read_parts(out: Path, columns: list[str] | None = None, *, parts: Path | No
             raise ExperimentError(
                 f"{path}: unreadable part file ({err}); delete it and rerun to train its runs again"
             ) from None
+        if "run_id" not in table.column_names:
+            raise ExperimentError(f"{path}: not a part file of nnlab's (no run_id column); remove it")
         # A column some parts lack (params, before save_networks was on) is left out of those.
         tables.append(table.select([c for c in columns if c in table.column_names]) if columns else table)
-    # Missing columns become nulls: say, networks saved only by a rerun with save_networks = true.
-    return pa.concat_tables(tables, promote_options="default") if tables else None
+    if not tables:
+        return None
+    try:
+        # Missing columns become nulls: say, networks saved only by a rerun with save_networks = true.
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        raise ExperimentError(_odd_part(paths, tables)) from None
+
+
+def _odd_part(paths: list[Path], tables: list) -> str:
+    """Which part file's columns disagree in type with the first part's, for the refusal."""
+    first = tables[0].schema
+    for path, table in zip(paths[1:], tables[1:], strict=False):
+        for field in table.schema:
+            if field.name in first.names and first.field(field.name).type != field.type:
+                return (
+                    f"{path}: a part file of another kind (its column {field.name!r} is {field.type}, "
+                    f"{paths[0].name}'s {first.field(field.name).type}); remove it and rerun"
+                )
+    return f"{paths[0].parent}: part files of different kinds; remove the foreign ones and rerun"
 
 
 def _runs_without_networks(out: Path) -> set[str]:
@@ -268,34 +304,160 @@ def stored_run_ids(out: Path) -> set[str]:
     return set(table["run_id"].to_pylist()) if table is not None else set()
 
 
-def check_out_dir(out: Path, exp: Experiment, fresh: bool) -> set[str]:
-    """Run ids already stored in ``out``; refuses a folder that is not nnlab's, or one whose stored
-    runs the (changed) experiment no longer contains, unless ``fresh`` (which clears them)."""
-    if out.exists() and not out.is_dir():
-        raise ExperimentError(f"--out: {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        ours = (out / "experiment.toml").is_file() or (out / PARTS).is_dir()
-        if not ours:
-            raise ExperimentError(
-                f"--out: {out} is not empty and holds no nnlab results; choose another folder"
-            )
-    if fresh and (out / PARTS).is_dir():
-        for p in (out / PARTS).iterdir():
-            p.unlink()
-        names = ("runs.parquet", "curves.parquet", "networks.parquet", "manifest.json")
-        # The certificates of `nnlab landscape` (nnlab.endpoints) describe the runs discarded here.
-        for name in (*names, "endpoints.parquet", "optima.parquet", "barriers.parquet"):
+TABLES = ("runs.parquet", "curves.parquet", "networks.parquet")
+# Everything a sweep or its readers wrote, which --fresh discards with the runs: the certificates of
+# `nnlab landscape` (nnlab.endpoints) and the report describe the runs discarded.
+DERIVED = ("manifest.json", "endpoints.parquet", "optima.parquet", "barriers.parquet", "report.md")
+DERIVED_FOLDERS = ("landscape", "figures")
+NAME_MAX = 255  # bytes in one file name on the common file systems
+
+
+def check_out_path(out: Path) -> None:
+    """Refuse an --out that can never be a results folder, before anything is written: empty, a
+    file, under a file, a name too long, or a folder holding something other than nnlab results."""
+    if not str(out).strip():
+        raise ExperimentError("--out: empty; give a folder")
+    long = [part for part in out.parts if len(os.fsencode(part)) > NAME_MAX]
+    if long:
+        raise ExperimentError(f"--out: a name in the path is longer than {NAME_MAX} bytes: {long[0][:40]}...")
+    for parent in [out, *out.parents]:
+        if os.path.lexists(parent):
+            if not os.path.isdir(parent):
+                where = "exists and is not a folder" if parent == out else f"is under {parent}, a file"
+                raise ExperimentError(f"--out: {out} {where}")
+            break
+    if os.path.isdir(out) and not _ours(out):
+        raise ExperimentError(f"--out: {out} is not empty and holds no nnlab results; choose another folder")
+
+
+def _ours(out: Path) -> bool:
+    """An empty folder, or one that holds nnlab results (its lock file and leftovers aside)."""
+    names = {p.name for p in out.iterdir()} - {folder.LOCK}
+    return not names or bool({"experiment.toml", PARTS, *TABLES} & names)
+
+
+def _clear(out: Path) -> None:
+    """--fresh: discard the stored runs and everything derived from them."""
+    with folder.writing(out):
+        if (out / PARTS).is_dir():
+            for p in (out / PARTS).iterdir():
+                p.unlink()
+        for name in (*TABLES, *DERIVED):
             (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "landscape", ignore_errors=True)
+        for name in DERIVED_FOLDERS:
+            if (out / name).is_dir():
+                shutil.rmtree(out / name)
+
+
+def _table_run_ids(out: Path) -> tuple[set[str], list[str]]:
+    """Run ids stored in the merged tables of ``out`` (runs, curves, networks), and the names of the
+    tables that could not be read."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    ids: set[str] = set()
+    unreadable = []
+    for name in TABLES:
+        path = out / name
+        if not os.path.lexists(path):
+            continue
+        try:
+            ids |= set(pc.unique(pq.read_table(path, columns=["run_id"])["run_id"]).to_pylist())
+        except (OSError, pa.ArrowException, KeyError):
+            unreadable.append(name)
+    return ids, unreadable
+
+
+def check_out_dir(out: Path, exp: Experiment, fresh: bool) -> set[str]:
+    """Run ids already stored in ``out``; refuses a folder whose stored runs (in its part files or
+    in any of its tables) the (changed) experiment does not define, unless ``fresh`` (which clears
+    them). Runs stored in the tables but in no part file (parts/ deleted) are written back as a
+    part, so that the sweep's merge keeps them."""
+    check_out_path(out)
+    if fresh:
+        _clear(out)
     done = stored_run_ids(out)
-    wanted = {c.run_id(s) for c in exp.configs() for s in exp.seeds}
-    stale = done - wanted
-    if stale:
+    in_tables, unreadable = _table_run_ids(out)
+    if unreadable and not done:
         raise ExperimentError(
-            f"--out: {out} holds {len(stale)} runs that this experiment no longer defines "
+            f"--out: {out}/{unreadable[0]} cannot be read and parts/ holds no run to rebuild it from; "
+            "rerun with --fresh to start over, or choose another --out"
+        )
+    wanted = {c.run_id(s) for c in exp.configs() for s in exp.seeds}
+    stale = (done | in_tables) - wanted
+    if stale:
+        where = "" if stale & done else " in its tables"  # parts/ gone: the tables still count
+        raise ExperimentError(
+            f"--out: {out} holds {len(stale)} runs{where} that this experiment no longer defines "
             f"({_changes(out, exp)}); rerun with --fresh to start over, or choose another --out"
         )
-    return done
+    return done | _restore_parts(out, in_tables - done)
+
+
+def _restore_parts(out: Path, ids: set[str]) -> set[str]:
+    """Write the runs ``ids`` of runs.parquet (with their curves, and networks when saved) back into
+    one part file; returns the ids restored. A run without its whole curve in curves.parquet is
+    left out: the sweep trains it again, to the same numbers."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not ids:
+        return set()
+    wanted = pa.array(sorted(ids))
+    try:
+        runs = pq.read_table(out / "runs.parquet").replace_schema_metadata(None)
+        # As the part files hold them: pandas stores strings as large_string.
+        runs = runs.cast(
+            pa.schema([f.with_type(pa.string()) if f.type == pa.large_string() else f for f in runs.schema])
+        )
+        curves = pq.read_table(out / "curves.parquet", columns=["run_id", "epoch", "loss"])
+        networks = pq.read_table(out / "networks.parquet") if (out / "networks.parquet").is_file() else None
+    except (OSError, pa.ArrowException, KeyError):
+        return set()
+    runs = runs.filter(pc.is_in(runs["run_id"], wanted))
+    runs = runs.take(np.unique(runs["run_id"].to_numpy(zero_copy_only=False), return_index=True)[1])
+    curves = curves.filter(pc.is_in(curves["run_id"], wanted))
+    curves = curves.sort_by([("run_id", "ascending"), ("epoch", "ascending")])
+    cid = curves["run_id"].to_numpy(zero_copy_only=False)
+    names, first, counts = np.unique(cid, return_index=True, return_counts=True)
+    # A whole curve has the points 0, 1, ..., epochs, each once.
+    in_order = curves["epoch"].to_numpy() == np.arange(len(cid)) - np.repeat(first, counts)
+    whole = np.logical_and.reduceat(in_order, first) if len(first) else np.zeros(0, dtype=bool)
+    segment = dict(zip(names, range(len(names)), strict=True))
+    keep, pieces = [], []
+    for k, (run_id, epochs) in enumerate(
+        zip(runs["run_id"].to_pylist(), runs["epochs"].to_pylist(), strict=True)
+    ):
+        j = segment.get(run_id)
+        if j is not None and counts[j] == epochs + 1 and whole[j]:
+            keep.append(k)
+            pieces.append(np.arange(first[j], first[j] + counts[j]))
+    if not keep:
+        return set()
+    runs = runs.take(keep)
+    rows = np.concatenate(pieces)
+    offsets = np.concatenate([[0], np.cumsum([len(piece) for piece in pieces])])
+    table = runs.drop_columns([c for c in ("epochs_to_threshold",) if c in runs.column_names])
+    table = table.append_column(
+        "curve",
+        pa.LargeListArray.from_arrays(
+            pa.array(offsets, pa.int64()), curves["loss"].take(rows).combine_chunks()
+        ),
+    )
+    if networks is not None:
+        params = dict(zip(networks["run_id"].to_pylist(), networks["params"].to_pylist(), strict=True))
+        table = table.append_column(
+            "params",
+            pa.array([params.get(i) for i in runs["run_id"].to_pylist()], pa.large_list(pa.float64())),
+        )
+    restored = runs["run_id"].to_pylist()
+    key = hashlib.sha256("|".join(restored).encode()).hexdigest()[:16]
+    with folder.writing(out / PARTS):
+        (out / PARTS).mkdir(exist_ok=True)
+    _write_arrow(table, out / PARTS / f"job-restored-{key}{PART}")
+    return set(restored)
 
 
 def _changes(out: Path, exp: Experiment) -> str:
@@ -326,63 +488,16 @@ def _git_commit() -> str | None:
         return None
 
 
-def _work(job: Job, exp: Experiment, threads: int | None) -> tuple[Job, dict | None, str]:
-    """run_job, with a failure returned as a message so the other jobs go on."""
-    try:
-        return job, run_job(job, exp, threads), ""
-    except Exception as err:  # reported per job; the sweep goes on and exits 1 at the end
-        c = job.config
-        where = f"depth={c.depth} width={c.width} lr={c.lr} seeds={job.seeds[0]}..{job.seeds[-1]}"
-        return job, None, f"{where}: {type(err).__name__}: {err}"
+def _train_and_store(job: Job, exp: Experiment, threads: int | None, parts: Path) -> int:
+    """`run_job`, its part file written where it ran; returns the number of runs."""
+    _write_part(run_job(job, exp, threads), parts / f"job-{job.key}{PART}")
+    return len(job.seeds)
 
 
-def _dask_client(scheduler: str | None, jobs: int):
-    """A distributed Client on ``scheduler``, or on a new loopback LocalCluster of ``jobs`` worker
-    processes; returns (client, cluster or None)."""
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError as err:
-        raise ExperimentError(
-            "--backend dask: needs the 'distributed' package (pip install 'nnlab[dask]')"
-        ) from err
-    if scheduler:
-        try:
-            return Client(scheduler, timeout="10s"), None
-        except (OSError, TimeoutError, ValueError) as err:
-            raise ExperimentError(f"--scheduler: cannot reach {scheduler}: {err}") from None
-    cluster = LocalCluster(
-        n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    )
-    return Client(cluster), cluster
-
-
-def parallel(
-    work: Callable, todo: list, args: tuple, *, jobs: int, backend: str, scheduler: str | None
-) -> Iterator:
-    """``work(item, *args)`` for every item of ``todo``, yielded as they finish: in this process when
-    ``jobs`` is 1 (and the backend is not dask), else on ``jobs`` loky worker processes (one BLAS
-    thread each: the workers already fill the cores) or on a Dask cluster (``scheduler``, or a
-    loopback LocalCluster of ``jobs`` workers)."""
-    from joblib import Parallel, delayed, parallel_config
-
-    if jobs == 1 and backend != "dask":
-        for item in todo:
-            yield work(item, *args)
-        return
-    if backend == "dask":
-        client, cluster = _dask_client(scheduler, jobs)
-        try:
-            with parallel_config(backend="dask"):
-                runner = Parallel(n_jobs=-1, return_as="generator_unordered")
-                yield from runner(delayed(work)(item, *args) for item in todo)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-        return
-    with parallel_config(backend=backend, inner_max_num_threads=1):
-        runner = Parallel(n_jobs=jobs, return_as="generator_unordered")
-        yield from runner(delayed(work)(item, *args) for item in todo)
+def _where(job: Job) -> str:
+    """A job as its failure message names it."""
+    c = job.config
+    return f"depth={c.depth} width={c.width} lr={c.lr} seeds={job.seeds[0]}..{job.seeds[-1]}"
 
 
 def run(
@@ -395,6 +510,7 @@ def run(
     scheduler: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     on_compile: Callable[[list[str]], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> dict:
     """Run (or resume) the sweep into ``out``; returns the manifest.
 
@@ -418,6 +534,8 @@ def run(
     on_compile : callable, optional
         Called, before any job runs, with the layouts (`nnlab.sgd.layout`) the jobs will compile on
         first use (not in numba's disk cache yet; 20-40 s each), when there are any.
+    on_notice : callable, optional
+        Called with a line to show when a worker process was lost (see `nnlab.workers`).
 
     Returns
     -------
@@ -426,9 +544,18 @@ def run(
         ``sessions``, the last this one with ``runs_trained``, ``runs_reused`` and ``runs_failed``.
         Interrupted (KeyboardInterrupt), the manifest records the session as ``interrupted`` with
         its end and the runs stored, and the interrupt goes on.
-    """
-    import nnlab
 
+    Raises
+    ------
+    ExperimentError
+        Bad input, before anything is written: the experiment, its data, an unusable ``out``, or a
+        folder holding runs of another experiment.
+    nnlab.folder.FolderBusy
+        Another process is writing into ``out``.
+    nnlab.folder.StorageError
+        A file could not be written (disk full, permissions); every part file already written is
+        kept, and a rerun resumes.
+    """
     out = Path(out)
     X, Y, X_test, _ = load_data(exp)  # bad task parameters fail here, before the folder is touched
     check_targets(exp, Y)
@@ -436,10 +563,36 @@ def run(
     # is written or allocated in proportion to its grid (nnlab.planning).
     shape = (len(X), 0 if X_test is None else len(X_test), X.shape[1], Y.shape[1])
     refuse(preview(exp, shape=shape, jobs=jobs, remote=bool(scheduler), check_compiled=False))
+    check_out_path(out)
+    # Dask connects first, so that an unreachable scheduler leaves no folder behind.
+    with (
+        workers.Pool(jobs=jobs, backend=backend, scheduler=scheduler, notify=on_notice) as pool,
+        folder.locked(out, "nnlab run"),
+    ):
+        return _sweep(exp, out, pool, fresh=fresh, X=X, Y=Y, on_progress=on_progress, on_compile=on_compile)
+
+
+def _sweep(
+    exp: Experiment,
+    out: Path,
+    pool: workers.Pool,
+    *,
+    fresh: bool,
+    X: np.ndarray,
+    Y: np.ndarray,
+    on_progress,
+    on_compile,
+) -> dict:
+    """`run`, once the folder is locked and the workers are ready."""
+    import nnlab
+
+    jobs, backend, scheduler = pool.jobs, pool.backend, pool.scheduler
     warnings = _target_warnings(exp, Y)
+    folder.clean_orphans(out, out / PARTS)
     done = check_out_dir(out, exp, fresh)
-    (out / PARTS).mkdir(parents=True, exist_ok=True)
-    (out / "experiment.toml").write_text(exp.to_toml(), encoding="utf-8")
+    with folder.writing(out / PARTS):
+        (out / PARTS).mkdir(exist_ok=True)
+    folder.atomic_write_text(out / "experiment.toml", exp.to_toml())
     # Runs stored before save_networks was turned on are trained again (to the same numbers) for
     # their networks; merge keeps the copy that has them.
     todo = plan(exp, done - _runs_without_networks(out) if exp.save_networks else done)
@@ -447,7 +600,7 @@ def run(
     finished = total - sum(len(j.seeds) for j in todo)
     started = dt.datetime.now(dt.UTC)
     failures: list[str] = []
-    local = jobs == 1 and backend != "dask"
+    local = pool.local
     before = _previous_sessions(out, done)
     session = {
         "git_commit": _git_commit(),
@@ -498,15 +651,16 @@ def run(
         _write_manifest(out, manifest)
 
     written = time.monotonic()
+    store = pool.shared_disk  # see there: the workers then write their part files themselves
+    work, args = (_train_and_store, (exp, threads, out / PARTS)) if store else (run_job, (exp, threads))
     try:
-        for job, columns, error in parallel(
-            _work, todo, (exp, threads), jobs=jobs, backend=backend, scheduler=scheduler
-        ):
+        for job, columns, error in pool.map(work, todo, args, describe=_where):
             if error:
                 failures.append(error)
                 session["runs_failed"] += len(job.seeds)
                 continue
-            _write_part(columns, out / PARTS / f"job-{job.key}{PART}")
+            if not store:
+                _write_part(columns, out / PARTS / f"job-{job.key}{PART}")
             finished += len(job.seeds)
             if on_progress:
                 on_progress(finished, total)
@@ -522,36 +676,39 @@ def run(
             else:
                 record(end=True, error=f"{type(err).__name__}: {err}")
         raise
+    if pool.stopped:
+        manifest["stopped"] = pool.stopped
     merge(out, exp.threshold)
     record(end=True)
     return manifest
 
 
 def _write_manifest(out: Path, manifest: dict) -> None:
-    tmp = out / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    os.replace(tmp, out / "manifest.json")
+    folder.atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2))
 
 
 def _previous_sessions(out: Path, done: set[str]) -> list[dict]:
-    """The sessions recorded by the folder's manifest, when its stored runs are being kept."""
+    """The sessions recorded by the folder's manifest, when its stored runs are being kept (none
+    from a manifest that is not one: edited by hand, or cut short)."""
     path = out / "manifest.json"
     if not done or not path.is_file():
         return []
     try:
-        return list(json.loads(path.read_text(encoding="utf-8")).get("sessions", []))
-    except (OSError, ValueError):
+        sessions = json.loads(path.read_text(encoding="utf-8")).get("sessions", [])
+    except (OSError, ValueError, AttributeError):
         return []
+    return [x for x in sessions if isinstance(x, dict)] if isinstance(sessions, list) else []
 
 
-def merge(out: Path, threshold: float) -> None:
+def merge(out: Path, threshold: float, *, into: Path | None = None) -> None:
     """Merge the part files into runs.parquet, curves.parquet (and networks.parquet): one row per
     run, sorted by configuration (grid order) and seed; curves sorted by run id and epoch.
 
     ``epochs_to_threshold`` is recomputed from the curves with ``threshold``: the threshold is not
     part of a run's identity, so a rerun with a new threshold keeps the runs and updates it.
     runs.parquet is written last, so a merge cut short leaves it short and `read_results` merges
-    again.
+    again. The tables go into ``into`` when given (a folder that cannot be written is read in
+    memory this way); StorageError when they cannot be written.
     """
     import pandas as pd
     import pyarrow as pa
@@ -598,9 +755,7 @@ def merge(out: Path, threshold: float) -> None:
     writers = {name: (lambda path, t=t: pq.write_table(t, path)) for name, t in outputs.items()}
     writers["runs.parquet"] = lambda path: frame.to_parquet(path, index=False)
     for name, write in writers.items():
-        tmp = out / f".{name}.{os.getpid()}.tmp"
-        write(tmp)
-        os.replace(tmp, out / name)
+        folder.write_whole((into or out) / name, write)
 
 
 def _renamed(table):
@@ -671,6 +826,8 @@ class Results:
         was interrupted before its merge).
     total : int
         The runs the experiment defines; ``len(runs) < total`` means a partial sweep.
+    warnings : tuple of str
+        What reading the folder repaired or worked around (duplicated rows, an unwritable folder).
     """
 
     path: Path
@@ -678,6 +835,7 @@ class Results:
     runs: pd.DataFrame
     curves: pd.DataFrame | None
     total: int
+    warnings: tuple[str, ...] = ()
 
     @property
     def partial(self) -> bool:
@@ -685,43 +843,209 @@ class Results:
         return len(self.runs) < self.total
 
 
+# What summary, figures and report read from runs.parquet (older folders may lack init, init_scale).
+REQUIRED = (
+    "run_id",
+    "depth",
+    "width",
+    "hidden",
+    "output",
+    "lr",
+    "batch_size",
+    "epochs",
+    "seed",
+    "n_params",
+    "final_loss",
+    "diverged",
+)
+
+
 def read_results(out: Path, *, curves: bool = True) -> Results:
     """Read a results folder written by `run`; ExperimentError when it holds no nnlab results or no
-    run yet. An interrupted sweep's part files are merged (into the folder) first."""
+    run yet, or when what it holds does not add up (see below). An interrupted sweep's part files
+    are merged (into the folder) first.
+
+    What is read is checked against what is stored: runs.parquet and curves.parquet are rebuilt
+    from the part files when they are short, unreadable or lack columns (in memory, with a
+    warning, when the folder cannot be written); every stored run must be one that experiment.toml
+    defines, with the settings its run id stands for; a run stored twice is counted once."""
     import pandas as pd
 
     from nnlab.experiment import load
 
     out = Path(out)
+    if os.path.lexists(out) and not out.is_dir():
+        raise ExperimentError(f"{out}: a file, not a results folder (give the folder `nnlab run` wrote)")
     if not out.is_dir():
         raise ExperimentError(f"{out}: no such results folder")
     if not (out / "experiment.toml").is_file():
         raise ExperimentError(f"{out}: holds no nnlab results (no experiment.toml); run `nnlab run` first")
     exp = load(out / "experiment.toml")
     stored = stored_run_ids(out)
-    if not stored and not (out / "runs.parquet").is_file():
+    if not stored and not os.path.lexists(out / "runs.parquet"):
         raise ExperimentError(f"{out}: no run is stored yet; run `nnlab run` on its experiment first")
-    runs_path = out / "runs.parquet"
-    if stored and (
-        not runs_path.is_file()
-        or not (out / "curves.parquet").is_file()
-        or len(pd.read_parquet(runs_path, columns=["run_id"])) < len(stored)
-    ):
-        merge(out, exp.threshold)  # the sweep was interrupted before it merged its parts
-    runs = upgrade(pd.read_parquet(runs_path), exp)
-    table = pd.read_parquet(out / "curves.parquet") if curves else None
-    return Results(out, exp, runs, table, len(exp.configs()) * len(exp.seeds))
+    for name in ("runs.parquet", "curves.parquet"):
+        if (out / name).is_dir():
+            raise ExperimentError(f"{out}/{name}: a folder, not a table; move it away and rerun")
+    warnings: list[str] = []
+    with contextlib.ExitStack() as stack:
+        runs, table, problem = _read_tables(out, stored, curves)
+        if problem and stored:
+            if not problem.endswith(SHORT):  # (short: a sweep interrupted before its merge)
+                warnings.append(f"{problem}: rebuilt from parts/")
+            source = out
+            try:
+                merge(out, exp.threshold)
+            except folder.StorageError as err:
+                source = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nnlab-")))
+                merge(out, exp.threshold, into=source)
+                warnings.append(f"{err}; the tables were merged from parts/ for this command only")
+            runs = pd.read_parquet(source / "runs.parquet")
+            table = pd.read_parquet(source / "curves.parquet") if curves else None
+        elif problem:
+            raise ExperimentError(f"{problem}, and parts/ holds no run to rebuild it from; rerun the sweep")
+    runs, table, more = _checked(out, exp, upgrade(runs, exp), table)
+    return Results(out, exp, runs, table, len(exp.configs()) * len(exp.seeds), (*warnings, *more))
+
+
+SHORT = "runs stored in parts/"
+
+
+def _read_tables(out: Path, stored: set[str], curves: bool):
+    """runs.parquet and curves.parquet (when ``curves``) as read, and why they cannot be used as they
+    are (missing, unreadable, lacking columns, runs of the part files ``stored`` or the curves of
+    their runs), or None: (runs, curves, problem)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = ["runs.parquet", "curves.parquet"] if curves else ["runs.parquet"]
+    frames = []
+    for name, columns in zip(names, (REQUIRED, ("run_id", "epoch", "loss")), strict=False):
+        path = out / name
+        if not path.is_file():
+            return None, None, f"{path} is missing"
+        try:
+            lacking = [c for c in columns if c not in pq.read_schema(path).names]
+            if lacking:
+                return (
+                    None,
+                    None,
+                    f"{path} lacks the column{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}",
+                )
+            frames.append(pd.read_parquet(path))
+        except (OSError, pa.ArrowException) as err:
+            return None, None, f"{path} cannot be read ({' '.join(str(err).split())[:120]})"
+    runs, table = frames[0], frames[1] if curves else None
+    ids = set(runs["run_id"])
+    if stored - ids:
+        # Runs stored only in runs.parquet (parts/ thinned by hand) would be lost by a merge.
+        if ids - stored:
+            raise ExperimentError(
+                f"{out}: runs.parquet and parts/ disagree ({len(ids - stored)} runs only in runs.parquet, "
+                f"{len(stored - ids)} only in parts/); run `nnlab run {out / 'experiment.toml'} --out "
+                f"{out}` to merge them"
+            )
+        return runs, table, f"{out}/runs.parquet lacks {len(stored - ids)} {SHORT}"
+    lacking = ids - set(table["run_id"].unique()) if curves else set()
+    if lacking:
+        return runs, table, f"{out}/curves.parquet lacks the curves of {len(lacking)} runs"
+    return runs, table, None
+
+
+def _checked(out: Path, exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame | None):
+    """The tables as read, checked against the experiment: (runs, curves, warnings). A run stored
+    twice is counted once (a warning says so); a run that experiment.toml does not define, or whose
+    settings differ from those its run id stands for, is an ExperimentError."""
+    warnings = []
+    twice = runs["run_id"].duplicated()
+    if twice.any():
+        warnings.append(
+            f"runs.parquet holds {int(twice.sum())} rows of runs stored twice; each run counted once"
+        )
+        runs = runs[~twice].reset_index(drop=True)
+    if curves is not None and len(curves) != (runs["epochs"] + 1).sum():  # (only then can it hold any)
+        curves = curves.drop_duplicates(["run_id", "epoch"], ignore_index=True)
+    expected = _expected_runs(exp, runs["run_id"])
+    unknown = ~runs["run_id"].isin(expected.index)
+    if unknown.any():
+        row = runs[unknown].iloc[0]
+        parts = _parts_holding(out, set(runs.loc[unknown, "run_id"]))
+        where = (
+            f" (in parts/{parts[0]}{f' and {len(parts) - 1} more' if len(parts) > 1 else ''})"
+            if parts
+            else ""
+        )
+        raise ExperimentError(
+            f"{out}/experiment.toml does not define {int(unknown.sum())} of the {len(runs)} stored runs "
+            f"(say {_settings(row)}){where}: it was changed after they were trained, or they come from "
+            "another experiment; restore experiment.toml, or move those runs away"
+        )
+    # (Each axis under its column's name: the loss's is loss_fn.)
+    axes = [a for a in (*AXES, "seed") if COLUMN_OF.get(a, a) in runs.columns]
+    mine = expected.loc[runs["run_id"], axes].reset_index(drop=True)
+    # (Parts written before an axis existed hold nulls in its column: its default.)
+    column = {a: runs[COLUMN_OF.get(a, a)] for a in axes}
+    theirs = {a: column[a].fillna(LATER_AXES[a]) if a in LATER_AXES else column[a] for a in axes}
+    differ = [COLUMN_OF.get(a, a) for a in axes if not (mine[a].to_numpy() == theirs[a].to_numpy()).all()]
+    if differ:
+        raise ExperimentError(
+            f"{out}/runs.parquet: its column{'s' if len(differ) > 1 else ''} {', '.join(differ)} "
+            "disagree with the run ids (edited by hand?); delete runs.parquet to rebuild it from parts/"
+        )
+    return runs, curves, warnings
+
+
+def _parts_holding(out: Path, ids: set[str]) -> list[str]:
+    """The names of the part files of ``out`` that hold any of the runs ``ids``."""
+    import pyarrow as pa
+
+    names = []
+    for path in sorted((out / PARTS).glob(f"job-*{PART}")) if (out / PARTS).is_dir() else []:
+        with pa.memory_map(str(path)) as source:
+            if ids & set(pa.ipc.open_file(source).read_all().column("run_id").to_pylist()):
+                names.append(path.name)
+    return names
+
+
+def _expected_runs(exp: Experiment, ids) -> pd.DataFrame:
+    """The settings of each run of ``exp`` whose id is in ``ids``, indexed by run id."""
+    import pandas as pd
+
+    wanted = set(ids)
+    configs = exp.configs()
+    found, which, seeds = [], [], []
+    for k, c in enumerate(configs):
+        for s in exp.seeds:
+            if (i := c.run_id(s)) in wanted:
+                found.append(i)
+                which.append(k)
+                seeds.append(s)
+    settings = pd.DataFrame([{a: getattr(c, a) for a in AXES} for c in configs], columns=list(AXES))
+    frame = settings.iloc[which].reset_index(drop=True).assign(seed=seeds, run_id=found)
+    return frame.set_index("run_id")
+
+
+def _settings(row) -> str:
+    return ", ".join(f"{a} {row[a]}" for a in ("depth", "width", "lr", "seed") if a in row)
 
 
 def read_networks(out: Path, runs: pd.DataFrame) -> dict[str, np.ndarray]:
     """The final parameters (n_params,) of each run of ``runs`` stored in ``out``/networks.parquet
     (experiments with ``save_networks = true``), by run id; empty when none were saved."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = Path(out) / "networks.parquet"
     if not path.is_file():
         return {}
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path, columns=["run_id", "params"])
+    except (OSError, pa.ArrowException, KeyError) as err:
+        raise ExperimentError(
+            f"{path} cannot be read ({' '.join(str(err).split())[:120]}); delete it and rerun `nnlab run` "
+            "on the experiment: it is rebuilt from parts/"
+        ) from None
     wanted = set(runs["run_id"])
     ids = table["run_id"].to_pylist()
     params = table["params"].to_pylist()

@@ -19,13 +19,36 @@ from nnlab.functions import ACTIVATIONS, ELEMENTWISE
 
 
 def _rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(_int("seed", seed, 0)))
+    return np.random.default_rng(np.random.SeedSequence(_int("seed", seed, 0, MAX_SEED)))
 
 
-def _int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
+# Bounds on the data's sizes: X and Y are built in memory, so a size beyond these is a field error
+# rather than a MemoryError (10**8 numbers are 800 MB of float64).
+MAX_SAMPLES = 10_000_000
+MAX_DIM = 100_000
+MAX_NUMBERS = 10**8
+MAX_SEED = 2**63 - 1
+
+
+def _int(name: str, value: object, low: int, high: int | None = None) -> int:
+    ok = not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= low
+    if not ok or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"in {low}..{high:_}"
+        raise ValueError(f"{name}: expected an int {allowed}, got {_shown(value)}")
     return int(value)
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _size(field: str, rows: int, columns: int, what: str) -> None:
+    """An array of ``rows`` x ``columns`` numbers must stay under MAX_NUMBERS."""
+    if rows * columns > MAX_NUMBERS:
+        raise ValueError(
+            f"{field}: {what} = {rows * columns:_} numbers to hold in memory, more than {MAX_NUMBERS:_}"
+        )
 
 
 def _number(name: str, value: object, low: float, high: float, *, open_low=False, open_high=False) -> float:
@@ -65,7 +88,7 @@ def xor(
     X : ndarray (n, 2)
     Y : ndarray (n, 1)
     """
-    n = _int("n", n, 4)
+    n = _int("n", n, 4, MAX_SAMPLES)
     noise = _number("noise", noise, 0.0, np.inf, open_high=True)
     target = _target(target)
     corners = np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])
@@ -102,7 +125,7 @@ def spirals(
     X : ndarray (n, 2)
     Y : ndarray (n, 1)
     """
-    n = _int("n", n, 2)
+    n = _int("n", n, 2, MAX_SAMPLES)
     noise = _number("noise", noise, 0.0, np.inf, open_high=True)
     turns = _number("turns", turns, 0.0, np.inf, open_low=True, open_high=True)
     target = _target(target)
@@ -154,9 +177,11 @@ def teacher(
     X : ndarray (n, dim)
     Y : ndarray (n, 1)
     """
-    n = _int("n", n, 1)
-    dim = _int("dim", dim, 1)
-    k = _int("teacher_width", teacher_width, 1)
+    n = _int("n", n, 1, MAX_SAMPLES)
+    dim = _int("dim", dim, 1, MAX_DIM)
+    k = _int("teacher_width", teacher_width, 1, MAX_DIM)
+    _size("n", n, dim, f"{n:_} samples x dim {dim:_}")
+    _size("teacher_width", dim, k, f"dim {dim:_} x teacher_width {k:_}")
     act = _choice("activation", activation, ELEMENTWISE)
     if not isinstance(orthonormal, bool):
         raise ValueError(f"orthonormal: expected true or false, got {orthonormal!r}")
@@ -191,7 +216,7 @@ def chain(*, n: int = 16, slope: float = 0.5, seed: int = 0) -> tuple[np.ndarray
     -------
     X, Y : ndarray (n, 1)
     """
-    n = _int("n", n, 1)
+    n = _int("n", n, 1, MAX_SAMPLES)
     slope = _number("slope", slope, -1.0, 1.0, open_low=True, open_high=True)
     X = _rng(seed).uniform(-1.0, 1.0, size=(n, 1))
     return X, slope * X
@@ -358,7 +383,7 @@ def file(
         return out
 
     if classes is not None:
-        classes = _int("classes", classes, 2)
+        classes = _int("classes", classes, 2, MAX_DIM)
         if len(targets) != 1:
             raise ValueError(f"targets: with classes, one column of class labels, got {list(targets)!r}")
     X, Y = take("inputs", list(inputs)), take("targets", list(targets))
@@ -374,7 +399,9 @@ def file(
                 f"targets: {targets[0]!r} in {p.name} must hold class labels 0..{classes - 1}, "
                 f"got {labels[bad][0]:g}"
             )
-        Y = np.eye(classes)[labels.astype(np.int64)]
+        _size("classes", len(labels), classes, f"{len(labels):_} samples x {classes:_} classes")
+        Y = np.zeros((len(labels), classes))
+        Y[np.arange(len(labels)), labels.astype(np.int64)] = 1.0
     return X, Y
 
 
@@ -446,6 +473,13 @@ def split(
     n_test = int(round(f * n))
     if n_test >= n:
         raise ValueError(f"test_fraction: {f:g} leaves no training samples out of {n}")
-    perm = np.random.default_rng(np.random.SeedSequence(_int("seed", seed, 0), spawn_key=(2,))).permutation(n)
+    if f > 0 and n_test == 0:
+        # An empty split has no loss to report; say so rather than record a NaN test loss.
+        raise ValueError(
+            f"test_fraction: {f:g} of {n} samples holds out none; hold out at least one ({1 / n:.3g} or "
+            "more), or set 0 for no held-out split"
+        )
+    rng = np.random.default_rng(np.random.SeedSequence(_int("seed", seed, 0, MAX_SEED), spawn_key=(2,)))
+    perm = rng.permutation(n)
     test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
     return X[train], Y[train], X[test], Y[test]

@@ -267,6 +267,11 @@ def test_verdicts_from_intervals_and_behaviour():
     loose = {**certified, "end_valley": 49}
     assert analysis.verdict(verdict_row(**loose, end_unconverged=1)) == "stuck"
     assert analysis.verdict(verdict_row(**{**certified, "certified": 90})) == "stuck"  # not every run
+    # Half the runs ended above their initial loss: the learning rate failed, whatever the certificates
+    # say of the saturated end points.
+    assert analysis.verdict(verdict_row(worse=50, descending=60)) == "worse than at start"
+    assert analysis.verdict(verdict_row(worse=50, **certified)) == "worse than at start"
+    assert analysis.verdict(verdict_row(worse=49)) == "stuck"
 
 
 def test_smallest_widths_and_monotonicity():

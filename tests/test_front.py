@@ -121,7 +121,7 @@ def test_run_checks_its_arguments_and_reports_failed_jobs(tmp_path, monkeypatch)
     ]:
         with pytest.raises(ExperimentError, match=re.escape(message)):
             nnlab.run(TINY, out=tmp_path / "x", **kwargs)
-    with pytest.raises(ExperimentError, match="model.width: expected an int >= 1"):
+    with pytest.raises(ExperimentError, match="model.width: expected an int in 1..1_000_000, got 0"):
         nnlab.run({**TINY, "model": {"width": 0}}, out=tmp_path / "x")
     with pytest.raises(ValueError, match="experiment: expected a file's path, a dict or an Experiment"):
         nnlab.run(42, out=tmp_path / "x")

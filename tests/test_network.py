@@ -406,6 +406,16 @@ def test_init_network_bad_arguments(kwargs, match):
         init_network(args.pop("sizes"), **args)
 
 
+def test_backprop_refuses_nan_data_and_names_shapes_as_given():
+    net = init_network([2, 3, 1], seeds=[0, 1])
+    X = np.zeros((4, 2))
+    X[1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"^X: expected finite numbers, got nan at index \(1, 0\)$"):
+        backprop(net, X, np.zeros((4, 1)))
+    with pytest.raises(ValueError, match=r"^X: expected shape \(n, 2\) or \(R=2, n, 2\), got \(4, 3\)$"):
+        backprop(net, np.zeros((4, 3)), np.zeros((4, 1)))
+
+
 def test_mismatched_weight_shapes():
     with pytest.raises(ValueError, match=r"weights\[1\]"):
         network_from_arrays([np.ones((2, 3)), np.ones((4, 1))])

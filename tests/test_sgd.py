@@ -544,8 +544,13 @@ def test_a_confident_wrong_softmax_is_a_finite_loss_not_a_divergence(layout):
         ({"seeds": [1, 2, -3]}, "seeds"),
         ({"seeds": 4}, "seeds"),  # one seed for three replicas
         ({"X": np.zeros((4, 2))}, "Y"),  # 4 samples in X, 5 in Y
-        ({"Y": np.zeros((5, 2))}, "Y"),  # the network has one output
-        ({"X": np.zeros((5, 3))}, "X"),  # the network takes two inputs
+        # Shapes are named as the caller gave them, never as the internal (1, n, d) view.
+        ({"Y": np.zeros((5, 2))}, r"^Y: expected shape \(n, 1\) or \(R=3, n, 1\), got \(5, 2\)$"),
+        ({"X": np.zeros((5, 3))}, r"^X: expected shape \(n, 2\) or \(R=3, n, 2\), got \(5, 3\)$"),
+        ({"X": np.zeros(5)}, r"got \(5,\)$"),
+        # NaN or inf in the data would make every loss NaN, read as a diverged run.
+        ({"X": np.where(np.arange(10).reshape(5, 2) == 7, np.nan, 0.0)}, r"^X: .*got nan at index \(3, 1\)$"),
+        ({"Y": np.full((5, 1), np.inf)}, r"^Y: expected finite numbers, got inf at index \(0, 0\)$"),
         ({"X": np.zeros((2, 5, 2))}, "X"),  # two data replicas for three network replicas
         ({"X": np.zeros((0, 2)), "Y": np.zeros((0, 1))}, "X"),
         ({"net": "not a network"}, "net"),

@@ -185,6 +185,7 @@ def test_unreachable_scheduler_exits_2(tmp_path):
     )
     assert result.exit_code == 2
     assert "--scheduler: cannot reach tcp://127.0.0.1:9" in result.output
+    assert not (tmp_path / "o").exists()  # a failed connection leaves no folder behind
 
 
 def test_a_failing_job_is_reported_and_the_sweep_goes_on(tmp_path, monkeypatch):

@@ -1,0 +1,186 @@
+"""The bad-input corpus: every case gets exactly one line on stderr naming the problem, exit code 2,
+no traceback, and (for an experiment) no results folder.
+
+Each row is (experiment file or command line, a fragment of the expected line). Experiment files
+are built from one base by replacing a section; a row's text is what a user might have typed.
+"""
+
+import pytest
+from typer.testing import CliRunner
+
+from nnlab.cli import app
+
+runner = CliRunner()
+
+
+def toml(top='name = "c"', task='kind = "xor"', model="width = 2", train="epochs = 2\nseeds = 2") -> str:
+    return f"{top}\n[task]\n{task}\n[model]\n{model}\n[train]\n{train}\n"
+
+
+DEEP = "[" * 3000 + "]" * 3000
+LONG = "a" * 300
+
+# (experiment file, fragment of the error line)
+EXPERIMENTS = [
+    ("name = ", "experiment: e.toml is not valid TOML"),
+    (f"x = {DEEP}", "experiment: e.toml nests arrays or tables too deeply"),
+    (toml(top=f'name = "c"\nx = {DEEP[:1000]}{DEEP[-1000:]}'), "nests arrays or tables too deeply"),
+    (toml(top=""), "name: required"),
+    (toml(top='name = "a b"'), "name: expected letters, digits, '-' and '_' only, got 'a b'"),
+    (toml(top=f'name = "{LONG}"'), "name: at most 100 characters (it names a folder), got 300"),
+    (toml(top="name = 5"), "name: expected letters"),
+    (toml(top='name = "c"\nnmae = "d"'), "nmae: unknown field (did you mean 'name'?)"),
+    (toml(top='name = "c"\ndescription = 3'), "description: expected a string, got 3"),
+    (toml(top='name = "c"\nthreshold = 0'), "threshold: expected a number > 0, got 0"),
+    (toml(top='name = "c"\nthreshold = nan'), "threshold: expected a number > 0, got nan"),
+    (toml(top='name = "c"\nthreshold = inf'), "threshold: expected a number > 0, got inf"),
+    (toml(top='name = "c"\nsave_networks = "yes"'), "save_networks: expected true or false, got 'yes'"),
+    ('name = "c"\ntask = 3', "task: expected a [task] section (a table), got 3"),
+    (toml(task=""), "task.kind: expected one of chain, digits, file, spirals, teacher, xor, got None"),
+    (
+        toml(task="kind = {a = 1}"),
+        "task.kind: expected one of chain, digits, file, spirals, teacher, xor, got {'a': 1}",
+    ),
+    (
+        toml(task="kind = [1]"),
+        "task.kind: expected one of chain, digits, file, spirals, teacher, xor, got [1]",
+    ),
+    (toml(task='kind = "xr"'), "got 'xr' (did you mean 'xor'?)"),
+    (toml(task='kind = "xor"\nseed = -1'), "task.seed: expected an int in 0..2**63-1, got -1"),
+    (toml(task='kind = "xor"\nseed = 9223372036854775808'), "task.seed: expected an int in 0..2**63-1"),
+    (toml(task='kind = "xor"\nseed = 1.5'), "task.seed: expected an int in 0..2**63-1, got 1.5"),
+    (toml(task='kind = "xor"\ntest_fraction = 1'), "task.test_fraction: expected a number in [0, 1), got 1"),
+    (toml(task='kind = "xor"\ntest_fraction = 0.01'), "task.test_fraction: 0.01 of 4 samples holds out none"),
+    (toml(task='kind = "xor"\nn = 1000000000000'), "task.n: expected an int in 4..10_000_000"),
+    (toml(task='kind = "xor"\nn = 1e12'), "task.n: expected an int in 4..10_000_000, got 1000000000000.0"),
+    (toml(task='kind = "xor"\nn = 3'), "task.n: expected an int in 4..10_000_000, got 3"),
+    (toml(task='kind = "xor"\nnoise = -1'), "task.noise: expected a number in [0, inf), got -1"),
+    (toml(task='kind = "xor"\ntarget = 1.5'), "task.target: expected a number in (0, 1), got 1.5"),
+    (toml(task='kind = "xor"\nturns = 1'), "task.turns: unknown field; allowed:"),
+    (toml(task='kind = "teacher"\ndim = 1000000'), "task.dim: expected an int in 1..100_000"),
+    (toml(task='kind = "teacher"\nn = 10000000\ndim = 100'), "task.n: 10_000_000 samples x dim 100"),
+    (
+        toml(task='kind = "teacher"\nactivation = "tnh"'),
+        "task.activation: unknown 'tnh' (did you mean 'tanh'?)",
+    ),
+    (toml(task='kind = "chain"\nslope = 1'), "task.slope: expected a number in (-1, 1), got 1"),
+    (toml(task='kind = "spirals"\nturns = 0'), "task.turns: expected a number in (0, inf), got 0"),
+    (toml(task='kind = "file"'), "task: kind 'file' file() missing 3 required keyword-only arguments"),
+    (toml(task='kind = "file"\npath = "no.csv"\ninputs = ["a"]\ntargets = ["y"]'), "task.path: no such file"),
+    ('name = "c"\nmodel = [1]\n[task]\nkind = "xor"', "model: expected a [model] section (a table), got [1]"),
+    (toml(model="depth = 0"), "model.depth: expected an int in 1..10_000, got 0"),
+    (toml(model="depth = 1000000000"), "model.depth: expected an int in 1..10_000, got 1000000000"),
+    (toml(model="width = 100000000000"), "model.width: expected an int in 1..1_000_000, got 100000000000"),
+    (toml(model="width = 1e11"), "model.width: expected an int in 1..1_000_000, got 100000000000.0"),
+    (toml(model="width = []"), "model.width: an empty list sweeps nothing"),
+    (toml(model="width = [2, 2]"), "model.width: a value is listed twice in [2, 2]"),
+    (toml(model="width = [[2]]"), "model.width: expected an int in 1..1_000_000, got [2]"),
+    (toml(model='hidden = "softmax"'), "model.hidden: expected one of"),
+    (toml(model='hidden = "tahn"'), "(did you mean 'tanh'?)"),
+    (toml(model="bias = 1"), "model.bias: expected true or false, got 1"),
+    (toml(model='init = "glorott"'), "(did you mean 'glorot'?)"),
+    (toml(model="init_scale = 0"), "model.init_scale: expected a number > 0, got 0"),
+    (toml(model="widht = 2"), "model.widht: unknown field (did you mean 'width'?)"),
+    (toml(train='lr = "squred"'), "train.lr: expected a number > 0, got 'squred'"),
+    (toml(train="lr = -0.1"), "train.lr: expected a number > 0, got -0.1"),
+    (toml(train="lr = inf"), "train.lr: expected a number > 0, got inf"),
+    (toml(train="lr = nan"), "train.lr: expected a number > 0, got nan"),
+    (toml(train="epochs = 0"), "train.epochs: expected an int in 1..1_000_000, got 0"),
+    (toml(train="epochs = 1e6"), "train.epochs: expected an int in 1..1_000_000, got 1000000.0"),
+    (toml(train="batch_size = 0"), "train.batch_size: expected an int in 1..2**63-1, got 0"),
+    (toml(train="batch_size = 99999999999999999999"), "train.batch_size: expected an int in 1..2**63-1"),
+    (toml(train='loss = "hinge2"'), "(did you mean 'hinge'?)"),
+    (toml(train='loss = "cross_entropy"'), "model.output, train.loss: loss 'cross_entropy' needs output"),
+    (toml(model='output = "identity"', train='loss = "hinge"'), "task: its targets do not suit train.loss"),
+    (toml(train="seeds = 0"), "train.seeds: expected a count in 1..1_000_000"),
+    (
+        toml(train="seeds = 2000000"),
+        "train.seeds: expected a count in 1..1_000_000 or a list of ints in 0..2**63-1, got 2000000",
+    ),
+    (toml(train="seeds = [1, 1]"), "train.seeds: a seed is listed twice in [1, 1]"),
+    (
+        toml(train="seeds = [-1]"),
+        "train.seeds: expected a count >= 1 or a list of ints in 0..2**63-1, got -1",
+    ),
+    (toml(train="seeds = [9223372036854775808]"), "list of ints in 0..2**63-1, got 9223372036854775808"),
+    (toml(train="seeds = []"), "train.seeds: expected a count >= 1 or a list of ints in 0..2**63-1, got []"),
+    (
+        toml(train='seeds = "5"'),
+        "train.seeds: expected a count in 1..1_000_000 or a list of ints in 0..2**63-1, got '5'",
+    ),
+    (toml(train="momentum = 0.9"), "train.momentum: unknown field"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), EXPERIMENTS, ids=range(len(EXPERIMENTS)))
+def test_a_bad_experiment_is_one_line_exit_2_and_no_folder(tmp_path, text, message):
+    (tmp_path / "e.toml").write_text(text)
+    result = runner.invoke(app, ["run", str(tmp_path / "e.toml"), "--out", str(tmp_path / "out"), "--quiet"])
+    _one_line(result, message)
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+    assert "did you mean" not in result.stderr or "did you mean" in message  # only for names
+
+
+def _one_line(result, message: str) -> None:
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+# (command line, fragment); {d} is a fresh folder, {e} a good experiment file, {f} a regular file.
+COMMANDS = [
+    (["run", "{d}/missing.toml"], "experiment: no such file"),
+    (["run", "{d}"], "is a folder; give an experiment file (.toml)"),
+    (["run", f"{{d}}/{LONG}.toml"], "experiment: no such file"),
+    (["run", "{e}", "--out", ""], "Invalid value for '--out': expected a folder, got an empty name"),
+    (["run", "{e}", "--out", "{f}/sub"], "is under"),
+    (["run", "{e}", "--out", "{f}"], "exists and is not a folder"),
+    (["run", "{e}", "--out", f"{{d}}/{LONG}"], "--out: a name in the path is longer than 255 bytes"),
+    (["run", "{e}", "--out", "{d}"], "is not empty and holds no nnlab results"),
+    (["run", "{e}", "--set", "width"], "--set: expected section.key=value or key=value, got 'width'"),
+    (["run", "{e}", "--set", f"model.width={DEEP}"], "the value is nested too deeply"),
+    (["run", "{e}", "--set", "epochs=5"], "(did you mean 'train.epochs'?)"),
+    (["run", "{e}", "--set", "foo.bar=1"], "--set foo.bar=1: section must be task, model or train"),
+    (["run", "{e}", "--set", "train.lr=[1"], "the value is not valid TOML"),
+    (["run", "{e}", "--set", "train.seeds=[9223372036854775808]"], "list of ints in 0..2**63-1"),
+    (["run", "{e}", "--scheduler", "tcp://127.0.0.1:9"], "--scheduler: only with --backend dask"),
+    (["run", "{e}", "--jobs", "0"], "Invalid value for '--jobs'"),
+    (["run", "{e}", "--backend", "spark"], "Invalid value for '--backend'"),
+    (["summary", "{f}"], "a file, not a results folder"),
+    (["summary", "{d}/missing"], "no such results folder"),
+    (["summary", "{d}"], "holds no nnlab results (no experiment.toml)"),
+    (
+        ["summary", "{d}", "--rtol", "nan"],
+        "Invalid value for '--rtol': expected a finite number >= 0, got nan",
+    ),
+    (["summary", "{d}", "--gtol", "-1"], "Invalid value for '--gtol': expected a finite number >= 0, got -1"),
+    (["summary", "{d}", "--format", "json"], "Invalid value for '--format'"),
+    (
+        ["report", "{d}", "--rtol", "inf"],
+        "Invalid value for '--rtol': expected a finite number >= 0, got inf",
+    ),
+    (["figures", "{d}", "--format", "gif"], "Invalid value for '--format'"),
+    (["landscape", "{d}", "--gtol", "nan"], "--gtol: expected a number > 0, got nan"),
+    (["landscape", "{d}", "--lbfgs-iters", "0"], "Invalid value for '--lbfgs-iters'"),
+    (["landscape", "{f}"], "a file, not a results folder"),
+    (["demo", "--threshold", "0"], "Invalid value for '--threshold': expected a finite number > 0, got 0"),
+    (["demo", "--threshold", "nan"], "expected a finite number > 0, got nan"),
+    (["demo", "--lr", "nan"], "--lr: expected a number > 0, got nan"),
+    (["demo", "--seeds", "0"], "Invalid value for '--seeds'"),
+    (["bogus"], "No such command 'bogus'"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), COMMANDS, ids=range(len(COMMANDS)))
+def test_a_bad_command_line_is_one_line_exit_2(tmp_path, args, message):
+    (tmp_path / "e.toml").write_text(toml())
+    (tmp_path / "f").write_text("not a folder")
+    (tmp_path / "thesis.tex").write_text("x")
+    where = {"d": tmp_path, "e": tmp_path / "e.toml", "f": tmp_path / "f"}
+    _one_line(runner.invoke(app, [a.format(**where) for a in args]), message)
+
+
+def test_the_corpus_is_large():
+    assert len(EXPERIMENTS) + len(COMMANDS) >= 60
