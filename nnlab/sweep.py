@@ -891,7 +891,8 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
     with contextlib.ExitStack() as stack:
         runs, table, problem = _read_tables(out, stored, curves)
         if problem and stored:
-            if not problem.endswith(SHORT):  # (short: a sweep interrupted before its merge)
+            # (Short or missing: a sweep interrupted before its merge, nothing to warn about.)
+            if not problem.endswith((SHORT, MISSING)):
                 warnings.append(f"{problem}: rebuilt from parts/")
             source = out
             try:
@@ -909,6 +910,7 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
 
 
 SHORT = "runs stored in parts/"
+MISSING = " is missing"
 
 
 def _read_tables(out: Path, stored: set[str], curves: bool):
@@ -924,7 +926,7 @@ def _read_tables(out: Path, stored: set[str], curves: bool):
     for name, columns in zip(names, (REQUIRED, ("run_id", "epoch", "loss")), strict=False):
         path = out / name
         if not path.is_file():
-            return None, None, f"{path} is missing"
+            return None, None, f"{path}{MISSING}"
         try:
             lacking = [c for c in columns if c not in pq.read_schema(path).names]
             if lacking:
