@@ -892,7 +892,7 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
         runs, table, problem = _read_tables(out, stored, curves)
         if problem and stored:
             # (Short or missing: a sweep interrupted before its merge, nothing to warn about.)
-            if not problem.endswith((SHORT, MISSING)):
+            if not problem.endswith((SHORT, _MISSING)):
                 warnings.append(f"{problem}: rebuilt from parts/")
             source = out
             try:
@@ -910,7 +910,7 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
 
 
 SHORT = "runs stored in parts/"
-MISSING = " is missing"
+_MISSING = " is missing"
 
 
 def _read_tables(out: Path, stored: set[str], curves: bool):
@@ -926,7 +926,7 @@ def _read_tables(out: Path, stored: set[str], curves: bool):
     for name, columns in zip(names, (REQUIRED, ("run_id", "epoch", "loss")), strict=False):
         path = out / name
         if not path.is_file():
-            return None, None, f"{path}{MISSING}"
+            return None, None, f"{path}{_MISSING}"
         try:
             lacking = [c for c in columns if c not in pq.read_schema(path).names]
             if lacking:
