@@ -423,6 +423,13 @@ def backprop(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_sq
     fs, z_L, Y = forward_checked(net, X, Y, loss)
     check_finite(fs[0], "X")
     check_finite(Y, "Y")
+    return _recursion(net, fs, z_L, Y, loss)
+
+
+def _recursion(net: Network, fs: tuple, z_L: np.ndarray, Y: np.ndarray, loss: str) -> Gradients:
+    """`backprop` after its checks: the recursion on a forward pass (f_0, ..., f_L and z_L, as
+    `_forward` gives them) and targets Y (1 or R, n, out) as the loss reads them. For callers that
+    checked their data once and step many times (the SGD reference, `nnlab.sgd`)."""
     R, n = net.n_replicas, fs[0].shape[1]
     L = len(net.weights)
     delta = output_delta(net.output, loss, fs[L], Y)  # dLoss/dz_L (nnlab.functions)

@@ -23,6 +23,8 @@ import numpy as np
 
 from nnlab.network import (
     Network,
+    _forward,
+    _recursion,
     as_replicated,
     backprop,
     check_choice,
@@ -212,7 +214,7 @@ def _train_numpy(
     batch_size: int,
     loss: str,
 ) -> TrainResult:
-    """The reference: one `backprop` call per batch across all replicas."""
+    """The reference: one back-propagation (`backprop`'s recursion) per batch across all replicas."""
     R, n = net.n_replicas, X3.shape[1]
     W = [w.copy() for w in net.weights]
     b = None if net.biases is None else [v.copy() for v in net.biases]
@@ -229,7 +231,8 @@ def _train_numpy(
                     # (1 or R, batch, d): replica r's batch is X3[r or 0, idx[r or 0]].
                     Xb, Yb = X3[rx, idx], Y3[rx, idx]
                     cur = Network(tuple(W), None if b is None else tuple(b), net.hidden, net.output)
-                    g = backprop(cur, Xb, Yb, loss=loss)
+                    # train checked X3 and Y3 once: each step is the recursion alone.
+                    g = _recursion(cur, *_forward(cur, Xb), Yb, loss)
                     active &= np.isfinite(g.loss)
                     for i in range(len(W)):
                         W[i] = np.where(active[:, None, None], W[i] - lr * g.weights[i], W[i])
