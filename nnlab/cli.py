@@ -298,10 +298,9 @@ def run_command(
 
 def _dry_run(exp, folder: Path, jobs: int, scheduler: str | None) -> None:
     """Print the sweep's plan; exit 2 (one line on stderr) when it would be refused."""
-    from nnlab import planning, sweep
+    from nnlab import sweep
 
-    done = sweep.stored_run_ids(folder) if folder.is_dir() else set()
-    plan = planning.preview(exp, shape=planning.data_shape(exp), jobs=jobs, done=done, remote=bool(scheduler))
+    plan = sweep.dry_run(exp, folder, jobs=jobs, scheduler=scheduler)
     typer.echo(plan.text())
     if plan.refusal:
         _fail(f"refused: {plan.refusal}")

@@ -1260,10 +1260,6 @@ def _kind_colors() -> dict[str, tuple]:
     return dict(zip(KIND_ORDER, [palette[i] for i in (0, 2, 1, 3, 4, 7)], strict=True))
 
 
-def _config_label(row: pd.Series | dict, axes: Sequence[str]) -> str:
-    return _label(axes, [row[a] for a in axes])
-
-
 @_styled
 def endpoints(summary: pd.DataFrame) -> Figure:
     """What the end points are: per width, the share of the certified end points of each kind.

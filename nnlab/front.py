@@ -304,7 +304,7 @@ def run(
     KeyboardInterrupt
         Interrupted: the finished jobs are stored and recorded in manifest.json; run again to resume.
     """
-    from nnlab import planning, sweep
+    from nnlab import sweep
 
     if backend not in ("loky", "dask"):
         raise ExperimentError(f"backend: expected 'loky' or 'dask', got {backend!r}")
@@ -315,9 +315,7 @@ def run(
     exp = experiment_of(experiment, overrides)
     folder = Path(out) if out is not None else Path("results") / exp.name
     if dry_run:
-        done = sweep.stored_run_ids(folder) if folder.is_dir() else set()
-        shape = planning.data_shape(exp)
-        return planning.preview(exp, shape=shape, jobs=jobs, done=done, remote=bool(scheduler))
+        return sweep.dry_run(exp, folder, jobs=jobs, scheduler=scheduler)
     manifest = sweep.run(
         exp,
         folder,

@@ -43,7 +43,7 @@ from nnlab.experiment import (
 )
 from nnlab.functions import CLASSIFICATION, check_pairing, targets
 from nnlab.network import accuracy, flat_params, init_network, loss_of
-from nnlab.planning import SEEDS_PER_JOB, preview, refuse
+from nnlab.planning import SEEDS_PER_JOB, data_shape, preview, refuse
 from nnlab.sgd import train
 from nnlab.tasks import make_task, split
 
@@ -486,6 +486,14 @@ def _git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def dry_run(exp: Experiment, out: Path, *, jobs: int = 1, scheduler: str | None = None):
+    """The plan (`nnlab.planning.Plan`) of running ``exp`` into ``out``, the runs stored there
+    counted as done; reads the data's shape only, writes nothing (``nnlab run --dry-run``)."""
+    out = Path(out)
+    done = stored_run_ids(out) if out.is_dir() else set()
+    return preview(exp, shape=data_shape(exp), jobs=jobs, done=done, remote=bool(scheduler))
 
 
 def _train_and_store(job: Job, exp: Experiment, threads: int | None, parts: Path) -> int:
