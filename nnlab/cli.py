@@ -19,7 +19,7 @@ from typer.core import TyperCommand, TyperGroup
 
 import nnlab
 from nnlab import analysis, tasks
-from nnlab.folder import FolderBusy, StorageError
+from nnlab.folder import FolderBusy, StorageError, UnsafePath
 from nnlab.landscape.polish import Options as CertifyOptions
 
 # click's exception classes, wherever this typer takes them from (newer typers vendor click).
@@ -66,6 +66,9 @@ class _OneLineErrors(_ReadableHelp, TyperGroup):
         except typer.Abort:
             typer.echo("nnlab: aborted", err=True)
             code = 1
+        except UnsafePath as err:  # a planted link or special file: bad input, never followed
+            typer.echo(f"nnlab: {err}", err=True)
+            code = 2
         except (FolderBusy, StorageError) as err:
             typer.echo(f"nnlab: {err}", err=True)
             code = 1

@@ -39,7 +39,7 @@ from nnlab.experiment import AXIS_COLUMNS, Config, Experiment, ExperimentError
 from nnlab.landscape import Options, barrier, certify, distinct_optima, parameter_distance
 from nnlab.landscape.polish import PROCEDURE
 from nnlab.network import flat_params, network_from_flat
-from nnlab.sweep import PART, _read_parts, _write_part, load_data, read_networks, read_results
+from nnlab.sweep import PART, _read_parts, _write_part, load_data, part_files, read_networks, read_results
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -197,16 +197,16 @@ def _landscape(
     """`landscape`, once the folder is locked and the workers are ready."""
     out, exp = results.path, results.experiment
     parts = out / LANDSCAPE / "parts"
-    folder.clean_orphans(out, out / LANDSCAPE, parts)
-    with folder.writing(parts):
-        if fresh:
-            for p in parts.glob("*") if parts.is_dir() else []:
-                p.unlink()
-            for name in TABLES:
-                (out / name).unlink(missing_ok=True)
-        parts.mkdir(parents=True, exist_ok=True)
+    folder.clean_orphans(out, LANDSCAPE, f"{LANDSCAPE}/parts")
+    if fresh:
+        for p in folder.entries(parts):
+            folder.remove(p)
+        for name in TABLES:
+            folder.remove(out / name)
+    folder.make_dir(out / LANDSCAPE)
+    folder.make_dir(parts)
     todo_all = plan(exp, results.runs, params, options)
-    stored = {p.name for p in parts.glob(f"job-*{PART}")}
+    stored = {p.name for p in part_files(parts)}
     todo = [j for j in todo_all if f"job-{j.key}{PART}" not in stored]
     total = sum(len(j.run_ids) for j in todo_all)
     done = reused = total - sum(len(j.run_ids) for j in todo)
@@ -234,9 +234,9 @@ def _landscape(
     if not failures:
         # Parts of jobs no longer planned (other options, or a changed threshold) are stale.
         wanted = {f"job-{k}{PART}" for k in keys}
-        for p in parts.iterdir():
+        for p in folder.entries(parts):
             if p.name not in wanted:
-                p.unlink()
+                folder.remove(p)
     endpoints = tables[0]
     kinds = endpoints["kind"].value_counts().to_dict() if endpoints is not None else {}
     return {

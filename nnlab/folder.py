@@ -11,6 +11,13 @@
   `clean_orphans` removes the temporary files of writers that died before their rename.
 - `writing` turns an OSError (a full disk, a folder without write permission) into a
   `StorageError` that names the file; the caller adds what was kept.
+- A folder someone hands you is untrusted: nothing nnlab writes, deletes or locks may leave it.
+  Every path nnlab owns inside it (`FILES`, `FOLDERS` and what those folders hold) must be a
+  regular file or a real folder, never a link, a FIFO, a socket or a device: `vet` checks them all
+  before a command touches the folder, and `make_dir`, `remove`, `entries`, `write_whole` and
+  `locked` check again at the moment they act (``O_NOFOLLOW`` for the lock). A refusal is an
+  `UnsafePath` (bad input: one line naming the path, exit 2). The folder itself may be reached
+  through a link: that is the user's choice, not something planted inside it.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 import os
 import re
 import socket
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,12 +41,119 @@ LOCK = ".nnlab.lock"
 _TMP = re.compile(r"^\..+\.(\d+)\.tmp(\.\w+)?$")
 
 
+# What nnlab owns inside a results folder: these names directly in it, these folders and every
+# entry of theirs (the nested ones as "a/b").
+FILES = (
+    LOCK,
+    "experiment.toml",
+    "manifest.json",
+    "report.md",
+    "runs.parquet",
+    "curves.parquet",
+    "networks.parquet",
+    "endpoints.parquet",
+    "optima.parquet",
+    "barriers.parquet",
+)
+FOLDERS = ("parts", "landscape", "landscape/parts", "figures")
+
+
+class UnsafePath(ValueError):
+    """A path nnlab owns inside a results folder is a link or a special file: nnlab would write,
+    delete or lock outside the folder, or hang on a FIFO. Bad input, never followed."""
+
+
 class FolderBusy(RuntimeError):
     """Another nnlab process is writing into the results folder."""
 
 
 class StorageError(RuntimeError):
     """A file of a results folder could not be written (disk full, no permission, ...)."""
+
+
+def _what(mode: int) -> str:
+    kinds = [
+        (stat.S_ISLNK, "a link"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def check(path: Path, *, folder: bool = False) -> bool:
+    """Whether ``path`` exists; UnsafePath when it exists as anything but a regular file (a real
+    folder when ``folder``): a link (even to a file inside), a FIFO, a socket or a device. The link
+    itself is looked at (lstat), never what it points to."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:  # a parent is a file: nothing of ours can be there
+        return False
+    if folder and stat.S_ISDIR(mode) or not folder and stat.S_ISREG(mode):
+        return True
+    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):  # nothing would be followed: only in the way
+        what = "a folder" if stat.S_ISDIR(mode) else "a file"
+        want = "a folder" if folder else "a table" if path.suffix == ".parquet" else "a file"
+        raise UnsafePath(f"{path}: {what}, not {want}; move it away and rerun")
+    want = "a folder" if folder else "a regular file"
+    what = _what(mode)
+    if stat.S_ISLNK(mode):
+        with contextlib.suppress(OSError):
+            what += f" to {os.readlink(path)}"
+    never = "follows links" if stat.S_ISLNK(mode) else "opens special files"
+    raise UnsafePath(
+        f"{path}: {what}, where nnlab keeps {want}; nnlab never {never} inside a results folder "
+        "(remove it, or use another folder)"
+    )
+
+
+def entries(folder: Path, *, folders: tuple[str, ...] = ()) -> list[Path]:
+    """The entries of one of nnlab's folders (none when it is missing), each checked to be a
+    regular file (`check`), or a real folder for the names ``folders``: what ``iterdir`` returns is
+    never trusted to be what its name says."""
+    if not check(folder, folder=True):
+        return []
+    paths = sorted(folder.iterdir())
+    for path in paths:
+        check(path, folder=path.name in folders)
+    return paths
+
+
+def vet(root: Path) -> None:
+    """Check every path nnlab owns in the results folder ``root`` (`FILES`, `FOLDERS` and their
+    entries, temporary files included); UnsafePath names the first that is a link or a special
+    file. A missing path is fine: it is made when needed, by `make_dir` or `write_whole`."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    for path in root.iterdir():  # temporary files of writers (``.NAME.PID.tmp``) too
+        if path.name in FILES or _TMP.match(path.name):
+            check(path)
+    for name in FOLDERS:
+        inner = tuple(n.removeprefix(f"{name}/") for n in FOLDERS if n.startswith(f"{name}/"))
+        entries(root / name, folders=inner)
+
+
+def make_dir(path: Path) -> Path:
+    """Make one of nnlab's folders (its parent must exist); UnsafePath when a link or a file is
+    in its place, StorageError when it cannot be made."""
+    with writing(path):
+        if not check(path, folder=True):
+            with contextlib.suppress(FileExistsError):  # made meanwhile: checked below
+                path.mkdir()
+    check(path, folder=True)
+    return path
+
+
+def remove(path: Path) -> None:
+    """Delete one of nnlab's files (nothing when missing); a link or special file is refused."""
+    if check(path):
+        with writing(path):
+            path.unlink(missing_ok=True)
 
 
 def tmp_name(path: Path, suffix: str = "") -> Path:
@@ -59,7 +174,11 @@ def write_whole(path: Path, write: Callable[[Path], object], suffix: str = "") -
     """``write(tmp)`` to a temporary name (`tmp_name`, ending in ``suffix``), then rename it to
     ``path``: whole or not at all. StorageError on failure, with the temporary file removed."""
     tmp = tmp_name(path, suffix)
+    check(path)  # a link in its place would be replaced, but nothing of nnlab's is one
     with writing(path):
+        # A file (or link) planted under this writer's temporary name goes, not followed.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         try:
             write(tmp)
             os.replace(tmp, path)
@@ -83,17 +202,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def clean_orphans(*folders: Path) -> int:
-    """Remove the temporary files (``.NAME.PID.tmp``) left in ``folders`` by writers that died
-    before their rename (killed merges, parts cut short); returns how many. A file whose writer
-    is still running is kept."""
+def clean_orphans(root: Path, *inside: str) -> int:
+    """Remove the temporary files (``.NAME.PID.tmp``) left in the results folder ``root`` and its
+    folders ``inside`` (names relative to it) by writers that died before their rename (killed
+    merges, parts cut short); returns how many. A file whose writer is still running is kept."""
     removed = 0
-    for folder in folders:
-        if not folder.is_dir():
+    for folder in [root, *(root / name for name in inside)]:
+        if not (folder == root and folder.is_dir() or check(folder, folder=True)):
             continue
         for path in folder.iterdir():
             match = _TMP.match(path.name)
-            if match and path.is_file() and not _alive(int(match.group(1))):
+            # (A link is removed, never followed: unlink acts on the name.)
+            if match and (path.is_symlink() or path.is_file()) and not _alive(int(match.group(1))):
                 with contextlib.suppress(OSError):
                     path.unlink()
                     removed += 1
@@ -124,7 +244,17 @@ def locked(folder: Path, command: str) -> Iterator[None]:
     path = folder / LOCK
     with writing(folder):
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    check(path)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        with writing(folder):
+            fd = os.open(path, flags, 0o644)
+    except StorageError:
+        check(path)  # a link planted meanwhile (ELOOP): say so
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device planted meanwhile
+        os.close(fd)
+        check(path)
     try:
         if fcntl is not None:
             try:
@@ -133,6 +263,7 @@ def locked(folder: Path, command: str) -> Iterator[None]:
                 raise FolderBusy(
                     f"{folder}: in use by {_holder(fd)}; wait for it to finish, or stop it first"
                 ) from None
+        vet(folder)  # (under the lock: nothing of nnlab's changes it meanwhile)
         since = dt.datetime.now().astimezone().isoformat(timespec="seconds")
         record = {"command": command, "pid": os.getpid(), "host": socket.gethostname(), "since": since}
         with contextlib.suppress(OSError):  # the record only names the holder in a refusal

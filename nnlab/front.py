@@ -27,6 +27,7 @@ import numpy as np
 from nnlab import analysis, report
 from nnlab.experiment import AXIS_COLUMNS, Experiment, ExperimentError, from_dict
 from nnlab.experiment import load as load_experiment
+from nnlab.folder import atomic_write_text, make_dir, write_whole, writing
 from nnlab.network import Network, network_from_flat
 from nnlab.progress import PlainProgress, compile_note, run_line
 
@@ -438,15 +439,20 @@ class Comparison:
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise ExperimentError(f"--out: {out} exists and is not a folder")
-        (out / "figures").mkdir(parents=True, exist_ok=True)
+        with writing(out):
+            out.mkdir(parents=True, exist_ok=True)
+        figures = make_dir(out / "figures")
         written = []
         for name, format in (("summary.csv", "csv"), ("summary.md", "markdown")):
-            (out / name).write_text(self.table(format), encoding="utf-8")
+            atomic_write_text(out / name, self.table(format))
             written.append(out / name)
         for stem, figure in self.figures.items():
             for ext in formats:
-                path = out / "figures" / f"{stem}.{ext}"
-                figure.savefig(path, dpi=figure.get_dpi(), metadata={"svg": {"Date": None}}.get(ext))
+                path = figures / f"{stem}.{ext}"
+                meta = {"svg": {"Date": None}}.get(ext)
+                write_whole(
+                    path, lambda tmp, f=figure, m=meta: f.savefig(tmp, dpi=f.get_dpi(), metadata=m), f".{ext}"
+                )
                 written.append(path)
         return written
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from nnlab import analysis
 from nnlab.endpoints import certificates
-from nnlab.folder import atomic_write_text, write_whole, writing
+from nnlab.folder import atomic_write_text, make_dir, write_whole
 from nnlab.sweep import Results, load_data, read_networks, read_results
 
 FORMATS = ("png", "pdf", "svg")
@@ -252,9 +252,7 @@ def write_figures(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> list[P
     import matplotlib
     import matplotlib.pyplot as plt
 
-    folder = s.results.path / "figures"
-    with writing(folder):
-        folder.mkdir(exist_ok=True)
+    folder = make_dir(s.results.path / "figures")
     written = []
     for stem, figure in figures(s).items():
         # Laid out once, then frozen: every format keeps these positions (figure fractions, the same

@@ -238,13 +238,18 @@ def _write_arrow(table, path: Path) -> None:
     folder.write_whole(path, write)
 
 
+def part_files(parts: Path) -> list[Path]:
+    """The part files (``job-*.arrow``) in the folder ``parts``, sorted; a link or special file
+    among its entries is refused (nnlab.folder.entries)."""
+    return [p for p in folder.entries(parts) if p.name.startswith("job-") and p.name.endswith(PART)]
+
+
 def _read_parts(out: Path, columns: list[str] | None = None, *, parts: Path | None = None, keys=None):
     """Every part file of ``out`` (or of the folder ``parts``; only the jobs ``keys`` when given) as
     one Arrow table (None when there is none)."""
     import pyarrow as pa
 
-    folder = parts if parts is not None else out / PARTS
-    paths = sorted(folder.glob(f"job-*{PART}")) if folder.is_dir() else []
+    paths = part_files(parts if parts is not None else out / PARTS)
     if keys is not None:
         wanted = {f"job-{k}{PART}" for k in keys}
         paths = [p for p in paths if p.name in wanted]
@@ -338,15 +343,14 @@ def _ours(out: Path) -> bool:
 
 def _clear(out: Path) -> None:
     """--fresh: discard the stored runs and everything derived from them."""
+    for p in folder.entries(out / PARTS):
+        folder.remove(p)
+    for name in (*TABLES, *DERIVED):
+        folder.remove(out / name)
     with folder.writing(out):
-        if (out / PARTS).is_dir():
-            for p in (out / PARTS).iterdir():
-                p.unlink()
-        for name in (*TABLES, *DERIVED):
-            (out / name).unlink(missing_ok=True)
         for name in DERIVED_FOLDERS:
-            if (out / name).is_dir():
-                shutil.rmtree(out / name)
+            if folder.check(out / name, folder=True):
+                shutil.rmtree(out / name)  # (never follows a link inside: it works on descriptors)
 
 
 def _table_run_ids(out: Path) -> tuple[set[str], list[str]]:
@@ -454,8 +458,7 @@ def _restore_parts(out: Path, ids: set[str]) -> set[str]:
         )
     restored = runs["run_id"].to_pylist()
     key = hashlib.sha256("|".join(restored).encode()).hexdigest()[:16]
-    with folder.writing(out / PARTS):
-        (out / PARTS).mkdir(exist_ok=True)
+    folder.make_dir(out / PARTS)
     _write_arrow(table, out / PARTS / f"job-restored-{key}{PART}")
     return set(restored)
 
@@ -596,10 +599,9 @@ def _sweep(
 
     jobs, backend, scheduler = pool.jobs, pool.backend, pool.scheduler
     warnings = _target_warnings(exp, Y)
-    folder.clean_orphans(out, out / PARTS)
+    folder.clean_orphans(out, PARTS)
     done = check_out_dir(out, exp, fresh)
-    with folder.writing(out / PARTS):
-        (out / PARTS).mkdir(exist_ok=True)
+    folder.make_dir(out / PARTS)
     folder.atomic_write_text(out / "experiment.toml", exp.to_toml())
     # Runs stored before save_networks was turned on are trained again (to the same numbers) for
     # their networks; merge keeps the copy that has them.
@@ -886,6 +888,7 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
         raise ExperimentError(f"{out}: a file, not a results folder (give the folder `nnlab run` wrote)")
     if not out.is_dir():
         raise ExperimentError(f"{out}: no such results folder")
+    folder.vet(out)
     if not (out / "experiment.toml").is_file():
         raise ExperimentError(f"{out}: holds no nnlab results (no experiment.toml); run `nnlab run` first")
     exp = load(out / "experiment.toml")
@@ -1011,7 +1014,7 @@ def _parts_holding(out: Path, ids: set[str]) -> list[str]:
     import pyarrow as pa
 
     names = []
-    for path in sorted((out / PARTS).glob(f"job-*{PART}")) if (out / PARTS).is_dir() else []:
+    for path in part_files(out / PARTS):
         with pa.memory_map(str(path)) as source:
             if ids & set(pa.ipc.open_file(source).read_all().column("run_id").to_pylist()):
                 names.append(path.name)

@@ -354,7 +354,7 @@ def file(
         )
     if p.suffix.lower() == ".npz":
         try:
-            with np.load(p) as archive:
+            with np.load(p, allow_pickle=False) as archive:  # data never runs code
                 columns = {key: np.asarray(archive[key]) for key in archive.files}
         except (OSError, ValueError) as err:
             raise ValueError(f"path: {p.name} is not a readable NPZ file ({err})") from None
