@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from nnlab.experiment import AXIS_COLUMNS
 from nnlab.network import ACTIVATIONS, Network, backprop, init_network, loss_of, network_from_flat
+from nnlab.schema import AXIS_COLUMNS
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 LEVEL = 0.95  # every interval's coverage

@@ -19,8 +19,8 @@ from typer.core import TyperCommand, TyperGroup
 
 import nnlab
 from nnlab import analysis, tasks
-from nnlab.folder import FolderBusy, StorageError, UnsafePath
 from nnlab.landscape.polish import Options as CertifyOptions
+from nnlab.sweep.folder import FolderBusy, StorageError, UnsafePath
 
 # click's exception classes, wherever this typer takes them from (newer typers vendor click).
 _click_errors = sys.modules[typer.BadParameter.__module__]
@@ -199,8 +199,8 @@ Quiet = Annotated[
 
 def _feedback(name: str, what: str, quiet: bool):
     """(rich progress bar or None, progress callback or None): a bar on a terminal, plain lines every
-    5% (`nnlab.progress.PlainProgress`) elsewhere (a log, a pipe), nothing when quiet."""
-    from nnlab.progress import PlainProgress
+    5% (`nnlab.sweep.progress.PlainProgress`) elsewhere (a log, a pipe), nothing when quiet."""
+    from nnlab.sweep.progress import PlainProgress
 
     if quiet:
         return None, None
@@ -253,9 +253,9 @@ def run_command(
     or 10,000 layers), is refused before anything is written. The last line says how many runs this
     session trained, reused (stored by an earlier one) and lost to failed jobs.
     """
-    from nnlab import experiment as experiment_module
     from nnlab import sweep
-    from nnlab.progress import compile_note, run_line
+    from nnlab.sweep import experiment as experiment_module
+    from nnlab.sweep.progress import compile_note, run_line
 
     if scheduler and backend is not Backend.dask:
         _fail("--scheduler: only with --backend dask")
@@ -311,8 +311,8 @@ def _dry_run(exp, folder: Path, jobs: int, scheduler: str | None) -> None:
 
 def _failures(failures: list[str], stopped: str | None) -> None:
     """A line per failed job; a run stopped by repeated identical failures says so in one line
-    instead of one per failure of the streak (nnlab.workers.SAME_FAILURES)."""
-    from nnlab.workers import SAME_FAILURES
+    instead of one per failure of the streak (nnlab.sweep.workers.SAME_FAILURES)."""
+    from nnlab.sweep.workers import SAME_FAILURES
 
     for failure in failures[:-SAME_FAILURES] if stopped else failures:
         typer.echo(f"nnlab: job failed: {failure}", err=True)
@@ -533,8 +533,8 @@ def landscape_command(
     groups the minima into distinct optima modulo symmetry, and measures the barriers; writes
     endpoints.parquet, optima.parquet and barriers.parquet.
     """
-    from nnlab import endpoints
     from nnlab.landscape import KINDS
+    from nnlab.sweep import endpoints
 
     if scheduler and backend is not Backend.dask:
         _fail("--scheduler: only with --backend dask")
@@ -608,8 +608,8 @@ def demo(
     """Train the seed's tanh chain and XOR networks of growing width; print their loss curves."""
     if not lr > 0 or not np.isfinite(lr):
         _fail(f"--lr: expected a number > 0, got {lr:g}")
-    from nnlab.progress import compile_note
     from nnlab.sgd import uncompiled
+    from nnlab.sweep.progress import compile_note
 
     console = Console(width=max(110, Console().width))
     missing = uncompiled(["lanes"])  # every network here trains in the lanes layout

@@ -25,17 +25,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnlab import analysis, report
-from nnlab.experiment import AXIS_COLUMNS, Experiment, ExperimentError, from_dict
-from nnlab.experiment import load as load_experiment
-from nnlab.folder import atomic_write_text, make_dir, write_whole, writing
 from nnlab.network import Network, network_from_flat
-from nnlab.progress import PlainProgress, compile_note, run_line
+from nnlab.schema import AXIS_COLUMNS
+from nnlab.sweep.experiment import Experiment, ExperimentError, from_dict
+from nnlab.sweep.experiment import load as load_experiment
+from nnlab.sweep.folder import atomic_write_text, make_dir, write_whole, writing
+from nnlab.sweep.progress import PlainProgress, compile_note, run_line
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from nnlab.planning import Plan
+    from nnlab.sweep.planning import Plan
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,7 +139,7 @@ class ResultsFolder:
 
     def network(self, run_id: str) -> Network:
         """The final network of run ``run_id`` (one replica, its seed in ``seeds``); needs saved networks."""
-        from nnlab.planning import data_shape
+        from nnlab.sweep.planning import data_shape
 
         row = self.runs.loc[self.runs["run_id"] == run_id]
         if not len(row):
@@ -287,7 +288,7 @@ def run(
         when kernels are compiled (the first use, 20-40 s) and one line at the end with the runs
         trained, reused and failed.
     dry_run : bool
-        Only plan: return the `nnlab.planning.Plan` (print it for the text of ``--dry-run``), write
+        Only plan: return the `nnlab.sweep.planning.Plan` (print it for the text of ``--dry-run``), write
         nothing.
 
     Returns
@@ -298,7 +299,7 @@ def run(
     ------
     ExperimentError
         (a ValueError) for a bad experiment or option, or a sweep refused up front (memory, or a grid
-        past the limits of `nnlab.planning`); nothing is written then.
+        past the limits of `nnlab.sweep.planning`); nothing is written then.
     RuntimeError
         When jobs failed: the message says how many, the first error, and that the runs stored are
         kept (`load` reads them; running again retries the failed jobs).

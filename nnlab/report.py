@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from nnlab import analysis
-from nnlab.endpoints import certificates
-from nnlab.folder import atomic_write_text, make_dir, write_whole
-from nnlab.sweep import Results, load_data, read_networks, read_results
+from nnlab.sweep.endpoints import certificates
+from nnlab.sweep.folder import atomic_write_text, make_dir, write_whole
+from nnlab.sweep.runner import load_data
+from nnlab.sweep.store import Results, read_networks, read_results
 
 FORMATS = ("png", "pdf", "svg")
 DPI = 150

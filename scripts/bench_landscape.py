@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from nnlab import endpoints, sweep
-from nnlab.experiment import validate
+from nnlab import sweep
+from nnlab.sweep import endpoints
+from nnlab.sweep.experiment import validate
 
 
 def exp_dict(seeds: int, epochs: int) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from nnlab import sweep
-from nnlab.experiment import validate
+from nnlab.sweep.experiment import validate
 
 
 def experiment(epochs: int, seeds: int):

@@ -1,5 +1,5 @@
-"""The landscape of a results folder: `nnlab landscape DIR` (nnlab.endpoints) and what summary, report and
-figures make of its certificates.
+"""The landscape of a results folder: `nnlab landscape DIR` (nnlab.sweep.endpoints) and what summary,
+report and figures make of its certificates.
 
 One small sweep serves the module: a 4-unit tanh teacher on 32 points in 3 dimensions, students of width
 1, 2 and 3 (16 seeds, 300 epochs, threshold 1e-4), certified with a small budget (OPTIONS): three jobs,
@@ -28,11 +28,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from nnlab import analysis, endpoints, figures, loss_of, report, sweep
+from nnlab import analysis, figures, loss_of, report, sweep
 from nnlab.cli import app
-from nnlab.experiment import validate
 from nnlab.landscape import KINDS, Options
 from nnlab.network import network_from_flat
+from nnlab.sweep import endpoints
+from nnlab.sweep.experiment import validate
 from tests.test_figures import THRESHOLD, data_axes, legend_labels, make_runs, tick_labels
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +153,7 @@ def count_jobs(monkeypatch):
 
 def interrupt_second_write(monkeypatch):
     """The first part file is written, the second write is interrupted (Ctrl-C)."""
-    real, written = endpoints._write_part, []
+    real, written = endpoints.write_part, []
 
     def once(columns, path):
         if written:
@@ -160,7 +161,7 @@ def interrupt_second_write(monkeypatch):
         written.append(path.name)
         real(columns, path)
 
-    monkeypatch.setattr(endpoints, "_write_part", once)
+    monkeypatch.setattr(endpoints, "write_part", once)
     return written
 
 
@@ -368,13 +369,13 @@ def test_sigkill_then_rerun_gives_the_same_tables(swept, certified, tmp_path):
     out = copy(swept, tmp_path)
     held = (
         "import sys, time\n"
-        "from nnlab import endpoints\n"
+        "from nnlab.sweep import endpoints\n"
         "from nnlab.cli import app\n"
-        "real = endpoints._write_part\n"
+        "real = endpoints.write_part\n"
         "def write_then_wait(columns, path):\n"
         "    real(columns, path)\n"
         "    time.sleep(120)\n"
-        "endpoints._write_part = write_then_wait\n"
+        "endpoints.write_part = write_then_wait\n"
         "app(sys.argv[1:], prog_name='nnlab')\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

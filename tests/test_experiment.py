@@ -2,7 +2,7 @@
 
 import pytest
 
-from nnlab.experiment import ExperimentError, from_dict, load, parse_override, validate
+from nnlab.sweep.experiment import ExperimentError, from_dict, load, parse_override, validate
 
 BASE = {
     "name": "t-1",

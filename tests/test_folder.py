@@ -1,4 +1,4 @@
-"""A results folder kept safe (nnlab.folder, and how run, landscape, summary and report use it): the
+"""A results folder kept safe (nnlab.sweep.folder, and how run, landscape, summary and report use it): the
 lock, whole files, disk and permission errors, orphan temporary files."""
 
 import errno
@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from nnlab import folder, sweep
+from nnlab import sweep
 from nnlab.cli import app
-from nnlab.experiment import load
+from nnlab.sweep import folder
+from nnlab.sweep.experiment import load
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -63,7 +64,7 @@ def test_the_lock_of_a_killed_holder_is_recovered(tmp_path):
         [
             sys.executable,
             "-c",
-            "from nnlab import folder\n"
+            "from nnlab.sweep import folder\n"
             f"with folder.locked({str(out)!r}, 'x'):\n print(1, flush=True)\n input()",
         ],
         stdin=subprocess.PIPE,
@@ -80,7 +81,7 @@ def test_the_lock_of_a_killed_holder_is_recovered(tmp_path):
 def test_a_full_disk_is_one_line_exit_1_saying_what_was_kept(tmp_path, monkeypatch):
     out = tmp_path / "out"
     written = []
-    real = sweep._write_arrow
+    real = sweep.store.write_arrow
 
     def full(tmp):
         tmp.write_bytes(b"half a part")
@@ -92,7 +93,7 @@ def test_a_full_disk_is_one_line_exit_1_saying_what_was_kept(tmp_path, monkeypat
         written.append(path)
         real(table, path)
 
-    monkeypatch.setattr(sweep, "_write_arrow", filling)
+    monkeypatch.setattr(sweep.store, "write_arrow", filling)
     one_line(
         run(experiment(tmp_path), "--out", out),
         1,

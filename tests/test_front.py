@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 import nnlab
 from nnlab import front, report, sweep
 from nnlab.cli import app
-from nnlab.experiment import ExperimentError
+from nnlab.sweep.experiment import ExperimentError
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -133,7 +133,7 @@ def test_run_checks_its_arguments_and_reports_failed_jobs(tmp_path, monkeypatch)
             raise RuntimeError("boom")
         return real(job, exp, threads)
 
-    monkeypatch.setattr(sweep, "run_job", flaky)
+    monkeypatch.setattr(sweep.runner, "run_job", flaky)
     with pytest.raises(RuntimeError, match=r"1 jobs failed \(8 runs\), the first: .*boom; the 8 runs stored"):
         nnlab.run(TINY, out=tmp_path / "flaky", quiet=True)
     with pytest.warns(UserWarning, match="partial results, 8 of 16"):

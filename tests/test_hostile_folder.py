@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 import nnlab
-from nnlab import folder
 from nnlab.cli import app
+from nnlab.sweep import folder
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent

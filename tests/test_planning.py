@@ -1,4 +1,4 @@
-"""A sweep's plan (nnlab.planning, `nnlab run --dry-run`) and the refusals before anything is written."""
+"""A sweep's plan (nnlab.sweep.planning, `nnlab run --dry-run`): the refusals before anything is written."""
 
 import dataclasses
 import re
@@ -10,10 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 import nnlab
-from nnlab import planning, sweep
+from nnlab import sweep
 from nnlab.cli import app
-from nnlab.experiment import ExperimentError, load, validate
 from nnlab.sgd import train_memory
+from nnlab.sweep import planning
+from nnlab.sweep.experiment import ExperimentError, load, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -125,7 +126,7 @@ def test_memory_refusals_say_what_fits():
 def test_data_shape_does_not_load_the_digits():
     exp = validate({"name": "d", "task": {"kind": "digits", "test_fraction": 0.2}})
     code = (
-        "import sys; from nnlab import planning; from nnlab.experiment import validate; "
+        "import sys; from nnlab.sweep import planning; from nnlab.sweep.experiment import validate; "
         "e = validate({'name': 'd', 'task': {'kind': 'digits', 'test_fraction': 0.2}}); "
         "print(planning.data_shape(e), 'sklearn' in sys.modules)"
     )

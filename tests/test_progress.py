@@ -1,4 +1,4 @@
-"""What a running sweep prints (nnlab.progress), and `nnlab run` printing it."""
+"""What a running sweep prints (nnlab.sweep.progress), and `nnlab run` printing it."""
 
 import os
 import re
@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from nnlab import progress, sgd
+from nnlab import sgd
 from nnlab.cli import app
+from nnlab.sweep import progress
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from nnlab import report, sweep
 from nnlab.cli import app
-from nnlab.experiment import validate
+from nnlab.sweep.experiment import validate
 from tests.conftest import write_file_experiment
 
 runner = CliRunner()
@@ -134,7 +134,7 @@ def test_interrupted_sweep_is_merged_when_read(tmp_path):
 
 
 def test_a_moved_data_file_costs_only_the_pruning(tmp_path):
-    from nnlab.experiment import load
+    from nnlab.sweep.experiment import load
 
     path = write_file_experiment(
         tmp_path,

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from nnlab import sweep
 from nnlab.cli import app
-from nnlab.experiment import ExperimentError, load
+from nnlab.sweep.experiment import ExperimentError, load
 from tests.conftest import write_file_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,13 +196,13 @@ def test_a_failing_job_is_reported_and_the_sweep_goes_on(tmp_path, monkeypatch):
             raise RuntimeError("boom")
         return real(job, exp, threads)
 
-    monkeypatch.setattr(sweep, "run_job", flaky)
+    monkeypatch.setattr(sweep.runner, "run_job", flaky)
     manifest = sweep.run(load(write(tmp_path, epochs=5)), tmp_path / "out")
     assert len(manifest["failures"]) == 2  # 40 seeds: two jobs of that configuration
     assert "width=4 lr=0.3" in manifest["failures"][0] and "RuntimeError: boom" in manifest["failures"][0]
     assert manifest["runs_done"] == 120
     # The CLI exits 1 when a job failed; a rerun then trains only the missing runs.
-    monkeypatch.setattr(sweep, "run_job", real)
+    monkeypatch.setattr(sweep.runner, "run_job", real)
     again = sweep.run(load(write(tmp_path, epochs=5)), tmp_path / "out")
     assert again["runs_done"] == 160 and [x["runs_trained"] for x in again["sessions"]] == [120, 40]
 
@@ -236,7 +236,7 @@ def test_manifest_is_written_when_a_session_starts(tmp_path, monkeypatch):
         assert (out / "manifest.json").is_file()  # the session is on record before any job ends
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep, "_write_part", killed)
+    monkeypatch.setattr(sweep.runner, "write_part", killed)
     with pytest.raises(KeyboardInterrupt):
         sweep.run(load(write(tmp_path)), out)
     monkeypatch.undo()
@@ -255,8 +255,8 @@ def test_a_killed_session_stays_in_the_manifest(tmp_path, monkeypatch):
         calls.append(path)
         original(columns, path)
 
-    original = sweep._write_part
-    monkeypatch.setattr(sweep, "_write_part", once)
+    original = sweep.write_part
+    monkeypatch.setattr(sweep.runner, "write_part", once)
     with pytest.raises(KeyboardInterrupt):
         sweep.run(load(write(tmp_path)), out)
     monkeypatch.undo()

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from nnlab import report, sweep
 from nnlab.cli import app
-from nnlab.experiment import load
+from nnlab.sweep.experiment import load
 
 runner = CliRunner()
 TOML = """name = "h"
@@ -190,7 +190,7 @@ def test_a_part_of_another_schema_is_named(done):
     out = done[0]
     part = sorted((out / "parts").iterdir())[-1]
     columns = {"run_id": ["x"], "final_loss": ["not a number"], "curve": [[0.1]]}
-    sweep._write_arrow(sweep._part_table(columns), out / "parts" / "job-zzz.arrow")
+    sweep.store.write_arrow(sweep.store.part_table(columns), out / "parts" / "job-zzz.arrow")
     one_line(summary(out), "job-zzz.arrow: a part file of another kind (its column 'final_loss' is string")
     assert part.exists()
 

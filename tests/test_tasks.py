@@ -224,8 +224,8 @@ def test_split_bad_fraction():
 def test_fixed_data_takes_the_experiments_data_seed(tmp_path):
     """digits and file data have no randomness: the data seed every experiment carries only
     chooses their held-out split."""
-    from nnlab.experiment import validate
     from nnlab.sweep import load_data
+    from nnlab.sweep.experiment import validate
 
     csv = tmp_path / "data.csv"
     csv.write_text("a,b,y\n" + "".join(f"{i},{-i},{i / 10}\n" for i in range(8)))

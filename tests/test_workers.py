@@ -1,4 +1,4 @@
-"""Jobs in parallel that always end (nnlab.workers): a lost worker reported and its job retried a
+"""Jobs in parallel that always end (nnlab.sweep.workers): a lost worker reported and its job retried a
 bounded number of times, Dask's failed tasks reported rather than waited on, repeated identical
 failures stopping the run, and, through `nnlab run`, a killed worker and a killed parent (loky and
 Dask) that end, after a resume, with the tables of an uninterrupted run."""
@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nnlab import sweep, workers
-from nnlab.experiment import load
+from nnlab import sweep
+from nnlab.sweep import workers
+from nnlab.sweep.experiment import load
 from tests._jobs import deadly, failing, square
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,7 +193,7 @@ def test_a_sweep_whose_jobs_all_fail_alike_stops_with_one_line(tmp_path, monkeyp
     def out_of_memory(job, exp, threads):
         raise MemoryError(f"Unable to allocate {job.config.width * 3.7:.1f} GiB")
 
-    monkeypatch.setattr(sweep, "run_job", out_of_memory)
+    monkeypatch.setattr(sweep.runner, "run_job", out_of_memory)
     path = tmp_path / "e.toml"
     path.write_text('name = "e"\n[task]\nkind = "xor"\n[model]\nwidth = [2, 3]\n[train]\nseeds = 200\n')
     result = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "out"), "--quiet"])

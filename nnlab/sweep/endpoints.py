@@ -34,12 +34,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nnlab import folder, workers
-from nnlab.experiment import AXIS_COLUMNS, Config, Experiment, ExperimentError
 from nnlab.landscape import Options, barrier, certify, distinct_optima, parameter_distance
 from nnlab.landscape.polish import PROCEDURE
 from nnlab.network import flat_params, network_from_flat
-from nnlab.sweep import PART, _read_parts, _write_part, load_data, part_files, read_networks, read_results
+from nnlab.schema import AXIS_COLUMNS, Config
+from nnlab.sweep import folder, workers
+from nnlab.sweep.experiment import Experiment, ExperimentError
+from nnlab.sweep.runner import load_data
+from nnlab.sweep.store import PART, part_files, read_networks, read_parts, read_results, write_part
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -128,7 +130,7 @@ def _work(job: EndpointJob, exp: Experiment, options: Options, parts: Path | Non
         columns = certify_job(job, exp, options)
     if parts is None:
         return columns
-    _write_part(columns, parts / f"job-{job.key}{PART}")
+    write_part(columns, parts / f"job-{job.key}{PART}")
     return None
 
 
@@ -214,7 +216,7 @@ def _landscape(
         on_progress(done, total)
     failures = []
     failed = 0
-    store = pool.shared_disk  # the workers write their part files themselves (nnlab.workers)
+    store = pool.shared_disk  # the workers write their part files themselves (nnlab.sweep.workers)
     args = (exp, options, parts if store else None)
     for job, columns, error in pool.map(_work, todo, args, describe=_where):
         if error:
@@ -222,7 +224,7 @@ def _landscape(
             failed += len(job.run_ids)
             continue
         if not store:
-            _write_part(columns, parts / f"job-{job.key}{PART}")
+            write_part(columns, parts / f"job-{job.key}{PART}")
         done += len(job.run_ids)
         if on_progress:
             on_progress(done, total)
@@ -259,7 +261,7 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str]):
     is stored yet)."""
     import pandas as pd
 
-    table = _read_parts(out, parts=out / LANDSCAPE / "parts", keys=keys)
+    table = read_parts(out, parts=out / LANDSCAPE / "parts", keys=keys)
     if table is None:
         return None, None, None
     endpoints = table.to_pandas()

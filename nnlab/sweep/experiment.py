@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
-import hashlib
 import inspect
 import itertools
 import json
@@ -28,6 +26,17 @@ from typing import Any
 from nnlab._names import did_you_mean
 from nnlab.functions import ACTIVATIONS, ELEMENTWISE, LOSSES, check_pairing
 from nnlab.network import INITS
+from nnlab.schema import (
+    AXES,
+    MAX_DEPTH,
+    MAX_EPOCHS,
+    MAX_INT,
+    MAX_NAME,
+    MAX_SEEDS,
+    MAX_WIDTH,
+    SECTION_FIELDS,
+    Config,
+)
 from nnlab.tasks import TASKS, file_sha256
 
 ACTIVATION_NAMES = tuple(ACTIVATIONS)
@@ -35,14 +44,6 @@ HIDDEN_NAMES = tuple(ELEMENTWISE)
 LOSS_NAMES = tuple(LOSSES)
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
-MAX_EPOCHS = 1_000_000
-MAX_SEEDS = 1_000_000
-# Per-field bounds, so that an absurd value is a field error before anything is built (a sweep that
-# is too big as a whole is refused elsewhere). Depth 10_000 still covers very long chains.
-MAX_DEPTH = 10_000
-MAX_WIDTH = 1_000_000
-MAX_INT = 2**63 - 1  # seeds, batch sizes: stored as int64
-MAX_NAME = 100  # a folder name, with room to spare under the file system's 255 bytes
 TOP = {"name", "description", "threshold", "save_networks", "task", "model", "train"}
 SECTIONS = {"task", "model", "train"}
 
@@ -69,91 +70,12 @@ KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "loss": (lambda v: v in LOSS_NAMES, "one of " + ", ".join(LOSS_NAMES)),
     "init": (lambda v: v in INITS, "one of " + ", ".join(INITS)),
 }
-# Fields of [model] and [train]: (default, kind); any of them may be a list, a sweep axis.
-# train.seeds (a count or a list of seeds) is checked on its own.
-FIELDS: dict[str, dict[str, tuple[Any, str | None]]] = {
-    "model": {
-        "depth": (1, "depth"),
-        "width": (4, "width"),
-        "hidden": ("tanh", "hidden"),
-        "output": ("tanh", "activation"),
-        "bias": (True, "bool"),
-        "init": ("auto", "init"),
-        "init_scale": (1.0, "pos_float"),
-    },
-    "train": {
-        "lr": (0.05, "pos_float"),
-        "epochs": (100, "epochs"),
-        "batch_size": (1, "pos_int"),
-        "loss": ("half_squared", "loss"),
-        "seeds": (10, None),
-    },
-}
+FIELDS = SECTION_FIELDS
 TASK_COMMON = {"kind", "seed", "test_fraction"}
-AXES = (
-    "depth",
-    "width",
-    "hidden",
-    "output",
-    "bias",
-    "init",
-    "init_scale",
-    "lr",
-    "epochs",
-    "batch_size",
-    "loss",
-)
-# runs.parquet names every axis as the experiment does except the loss: ``loss_fn`` there, the loss's
-# name, so that no column called loss holds text (curves.parquet's ``loss`` is a number).
-COLUMN_OF = {"loss": "loss_fn"}
-AXIS_COLUMNS = tuple(COLUMN_OF.get(a, a) for a in AXES)
-# Axes added after runs were first stored: left out of a run's identity at their defaults, so that
-# the runs of older experiment files keep their ids.
-LATER_AXES = {"init": "auto", "init_scale": 1.0}
 
 
 class ExperimentError(ValueError):
     """A malformed or invalid experiment: the message names the field."""
-
-
-@dataclass(frozen=True)
-class Config:
-    """One point of the grid: everything a run depends on except its seed."""
-
-    experiment: str
-    task: tuple[tuple[str, Any], ...]  # the resolved [task] section, sorted by key
-    depth: int
-    width: int
-    hidden: str
-    output: str
-    bias: bool
-    init: str
-    init_scale: float
-    lr: float
-    epochs: int
-    batch_size: int
-    loss: str
-
-    @property
-    def sizes_hidden(self) -> list[int]:
-        """Hidden layer sizes: [width] * depth."""
-        return [self.width] * self.depth
-
-    @functools.cached_property
-    def key(self) -> str:
-        """Canonical JSON of the configuration (the experiment's name left out: renaming an
-        experiment does not change its runs); computed once, every run id hashes it."""
-        fields = {
-            a: getattr(self, a) for a in AXES if a not in LATER_AXES or getattr(self, a) != LATER_AXES[a]
-        }
-        task = dict(self.task)
-        if "sha256" in task:  # a data file: its content identifies the runs, not where it lies
-            task.pop("path", None)
-        return json.dumps({"task": task, **fields}, sort_keys=True, separators=(",", ":"))
-
-    def run_id(self, seed: int) -> str:
-        """Stable id of the run (this configuration, this seed): 16 hex digits of a SHA-256."""
-        return hashlib.sha256(f"{self.key}|seed={int(seed)}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from nnlab.experiment import AXES, Config, Experiment, ExperimentError
+from nnlab.schema import AXES, Config
 from nnlab.sgd import layout, train_memory, train_seconds
+from nnlab.sweep.experiment import Experiment, ExperimentError
 from nnlab.tasks import task_shape
 
 MAX_RUNS = 1_000_000

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from nnlab.folder import StorageError
+from nnlab.sweep.folder import StorageError
 
 RETRIES = 2  # a job whose worker died is run at most 1 + RETRIES times
 SAME_FAILURES = 5  # this many jobs in a row failing with the same error stop the run

@@ -1,0 +1,138 @@
+"""What every room agrees on, in one place: the sweep's axes, the tables' columns, the end-point kinds,
+the confidence level, the limits. A leaf: it imports nothing of nnlab's, so any room may read it.
+
+The axes are the fields of `Config` (one point of an experiment's grid): each carries its section of
+the experiment file, its default and the kind of value it takes. Adding an axis is adding one field
+here; the experiment file's fields, the grid, run ids, runs.parquet's columns and the summary's
+grouping all follow from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# -- Limits ---------------------------------------------------------------------------------------
+# Per-field bounds, so that an absurd value is a field error before anything is built (a sweep that
+# is too big as a whole is refused by nnlab.sweep.planning). Depth 10_000 still covers long chains;
+# the engines walk the layers one by one.
+MAX_DEPTH = 10_000
+MAX_WIDTH = 1_000_000
+MAX_EPOCHS = 1_000_000
+MAX_SEEDS = 1_000_000
+MAX_INT = 2**63 - 1  # seeds, batch sizes: stored as int64
+MAX_NAME = 100  # a folder name, with room to spare under the file system's 255 bytes
+
+
+def _axis(section: str, default: Any, kind: str, *, column: str | None = None, since: bool = False):
+    """A field of `Config` that is a sweep axis: its experiment-file ``section``, ``default`` and value
+    ``kind`` (nnlab.sweep.experiment.KINDS); its runs.parquet ``column`` when it is not its name;
+    ``since``: added after runs were first stored, so left out of a run's identity at its default
+    (the runs of older experiment files keep their ids)."""
+    meta = {"section": section, "kind": kind, "column": column, "since": since}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One point of the grid: everything a run depends on except its seed."""
+
+    experiment: str
+    task: tuple[tuple[str, Any], ...]  # the resolved [task] section, sorted by key
+    depth: int = _axis("model", 1, "depth")
+    width: int = _axis("model", 4, "width")
+    hidden: str = _axis("model", "tanh", "hidden")
+    output: str = _axis("model", "tanh", "activation")
+    bias: bool = _axis("model", True, "bool")
+    init: str = _axis("model", "auto", "init", since=True)
+    init_scale: float = _axis("model", 1.0, "pos_float", since=True)
+    lr: float = _axis("train", 0.05, "pos_float")
+    epochs: int = _axis("train", 100, "epochs")
+    batch_size: int = _axis("train", 1, "pos_int")
+    # runs.parquet names the loss ``loss_fn``, so that no column called loss holds text
+    # (curves.parquet's ``loss`` is a number).
+    loss: str = _axis("train", "half_squared", "loss", column="loss_fn")
+
+    @property
+    def sizes_hidden(self) -> list[int]:
+        """Hidden layer sizes: [width] * depth."""
+        return [self.width] * self.depth
+
+    @functools.cached_property
+    def key(self) -> str:
+        """Canonical JSON of the configuration (the experiment's name left out: renaming an
+        experiment does not change its runs); computed once, every run id hashes it."""
+        fields = {
+            a: getattr(self, a) for a in AXES if a not in LATER_AXES or getattr(self, a) != LATER_AXES[a]
+        }
+        task = dict(self.task)
+        if "sha256" in task:  # a data file: its content identifies the runs, not where it lies
+            task.pop("path", None)
+        return json.dumps({"task": task, **fields}, sort_keys=True, separators=(",", ":"))
+
+    def run_id(self, seed: int) -> str:
+        """Stable id of the run (this configuration, this seed): 16 hex digits of a SHA-256."""
+        return hashlib.sha256(f"{self.key}|seed={int(seed)}".encode()).hexdigest()[:16]
+
+
+_AXIS_FIELDS = tuple(f for f in dataclasses.fields(Config) if "section" in f.metadata)
+AXES = tuple(f.name for f in _AXIS_FIELDS)
+# Fields of [model] and [train]: (default, kind); any of them may be a list, a sweep axis.
+# train.seeds (a count or a list of seeds) is checked on its own.
+SECTION_FIELDS: dict[str, dict[str, tuple[Any, str | None]]] = {
+    section: {
+        f.name: (f.default, f.metadata["kind"]) for f in _AXIS_FIELDS if f.metadata["section"] == section
+    }
+    for section in ("model", "train")
+}
+SECTION_FIELDS["train"]["seeds"] = (10, None)
+COLUMN_OF = {f.name: f.metadata["column"] for f in _AXIS_FIELDS if f.metadata["column"]}
+AXIS_COLUMNS = tuple(COLUMN_OF.get(a, a) for a in AXES)
+LATER_AXES = {f.name: f.default for f in _AXIS_FIELDS if f.metadata["since"]}
+
+# -- Tables ---------------------------------------------------------------------------------------
+# What summary, figures and report read from runs.parquet (older folders may lack init, init_scale).
+RUNS_REQUIRED = (
+    "run_id",
+    "depth",
+    "width",
+    "hidden",
+    "output",
+    "lr",
+    "batch_size",
+    "epochs",
+    "seed",
+    "n_params",
+    "final_loss",
+    "diverged",
+)
+CURVES_COLUMNS = ("run_id", "epoch", "loss")
+TABLES = ("runs.parquet", "curves.parquet", "networks.parquet")
+LANDSCAPE_TABLES = ("endpoints.parquet", "optima.parquet", "barriers.parquet")
+# endpoints.parquet's leading columns, in order (more follow).
+ENDPOINT_COLUMNS = (
+    "run_id",
+    "kind",
+    "start_loss",
+    "polished_loss",
+    "grad_norm",
+    "lambda_min",
+    "lambda_max",
+    "n_flat",
+    "n_negative",
+    "n_symmetry",
+    "displacement",
+    "norm_start",
+    "norm_end",
+    "optimum",
+)
+# What a certified end point is (nnlab.landscape.classify).
+KINDS = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverged")
+
+# -- Statistics -----------------------------------------------------------------------------------
+LEVEL = 0.95  # every interval's coverage
+ALPHA = 1 - LEVEL  # a difference is significant below this p-value
