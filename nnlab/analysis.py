@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from nnlab.network import ACTIVATIONS, Network, backprop, init_network, loss_of, network_from_flat
-from nnlab.schema import AXIS_COLUMNS
+from nnlab.schema import AXIS_COLUMNS, KINDS
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 LEVEL = 0.95  # every interval's coverage
@@ -38,7 +38,6 @@ OVER, CRITICAL, UNDECIDED = "over-capacity", "critical", "undecided"
 UNDER, UNSOLVED, STUCK, DIVERGED = "under-capacity", "unsolved within budget", "stuck", "diverged"
 WORSE = "worse than at start"
 LABELS = (OVER, UNDECIDED, CRITICAL, UNSOLVED, STUCK, UNDER, WORSE, DIVERGED)
-KINDS = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverged")  # nnlab.landscape's
 # Defaults of `optima_estimate`. With a constant learning rate SGD never settles: at a minimum the
 # full-data gradient stays at the noise level (about 1e-2 in the canonical studies, while the
 # loss is flat for hundreds of epochs), and the final loss wanders by some 10% around the minimum.

@@ -37,7 +37,8 @@ import numpy as np
 from nnlab.landscape import Options, barrier, certify, distinct_optima, parameter_distance
 from nnlab.landscape.polish import PROCEDURE
 from nnlab.network import flat_params, network_from_flat
-from nnlab.schema import AXIS_COLUMNS, Config
+from nnlab.schema import AXIS_COLUMNS, ENDPOINT_COLUMNS, Config
+from nnlab.schema import LANDSCAPE_TABLES as TABLES
 from nnlab.sweep import folder, workers
 from nnlab.sweep.experiment import Experiment, ExperimentError
 from nnlab.sweep.runner import load_data
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 
 LANDSCAPE = "landscape"
 PER_JOB = 16  # end points per job: a few seconds of work each, so progress moves and kills cost little
-TABLES = ("endpoints.parquet", "optima.parquet", "barriers.parquet")
 BARRIER_POINTS = 33
 
 
@@ -360,22 +360,7 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str]):
         ],
     )
     barriers = pd.DataFrame(barrier_rows, columns=[*axes, "optimum", "to", "to_run_id", "barrier", "path"])
-    first = [
-        "run_id",
-        "kind",
-        "start_loss",
-        "polished_loss",
-        "grad_norm",
-        "lambda_min",
-        "lambda_max",
-        "n_flat",
-        "n_negative",
-        "n_symmetry",
-        "displacement",
-        "norm_start",
-        "norm_end",
-        "optimum",
-    ]
+    first = list(ENDPOINT_COLUMNS)
     endpoints = endpoints[first + [c for c in endpoints.columns if c not in first]]
     for name, frame in zip(TABLES, (endpoints, optima, barriers), strict=True):
         folder.write_whole(out / name, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))

@@ -32,6 +32,8 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from nnlab.schema import LANDSCAPE_TABLES, TABLES
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no advisory locks, folders are not locked
@@ -43,18 +45,7 @@ _TMP = re.compile(r"^\..+\.(\d+)\.tmp(\.\w+)?$")
 
 # What nnlab owns inside a results folder: these names directly in it, these folders and every
 # entry of theirs (the nested ones as "a/b").
-FILES = (
-    LOCK,
-    "experiment.toml",
-    "manifest.json",
-    "report.md",
-    "runs.parquet",
-    "curves.parquet",
-    "networks.parquet",
-    "endpoints.parquet",
-    "optima.parquet",
-    "barriers.parquet",
-)
+FILES = (LOCK, "experiment.toml", "manifest.json", "report.md", *TABLES, *LANDSCAPE_TABLES)
 FOLDERS = ("parts", "landscape", "landscape/parts", "figures")
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nnlab.schema import AXES, AXIS_COLUMNS, COLUMN_OF, LATER_AXES
+from nnlab.schema import AXES, AXIS_COLUMNS, COLUMN_OF, CURVES_COLUMNS, LATER_AXES, RUNS_REQUIRED, TABLES
 from nnlab.sweep import folder
 from nnlab.sweep.experiment import Experiment, ExperimentError, task_columns
 
@@ -138,7 +138,6 @@ def stored_run_ids(out: Path) -> set[str]:
     return set(table["run_id"].to_pylist()) if table is not None else set()
 
 
-TABLES = ("runs.parquet", "curves.parquet", "networks.parquet")
 # Everything a sweep or its readers wrote, which --fresh discards with the runs: the certificates of
 # `nnlab landscape` (nnlab.sweep.endpoints) and the report describe the runs discarded.
 DERIVED = ("manifest.json", "endpoints.parquet", "optima.parquet", "barriers.parquet", "report.md")
@@ -452,23 +451,6 @@ class Results:
         return len(self.runs) < self.total
 
 
-# What summary, figures and report read from runs.parquet (older folders may lack init, init_scale).
-REQUIRED = (
-    "run_id",
-    "depth",
-    "width",
-    "hidden",
-    "output",
-    "lr",
-    "batch_size",
-    "epochs",
-    "seed",
-    "n_params",
-    "final_loss",
-    "diverged",
-)
-
-
 def read_results(out: Path, *, curves: bool = True) -> Results:
     """Read a results folder written by `run`; ExperimentError when it holds no nnlab results or no
     run yet, or when what it holds does not add up (see below). An interrupted sweep's part files
@@ -533,7 +515,7 @@ def _read_tables(out: Path, stored: set[str], curves: bool):
 
     names = ["runs.parquet", "curves.parquet"] if curves else ["runs.parquet"]
     frames = []
-    for name, columns in zip(names, (REQUIRED, ("run_id", "epoch", "loss")), strict=False):
+    for name, columns in zip(names, (RUNS_REQUIRED, CURVES_COLUMNS), strict=False):
         path = out / name
         if not path.is_file():
             return None, None, f"{path}{_MISSING}"
