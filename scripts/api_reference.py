@@ -40,7 +40,12 @@ MODULES = (
     ("nnlab.sweep.workers", "Worker processes (loky or Dask) that always end: lost workers, retries, stops."),
     ("nnlab.sweep.folder", "A results folder's lock and whole-file writes."),
     ("nnlab.sweep.endpoints", "`nnlab landscape` on a results folder."),
-    ("nnlab.analysis", "Statistics: DataFrame in, DataFrame out."),
+    ("nnlab.analysis.intervals", "Intervals: Wilson, bootstrap, quantiles, ERT."),
+    ("nnlab.analysis.runs", "The runs table's axes and per-run statistics."),
+    ("nnlab.analysis.summary", "The summary: one row per configuration."),
+    ("nnlab.analysis.verdicts", "Capacity labels, the capacity table, best settings."),
+    ("nnlab.analysis.comparisons", "Two sweeps side by side; tests between neighbouring widths."),
+    ("nnlab.analysis.pruning", "Saved networks analysed: units not needed, gradients along a chain."),
     ("nnlab.figures", "Figures: tables in, matplotlib Figure out."),
     ("nnlab.report", "Summary table, figures and report.md of a results folder."),
 )

@@ -187,11 +187,11 @@ def test_bootstrap_interval_covers_the_truth_at_its_nominal_rate():
 def test_bootstrap_of_ert_with_infinite_resamples_and_the_generator_is_explicit():
     e = np.array([10.0, np.nan, np.nan, np.nan])  # one success in four, budget 100
     x = np.stack([e, np.full(4, 100.0)], axis=1)
-    lo, hi = analysis.bootstrap_ci(x, analysis._rows_ert, rng=np.random.default_rng(0), reps=1000)
+    lo, hi = analysis.bootstrap_ci(x, analysis.intervals.rows_ert, rng=np.random.default_rng(0), reps=1000)
     # ERT = (10 + 3 * 100) / 1 = 310; resamples with more successes go as low as 10, and about
     # (3/4)^4 = 32% of them have none: the upper end is inf.
     assert 10.0 <= lo < analysis.ert(e, 100) and hi == np.inf
-    again = analysis.bootstrap_ci(x, analysis._rows_ert, rng=np.random.default_rng(0), reps=1000)
+    again = analysis.bootstrap_ci(x, analysis.intervals.rows_ert, rng=np.random.default_rng(0), reps=1000)
     assert again == (lo, hi)
     assert np.isnan(analysis.bootstrap_ci(np.zeros((0, 1)), np.sum, rng=np.random.default_rng(0))[0])
 
@@ -336,7 +336,7 @@ def test_pruning_refits_the_next_layer_over_all_remaining_units():
     net = network_from_arrays([W1, W2], hidden="identity", output="identity")
     Y = X @ W1 @ W2  # the network's own output: loss 0
     f = (X, X @ W1, X @ W1 @ W2)
-    W, b = analysis._refit_without([W1, W2], None, f, 0, 2)
+    W, b = analysis.pruning._refit_without([W1, W2], None, f, 0, 2)
     np.testing.assert_allclose(W[1], [[0.3 + 2 * 0.5], [-0.2 - 0.5]], atol=1e-12)
     assert analysis.redundant_units(net, X, Y, 1e-6)[0] == 1  # the third unit; two are needed for rank 2
 
