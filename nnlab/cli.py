@@ -381,16 +381,16 @@ def _study(
 ):
     """The folder's study, bad input turned into a one-line error; warns when results are partial
     (``label``: the warnings name the folder)."""
-    from nnlab import report
+    from nnlab.results import open_folder
 
     try:
-        s = report.study(folder, curves=curves, gtol=gtol, rtol=rtol)
+        s = open_folder(folder, curves=curves, gtol=gtol, rtol=rtol)
     except ValueError as err:
         _fail(str(err))
     where = f"{label}: " if label else ""
-    if s.results.partial:
+    if s.partial:
         typer.echo(
-            f"nnlab: warning: {where}partial results, {len(s.results.runs)} of {s.results.total} runs stored",
+            f"nnlab: warning: {where}partial results, {len(s.runs)} of {s.total} runs stored",
             err=True,
         )
     for warning in s.warnings:
@@ -436,7 +436,7 @@ def report_command(
 
     s = _study(folder, curves=True, gtol=gtol, rtol=rtol)
     path = report.write_report(s, tuple(f.value for f in format) if format else ("png", "svg"))
-    typer.echo(f"{path}" + (" (partial results)" if s.results.partial else ""))
+    typer.echo(f"{path}" + (" (partial results)" if s.partial else ""))
 
 
 @app.command("compare", cls=_Command)
@@ -474,7 +474,7 @@ def compare_command(
     opened = []
     for name, folder in zip(names, folders, strict=True):
         s = _study(folder, curves=True, label=name)
-        opened.append(front.ResultsFolder(s))
+        opened.append(s)
     comparison = front.Comparison(tuple(opened), tuple(names))
     typer.echo(comparison.table(format.value), nl=False)
     if out is not None:

@@ -8,24 +8,21 @@ sweeps side by side (`compare`). `nnlab.load`, `nnlab.run` and `nnlab.compare` a
     both = nnlab.compare("results/quick", "results/xor_capacity")
     both.summary                                         # one table, the sweeps in a `sweep` column
 
-The top room: it reads a folder through `nnlab.report.study` (statistics) and `nnlab.sweep` (tables),
-and draws through `nnlab.figures`.
+The top room: it opens a folder as a `nnlab.results.ResultsFolder`, runs sweeps through
+`nnlab.sweep`, and draws through `nnlab.report` and `nnlab.figures`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from nnlab import analysis, report
-from nnlab.network import Network, network_from_flat
+from nnlab.results import ResultsFolder, open_folder
 from nnlab.schema import AXIS_COLUMNS
 from nnlab.sweep.experiment import Experiment, ExperimentError, from_dict
 from nnlab.sweep.experiment import load as load_experiment
@@ -37,162 +34,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from nnlab.sweep.planning import Plan
-
-
-@dataclass(frozen=True, eq=False)
-class ResultsFolder:
-    """A results folder, read as `nnlab summary`, `figures` and `report` read it (`load`).
-
-    Attributes
-    ----------
-    study : nnlab.report.Study
-        The folder's tables and statistics; the properties below are its parts.
-    """
-
-    study: report.Study
-
-    @property
-    def path(self) -> Path:
-        """The results folder."""
-        return self.study.results.path
-
-    @property
-    def experiment(self) -> Experiment:
-        """The resolved experiment (experiment.toml)."""
-        return self.study.results.experiment
-
-    @property
-    def runs(self) -> pd.DataFrame:
-        """runs.parquet: one row per run (docs/reference.md lists the columns)."""
-        return self.study.results.runs
-
-    @property
-    def curves(self) -> pd.DataFrame:
-        """curves.parquet: ``run_id``, ``epoch``, ``loss`` (full-data training loss), one row per epoch."""
-        return self.study.results.curves
-
-    @property
-    def summary(self) -> pd.DataFrame:
-        """One row per configuration: the table `nnlab summary --format csv` prints."""
-        return self.study.summary
-
-    @property
-    def capacity(self) -> pd.DataFrame:
-        """`nnlab.analysis.capacity`: the smallest width that solves, and that is over-capacity."""
-        return self.study.capacity
-
-    @property
-    def tests(self) -> pd.DataFrame | None:
-        """`nnlab.analysis.neighbour_tests`: neighbouring widths compared."""
-        return self.study.tests
-
-    @property
-    def best(self) -> pd.DataFrame | None:
-        """`nnlab.analysis.best_settings`: each architecture at its best lr / initialization."""
-        return self.study.best
-
-    @property
-    def endpoints(self) -> pd.DataFrame | None:
-        """endpoints.parquet (`nnlab landscape`), or None before the end points are certified."""
-        return self.study.endpoints
-
-    @property
-    def optima(self) -> pd.DataFrame | None:
-        """optima.parquet (`nnlab landscape`), or None."""
-        return self.study.optima
-
-    @property
-    def barriers(self) -> pd.DataFrame | None:
-        """barriers.parquet (`nnlab landscape`), or None."""
-        return self.study.barriers
-
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        """What could not be computed, and why."""
-        return self.study.warnings
-
-    @property
-    def total(self) -> int:
-        """The runs the experiment defines."""
-        return self.study.results.total
-
-    @property
-    def partial(self) -> bool:
-        """True while fewer runs are stored than the experiment defines."""
-        return self.study.results.partial
-
-    @functools.cached_property
-    def manifest(self) -> dict:
-        """manifest.json: versions, git commit, sessions (start, end, runs trained / reused / failed,
-        interrupted), failures; {} when absent."""
-        path = self.path / "manifest.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-    @functools.cached_property
-    def networks(self) -> pd.DataFrame | None:
-        """networks.parquet: ``run_id``, ``params`` (the final network, flattened as
-        `nnlab.network.flat_params`), for experiments with ``save_networks = true``; else None."""
-        import pandas as pd
-
-        path = self.path / "networks.parquet"
-        return pd.read_parquet(path) if path.is_file() else None
-
-    def network(self, run_id: str) -> Network:
-        """The final network of run ``run_id`` (one replica, its seed in ``seeds``); needs saved networks."""
-        from nnlab.sweep.planning import data_shape
-
-        row = self.runs.loc[self.runs["run_id"] == run_id]
-        if not len(row):
-            raise ValueError(f"run_id: no run {run_id!r} in {self.path}")
-        saved = self.networks
-        params = None if saved is None else saved.loc[saved["run_id"] == run_id, "params"]
-        if params is None or not len(params):
-            raise ValueError(
-                f"run_id: no saved network for {run_id!r} (set save_networks = true in the experiment "
-                "and rerun)"
-            )
-        r = row.iloc[0]
-        _, _, d, out = data_shape(self.experiment)
-        sizes = [d, *[int(r["width"])] * int(r["depth"]), out]
-        net = network_from_flat(
-            np.asarray(params.iloc[0])[None, :],
-            sizes,
-            bias=bool(r["bias"]),
-            hidden=r["hidden"],
-            output=r["output"],
-        )
-        return Network(net.weights, net.biases, net.hidden, net.output, (int(r["seed"]),))
-
-    @functools.cached_property
-    def figures(self) -> dict[str, Figure]:
-        """The figures `nnlab figures` draws, by name (drawn on first use; `nnlab.figures.figures_for`
-        says which apply)."""
-        return report.figures(self.study)
-
-    @functools.cached_property
-    def report(self) -> str:
-        """The text of report.md as `nnlab report` writes it (the figures as figures/NAME.png)."""
-        return report.report(self.study, [Path("figures") / f"{stem}.png" for stem in self.figures])
-
-    def table(self, format: str = "text") -> str:
-        """The summary as `nnlab summary --format FORMAT` prints it: text, markdown or csv."""
-        return report.table(self.study, format)
-
-    def save_figures(self, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
-        """Write the figures into DIR/figures/, as `nnlab figures` does; returns the files."""
-        return report.write_figures(self.study, tuple(formats))
-
-    def write_report(self, formats: Sequence[str] = ("png", "svg")) -> Path:
-        """Write DIR/report.md and its figures, as `nnlab report` does; returns its path."""
-        return report.write_report(self.study, tuple(formats))
-
-    def __repr__(self) -> str:
-        stored = f"{len(self.runs):,}/{self.total:,} runs" + (" (partial)" if self.partial else "")
-        extra = ", endpoints" if self.endpoints is not None else ""
-        return (
-            f"<nnlab.ResultsFolder {self.path}: experiment {self.experiment.name!r}, {stored}, "
-            f"{len(self.summary)} configurations; .runs .curves .summary .figures .report{extra}>"
-        )
 
 
 def load(folder: str | Path, *, gtol: float = analysis.GTOL, rtol: float = analysis.RTOL) -> ResultsFolder:
@@ -217,15 +58,12 @@ def load(folder: str | Path, *, gtol: float = analysis.GTOL, rtol: float = analy
     ExperimentError
         (a ValueError) when the folder holds no nnlab results, or no run yet.
     """
-    s = report.study(Path(folder), curves=True, gtol=gtol, rtol=rtol)
-    if s.results.partial:
-        warnings.warn(
-            f"{folder}: partial results, {len(s.results.runs)} of {s.results.total} runs stored",
-            stacklevel=2,
-        )
+    s = open_folder(Path(folder), curves=True, gtol=gtol, rtol=rtol)
+    if s.partial:
+        warnings.warn(f"{folder}: partial results, {len(s.runs)} of {s.total} runs stored", stacklevel=2)
     for warning in s.warnings:
         warnings.warn(f"{folder}: {warning}", stacklevel=2)
-    return ResultsFolder(s)
+    return s
 
 
 def experiment_of(

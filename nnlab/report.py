@@ -10,107 +10,21 @@ import datetime as dt
 import io
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from nnlab import analysis
-from nnlab.sweep.endpoints import certificates
 from nnlab.sweep.folder import atomic_write_text, make_dir, write_whole
 from nnlab.sweep.runner import load_data
-from nnlab.sweep.store import Results, read_networks, read_results
+
+if TYPE_CHECKING:
+    from nnlab.results import ResultsFolder
 
 FORMATS = ("png", "pdf", "svg")
 DPI = 150
-
-
-@dataclass(frozen=True, eq=False)
-class Study:
-    """A results folder with its statistics.
-
-    Attributes
-    ----------
-    results : Results
-        The folder's experiment and tables.
-    summary : DataFrame
-        `nnlab.analysis.summarize` of the runs (with ``redundant_units`` when networks were saved).
-    capacity : DataFrame
-        `nnlab.analysis.capacity` of the summary.
-    redundant : DataFrame or None
-        `nnlab.analysis.redundancy` per run, when the experiment saved its networks.
-    gtol, rtol : float
-        The tolerances the uncertified optima estimate was counted with.
-    warnings : tuple of str
-        What could not be computed, and why (say, pruning when the data file is gone).
-    endpoints, optima, barriers : DataFrame or None
-        endpoints.parquet, optima.parquet and barriers.parquet, when `nnlab landscape` certified
-        the folder's end points.
-    tests : DataFrame or None
-        `nnlab.analysis.neighbour_tests`: neighbouring widths compared.
-    best : DataFrame or None
-        `nnlab.analysis.best_settings`: each architecture at its best setting, when lr or the
-        initialization is swept.
-    """
-
-    results: Results
-    summary: pd.DataFrame
-    capacity: pd.DataFrame
-    redundant: pd.DataFrame | None
-    gtol: float = analysis.GTOL
-    rtol: float = analysis.RTOL
-    warnings: tuple[str, ...] = ()
-    endpoints: pd.DataFrame | None = None
-    optima: pd.DataFrame | None = None
-    barriers: pd.DataFrame | None = None
-    tests: pd.DataFrame | None = None
-    best: pd.DataFrame | None = None
-
-
-def study(
-    folder: Path, *, curves: bool = True, gtol: float = analysis.GTOL, rtol: float = analysis.RTOL
-) -> Study:
-    """Read ``folder`` and compute its statistics (see `nnlab.analysis.summarize` for gtol, rtol)."""
-    results = read_results(folder, curves=curves)
-    exp = results.experiment
-    params = read_networks(folder, results.runs)
-    redundant = None
-    warnings = list(results.warnings)
-    if params:
-        # Pruning needs the data; the tables do not, so a moved or changed data file costs only it.
-        try:
-            X, Y, _, _ = load_data(exp)
-        except ValueError as err:
-            warnings.append(f"redundant units not counted: {err}")
-        else:
-            redundant = analysis.redundancy(results.runs, params, X, Y, exp.threshold)
-    (endpoints, optima, barriers), more = certificates(folder, results.runs, exp.threshold)
-    warnings += more
-    summary = analysis.summarize(
-        results.runs,
-        exp.threshold,
-        curves=results.curves,
-        gtol=gtol,
-        rtol=rtol,
-        redundant=redundant,
-        endpoints=endpoints,
-    )
-    tests = analysis.neighbour_tests(results.runs, exp.threshold, results.curves)
-    return Study(
-        results,
-        summary,
-        analysis.capacity(summary),
-        redundant,
-        gtol,
-        rtol,
-        tuple(warnings),
-        endpoints,
-        optima,
-        barriers,
-        tests,
-        analysis.best_settings(summary),
-    )
 
 
 def _pct(x: float) -> str:
@@ -207,7 +121,7 @@ def text(table: pd.DataFrame, title: str = "") -> str:
 TABLE_FORMATS = ("text", "markdown", "csv")
 
 
-def table(s: Study, format: str = "text") -> str:
+def table(s: ResultsFolder, format: str = "text") -> str:
     """The summary as `nnlab summary --format FORMAT` prints it: "csv" (every column), "markdown" or
     "text" (the main columns, `display`)."""
     if format == "csv":
@@ -215,15 +129,15 @@ def table(s: Study, format: str = "text") -> str:
     if format == "markdown":
         return markdown(display(s.summary)) + "\n"
     if format == "text":
-        return text(display(s.summary), title=f"{s.results.experiment.name}: final losses") + "\n"
+        return text(display(s.summary), title=f"{s.experiment.name}: final losses") + "\n"
     raise ValueError(f"format: expected one of {', '.join(TABLE_FORMATS)}, got {format!r}")
 
 
-def figures(s: Study) -> dict:
+def figures(s: ResultsFolder) -> dict:
     """The figures that apply to the study, by file stem (see `nnlab.figures.figures_for`)."""
     from nnlab import figures as fig
 
-    r = s.results
+    r = s
     chain = None
     if r.experiment.task["kind"] == "chain" and single_unit_chains(r.runs):
         X, Y, _, _ = load_data(r.experiment)
@@ -248,12 +162,12 @@ def single_unit_chains(runs: pd.DataFrame) -> bool:
     )
 
 
-def write_figures(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+def write_figures(s: ResultsFolder, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
     """Draw the study's figures into DIR/figures/ in each format; returns the files written."""
     import matplotlib
     import matplotlib.pyplot as plt
 
-    folder = make_dir(s.results.path / "figures")
+    folder = make_dir(s.path / "figures")
     written = []
     for stem, figure in figures(s).items():
         # Laid out once, then frozen: every format keeps these positions (figure fractions, the same
@@ -308,10 +222,10 @@ CAPTIONS = {
 }
 
 
-def _samples(s: Study) -> int:
+def _samples(s: ResultsFolder) -> int:
     """The number of training samples of the study's data (0 when the data cannot be read)."""
     try:
-        return len(load_data(s.results.experiment)[0])
+        return len(load_data(s.experiment)[0])
     except ValueError:
         return 0
 
@@ -328,7 +242,7 @@ def _conditions(row: dict) -> str:
     )
 
 
-def _verdicts(s: Study) -> list[str]:
+def _verdicts(s: ResultsFolder) -> list[str]:
     """One line per group of widths: the verdicts by width, their conditions, and monotonicity."""
     lines = []
     others = [a for a in analysis.varying_axes(s.summary) if a not in ("depth", "width")]
@@ -362,7 +276,7 @@ def _verdicts(s: Study) -> list[str]:
     return lines
 
 
-def _tests_section(s: Study) -> list[str]:
+def _tests_section(s: ResultsFolder) -> list[str]:
     """Neighbouring widths compared, every difference called significant or not."""
     if s.tests is None or not len(s.tests):
         return []
@@ -395,7 +309,7 @@ def _tests_section(s: Study) -> list[str]:
     return [*lines, ""]
 
 
-def _best_section(s: Study) -> list[str]:
+def _best_section(s: ResultsFolder) -> list[str]:
     """Each architecture at its own best setting, when lr or the initialization is swept."""
     if s.best is None or not len(s.best):
         return []
@@ -419,9 +333,9 @@ def _best_section(s: Study) -> list[str]:
     return [*lines, ""]
 
 
-def _landscape_section(s: Study) -> list[str]:
+def _landscape_section(s: ResultsFolder) -> list[str]:
     """What the end points are, per configuration, from the certificates of `nnlab landscape`."""
-    options_path = s.results.path / "landscape" / "options.json"
+    options_path = s.path / "landscape" / "options.json"
     options = json.loads(options_path.read_text()) if options_path.is_file() else {}
     lines = [
         "## What the end points are",
@@ -443,7 +357,7 @@ def _landscape_section(s: Study) -> list[str]:
         "the higher end.",
         "",
     ]
-    runs = s.results.runs
+    runs = s.runs
     axes = ["depth", "width", *(a for a in analysis.varying_axes(s.summary) if a not in ("depth", "width"))]
     joined = s.endpoints.merge(runs[["run_id", *axes]], on="run_id")
     for key, g in joined.groupby(axes, sort=True):
@@ -497,9 +411,9 @@ def _landscape_section(s: Study) -> list[str]:
     return lines
 
 
-def report(s: Study, figure_files: list[Path]) -> str:
+def report(s: ResultsFolder, figure_files: list[Path]) -> str:
     """DIR/report.md's text: the experiment, the summary table, the capacity verdicts, the figures."""
-    r = s.results
+    r = s
     exp = r.experiment
     manifest_path = r.path / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
@@ -620,9 +534,9 @@ def report(s: Study, figure_files: list[Path]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(s: Study, formats: tuple[str, ...] = ("png", "svg")) -> Path:
+def write_report(s: ResultsFolder, formats: tuple[str, ...] = ("png", "svg")) -> Path:
     """Write the figures and DIR/report.md; returns the report's path."""
     files = write_figures(s, formats)
-    path = s.results.path / "report.md"
+    path = s.path / "report.md"
     atomic_write_text(path, report(s, files))
     return path

@@ -47,6 +47,7 @@ MODULES = (
     ("nnlab.analysis.comparisons", "Two sweeps side by side; tests between neighbouring widths."),
     ("nnlab.analysis.pruning", "Saved networks analysed: units not needed, gradients along a chain."),
     ("nnlab.figures", "Figures: tables in, matplotlib Figure out."),
+    ("nnlab.results", "One object for a results folder: its experiment, tables and statistics."),
     ("nnlab.report", "Summary table, figures and report.md of a results folder."),
 )
 

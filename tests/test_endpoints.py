@@ -32,6 +32,7 @@ from nnlab import analysis, figures, loss_of, report, sweep
 from nnlab.cli import app
 from nnlab.landscape import KINDS, Options
 from nnlab.network import network_from_flat
+from nnlab.results import open_folder
 from nnlab.sweep import endpoints
 from nnlab.sweep.experiment import validate
 from tests.test_figures import THRESHOLD, data_axes, legend_labels, make_runs, tick_labels
@@ -480,7 +481,7 @@ def test_a_failing_job_is_reported_and_the_others_are_kept(swept, certified, tmp
     e = endpoints.read_endpoints(out)[0]
     assert len(e) == 32 and len(parts(out)) == 2
     # The summary says what is missing; a rerun certifies only the failed job's end points.
-    s = report.study(out)
+    s = open_folder(out)
     assert s.warnings == ("16 runs have no certified end point yet; rerun `nnlab landscape` on the folder",)
     assert s.summary.loc[s.summary["width"] == 2, "certified"].tolist() == [0]
     monkeypatch.setattr(endpoints, "certify_job", real)
@@ -643,7 +644,7 @@ def test_report_says_what_the_end_points_are(certified, swept, tmp_path):
         assert (out / "figures" / f"{stem}.png").is_file(), stem
         assert f"![{stem}](figures/{stem}.png)" in text
     # Without certificates: no such section, and the estimate is called one.
-    plain = report.report(report.study(swept), [])
+    plain = report.report(open_folder(swept), [])
     assert "## What the end points are" not in plain and "optima (uncertified estimate)" in plain
 
 
@@ -659,9 +660,9 @@ def test_figures_command_draws_the_landscape_figures(certified, tmp_path):
 
 def test_figures_for_draws_spectra_and_barriers_only_when_they_apply(certified):
     out = certified[0]
-    s = report.study(out)
-    runs, e, optima, barriers = s.results.runs, s.endpoints, s.optima, s.barriers
-    threshold = s.results.experiment.threshold
+    s = open_folder(out)
+    runs, e, optima, barriers = s.runs, s.endpoints, s.optima, s.barriers
+    threshold = s.experiment.threshold
 
     def keys(kinds):
         ep = e[e["kind"].isin(kinds)]
@@ -771,7 +772,7 @@ def test_certificates_of_another_threshold_are_not_reported_silently(certified, 
     runs = sweep.read_results(out, curves=False).runs
     looser = dataclasses.replace(experiment(), threshold=float(1.01 * runs["final_loss"].max()))
     assert sweep.run(looser, out)["sessions"][-1]["runs_trained"] == 0
-    s = report.study(out)
+    s = open_folder(out)
     # Every run solved at the new threshold; the certificates, classified at the old one, are left
     # out rather than mixed in, and the user is told why.
     assert (s.summary["successes"] == s.summary["runs"]).all()
@@ -782,6 +783,6 @@ def test_certificates_of_another_threshold_are_not_reported_silently(certified, 
 def test_certificates_of_discarded_runs_are_not_reported(certified, tmp_path):
     out = copy(certified[0], tmp_path)
     sweep.run(experiment(epochs=20), out, fresh=True)  # other runs: their ids differ
-    s = report.study(out)
+    s = open_folder(out)
     assert "certified" not in s.summary and "optima_estimate" in s.summary
     assert "## What the end points are" not in report.report(s, [])

@@ -16,8 +16,9 @@ from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
 import nnlab
-from nnlab import front, report, sweep
+from nnlab import front, sweep
 from nnlab.cli import app
+from nnlab.results import open_folder
 from nnlab.sweep.experiment import ExperimentError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,9 +42,9 @@ def folder(tmp_path_factory):
 
 def test_load_is_what_the_cli_shows(folder):
     res = nnlab.load(folder)
-    s = report.study(folder)
-    pd.testing.assert_frame_equal(res.runs, s.results.runs)
-    pd.testing.assert_frame_equal(res.curves, s.results.curves)
+    s = open_folder(folder)
+    pd.testing.assert_frame_equal(res.runs, s.runs)
+    pd.testing.assert_frame_equal(res.curves, s.curves)
     pd.testing.assert_frame_equal(res.summary, s.summary)
     for format in ("text", "markdown", "csv"):
         assert res.table(format) == runner.invoke(app, ["summary", str(folder), "--format", format]).stdout

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from nnlab import report, sweep
+from nnlab import sweep
 from nnlab.cli import app
+from nnlab.results import open_folder
 from nnlab.sweep.experiment import validate
 from tests.conftest import write_file_experiment
 
@@ -36,8 +37,8 @@ def folder(tmp_path_factory):
 
 
 def test_study_summary_has_one_row_per_configuration(folder):
-    s = report.study(folder)
-    assert len(s.summary) == 6 and not s.results.partial
+    s = open_folder(folder)
+    assert len(s.summary) == 6 and not s.partial
     assert list(s.summary["width"][s.summary["depth"] == 1]) == [1, 2, 4]
     assert "redundant_units" in s.summary and len(s.redundant) == 48
     assert set(s.capacity["depth"]) == {1, 2}
@@ -129,8 +130,8 @@ def test_interrupted_sweep_is_merged_when_read(tmp_path):
     sweep.run(experiment(save_networks=False, seeds=4, depth=(1,)), out)
     (out / "runs.parquet").unlink()
     (out / "curves.parquet").unlink()
-    s = report.study(out)
-    assert len(s.results.runs) == 12 and len(s.results.curves) == 12 * 61
+    s = open_folder(out)
+    assert len(s.runs) == 12 and len(s.curves) == 12 * 61
 
 
 def test_a_moved_data_file_costs_only_the_pruning(tmp_path):
@@ -143,7 +144,7 @@ def test_a_moved_data_file_costs_only_the_pruning(tmp_path):
         top="save_networks = true\n",
     )
     sweep.run(load(path), tmp_path / "out")
-    assert "redundant_units" in report.study(tmp_path / "out").summary
+    assert "redundant_units" in open_folder(tmp_path / "out").summary
     (tmp_path / "d.csv").rename(tmp_path / "moved.csv")
     result = runner.invoke(app, ["summary", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from nnlab import report, sweep
 from nnlab.cli import app
+from nnlab.results import open_folder
 from nnlab.sweep.experiment import load
 
 runner = CliRunner()
@@ -212,7 +213,7 @@ def test_a_manifest_of_the_wrong_shape_does_not_stop_a_resume(tmp_path, done, ma
 def test_tanh_at_a_huge_learning_rate_is_worse_than_at_start_not_a_capacity_verdict(tmp_path):
     out = tmp_path / "out"
     sweep.run(load(experiment(tmp_path, lr=1e6)), out)
-    s = report.study(out)
+    s = open_folder(out)
     assert list(s.summary["verdict"]) == ["worse than at start"] * 2
     assert (s.summary["worse"] >= 20).all() and (s.summary["diverged"] == 0).all()
 
@@ -222,4 +223,4 @@ def test_the_chain_figure_only_for_single_unit_chains(tmp_path, model, drawn):
     path = tmp_path / "c.toml"
     path.write_text(f'name = "c"\n[task]\nkind = "chain"\n[model]\n{model}\n[train]\nepochs = 5\nseeds = 3\n')
     sweep.run(load(path), tmp_path / "out")
-    assert ("chain_gradients" in report.figures(report.study(tmp_path / "out"))) == drawn
+    assert ("chain_gradients" in report.figures(open_folder(tmp_path / "out"))) == drawn
