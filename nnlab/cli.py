@@ -19,8 +19,9 @@ from typer.core import TyperCommand, TyperGroup
 
 import nnlab
 from nnlab import analysis, tasks
+from nnlab.errors import InputError
 from nnlab.landscape.polish import Options as CertifyOptions
-from nnlab.sweep.folder import FolderBusy, StorageError, UnsafePath
+from nnlab.sweep.folder import FolderBusy, StorageError
 
 # click's exception classes, wherever this typer takes them from (newer typers vendor click).
 _click_errors = sys.modules[typer.BadParameter.__module__]
@@ -66,7 +67,7 @@ class _OneLineErrors(_ReadableHelp, TyperGroup):
         except typer.Abort:
             typer.echo("nnlab: aborted", err=True)
             code = 1
-        except UnsafePath as err:  # a planted link or special file: bad input, never followed
+        except InputError as err:  # what the user got wrong (a planted link in a folder too)
             typer.echo(f"nnlab: {err}", err=True)
             code = 2
         except (FolderBusy, StorageError) as err:
@@ -77,16 +78,37 @@ class _OneLineErrors(_ReadableHelp, TyperGroup):
             typer.echo(f"nnlab: {err.strerror or err}{where}", err=True)
             code = 1
         except Exception as err:
-            # Last resort: no traceback reaches a user; NNLAB_TRACEBACK=1 shows it to a developer.
+            # A bug of nnlab's: one line saying so, the traceback in a file for the report;
+            # NNLAB_TRACEBACK=1 shows it to a developer instead.
             if os.environ.get("NNLAB_TRACEBACK"):
                 raise
             message = " ".join(str(err).split())
-            typer.echo(f"nnlab: internal error: {type(err).__name__}: {message[:300]}", err=True)
+            typer.echo(
+                f"nnlab: internal error (a bug in nnlab): {type(err).__name__}: {message[:300]}; "
+                f"{_traceback_file(err)}",
+                err=True,
+            )
             code = 1
         code = code if isinstance(code, int) else 0
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _traceback_file(err: BaseException) -> str:
+    """Write ``err``'s traceback to a new file in the temporary folder; says where (or that it
+    could not be written)."""
+    import tempfile
+    import traceback
+
+    try:
+        fd, path = tempfile.mkstemp(prefix="nnlab-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(f"nnlab {nnlab.__version__}, {' '.join(sys.argv)}\n\n")
+            traceback.print_exception(err, file=out)
+    except OSError:
+        return "its traceback could not be written (rerun with NNLAB_TRACEBACK=1 to see it)"
+    return f"its traceback is in {path}"
 
 
 app = typer.Typer(
@@ -253,37 +275,39 @@ def run_command(
     or 10,000 layers), is refused before anything is written. The last line says how many runs this
     session trained, reused (stored by an earlier one) and lost to failed jobs.
     """
-    from nnlab import sweep
-    from nnlab.sweep import experiment as experiment_module
+    from nnlab import front
     from nnlab.sweep.progress import compile_note, run_line
 
     if scheduler and backend is not Backend.dask:
         _fail("--scheduler: only with --backend dask")
-    folder = None
+    folder = exp = None
     try:
-        exp = experiment_module.load(experiment, set_ or [])
-        folder = out if out is not None else Path("results") / exp.name
-        if dry_run:
-            _dry_run(exp, folder, jobs, scheduler)
-            return
-        progress, on_progress = _feedback(exp.name, "runs", quiet)
+        exp = front.experiment_of(experiment, set_ or [])
+        folder = front.folder_of(exp, out)
+        progress, on_progress = (None, None) if dry_run else _feedback(exp.name, "runs", quiet)
 
         def compiling(layouts: list[str]) -> None:
             _say(progress)(compile_note(layouts, jobs))
 
         with progress or contextlib.nullcontext(), _term_is_interrupt():
-            manifest = sweep.run(
+            _, manifest = front.start(
                 exp,
-                folder,
+                out=folder,
                 jobs=jobs,
                 fresh=fresh,
                 backend=backend.value,
                 scheduler=scheduler,
+                dry_run=dry_run,
                 on_progress=on_progress,
                 on_compile=None if quiet else compiling,
                 on_notice=_notice,
             )
-    except ValueError as err:
+        if dry_run:
+            typer.echo(manifest.text())
+            if manifest.refusal:
+                _fail(f"refused: {manifest.refusal}")
+            return
+    except InputError as err:
         _fail(str(err))
     except KeyboardInterrupt:
         # Every finished job is already on disk; say so, so the user knows a rerun resumes.
@@ -297,16 +321,6 @@ def run_command(
     typer.echo(run_line(manifest, folder))
     if manifest["failures"]:
         raise typer.Exit(1)
-
-
-def _dry_run(exp, folder: Path, jobs: int, scheduler: str | None) -> None:
-    """Print the sweep's plan; exit 2 (one line on stderr) when it would be refused."""
-    from nnlab import sweep
-
-    plan = sweep.dry_run(exp, folder, jobs=jobs, scheduler=scheduler)
-    typer.echo(plan.text())
-    if plan.refusal:
-        _fail(f"refused: {plan.refusal}")
 
 
 def _failures(failures: list[str], stopped: str | None) -> None:
@@ -385,7 +399,7 @@ def _study(
 
     try:
         s = open_folder(folder, curves=curves, gtol=gtol, rtol=rtol)
-    except ValueError as err:
+    except InputError as err:
         _fail(str(err))
     where = f"{label}: " if label else ""
     if s.partial:
@@ -481,7 +495,7 @@ def compare_command(
         formats = tuple(f.value for f in figure_format) if figure_format else ("png",)
         try:
             files = comparison.save(out, formats)
-        except ValueError as err:
+        except InputError as err:
             _fail(str(err))
         except OSError as err:
             _fail(f"--out: cannot write into {out}: {err.strerror or err}", code=1)
@@ -547,7 +561,7 @@ def landscape_command(
             negative=negative,
             valley=valley,
         )
-    except ValueError as err:
+    except InputError as err:
         _fail(f"--{str(err).replace('_', '-')}")
     name = folder.name or str(folder)
     progress, on_progress = _feedback(name, "end points", quiet)
@@ -564,7 +578,7 @@ def landscape_command(
                 on_progress=on_progress,
                 on_notice=_notice,
             )
-    except ValueError as err:
+    except InputError as err:
         _fail(str(err))
     except KeyboardInterrupt:
         _fail(f"interrupted: {kept}", 130)

@@ -40,6 +40,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from nnlab.analysis import TUNING, best_settings, config_axes, hit_epochs, varying_axes, wilson
+from nnlab.errors import InputError
 
 PALETTE = "colorblind"  # the one colour-blind-safe palette every figure draws from
 WIDTH_LABEL = "hidden units per layer"
@@ -1566,7 +1567,7 @@ def side_by_side(panels: Sequence[tuple[str, Figure | None]], *, dpi: float = 15
         images.append(np.asarray(canvas.buffer_rgba()))
     drawn = [im for im in images if im is not None]
     if not drawn:
-        raise ValueError("panels: no figure to place")
+        raise InputError("panels: no figure to place")
     h = max(im.shape[0] for im in drawn) / dpi
     w = max(im.shape[1] for im in drawn) / dpi
     title = 0.35  # inches above each panel for the sweep's name

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnlab import analysis, report
+from nnlab.errors import InputError
 from nnlab.results import ResultsFolder, open_folder
 from nnlab.schema import AXIS_COLUMNS
 from nnlab.sweep.experiment import Experiment, ExperimentError, from_dict
@@ -74,13 +75,13 @@ def experiment_of(
     ``--set`` takes them (``"train.epochs=50"``)."""
     if isinstance(experiment, Experiment):
         if overrides:
-            raise ValueError("overrides: apply them to an experiment file or dict, not to an Experiment")
+            raise InputError("overrides: apply them to an experiment file or dict, not to an Experiment")
         return experiment
     if isinstance(experiment, Mapping):
         return from_dict(experiment, overrides)
     if isinstance(experiment, str | Path):
         return load_experiment(experiment, overrides)
-    raise ValueError(
+    raise InputError(
         f"experiment: expected a file's path, a dict or an Experiment, got {type(experiment).__name__}"
     )
 
@@ -144,28 +145,21 @@ def run(
     KeyboardInterrupt
         Interrupted: the finished jobs are stored and recorded in manifest.json; run again to resume.
     """
-    from nnlab import sweep
-
-    if backend not in ("loky", "dask"):
-        raise ExperimentError(f"backend: expected 'loky' or 'dask', got {backend!r}")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 256:
-        raise ExperimentError(f"jobs: expected an int in 1..256, got {jobs!r}")
-    if scheduler and backend != "dask":
-        raise ExperimentError("scheduler: only with backend 'dask'")
-    exp = experiment_of(experiment, overrides)
-    folder = Path(out) if out is not None else Path("results") / exp.name
-    if dry_run:
-        return sweep.dry_run(exp, folder, jobs=jobs, scheduler=scheduler)
-    manifest = sweep.run(
-        exp,
-        folder,
+    on_compile = None if quiet else lambda layouts: print(compile_note(layouts, jobs), flush=True)
+    folder, manifest = start(
+        experiment,
+        out=out,
         jobs=jobs,
-        fresh=fresh,
         backend=backend,
         scheduler=scheduler,
-        on_progress=None if quiet else PlainProgress(exp.name),
-        on_compile=None if quiet else lambda layouts: print(compile_note(layouts, jobs), flush=True),
+        fresh=fresh,
+        overrides=overrides,
+        dry_run=dry_run,
+        on_progress=None if quiet else PlainProgress(experiment_of(experiment, overrides).name),
+        on_compile=on_compile,
     )
+    if dry_run:
+        return manifest
     if not quiet:
         print(run_line(manifest, folder), flush=True)
     failures = manifest["failures"]
@@ -176,6 +170,55 @@ def run(
             "reads them; running again retries the failed jobs)"
         )
     return load(folder)
+
+
+def folder_of(exp: Experiment, out: str | Path | None = None) -> Path:
+    """The results folder of a sweep: ``out``, or results/NAME/ by default."""
+    return Path(out) if out is not None else Path("results") / exp.name
+
+
+def start(
+    experiment: str | Path | Mapping[str, Any] | Experiment,
+    *,
+    out: str | Path | None = None,
+    jobs: int = 1,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    fresh: bool = False,
+    overrides: Sequence[str] = (),
+    dry_run: bool = False,
+    on_progress=None,
+    on_compile=None,
+    on_notice=None,
+) -> tuple[Path, dict | Plan]:
+    """The one way into a sweep, for `run` and `nnlab run`: check the options, resolve the experiment
+    (`experiment_of`) and its folder (default results/NAME/), then plan it (``dry_run``: the
+    `nnlab.sweep.planning.Plan`) or run it (`nnlab.sweep.run`: its manifest). Returns (folder,
+    manifest or plan); the callbacks are `nnlab.sweep.run`'s."""
+    from nnlab import sweep
+
+    if backend not in ("loky", "dask"):
+        raise ExperimentError(f"backend: expected 'loky' or 'dask', got {backend!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 256:
+        raise ExperimentError(f"jobs: expected an int in 1..256, got {jobs!r}")
+    if scheduler and backend != "dask":
+        raise ExperimentError("scheduler: only with backend 'dask'")
+    exp = experiment_of(experiment, overrides)
+    folder = folder_of(exp, out)
+    if dry_run:
+        return folder, sweep.dry_run(exp, folder, jobs=jobs, scheduler=scheduler)
+    manifest = sweep.run(
+        exp,
+        folder,
+        jobs=jobs,
+        fresh=fresh,
+        backend=backend,
+        scheduler=scheduler,
+        on_progress=on_progress,
+        on_compile=on_compile,
+        on_notice=on_notice,
+    )
+    return folder, manifest
 
 
 def labels(paths: Sequence[str | Path]) -> list[str]:
@@ -252,7 +295,7 @@ class Comparison:
             return report.markdown(table) + "\n"
         if format == "text":
             return report.text(table, title=f"{', '.join(self.names)}: final losses") + "\n"
-        raise ValueError(f"format: expected one of {', '.join(report.TABLE_FORMATS)}, got {format!r}")
+        raise InputError(f"format: expected one of {', '.join(report.TABLE_FORMATS)}, got {format!r}")
 
     @functools.cached_property
     def figures(self) -> Mapping[str, Figure]:

@@ -51,6 +51,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from nnlab.errors import InputError
+
 Array = np.ndarray
 
 # ---------------------------------------------------------------------------------------------------
@@ -274,11 +276,11 @@ def check_pairing(output: str, loss: str, n_out: int | None = None) -> None:
     given, ``n_out`` output units: cross_entropy with a sigmoid output needs exactly one)."""
     if output not in PAIRINGS[loss]:
         if output == "softmax":
-            raise ValueError(f"output 'softmax' needs loss 'cross_entropy', got loss {loss!r}")
+            raise InputError(f"output 'softmax' needs loss 'cross_entropy', got loss {loss!r}")
         allowed = " or ".join(repr(o) for o in PAIRINGS[loss])
-        raise ValueError(f"loss {loss!r} needs output {allowed}, got output {output!r}")
+        raise InputError(f"loss {loss!r} needs output {allowed}, got output {output!r}")
     if loss == "cross_entropy" and output == "sigmoid" and n_out is not None and n_out != 1:
-        raise ValueError(
+        raise InputError(
             f"loss 'cross_entropy' with output 'sigmoid' is the logistic form for one output unit, got "
             f"{n_out} units; for {n_out} classes use output 'softmax'"
         )
@@ -297,7 +299,7 @@ def targets(loss: str, Y: Array, n_out: int) -> Array:
         valid = np.isfinite(labels) & (labels == np.round(labels)) & (labels >= 0) & (labels < n_out)
         if not valid.all():
             bad = labels[~valid].ravel()[0].item()
-            raise ValueError(
+            raise InputError(
                 f"Y: class labels must be integers 0..{n_out - 1} for {n_out} outputs, got {bad!r}"
             )
         return np.eye(n_out)[labels.astype(np.int64)]
@@ -307,17 +309,17 @@ def targets(loss: str, Y: Array, n_out: int) -> Array:
     shown = f"values in [{Y.min():g}, {Y.max():g}]"
     if loss == "hinge":
         if not np.isin(Y, (-1.0, 1.0)).all():
-            raise ValueError(f"Y: loss 'hinge' needs targets -1 or +1, got {shown}")
+            raise InputError(f"Y: loss 'hinge' needs targets -1 or +1, got {shown}")
     elif Y.shape[-1] == 1:
         if not ((Y >= 0.0) & (Y <= 1.0)).all():
-            raise ValueError(f"Y: loss 'cross_entropy' with one output needs targets in [0, 1], got {shown}")
+            raise InputError(f"Y: loss 'cross_entropy' with one output needs targets in [0, 1], got {shown}")
     else:
         sums = Y.sum(axis=-1)
         if not (Y >= 0.0).all() or not (np.abs(sums - 1.0) <= 1e-9).all():
             what = (
                 shown if not (Y >= 0.0).all() else f"a row summing to {sums[np.abs(sums - 1.0) > 1e-9][0]:g}"
             )
-            raise ValueError(
+            raise InputError(
                 f"Y: loss 'cross_entropy' needs one-hot rows (class probabilities summing to 1) or class "
                 f"labels 0..{Y.shape[-1] - 1}, got {what}"
             )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnlab._names import did_you_mean
+from nnlab.errors import InputError, did_you_mean
 from nnlab.functions import (  # noqa: F401  (the tables, re-exported: nnlab.network.LOSSES)
     ACTIVATIONS,
     DERIVATIVES,
@@ -44,13 +44,13 @@ def check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
     if isinstance(value, str) and value in allowed:
         return value
     hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
-    raise ValueError(f"Unknown {name} {value!r}{hint}; choose one of: {', '.join(sorted(allowed))}")
+    raise InputError(f"Unknown {name} {value!r}{hint}; choose one of: {', '.join(sorted(allowed))}")
 
 
 def check_activations(hidden: object, output: object) -> None:
     """A ValueError unless ``hidden`` is an elementwise activation and ``output`` any activation."""
     if hidden == "softmax":
-        raise ValueError("hidden: 'softmax' is an output activation only (it mixes the units of a layer)")
+        raise InputError("hidden: 'softmax' is an output activation only (it mixes the units of a layer)")
     check_choice("activation", hidden, ELEMENTWISE)
     check_choice("activation", output, tuple(ACTIVATIONS))
 
@@ -93,26 +93,26 @@ class Network:
     def __post_init__(self) -> None:
         check_activations(self.hidden, self.output)
         if len(self.weights) == 0:
-            raise ValueError("weights: a network needs at least one layer, got none")
+            raise InputError("weights: a network needs at least one layer, got none")
         R = self.weights[0].shape[0]
         for i, W in enumerate(self.weights):
             if W.ndim != 3 or W.shape[0] != R:
-                raise ValueError(f"weights[{i}]: expected shape (R={R}, n_in, n_out), got {W.shape}")
+                raise InputError(f"weights[{i}]: expected shape (R={R}, n_in, n_out), got {W.shape}")
             if i > 0 and W.shape[1] != self.weights[i - 1].shape[2]:
-                raise ValueError(
+                raise InputError(
                     f"weights[{i}]: n_in = {W.shape[1]} does not match the previous layer's "
                     f"n_out = {self.weights[i - 1].shape[2]}"
                 )
         if self.biases is not None:
             if len(self.biases) != len(self.weights):
-                raise ValueError(
+                raise InputError(
                     f"biases: expected {len(self.weights)} arrays (one per layer), got {len(self.biases)}"
                 )
             for i, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
                 if b.shape != (R, W.shape[2]):
-                    raise ValueError(f"biases[{i}]: expected shape {(R, W.shape[2])}, got {b.shape}")
+                    raise InputError(f"biases[{i}]: expected shape {(R, W.shape[2])}, got {b.shape}")
         if self.seeds is not None and len(self.seeds) != R:
-            raise ValueError(f"seeds: expected {R} seeds (one per replica), got {len(self.seeds)}")
+            raise InputError(f"seeds: expected {R} seeds (one per replica), got {len(self.seeds)}")
 
     @property
     def n_replicas(self) -> int:
@@ -163,20 +163,20 @@ def _seeds_text(seeds: Sequence[int]) -> str:
 def _as_seed_list(seeds: int | Sequence[int]) -> list[int]:
     values = [seeds] if isinstance(seeds, int | np.integer) else list(seeds)
     if not values:
-        raise ValueError("seeds: expected an int or a non-empty sequence of ints, got an empty one")
+        raise InputError("seeds: expected an int or a non-empty sequence of ints, got an empty one")
     for s in values:
         if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-            raise ValueError(f"seeds: each seed must be a non-negative int, got {s!r}")
+            raise InputError(f"seeds: each seed must be a non-negative int, got {s!r}")
     return [int(s) for s in values]
 
 
 def _check_sizes(sizes: Sequence[int]) -> list[int]:
     values = list(sizes)
     if len(values) < 2:
-        raise ValueError(f"sizes: expected [d, h_1, ..., out] with at least 2 entries, got {values}")
+        raise InputError(f"sizes: expected [d, h_1, ..., out] with at least 2 entries, got {values}")
     for s in values:
         if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 1:
-            raise ValueError(f"sizes: every layer size must be an int >= 1, got {values}")
+            raise InputError(f"sizes: every layer size must be an int >= 1, got {values}")
     return [int(s) for s in values]
 
 
@@ -223,7 +223,7 @@ def init_network(
     check_activations(hidden, output)
     check_choice("init", init, INITS)
     if not np.isfinite(scale) or scale < 0:
-        raise ValueError(f"scale: expected a finite number >= 0, got {scale!r}")
+        raise InputError(f"scale: expected a finite number >= 0, got {scale!r}")
     L = len(sizes) - 1
     acts = [hidden] * (L - 1) + [output]
     half_widths = []
@@ -254,10 +254,10 @@ def network_from_arrays(
     """
     ws = [np.array(W, dtype=np.float64) for W in weights]
     if not ws:
-        raise ValueError("weights: expected at least one array, got none")
+        raise InputError("weights: expected at least one array, got none")
     ndim = ws[0].ndim
     if ndim not in (2, 3) or any(W.ndim != ndim for W in ws):
-        raise ValueError(
+        raise InputError(
             f"weights: expected all 2-D (n_in, n_out) or all 3-D (R, n_in, n_out), "
             f"got shapes {[W.shape for W in ws]}"
         )
@@ -266,7 +266,7 @@ def network_from_arrays(
         ws = [W[None] for W in ws]
         if bs is not None:
             if any(b.ndim != 1 for b in bs):
-                raise ValueError(f"biases: with 2-D weights expected 1-D biases, got {[b.shape for b in bs]}")
+                raise InputError(f"biases: with 2-D weights expected 1-D biases, got {[b.shape for b in bs]}")
             bs = [b[None] for b in bs]
     return Network(tuple(ws), None if bs is None else tuple(bs), hidden, output)
 
@@ -294,7 +294,7 @@ def network_from_flat(
     flat = np.asarray(flat, dtype=np.float64)
     expected = sum(a * b + (b if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=False))
     if flat.ndim != 2 or flat.shape[1] != expected:
-        raise ValueError(f"flat: expected shape (R, {expected}) for sizes {sizes}, got {flat.shape}")
+        raise InputError(f"flat: expected shape (R, {expected}) for sizes {sizes}, got {flat.shape}")
     weights, biases, at = [], [], 0
     for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
         weights.append(flat[:, at : at + n_in * n_out].reshape(-1, n_in, n_out))
@@ -312,7 +312,7 @@ def as_replicated(net: Network, A: np.ndarray, name: str, width: int) -> np.ndar
     if A.ndim == 2:
         A = A[None]
     if A.ndim != 3 or A.shape[0] not in (1, net.n_replicas) or A.shape[2] != width:
-        raise ValueError(
+        raise InputError(
             f"{name}: expected shape (n, {width}) or (R={net.n_replicas}, n, {width}), got {given}"
         )
     return A
@@ -325,7 +325,7 @@ def check_finite(A: np.ndarray, name: str) -> None:
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         where = where[1:] if A.ndim == 3 and A.shape[0] == 1 else where  # the caller's (n, d) index
-        raise ValueError(f"{name}: expected finite numbers, got {A[bad][0]} at index {where}")
+        raise InputError(f"{name}: expected finite numbers, got {A[bad][0]} at index {where}")
 
 
 def forward(net: Network, X: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -397,7 +397,7 @@ def forward_checked(
     Y = as_replicated(net, check_loss(net, loss, Y), "Y", net.sizes[-1])
     fs, z_L = _forward(net, X)
     if Y.shape[1] != fs[0].shape[1]:
-        raise ValueError(f"Y: expected {fs[0].shape[1]} samples like X, got {Y.shape[1]}")
+        raise InputError(f"Y: expected {fs[0].shape[1]} samples like X, got {Y.shape[1]}")
     return fs, z_L, Y
 
 

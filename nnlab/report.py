@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nnlab import analysis
+from nnlab.errors import InputError
 from nnlab.sweep.folder import atomic_write_text, make_dir, write_whole
 from nnlab.sweep.runner import load_data
 
@@ -130,7 +131,7 @@ def table(s: ResultsFolder, format: str = "text") -> str:
         return markdown(display(s.summary)) + "\n"
     if format == "text":
         return text(display(s.summary), title=f"{s.experiment.name}: final losses") + "\n"
-    raise ValueError(f"format: expected one of {', '.join(TABLE_FORMATS)}, got {format!r}")
+    raise InputError(f"format: expected one of {', '.join(TABLE_FORMATS)}, got {format!r}")
 
 
 def figures(s: ResultsFolder) -> dict:

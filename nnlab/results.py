@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nnlab import analysis
+from nnlab.errors import InputError
 from nnlab.network import Network, network_from_flat
 from nnlab.sweep.endpoints import certificates
 from nnlab.sweep.experiment import Experiment
@@ -110,11 +111,11 @@ class ResultsFolder:
 
         row = self.runs.loc[self.runs["run_id"] == run_id]
         if not len(row):
-            raise ValueError(f"run_id: no run {run_id!r} in {self.path}")
+            raise InputError(f"run_id: no run {run_id!r} in {self.path}")
         saved = self.networks
         params = None if saved is None else saved.loc[saved["run_id"] == run_id, "params"]
         if params is None or not len(params):
-            raise ValueError(
+            raise InputError(
                 f"run_id: no saved network for {run_id!r} (set save_networks = true in the experiment "
                 "and rerun)"
             )

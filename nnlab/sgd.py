@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nnlab.errors import InputError
 from nnlab.network import (
     Network,
     _forward,
@@ -82,7 +83,7 @@ def _check_positive(name: str, value: object, kind: type) -> None:
     ok = isinstance(value, kind | np.integer if kind is int else int | float | np.number)
     if isinstance(value, bool) or not ok or not np.isfinite(value) or value <= 0:
         what = "an int >= 1" if kind is int else "a finite number > 0"
-        raise ValueError(f"{name}: expected {what}, got {value!r}")
+        raise InputError(f"{name}: expected {what}, got {value!r}")
 
 
 def _order_chunks(
@@ -109,14 +110,14 @@ def _order_chunks(
 def _check_order(order: object, R: int, epochs: int, n: int) -> np.ndarray:
     o = np.asarray(order)
     if not np.issubdtype(o.dtype, np.integer):
-        raise ValueError(f"order: expected an int array of sample indices, got dtype {o.dtype}")
+        raise InputError(f"order: expected an int array of sample indices, got dtype {o.dtype}")
     if o.shape not in ((epochs, n), (R, epochs, n)):
-        raise ValueError(
+        raise InputError(
             f"order: expected shape (epochs, n) = {(epochs, n)} or (R, epochs, n) = "
             f"{(R, epochs, n)}, got {o.shape}"
         )
     if o.size and (o.min() < 0 or o.max() >= n):
-        raise ValueError(f"order: sample indices must lie in [0, {n}), got [{o.min()}, {o.max()}]")
+        raise InputError(f"order: sample indices must lie in [0, {n}), got [{o.min()}, {o.max()}]")
     return o
 
 
@@ -167,7 +168,7 @@ def train(
     TrainResult
     """
     if not isinstance(net, Network):
-        raise ValueError(f"net: expected a Network, got {type(net).__name__}")
+        raise InputError(f"net: expected a Network, got {type(net).__name__}")
     _check_positive("lr", lr, float)
     _check_positive("epochs", epochs, int)
     _check_positive("batch_size", batch_size, int)
@@ -180,9 +181,9 @@ def train(
     Y3 = as_replicated(net, Y, "Y", net.sizes[-1])
     n = X3.shape[1]
     if Y3.shape[1] != n:
-        raise ValueError(f"Y: expected {n} samples like X, got {Y3.shape[1]}")
+        raise InputError(f"Y: expected {n} samples like X, got {Y3.shape[1]}")
     if n == 0:
-        raise ValueError("X: expected at least one sample, got 0")
+        raise InputError("X: expected at least one sample, got 0")
     check_finite(X3, "X")
     check_finite(Y3, "Y")
     keys = None
@@ -196,7 +197,7 @@ def train(
             if len(seed_list) != R or any(
                 isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0 for s in seed_list
             ):
-                raise ValueError(f"seeds: expected {R} non-negative ints (one per replica), got {seeds!r}")
+                raise InputError(f"seeds: expected {R} non-negative ints (one per replica), got {seeds!r}")
         keys = shuffle_keys(seed_list)
     chunks = _order_chunks(order, keys, R, epochs, n)
     if engine == "numpy":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlab._names import did_you_mean
+from nnlab.errors import InputError, did_you_mean
 from nnlab.functions import ACTIVATIONS, ELEMENTWISE
 
 
@@ -34,7 +34,7 @@ def _int(name: str, value: object, low: int, high: int | None = None) -> int:
     ok = not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= low
     if not ok or (high is not None and value > high):
         allowed = f">= {low}" if high is None else f"in {low}..{high:_}"
-        raise ValueError(f"{name}: expected an int {allowed}, got {_shown(value)}")
+        raise InputError(f"{name}: expected an int {allowed}, got {_shown(value)}")
     return int(value)
 
 
@@ -46,7 +46,7 @@ def _shown(value: object) -> str:
 def _size(field: str, rows: int, columns: int, what: str) -> None:
     """An array of ``rows`` x ``columns`` numbers must stay under MAX_NUMBERS."""
     if rows * columns > MAX_NUMBERS:
-        raise ValueError(
+        raise InputError(
             f"{field}: {what} = {rows * columns:_} numbers to hold in memory, more than {MAX_NUMBERS:_}"
         )
 
@@ -58,7 +58,7 @@ def _number(name: str, value: object, low: float, high: float, *, open_low=False
         ok = np.isfinite(v) and (v > low if open_low else v >= low) and (v < high if open_high else v <= high)
     if not ok:
         lo, hi = "(" if open_low else "[", ")" if open_high else "]"
-        raise ValueError(f"{name}: expected a number in {lo}{low:g}, {high:g}{hi}, got {value!r}")
+        raise InputError(f"{name}: expected a number in {lo}{low:g}, {high:g}{hi}, got {value!r}")
     return float(value)
 
 
@@ -184,9 +184,9 @@ def teacher(
     _size("teacher_width", dim, k, f"dim {dim:_} x teacher_width {k:_}")
     act = _choice("activation", activation, ELEMENTWISE)
     if not isinstance(orthonormal, bool):
-        raise ValueError(f"orthonormal: expected true or false, got {orthonormal!r}")
+        raise InputError(f"orthonormal: expected true or false, got {orthonormal!r}")
     if orthonormal and k > dim:
-        raise ValueError(f"orthonormal: needs teacher_width <= dim, got teacher_width {k} > dim {dim}")
+        raise InputError(f"orthonormal: needs teacher_width <= dim, got teacher_width {k} > dim {dim}")
     rng = _rng(seed)
     if orthonormal:
         W, _ = np.linalg.qr(rng.normal(size=(dim, k)))
@@ -248,7 +248,7 @@ def digits(*, target: float = 1.0, encoding: str = "signed") -> tuple[np.ndarray
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
-        raise ValueError("kind: 'digits' needs scikit-learn installed (pip install scikit-learn)") from err
+        raise InputError("kind: 'digits' needs scikit-learn installed (pip install scikit-learn)") from err
     data = load_digits()
     X = np.asarray(data.data, dtype=np.float64) / 16.0
     Y = np.full((X.shape[0], 10), 0.0 if encoding == "onehot" else -target)
@@ -263,7 +263,7 @@ def _digits_fields(target: object, encoding: object) -> tuple[float, str]:
     target = _number("target", target, 0.0, 1.0, open_low=True)
     encoding = _choice("encoding", encoding, ENCODINGS)
     if encoding == "onehot" and target != 1.0:
-        raise ValueError(f"target: only with encoding 'signed' (one-hot rows are 0 and 1), got {target:g}")
+        raise InputError(f"target: only with encoding 'signed' (one-hot rows are 0 and 1), got {target:g}")
     return target, encoding
 
 
@@ -284,13 +284,13 @@ def _read_csv(p: Path, wanted: list[str]) -> dict[str, np.ndarray]:
         with open(p, newline="", encoding="utf-8-sig") as fh:
             rows = [r for r in csv.reader(fh) if any(cell.strip() for cell in r)]
     except (UnicodeDecodeError, csv.Error) as err:
-        raise ValueError(f"path: {p.name} is not a readable UTF-8 CSV file ({err})") from None
+        raise InputError(f"path: {p.name} is not a readable UTF-8 CSV file ({err})") from None
     if not rows:
-        raise ValueError(f"path: {p.name} is empty; expected a header row, then one row per sample")
+        raise InputError(f"path: {p.name} is empty; expected a header row, then one row per sample")
     header = [name.strip() for name in rows[0]]
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
-            raise ValueError(f"path: {p.name} row {line} has {len(row)} fields, its header {len(header)}")
+            raise InputError(f"path: {p.name} row {line} has {len(row)} fields, its header {len(header)}")
     # Every name of the header (in its order, for messages); only the wanted columns are parsed.
     columns: dict[str, np.ndarray | None] = dict.fromkeys(header)
     for name in wanted:
@@ -303,7 +303,7 @@ def _read_csv(p: Path, wanted: list[str]) -> dict[str, np.ndarray]:
             try:
                 values.append(float(cell) if cell else np.nan)
             except ValueError:
-                raise ValueError(
+                raise InputError(
                     f"path: {p.name} row {line}, column {name!r}: {cell!r} is not a number"
                 ) from None
         columns[name] = np.array(values, dtype=np.float64)
@@ -342,13 +342,13 @@ def file(
     p = Path(path)
     for name, cols in (("inputs", inputs), ("targets", targets)):
         if not isinstance(cols, list | tuple) or not cols or not all(isinstance(c, str) for c in cols):
-            raise ValueError(f"{name}: expected a non-empty list of column names, got {cols!r}")
+            raise InputError(f"{name}: expected a non-empty list of column names, got {cols!r}")
         if len(set(cols)) != len(cols):
-            raise ValueError(f"{name}: a column is named twice in {list(cols)!r}")
+            raise InputError(f"{name}: a column is named twice in {list(cols)!r}")
     if not p.is_file():
-        raise ValueError(f"path: no such file: {p}")
+        raise InputError(f"path: no such file: {p}")
     if sha256 is not None and file_sha256(p) != sha256:
-        raise ValueError(
+        raise InputError(
             f"path: {p} changed since this experiment recorded it (sha256 {sha256[:12]}...); its runs "
             "were trained on other data: restore the file, or rerun with --fresh"
         )
@@ -357,45 +357,45 @@ def file(
             with np.load(p, allow_pickle=False) as archive:  # data never runs code
                 columns = {key: np.asarray(archive[key]) for key in archive.files}
         except (OSError, ValueError) as err:
-            raise ValueError(f"path: {p.name} is not a readable NPZ file ({err})") from None
+            raise InputError(f"path: {p.name} is not a readable NPZ file ({err})") from None
     elif p.suffix.lower() == ".csv":
         columns = _read_csv(p, [*inputs, *targets])
     else:
-        raise ValueError(f"path: expected a .csv or .npz file, got {p.name}")
+        raise InputError(f"path: expected a .csv or .npz file, got {p.name}")
 
     def take(name: str, cols: list[str]) -> np.ndarray:
         missing = [c for c in cols if c not in columns]
         if missing:
             names = ", ".join(c if c else "''" for c in columns)
-            raise ValueError(f"{name}: no column {missing[0]!r} in {p.name}; it has: {names}")
+            raise InputError(f"{name}: no column {missing[0]!r} in {p.name}; it has: {names}")
         parts = []
         for c in cols:
             a = np.asarray(columns[c], dtype=np.float64)
             if a.ndim > 2:
-                raise ValueError(f"{name}: {c!r} in {p.name} has shape {a.shape}; expected (n,) or (n, k)")
+                raise InputError(f"{name}: {c!r} in {p.name} has shape {a.shape}; expected (n,) or (n, k)")
             parts.append(a if a.ndim == 2 else a.reshape(-1, 1))
         rows = {len(a) for a in parts}
         if len(rows) > 1:
-            raise ValueError(f"{name}: the columns {cols} of {p.name} differ in length: {sorted(rows)}")
+            raise InputError(f"{name}: the columns {cols} of {p.name} differ in length: {sorted(rows)}")
         out = np.concatenate(parts, axis=1)
         if not np.isfinite(out).all():
-            raise ValueError(f"{name}: {p.name} has missing or non-finite values in {cols}")
+            raise InputError(f"{name}: {p.name} has missing or non-finite values in {cols}")
         return out
 
     if classes is not None:
         classes = _int("classes", classes, 2, MAX_DIM)
         if len(targets) != 1:
-            raise ValueError(f"targets: with classes, one column of class labels, got {list(targets)!r}")
+            raise InputError(f"targets: with classes, one column of class labels, got {list(targets)!r}")
     X, Y = take("inputs", list(inputs)), take("targets", list(targets))
     if X.shape[0] == 0:
-        raise ValueError(f"path: {p.name} has no rows")
+        raise InputError(f"path: {p.name} has no rows")
     if X.shape[0] != Y.shape[0]:
-        raise ValueError(f"targets: {p.name} has {Y.shape[0]} target rows but {X.shape[0]} input rows")
+        raise InputError(f"targets: {p.name} has {Y.shape[0]} target rows but {X.shape[0]} input rows")
     if classes is not None:
         labels = Y[:, 0]
         bad = (labels != np.round(labels)) | (labels < 0) | (labels >= classes)
         if bad.any():
-            raise ValueError(
+            raise InputError(
                 f"targets: {targets[0]!r} in {p.name} must hold class labels 0..{classes - 1}, "
                 f"got {labels[bad][0]:g}"
             )
@@ -419,7 +419,7 @@ def _choice(name: str, value: object, allowed: Collection[str]) -> str:
     if isinstance(value, str) and value in allowed:
         return value
     hint = did_you_mean(value, allowed)
-    raise ValueError(f"{name}: unknown {value!r}{hint}; choose one of: {', '.join(sorted(allowed))}")
+    raise InputError(f"{name}: unknown {value!r}{hint}; choose one of: {', '.join(sorted(allowed))}")
 
 
 def make_task(kind: str, params: Mapping[str, object] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -436,13 +436,13 @@ def make_task(kind: str, params: Mapping[str, object] | None = None) -> tuple[np
     for key in params:
         if key not in allowed:
             hint = did_you_mean(key, allowed)
-            raise ValueError(
+            raise InputError(
                 f"task.{key}: not a field of kind '{kind}'{hint}; fields: {', '.join(sorted(allowed))}"
             )
     try:
         return fn(**params)
     except TypeError as err:  # a required field is missing
-        raise ValueError(f"task: kind '{kind}' {err}") from None
+        raise InputError(f"task: kind '{kind}' {err}") from None
 
 
 def task_shape(kind: str, params: Mapping[str, object] | None = None) -> tuple[int, int, int]:
@@ -472,10 +472,10 @@ def split(
     n = X.shape[0]
     n_test = int(round(f * n))
     if n_test >= n:
-        raise ValueError(f"test_fraction: {f:g} leaves no training samples out of {n}")
+        raise InputError(f"test_fraction: {f:g} leaves no training samples out of {n}")
     if f > 0 and n_test == 0:
         # An empty split has no loss to report; say so rather than record a NaN test loss.
-        raise ValueError(
+        raise InputError(
             f"test_fraction: {f:g} of {n} samples holds out none; hold out at least one ({1 / n:.3g} or "
             "more), or set 0 for no held-out split"
         )

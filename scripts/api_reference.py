@@ -27,6 +27,7 @@ MODULES = (
     ("nnlab.tasks", "Data: each task a pure function of its fields and the data's seed."),
     ("nnlab.network", "Networks of R replicas: initialization, forward pass, back-propagation."),
     ("nnlab.sgd", "Plain SGD on all replicas at once; the compiled layouts; memory and time."),
+    ("nnlab.errors", "What the user got wrong (InputError, exit 2), said once for every room."),
     ("nnlab.schema", "What every room agrees on: the axes (Config's fields), columns, kinds, limits."),
     ("nnlab.landscape", "Second order: Hessians, certification of end points, symmetries."),
     ("nnlab.landscape.curvature", "Hessian-vector products and Hessians by the second-order recursion."),

@@ -1,5 +1,8 @@
 """The command line through typer's CliRunner: exit codes and output."""
 
+from pathlib import Path
+
+import pytest
 from typer.testing import CliRunner
 
 import nnlab
@@ -41,3 +44,30 @@ def test_bad_option_exits_2_with_one_line():
 def test_no_arguments_prints_help():
     result = runner.invoke(app, [])
     assert result.exit_code == 0 and "Usage" in result.output and "run" in result.output
+
+
+@pytest.mark.parametrize("error", [ZeroDivisionError("boom"), ValueError("operands could not be broadcast")])
+def test_a_bug_is_one_line_exit_1_with_its_traceback_in_a_file(tmp_path, monkeypatch, error):
+    """Only an InputError is bad input (exit 2); anything else, a numpy ValueError included, is a bug
+    of nnlab's: one line saying so and naming the file that holds the traceback, exit 1."""
+    import nnlab.results
+
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(nnlab.results, "open_folder", broken)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("NNLAB_TRACEBACK", raising=False)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    result = runner.invoke(app, ["summary", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "internal error (a bug in nnlab)" in lines[0], lines
+    path = Path(lines[0].rsplit("its traceback is in ", 1)[1])
+    assert (
+        path.parent == tmp_path
+        and "Traceback" in path.read_text()
+        and type(error).__name__ in path.read_text()
+    )

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nnlab.errors import InputError
 from nnlab.functions import DERIVATIVES, SECOND_DERIVATIVES, output_delta, output_delta_r
 from nnlab.network import Network, forward_checked
 
@@ -198,7 +199,7 @@ def hvp(
     V = np.asarray(V, dtype=np.float64)
     P = net.n_params
     if V.ndim not in (2, 3) or V.shape[0] != net.n_replicas or V.shape[-1] != P:
-        raise ValueError(f"V: expected shape (R={net.n_replicas}, P={P}) or (R, K, P), got {V.shape}")
+        raise InputError(f"V: expected shape (R={net.n_replicas}, P={P}) or (R, K, P), got {V.shape}")
     p = _point(net, X, Y, loss)
     return _products(p, V[:, None] if V.ndim == 2 else V)[:, 0] if V.ndim == 2 else _products(p, V)
 
@@ -309,10 +310,10 @@ def extreme_eigenvalues(
     P = net.n_params
     Q = None if basis is None else np.asarray(basis, dtype=np.float64)
     if Q is not None and (Q.ndim != 2 or Q.shape[0] != P):
-        raise ValueError(f"basis: expected shape (P={P}, m), got {Q.shape}")
+        raise InputError(f"basis: expected shape (P={P}, m), got {Q.shape}")
     m = P if Q is None else Q.shape[1]
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k < m:
-        raise ValueError(f"k: expected an int in 1..{m - 1} (the dimension - 1), got {k!r}")
+        raise InputError(f"k: expected an int in 1..{m - 1} (the dimension - 1), got {k!r}")
     smallest = np.empty((net.n_replicas, k))
     largest = np.empty(net.n_replicas)
     found = np.empty((net.n_replicas, P, k))

@@ -41,6 +41,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from nnlab.errors import InputError
 from nnlab.functions import ACTIVATIONS, DERIVATIVES, output_delta, output_loss
 from nnlab.landscape.curvature import extreme_eigenvalues, hessian
 from nnlab.network import Network, as_replicated, check_loss, flat_params, loss_of, network_from_flat
@@ -88,11 +89,11 @@ class Options:
         for f in fields(self):
             v = getattr(self, f.name)
             if f.type == "int" and (isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1):
-                raise ValueError(f"{f.name}: expected an int >= 1, got {v!r}")
+                raise InputError(f"{f.name}: expected an int >= 1, got {v!r}")
             if f.type == "float" and (
                 isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < np.inf
             ):
-                raise ValueError(f"{f.name}: expected a number > 0, got {v!r}")
+                raise InputError(f"{f.name}: expected a number > 0, got {v!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -447,11 +448,11 @@ def certify(
     Certificate
     """
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not threshold > 0:
-        raise ValueError(f"threshold: expected a number > 0, got {threshold!r}")
+        raise InputError(f"threshold: expected a number > 0, got {threshold!r}")
     X = as_replicated(net, X, "X", net.sizes[0])
     Y = as_replicated(net, check_loss(net, loss, Y), "Y", net.sizes[-1])  # class labels: one-hot
     if X.shape[0] != 1 or Y.shape[0] != 1:
-        raise ValueError("X, Y: certify takes one data set (n, d), (n, out) shared by the replicas")
+        raise InputError("X, Y: certify takes one data set (n, d), (n, out) shared by the replicas")
     X, Y = X[0], Y[0]
     objective = _Objective(net.sizes, net.biases is not None, net.hidden, net.output, loss, X, Y)
     start = flat_params(net)

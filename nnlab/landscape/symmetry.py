@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnlab.errors import InputError
 from nnlab.functions import ODD
 from nnlab.network import Network, flat_params, forward, loss_of, network_from_flat
 
@@ -109,9 +110,9 @@ def align(reference: Network, other: Network, *, sweeps: int = 10) -> Network:
     the distance, as in weight matching). One hidden layer: one pass on the whole u_j, exact.
     """
     if reference.sizes != other.sizes or (reference.biases is None) != (other.biases is None):
-        raise ValueError(f"align: networks of different architectures, {reference.sizes} and {other.sizes}")
+        raise InputError(f"align: networks of different architectures, {reference.sizes} and {other.sizes}")
     if reference.n_replicas not in (1, other.n_replicas):
-        raise ValueError(
+        raise InputError(
             f"align: expected a reference of 1 or {other.n_replicas} replicas, got {reference.n_replicas}"
         )
     odd = other.hidden in ODD
@@ -198,7 +199,7 @@ def barrier(
         The loss at t = 0, 1/(points - 1), ..., 1.
     """
     if points < 2:
-        raise ValueError(f"points: expected an int >= 2, got {points!r}")
+        raise InputError(f"points: expected an int >= 2, got {points!r}")
     if aligned:
         b = align(a, b)
     ta, tb = flat_params(a), flat_params(b)

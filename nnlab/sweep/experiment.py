@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nnlab._names import did_you_mean
+from nnlab.errors import InputError, did_you_mean
 from nnlab.functions import ACTIVATIONS, ELEMENTWISE, LOSSES, check_pairing
 from nnlab.network import INITS
 from nnlab.schema import (
@@ -74,7 +74,7 @@ FIELDS = SECTION_FIELDS
 TASK_COMMON = {"kind", "seed", "test_fraction"}
 
 
-class ExperimentError(ValueError):
+class ExperimentError(InputError):
     """A malformed or invalid experiment: the message names the field."""
 
 

@@ -32,6 +32,7 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from nnlab.errors import InputError
 from nnlab.schema import LANDSCAPE_TABLES, TABLES
 
 try:
@@ -49,7 +50,7 @@ FILES = (LOCK, "experiment.toml", "manifest.json", "report.md", *TABLES, *LANDSC
 FOLDERS = ("parts", "landscape", "landscape/parts", "figures")
 
 
-class UnsafePath(ValueError):
+class UnsafePath(InputError):
     """A path nnlab owns inside a results folder is a link or a special file: nnlab would write,
     delete or lock outside the folder, or hang on a FIFO. Bad input, never followed."""
 

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from nnlab.errors import InputError
 from nnlab.sweep.folder import StorageError
 
 RETRIES = 2  # a job whose worker died is run at most 1 + RETRIES times
@@ -40,7 +41,7 @@ NO_WORKERS = 60.0  # seconds a Dask cluster may have no worker before its jobs a
 POLL = 2.0  # seconds between checks of a Dask cluster's workers while no job finishes
 
 
-class ConnectError(ValueError):
+class ConnectError(InputError):
     """The Dask scheduler cannot be reached (bad input: the address)."""
 
 
