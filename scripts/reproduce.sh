@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the canonical studies: every sweep (and, where it saves its networks, the certificate
 # of every end point), then its summary, figures and report, into results/<name>/. At most 15
-# minutes on 2 cores (measured: see README.md).
+# minutes on 2 cores (measured: see docs/studies.md).
 #
 #   scripts/reproduce.sh [--fresh] [NAME ...]     (default: all six studies)
 #

@@ -23,7 +23,13 @@ from nnlab.cli import app
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "reference.md"
 API = ROOT / "docs" / "api.md"
-DOCS = [ROOT / "README.md", ROOT / "experiments" / "README.md", REFERENCE, API]
+DOCS = [
+    ROOT / "README.md",
+    ROOT / "experiments" / "README.md",
+    REFERENCE,
+    API,
+    *(ROOT / "docs" / f"{name}.md" for name in ("guide", "studies", "performance")),
+]
 sys.path.insert(0, str(ROOT / "scripts"))
 import api_reference  # noqa: E402
 
@@ -186,3 +192,15 @@ def test_links_stay_inside_the_repository():
             path = (doc.parent / target).resolve()
             assert path.is_relative_to(ROOT), (doc, target)
             assert path.exists(), (doc, target)
+
+
+def test_the_layout_has_no_upward_arrow_and_the_readme_shows_it():
+    """Lower rooms never import higher ones (scripts/layout.py reads the imports), and the README's
+    picture is what the script draws today."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "layout.py")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for line in done.stdout.strip().splitlines():
+        assert "    " + line in readme, f"README's layout lacks: {line}"
