@@ -336,7 +336,7 @@ def test_pruning_refits_the_next_layer_over_all_remaining_units():
     net = network_from_arrays([W1, W2], hidden="identity", output="identity")
     Y = X @ W1 @ W2  # the network's own output: loss 0
     f = (X, X @ W1, X @ W1 @ W2)
-    W, b = analysis.pruning._refit_without([W1, W2], None, f, 0, 2)
+    W, b = analysis.pruning.refit_without([W1, W2], None, f, 0, 2)
     np.testing.assert_allclose(W[1], [[0.3 + 2 * 0.5], [-0.2 - 0.5]], atol=1e-12)
     assert analysis.redundant_units(net, X, Y, 1e-6)[0] == 1  # the third unit; two are needed for rank 2
 

@@ -52,7 +52,7 @@ def test_a_short_sweep_prints_nothing():
 
 
 def test_clock_text():
-    assert [progress._clock(s) for s in (0.4, 59, 61, 3599, 3600, 7 * 3600 + 125)] == [
+    assert [progress.clock(s) for s in (0.4, 59, 61, 3599, 3600, 7 * 3600 + 125)] == [
         "0 s",
         "59 s",
         "1 min 01 s",

@@ -16,7 +16,7 @@ PRUNE_RTOL = 0.1
 PRUNE_ATOL = 0.01
 
 
-def _refit_without(
+def refit_without(
     W: list[np.ndarray], b: list[np.ndarray] | None, f: tuple, i: int, j: int
 ) -> tuple[list, list | None]:
     """Remove unit j of hidden layer i (0-based: between W[i] and W[i + 1]) and refit the next
@@ -45,7 +45,7 @@ def redundant_units(
     staying close to its own.
 
     Each step tries removing every hidden unit (the next layer refitted by least squares over all
-    the remaining units, see `_refit_without`) and keeps the removal with the lowest loss, as long
+    the remaining units, see `refit_without`) and keeps the removal with the lowest loss, as long
     as that loss stays within ``loss_0 (1 + PRUNE_RTOL) + PRUNE_ATOL * threshold`` of the trained
     network's own loss ``loss_0``: a network at 1e-12 may not be degraded to the threshold. Every
     hidden layer keeps at least one unit. The count is a greedy one (a lower bound of what an exact
@@ -70,7 +70,7 @@ def redundant_units(
             for i in range(len(W) - 1):
                 if W[i].shape[1] < 2:
                     continue
-                candidates = [_refit_without(W, b, f, i, j) for j in range(W[i].shape[1])]
+                candidates = [refit_without(W, b, f, i, j) for j in range(W[i].shape[1])]
                 # All candidates of one layer share a shape: one batched forward pass as replicas.
                 stacked = Network(
                     tuple(np.stack([c[0][m] for c in candidates]) for m in range(len(W))),

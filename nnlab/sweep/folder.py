@@ -173,10 +173,21 @@ def write_whole(path: Path, write: Callable[[Path], object], suffix: str = "") -
             os.unlink(tmp)
         try:
             write(tmp)
+            _fsync(tmp)  # the data on disk before the name: a crash never leaves an empty file named
             os.replace(tmp, path)
         except OSError:
             tmp.unlink(missing_ok=True)  # a full disk leaves no half file behind
             raise
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path``'s data to the disk (a whole-file rename is atomic for readers, but only an
+    fsync before it makes it whole after a power cut)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

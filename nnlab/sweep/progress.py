@@ -57,16 +57,16 @@ class PlainProgress:
         if not (due or (finished and self.printed)):
             return
         elapsed = now - self.start
-        line = f"{self.name}: {done:,}/{total:,} {self.what} ({share:.0%}), {_clock(elapsed)}"
+        line = f"{self.name}: {done:,}/{total:,} {self.what} ({share:.0%}), {clock(elapsed)}"
         fresh = done - self.first
         if not finished and fresh > 0:
-            line += f", about {_clock(elapsed / fresh * (total - done))} left"
+            line += f", about {clock(elapsed / fresh * (total - done))} left"
         print(line, file=self.stream or sys.stdout, flush=True)
         self.last_time, self.last_share = now, share
         self.printed += 1
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     """12 s, 3 min 05 s, 2 h 07 min."""
     s = int(round(seconds))
     if s < 60:
