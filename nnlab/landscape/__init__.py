@@ -11,7 +11,7 @@ points, and their symmetries.
 A room between the training engine and the sweep: it reads networks and data, never tables.
 """
 
-from nnlab.landscape.curvature import extreme_eigenvalues, gradient, hessian, hvp
+from nnlab.landscape.curvature import Extremes, extreme_eigenvalues, gradient, hessian, hvp, lanczos
 from nnlab.landscape.polish import KINDS, Certificate, Options, certify, classify, symmetry_directions
 from nnlab.landscape.symmetry import (
     align,
@@ -25,6 +25,7 @@ from nnlab.landscape.symmetry import (
 __all__ = [
     "KINDS",
     "Certificate",
+    "Extremes",
     "Options",
     "align",
     "barrier",
@@ -37,6 +38,7 @@ __all__ = [
     "gradient",
     "hessian",
     "hvp",
+    "lanczos",
     "parameter_distance",
     "symmetry_directions",
 ]
