@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from nnlab import forward, init_network, loss_of, network_from_arrays, tasks
-from nnlab.landscape import Options, certify
+from nnlab.landscape import certify
 from nnlab.landscape.escape import escape, escape_seeds
 from nnlab.landscape.paths import bezier
 from nnlab.landscape.splitting import split_and_certify, split_unit
 from nnlab.network import flat_params
-from tests.test_landscape import GRID, X_REG, Y_REG, Y_GRID, swapped
+from tests.test_landscape import GRID, X_REG, Y_GRID, Y_REG, swapped
 
 
 def test_bezier_barrier_is_below_the_straight_one():
@@ -34,7 +34,8 @@ def test_bezier_between_a_network_and_itself_is_flat():
     p = init_network([2, 3, 1], seeds=1)
     X, Y = tasks.xor()
     path = bezier(p, p, X, Y, iters=20, points=9)
-    assert path.height == pytest.approx(0.0, abs=1e-12) and path.straight_bound == pytest.approx(0.0, abs=1e-15)
+    assert path.height == pytest.approx(0.0, abs=1e-12)
+    assert path.straight_bound == pytest.approx(0.0, abs=1e-15)
 
 
 def test_split_unit_keeps_the_function():

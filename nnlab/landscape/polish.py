@@ -76,6 +76,7 @@ PROCEDURE = 4
 FIRST_ROUND = 250  # L-BFGS iterations of the first round; each later round doubles it
 CONTINUATION = 200  # L-BFGS iterations of the continuation test
 RELAX = 100  # L-BFGS iterations relaxing each point of the ray test
+MINRES = 200  # MINRES iterations (Hessian-vector products) per Newton step above max_full
 
 
 @dataclass(frozen=True)
@@ -687,29 +688,43 @@ def _net_of(objective: _Objective):
     return net_of
 
 
+def _hvp_operator(objective: _Objective, theta: np.ndarray):
+    """H at theta as a scipy LinearOperator of Hessian-vector products (R-operator)."""
+    from scipy.sparse.linalg import LinearOperator
+
+    P = len(theta)
+    p = _point(_net_of(objective)(theta), objective.X, objective.Y, objective.loss)
+    return LinearOperator((P, P), matvec=lambda v: _products(p, v.reshape(1, 1, -1))[0, 0], dtype=float)
+
+
+def _scale(objective: _Objective, theta: np.ndarray) -> float:
+    """s ~ max |lambda| to 1e-3, by Lanczos on Hessian-vector products; 0 where not finite."""
+    from scipy.sparse.linalg import eigsh
+
+    if not np.all(np.isfinite(theta)):
+        return 0.0
+    start = np.random.default_rng(0).normal(size=len(theta))
+    op = _hvp_operator(objective, theta)
+    return abs(float(eigsh(op, k=1, which="LM", tol=1e-3, v0=start, return_eigenvectors=False)[0]))
+
+
 def _newton_hvp(objective: _Objective, theta: np.ndarray, iters: int, gtol: float) -> np.ndarray:
     """Newton steps on grad L = 0 from Hessian-vector products alone: each step solves H s = -g by
     MINRES (symmetric, indefinite or singular H alike: it converges to saddles as to minima), then
     halves the step until the gradient norm falls. Stops at |grad| <= gtol * s / 10^4 (s ~ lambda_max,
-    by a few Lanczos steps), when no step helps, or after ``iters`` solves."""
-    from scipy.sparse.linalg import LinearOperator, eigsh, minres
+    by a few Lanczos steps), when no step helps, when three steps in a row cut the gradient by less
+    than a tenth, or after ``iters`` solves."""
+    from scipy.sparse.linalg import minres
 
-    net_of = _net_of(objective)
-    P = len(theta)
     value, g = objective(theta)
-
-    def operator(theta):
-        p = _point(net_of(theta), objective.X, objective.Y, objective.loss)
-        return LinearOperator((P, P), matvec=lambda v: _products(p, v.reshape(1, 1, -1))[0, 0], dtype=float)
-
-    op = operator(theta)
-    start = np.random.default_rng(0).normal(size=P)
-    s = abs(float(eigsh(op, k=1, which="LM", tol=1e-3, v0=start, return_eigenvectors=False)[0])) or 1e-300
+    op = _hvp_operator(objective, theta)
+    s = _scale(objective, theta) or 1e-300
+    slow = 0  # steps in a row that cut the gradient by less than a tenth: no critical point near
     for _ in range(iters):
         gnorm = float(np.linalg.norm(g))
-        if gnorm <= 1e-4 * gtol * s or not np.isfinite(gnorm):
+        if gnorm <= 1e-4 * gtol * s or not np.isfinite(gnorm) or slow >= 3:
             break
-        step, _ = minres(op, -g, rtol=1e-10, maxiter=min(P, 500))
+        step, _ = minres(op, -g, rtol=1e-8, maxiter=min(len(theta), MINRES))
         for _ in range(20):
             new_value, new_g = objective(theta + step)
             if np.isfinite(new_value) and np.linalg.norm(new_g) < gnorm:
@@ -717,8 +732,9 @@ def _newton_hvp(objective: _Objective, theta: np.ndarray, iters: int, gtol: floa
             step = 0.5 * step
         else:
             break
+        slow = slow + 1 if np.linalg.norm(new_g) > 0.9 * gnorm else 0
         theta, g = theta + step, new_g
-        op = operator(theta)
+        op = _hvp_operator(objective, theta)
     return theta
 
 
@@ -911,7 +927,9 @@ def _certify_one(
             if full:
                 theta, _, lam, Q = _newton(objective, theta, options.newton_iters, options.gtol)
                 eig = (lam, Q)
-            else:
+            elif taken < round_iters or used >= options.lbfgs_iters:
+                # Hessian-vector Newton only where L-BFGS stopped on its own (or the budget ran
+                # out): in the middle of a long descent its MINRES solves would be wasted.
                 theta = _newton_hvp(objective, theta, options.newton_iters, options.gtol)
         value, g = objective(theta)
         if value < threshold:
@@ -920,9 +938,12 @@ def _certify_one(
             )
         rounds += 1
         gnorm = float(np.linalg.norm(g))
-        spectrum = _spectrum(objective, theta, options, eig) if np.all(np.isfinite(theta)) else None
-        s = float(np.abs(spectrum.lam).max(initial=0.0)) if spectrum is not None else 0.0
-        critical = spectrum is not None and gnorm <= options.gtol * s
+        finite = bool(np.all(np.isfinite(theta)))
+        # Above max_full the Lanczos spectrum waits until the point is critical: until then only the
+        # scale s is needed, a few Lanczos steps.
+        spectrum = _spectrum(objective, theta, options, eig) if finite and full else None
+        s = float(np.abs(spectrum.lam).max(initial=0.0)) if spectrum is not None else _scale(objective, theta)
+        critical = finite and gnorm <= options.gtol * s
         norm = float(np.linalg.norm(theta))
         d = theta - before
         if np.linalg.norm(d) <= 1e-3 * norm:
@@ -954,6 +975,7 @@ def _certify_one(
                 round_iters *= 2
                 continue
             if drop <= bound:
+                spectrum = spectrum or _spectrum(objective, theta, options)
                 return _classified(
                     objective, theta, threshold, options, spectrum, used, _near(drop, bound, options.margin)
                 )
