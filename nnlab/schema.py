@@ -129,6 +129,12 @@ ENDPOINT_COLUMNS = (
     "norm_start",
     "norm_end",
     "optimum",
+    "condition",
+    "saddle_order",
+    "mechanism",
+    "reason",
+    "borderline",
+    "iterations",
 )
 # What a certified end point is (nnlab.landscape.classify).
 KINDS = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverged")

@@ -12,6 +12,7 @@ same folder with a threshold of 1e-12 that nothing reaches, on the first ``--wor
 width, with --jobs 2, and the seconds per end point printed per width.
 
     python scripts/bench_landscape.py [--seeds 50] [--epochs 200] [--worst 10]
+    python scripts/bench_landscape.py --sizes [--budget 2000]   # seconds per end point, 133 to 76,810
 """
 
 from __future__ import annotations
@@ -49,7 +50,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--worst", type=int, default=10)
+    parser.add_argument("--sizes", action="store_true", help="only the seconds-per-end-point table by size")
+    parser.add_argument("--budget", type=int, default=2000, help="L-BFGS budget of the --sizes table")
     args = parser.parse_args()
+    if args.sizes:
+        sizes_table(budget=args.budget)
+        return
     exp = experiment(args.seeds, args.epochs)
     with tempfile.TemporaryDirectory() as tmp:
         trained = Path(tmp) / "trained"
@@ -94,6 +100,37 @@ def main() -> None:
             print(
                 f"  width {width} ({P} parameters): {took:.1f} s for {summary['done']} end points, "
                 f"{took / summary['done']:.2f} s each; kinds {summary['kinds']}"
+            )
+
+
+def sizes_table(epochs: int = 150, budget: int = 2000, widths=(25, 64, 256, 1000)) -> None:
+    """Seconds of `certify` per end point against the parameter count: teacher-student students of
+    width 6 and 46 (133 and 1,013 parameters, n = 256) and digits networks 64 -> h -> 10 (n = 1,438),
+    one seed each, trained as the studies train them, certified at the study's threshold (as run) and
+    at 1e-12, which nothing reaches (the worst case: polished until the budget of ``budget`` L-BFGS
+    iterations or a decision)."""
+    from nnlab import init_network, tasks
+    from nnlab.landscape import Options, certify
+    from nnlab.sgd import train
+
+    cases = []
+    Xt, Yt = tasks.teacher(n=256, dim=20, teacher_width=6, orthonormal=True)
+    for h in (6, 46):
+        cases.append(("teacher", [20, h, 1], Xt, Yt, 1e-4, dict(lr=0.05, epochs=200, batch_size=1)))
+    Xd, Yd = tasks.digits(target=0.9)
+    Xd, Yd = Xd[:1438], Yd[:1438]
+    for h in widths:
+        cases.append(("digits", [64, h, 10], Xd, Yd, 0.05, dict(lr=0.1, epochs=epochs, batch_size=16)))
+    print(f"{'task':8} {'params':>7} {'threshold':>9} {'seconds':>8}  kind (reason)")
+    for name, sizes, X, Y, threshold, how in cases:
+        trained = train(init_network(sizes, seeds=0), X, Y, **how).network
+        for thr in (threshold, 1e-12):
+            start = time.perf_counter()
+            c = certify(trained, X, Y, threshold=thr, options=Options(lbfgs_iters=budget))
+            took = time.perf_counter() - start
+            print(
+                f"{name:8} {trained.n_params:7d} {thr:9.0e} {took:8.2f}  {c.kind[0]} ({c.reason[0]})",
+                flush=True,
             )
 
 

@@ -4,6 +4,7 @@ points up: a room imports only rooms on lower floors.
 
     python scripts/layout.py           # print the picture (the README's layout section shows it)
     python scripts/layout.py --check   # exit 1 if an arrow points up or a module has no room
+    python scripts/layout.py --readme  # rewrite the picture at the end of README.md
 """
 
 from __future__ import annotations
@@ -128,9 +129,17 @@ def picture(found: dict[tuple[str, str], list[str]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if an arrow points up")
+    parser.add_argument("--readme", action="store_true", help="rewrite README.md's picture")
     args = parser.parse_args()
     found = arrows()
     bad = problems(found)
+    if args.readme and not bad:
+        readme = ROOT / "README.md"
+        text = readme.read_text(encoding="utf-8")
+        marker = "the tests keep it true):\n\n"
+        block = "\n".join("    " + line for line in picture(found).splitlines())
+        readme.write_text(text[: text.index(marker) + len(marker)] + block + "\n", encoding="utf-8")
+        return 0
     if args.check:
         for line in bad:
             print(line, file=sys.stderr)

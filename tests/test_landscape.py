@@ -218,7 +218,7 @@ def test_two_unit_chain_hessian_closed_form():
         np.testing.assert_allclose(Hr, expected, rtol=1e-12, atol=1e-15 * np.abs(expected).max())
 
 
-def test_zero_xor_network_is_degenerate_with_eight_zero_eigenvalues():
+def test_zero_xor_network_is_a_fourth_order_saddle():
     """The all-zero 2-2-1 tanh network with biases on the XOR corners, targets y = +-0.9 (P = 9).
 
     Every f_1 = tanh(0) = 0 and f_2 = 0, so delta_2 = -y, whose mean is 0 (two +0.9, two -0.9):
@@ -230,7 +230,17 @@ def test_zero_xor_network_is_degenerate_with_eight_zero_eigenvalues():
 
     On the corners mean(y) = 0 and mean(y x_1) = mean(y x_2) = 0 (each coordinate takes +-1 twice
     with each label): the only second-order term is 1/2 b_2^2. H = e_b2 e_b2^T: eigenvalue 1 once
-    (kappa for the squared loss), 0 eight times. A degenerate critical point, not an optimum."""
+    (kappa for the squared loss), 0 eight times: flat to second order in eight directions.
+
+    Beyond second order it is a saddle (it used to be certified ``degenerate``): move one hidden unit
+    along t (w, b, v), a = x . w + b. Then z_2 = t v tanh(t a) = v a t^2 - v a^3 t^4 / 3 + O(t^6) and,
+    since mean(y a) = 0 on the corners for every (w, b),
+
+        L - L_0 = -mean(y z_2) + 1/2 mean z_2^2 = (v mean(y a^3) / 3 + v^2 mean(a^2) / 2) t^4 + O(t^6),
+
+    which for w = (1, 1), b = 1, v = 0.6 is (0.2 mean(y a^3) + 0.18 mean(a^2)) t^4 = -0.54 t^4: the loss
+    falls at fourth order. certify finds such a direction among combinations of the flat
+    eigenvectors (saddle_order 4)."""
     X, Y = tasks.xor()
     net = network_from_arrays([np.zeros((2, 2)), np.zeros((2, 1))], [np.zeros(2), np.zeros(1)])
     assert net.n_params == 9
@@ -239,10 +249,17 @@ def test_zero_xor_network_is_degenerate_with_eight_zero_eigenvalues():
     np.testing.assert_allclose(hessian(net, X, Y)[0], expected, atol=1e-15)
     np.testing.assert_allclose(hessian(net, X, Y, loss="squared")[0], 2 * expected, atol=1e-15)
 
-    c = certify(net, X, Y, threshold=1e-3, options=Options(lbfgs_iters=20, newton_iters=3))
-    assert c.kind.tolist() == ["degenerate"]
+    a, y = X.sum(axis=1) + 1, Y[:, 0]
+    c4 = 0.2 * np.mean(y * a**3) + 0.18 * np.mean(a**2)
+    assert c4 == pytest.approx(-0.54, rel=1e-12)
+    for t in (0.05, 0.025):
+        along = network_from_arrays([[[t, 0.0], [t, 0.0]], [[0.6 * t], [0.0]]], [[t, 0.0], [0.0]])
+        assert (loss_of(along, X, Y)[0] - 0.405) / t**4 == pytest.approx(c4, rel=2e-2)
+
+    c = certify(net, X, Y, threshold=1e-3)
+    assert c.kind.tolist() == ["saddle"] and c.saddle_order.tolist() == [4]
     assert c.n_flat.tolist() == [8] and c.n_negative.tolist() == [0] and c.n_symmetry.tolist() == [0]
-    assert c.grad_norm[0] == 0.0 and c.displacement[0] == 0.0
+    assert c.grad_norm[0] == 0.0 and c.displacement[0] == 0.0 and not c.borderline[0]
     np.testing.assert_allclose(c.polished_loss, 0.5 * 0.81, rtol=1e-15)
     np.testing.assert_allclose(c.spectrum[0], [0.0] * 8 + [1.0], atol=1e-15)
     assert c.lambda_min[0] == pytest.approx(0.0, abs=1e-15) and c.lambda_max[0] == pytest.approx(1.0)
@@ -386,7 +403,7 @@ def test_width1_xor_runs_off_into_a_valley():
     X, Y = tasks.xor()
     net = init_network([2, 1, 1], seeds=0)
     c = certify(net, X, Y, threshold=1e-3, options=Options(lbfgs_iters=200, newton_iters=5))
-    assert c.kind.tolist() == ["valley"]
+    assert c.kind.tolist() == ["valley"] and c.mechanism.tolist() == ["saturating unit 0 of layer 1"]
     assert c.norm_end[0] > 1.5 * c.norm_start[0] and c.norm_end[0] > 10
     assert c.start_loss[0] > c.polished_loss[0] > 0.27 - 1e-12
     assert c.polished_loss[0] < 0.27 + 1e-6
@@ -439,15 +456,17 @@ def test_saddle_above_max_full_is_a_saddle():
     [
         (1e-5, 1.0, [-1.0, 2.0], {}, "solved", 0, 1),  # below the threshold: nothing else matters
         (0.1, 1e-12, [0.01, 1.0, 2.0], {}, "minimum", 0, 0),
-        (0.1, 1e-12, [2e-6, 1.0], {}, "minimum", 0, 0),  # 2e-6 s is above flat = 1e-6 s
-        (0.1, 1e-12, [0.0, 1e-7, 1.0], {}, "degenerate", 2, 0),
-        (0.1, 1e-12, [-1e-7, 0.0, 1.0], {}, "degenerate", 2, 0),  # -1e-7 s is flat, not negative
+        (0.1, 1e-12, [2e-9, 1.0], {}, "minimum", 0, 0),  # 2e-9 s is above flat = 1e-10 s: near-flat
+        (0.1, 1e-12, [0.0, 1e-11, 1.0], {}, "degenerate", 2, 0),
+        (0.1, 1e-12, [-1e-11, 0.0, 1.0], {}, "degenerate", 2, 0),  # -1e-11 s is flat, not negative
+        (0.1, 1e-12, [-1e-9, 1.0], {}, "unconverged", 0, 1),  # negative, but the loss does not follow
         (0.1, 1e-12, [-0.5, 1.0], {"descent_confirmed": True}, "saddle", 0, 1),
         (0.1, 1e-12, [-0.5, 0.0, 1.0], {"descent_confirmed": True}, "saddle", 1, 1),
         (0.1, 1e-12, [-0.5, 1.0], {}, "unconverged", 0, 1),  # the loss does not follow the model
-        (0.1, 1e-3, [1e-5, 1.0], {"ran_off": True}, "valley", 0, 0),
-        (0.1, 1e-12, [0.0, 1.0], {"ran_off": True}, "valley", 1, 0),
-        (0.1, 1e-12, [0.01, 1.0], {"ran_off": True}, "minimum", 0, 0),  # a strict minimum is final
+        (0.1, 1e-12, [0.0, 1.0], {"higher_order": 4}, "saddle", 1, 0),  # falls like -t^4
+        (0.1, 1e-12, [0.0, 1.0], {"higher_order": -1}, "saddle", 1, 0),  # a perturbation and descent
+        (0.1, 1e-3, [1e-5, 1.0], {"valley": True}, "valley", 0, 0),
+        (0.1, 1e-12, [0.0, 1.0], {"valley": True}, "valley", 1, 0),
         (0.1, 1e-3, [0.01, 1.0], {}, "unconverged", 0, 0),
         (0.1, 3e-8, [0.01, 2.0], {}, "unconverged", 0, 0),  # |grad| 1.5e-8 s: above gtol s
         (np.nan, 1e-12, [0.0, 1.0], {}, "unconverged", 1, 0),
@@ -463,14 +482,18 @@ def test_classify_hand_made_spectra(loss, grad, lam, flags, kind, n_flat, n_nega
 
 def test_classify_covers_every_kind_and_honours_options():
     assert set(KINDS) == {"solved", "minimum", "degenerate", "saddle", "valley", "unconverged"}
-    lam = np.array([1e-7, 1.0])
+    lam = np.array([1e-11, 1.0])
     assert classify(0.1, 0.0, lam, 1e-3)[0] == "degenerate"
-    assert classify(0.1, 0.0, lam, 1e-3, options=Options(flat=1e-8))[0] == "minimum"
+    assert classify(0.1, 0.0, lam, 1e-3, options=Options(flat=1e-12))[0] == "minimum"
     assert classify(0.1, 1e-6, lam, 1e-3)[0] == "unconverged"
-    assert classify(0.1, 1e-6, lam, 1e-3, options=Options(gtol=1e-5, flat=1e-8))[0] == "minimum"
+    assert classify(0.1, 1e-6, lam, 1e-3, options=Options(gtol=1e-5, flat=1e-12))[0] == "minimum"
     lam = np.array([-1e-4, 1.0])
     assert classify(0.1, 0.0, lam, 1e-3, descent_confirmed=True)[:2] == ("saddle", 0)
     assert classify(0.1, 0.0, lam, 1e-3, options=Options(negative=1e-3, flat=1e-3))[:2] == ("degenerate", 1)
+    # Tolerances are at least margin (10) times the spectrum's accuracy: 1e-9 s is flat when the
+    # eigenvalues are known to 1e-9 s only (Lanczos), positive when known to rounding.
+    assert classify(0.1, 0.0, np.array([1e-9, 1.0]), 1e-3)[0] == "minimum"
+    assert classify(0.1, 0.0, np.array([1e-9, 1.0]), 1e-3, accuracy=1e-9)[:2] == ("degenerate", 1)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -825,6 +848,8 @@ def test_certify_bad_threshold(threshold):
         ("negative", float("inf")),
         ("valley", float("nan")),
         ("gtol", "1e-8"),
+        ("margin", 0.5),
+        ("probes", 0),
     ],
 )
 def test_options_bad_value(field, value):

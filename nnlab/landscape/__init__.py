@@ -11,8 +11,8 @@ points, and their symmetries.
 A room between the training engine and the sweep: it reads networks and data, never tables.
 """
 
-from nnlab.landscape.curvature import extreme_eigenvalues, gradient, hessian, hvp
-from nnlab.landscape.polish import KINDS, Certificate, Options, certify, classify, symmetry_directions
+from nnlab.landscape.curvature import Extremes, extreme_eigenvalues, gradient, hessian, hvp, lanczos
+from nnlab.landscape.polish import Certificate, Options, certify, classify, symmetry_directions
 from nnlab.landscape.symmetry import (
     align,
     barrier,
@@ -21,10 +21,12 @@ from nnlab.landscape.symmetry import (
     function_distance,
     parameter_distance,
 )
+from nnlab.schema import KINDS
 
 __all__ = [
     "KINDS",
     "Certificate",
+    "Extremes",
     "Options",
     "align",
     "barrier",
@@ -37,6 +39,7 @@ __all__ = [
     "gradient",
     "hessian",
     "hvp",
+    "lanczos",
     "parameter_distance",
     "symmetry_directions",
 ]

@@ -335,3 +335,102 @@ def extreme_eigenvalues(
         smallest[r], found[r] = lam[order], V[:, order] if Q is None else Q @ V[:, order]
         largest[r] = eigsh(op, k=1, which="LA", tol=tol, v0=start, return_eigenvectors=False)[0]
     return (smallest, largest, found) if vectors else (smallest, largest)
+
+
+@dataclass(frozen=True)
+class Extremes:
+    """What `lanczos` found for one network.
+
+    Attributes
+    ----------
+    smallest : ndarray (k,)
+        The k algebraically smallest eigenvalues, ascending.
+    largest : float
+        The largest eigenvalue.
+    vectors : ndarray (P, k)
+        Their eigenvectors, orthonormal, in parameter space.
+    tol : float
+        Each eigenvalue is within ``tol`` of the operator's (an absolute bound: the Ritz residual
+        |H v - lambda v| <= tol, and an eigenvalue lies within the residual of a Ritz value).
+    converged : bool
+        False when the Lanczos iterations ran out (``smallest`` then holds the Ritz values reached,
+        each still an upper bound of the eigenvalue of its rank).
+    """
+
+    smallest: np.ndarray
+    largest: float
+    vectors: np.ndarray
+    tol: float
+    converged: bool
+
+
+def lanczos(
+    net: Network,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    loss: str = "half_squared",
+    k: int = 8,
+    rtol: float = 1e-8,
+    symmetry: np.ndarray | None = None,
+    maxiter: int | None = None,
+) -> Extremes:
+    """The k smallest and the largest Hessian eigenvalue of a one-replica network by Lanczos on
+    Hessian-vector products alone (never a P x P matrix), to an absolute tolerance rtol * |lambda_max|.
+
+    ARPACK stops a Ritz pair at |r| <= tol |theta|, which for eigenvalues near 0 (the ones that decide
+    flat against negative) asks for far more than rounding allows. So the largest eigenvalue s is found
+    first (well separated, fast), and the smallest are found on H + s I, whose Ritz values near s stop
+    at |r| <= rtol s: an absolute tolerance on the scale of the spectrum. The Krylov spaces of H and
+    H + s I are the same, so the shift costs no iterations.
+
+    Parameters
+    ----------
+    symmetry : ndarray (P, m), optional
+        Tangents of continuous symmetries (`nnlab.landscape.polish.symmetry_directions`): the
+        spectrum is that of the Hessian on their orthogonal complement (the operator is projected,
+        and the tangents' own directions moved to the top of the spectrum, where SA never looks).
+    maxiter : int, optional
+        ARPACK's restarts (default its own, 10 P).
+    """
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    if net.n_replicas != 1:
+        raise InputError(f"net: lanczos takes one replica, got {net.n_replicas}")
+    P = net.n_params
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k < P:
+        raise InputError(f"k: expected an int in 1..{P - 1}, got {k!r}")
+    p = _point(net, X, Y, loss)
+    T = None
+    if symmetry is not None and symmetry.shape[1]:
+        U, s, _ = np.linalg.svd(symmetry, full_matrices=False)
+        T = U[:, s > 1e-10 * s.max()]  # orthonormal basis of the tangents' span
+
+    def project(v):
+        return v if T is None else v - T @ (T.T @ v)
+
+    def product(v):
+        return project(_products(p, project(v).reshape(1, 1, -1))[0, 0])
+
+    start = np.random.default_rng(0).normal(size=P)  # one fixed start: an answer per network alone
+    op = LinearOperator((P, P), matvec=product, dtype=np.float64)
+    largest = float(eigsh(op, k=1, which="LA", tol=1e-10, v0=start, return_eigenvectors=False)[0])
+    shift = max(abs(largest), 1e-300)
+
+    def shifted(v):
+        out = product(v) + shift * v
+        return out if T is None else out + 2 * shift * (T @ (T.T @ v))
+
+    op = LinearOperator((P, P), matvec=shifted, dtype=np.float64)
+    converged = True
+    try:
+        lam, V = eigsh(op, k=k, which="SA", tol=rtol, v0=start, maxiter=maxiter)
+    except ArpackNoConvergence as err:
+        lam, V, converged = err.eigenvalues, err.eigenvectors, False
+        if len(lam) == 0:
+            return Extremes(np.full(k, np.nan), largest, np.zeros((P, k)), np.inf, False)
+    order = np.argsort(lam)
+    lam, V = lam[order] - shift, V[:, order]
+    largest = max(largest, float(lam.max()))
+    # ARPACK's bound |r| <= rtol |theta| with theta <= 2 s for every Ritz value of H + s I below 2 s.
+    return Extremes(lam, largest, V, 2 * rtol * shift, converged)

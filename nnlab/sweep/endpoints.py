@@ -119,6 +119,12 @@ def certify_job(job: EndpointJob, exp: Experiment, options: Options) -> dict:
         "displacement": cert.displacement,
         "norm_start": cert.norm_start,
         "norm_end": cert.norm_end,
+        "condition": cert.condition,
+        "saddle_order": np.asarray(cert.saddle_order, dtype=np.int64),
+        "mechanism": [str(m) for m in cert.mechanism],
+        "reason": [str(r) for r in cert.reason],
+        "borderline": np.asarray(cert.borderline, dtype=bool),
+        "iterations": np.asarray(cert.iterations, dtype=np.int64),
         "params": flat_params(cert.network),
         "spectrum": spectrum,
     }
