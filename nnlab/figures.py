@@ -1408,7 +1408,7 @@ def barriers(table: pd.DataFrame, optima: pd.DataFrame) -> Figure | None:
     """
     if table is None or not len(table):
         return None
-    axes_names = [a for a in table.columns if a not in ("optimum", "to", "to_run_id", "barrier", "path")]
+    axes_names = config_axes(table)
     shown = [a for a in axes_names if a in ("depth", "width") or table[a].nunique() > 1]
     groups = list(table.groupby(axes_names, sort=True))[:12]
     ncols = min(3, len(groups))

@@ -399,7 +399,8 @@ def _landscape_section(s: ResultsFolder) -> list[str]:
                     f"loss {_loss(o.polished_loss)} ({o.seeds} seed{'s' if o.seeds != 1 else ''}, "
                     f"eigenvalues {o.lambda_min:.2g} to {o.lambda_max:.2g}"
                     + (
-                        f", barrier {o.barrier_to_solved:.2g} to the nearest solved network"
+                        f", barrier {o.bezier_to_solved:.2g} along an optimized curve to the best "
+                        f"network SGD solved (straight line: {o.barrier_to_solved:.2g}, an upper bound)"
                         if np.isfinite(o.barrier_to_solved)
                         else ""
                     )

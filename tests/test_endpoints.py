@@ -63,7 +63,8 @@ OPTIMA = [
     "lambda_max",
     "n_flat",
     "barrier_to_solved",
-    "nearest_solved",
+    "bezier_to_solved",
+    "best_solved",
 ]
 
 
@@ -246,11 +247,10 @@ def test_optima_table_groups_the_minima(folder):
     axes = analysis.config_axes(runs)
     assert list(optima.columns) == [*axes, *OPTIMA]
     minima = e[e["kind"] == "minimum"].merge(runs[["run_id", *axes]], on="run_id")
-    solved = e[e["kind"] == "solved"].merge(runs[["run_id", "width"]], on="run_id")
+    threshold = sweep.read_results(out, curves=False).experiment.threshold
+    solved = runs[runs["final_loss"] < threshold]  # what SGD itself solved (all networks are saved)
     if out.parent.name.startswith("certified"):
         assert optima.groupby("width").size().max() >= 2  # a configuration with two distinct optima
-    else:
-        assert optima["barrier_to_solved"].notna().any()  # a configuration with optima and solved runs
     assert set(optima["width"]) == set(minima["width"])  # one row per distinct optimum and configuration
     for width, g in minima.groupby("width"):
         mine = optima[optima["width"] == width].sort_values("optimum")
@@ -266,21 +266,23 @@ def test_optima_table_groups_the_minima(folder):
             rep = members.loc[members["polished_loss"].idxmin()]
             assert o.run_id == rep["run_id"] and o.polished_loss == rep["polished_loss"]
             assert (o.lambda_min, o.lambda_max, o.n_flat) == (rep["lambda_min"], rep["lambda_max"], 0)
-            has_solved = (solved["width"] == width).any()
-            assert np.isfinite(o.barrier_to_solved) == has_solved
-            if has_solved:
-                assert o.nearest_solved in set(solved.loc[solved["width"] == width, "run_id"])
+            mine_solved = solved[solved["width"] == width]
+            assert np.isfinite(o.barrier_to_solved) == (len(mine_solved) > 0)
+            assert np.isfinite(o.bezier_to_solved) == (len(mine_solved) > 0)
+            if len(mine_solved):
+                # The best network SGD reached: the lowest final loss below the threshold.
+                assert o.best_solved == mine_solved.loc[mine_solved["final_loss"].idxmin(), "run_id"]
+                # The optimized curve never rises above the straight line's bound.
+                assert o.bezier_to_solved <= o.barrier_to_solved + 1e-12
             else:
-                assert pd.isna(o.nearest_solved)
+                assert pd.isna(o.best_solved)
 
 
 def test_barriers_table_is_consistent_with_the_optima(folder):
     out = folder
     e, optima, barriers = endpoints.read_endpoints(out)
-    loss_of_run = e.set_index("run_id")["polished_loss"]
-    assert len(barriers) and {"barrier", "path", "to", "to_run_id", "optimum", "width"} <= set(
-        barriers.columns
-    )
+    final_of_run = sweep.read_results(out, curves=False).runs.set_index("run_id")["final_loss"]
+    assert {"barrier", "path", "bezier", "to", "to_run_id", "optimum", "width"} <= set(barriers.columns)
     expected = 0
     for _, mine in optima.groupby("width"):
         k = len(mine)
@@ -291,8 +293,9 @@ def test_barriers_table_is_consistent_with_the_optima(folder):
         assert len(path) == endpoints.BARRIER_POINTS
         o = optima[(optima["width"] == row.width) & (optima["optimum"] == row.optimum)].iloc[0]
         if row.to == "solved":
-            end = loss_of_run[row.to_run_id]
-            assert row.to_run_id == o.nearest_solved and row.barrier == o.barrier_to_solved
+            end = final_of_run[row.to_run_id]  # the network as SGD left it, not polished
+            assert row.to_run_id == o.best_solved and row.barrier == o.barrier_to_solved
+            assert row.bezier == o.bezier_to_solved
         else:
             other = optima[(optima["width"] == row.width) & (optima["optimum"] == int(row.to))].iloc[0]
             assert int(row.to) > row.optimum and row.to_run_id == other.run_id
@@ -301,6 +304,9 @@ def test_barriers_table_is_consistent_with_the_optima(folder):
         np.testing.assert_allclose([path[0], path[-1]], [o.polished_loss, end], rtol=1e-9)
         assert row.barrier >= 0
         assert row.barrier == pytest.approx(path.max() - max(path[0], path[-1]), abs=1e-15)
+        curve = np.asarray(row.bezier_path)
+        np.testing.assert_allclose([curve[0], curve[-1]], [path[0], path[-1]], rtol=1e-9)
+        assert 0 <= row.bezier <= row.barrier + 1e-12 and 0 <= row.bezier_t <= 1
 
 
 def test_a_new_threshold_makes_new_jobs(certified, loosened):

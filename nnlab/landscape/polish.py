@@ -121,6 +121,10 @@ class Options:
         Smallest eigenvalues computed by Lanczos above ``max_full``.
     lanczos_rtol : float
         Lanczos tolerance relative to s.
+    escape_streams, escape_budget : int, float
+        The SGD escape test of `nnlab landscape` (`nnlab.landscape.escape`; not used by `certify`):
+        every end point that did not solve is resumed with this many fresh shuffling streams for
+        this many times its run's epochs.
     """
 
     lbfgs_iters: int = 20000
@@ -137,6 +141,8 @@ class Options:
     probe_size: float = 0.05
     lanczos_k: int = 16
     lanczos_rtol: float = 1e-8
+    escape_streams: int = 8
+    escape_budget: float = 1.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

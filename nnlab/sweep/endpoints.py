@@ -34,9 +34,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nnlab.landscape import Options, barrier, certify, distinct_optima, parameter_distance
+from nnlab.landscape import Options, barrier, certify, distinct_optima
+from nnlab.landscape.escape import escape
+from nnlab.landscape.paths import bezier
 from nnlab.landscape.polish import PROCEDURE
-from nnlab.network import flat_params, network_from_flat
+from nnlab.network import flat_params, loss_of, network_from_flat
 from nnlab.schema import AXIS_COLUMNS, ENDPOINT_COLUMNS, Config
 from nnlab.schema import LANDSCAPE_TABLES as TABLES
 from nnlab.sweep import folder, workers
@@ -100,6 +102,7 @@ def certify_job(job: EndpointJob, exp: Experiment, options: Options) -> dict:
     sizes, X, Y = _architecture(exp, c)
     net = network_from_flat(job.params, sizes, bias=c.bias, hidden=c.hidden, output=c.output)
     cert = certify(net, X, Y, threshold=exp.threshold, loss=c.loss, options=options)
+    escapes = [_escape(net.replica(r), X, Y, exp, c, options, run_id) for r, run_id in enumerate(job.run_ids)]
     width = max(1, max(len(s) for s in cert.spectrum))
     spectrum = np.full((len(job.run_ids), width), np.nan)
     for r, s in enumerate(cert.spectrum):
@@ -127,7 +130,37 @@ def certify_job(job: EndpointJob, exp: Experiment, options: Options) -> dict:
         "iterations": np.asarray(cert.iterations, dtype=np.int64),
         "params": flat_params(cert.network),
         "spectrum": spectrum,
+        **{name: np.array([e[i] for e in escapes]) for i, name in enumerate(ESCAPE_COLUMNS)},
     }
+
+
+ESCAPE_COLUMNS = ("escape", "escape_lo", "escape_hi", "escape_epochs")
+
+
+def _escape(net, X, Y, exp: Experiment, c: Config, options: Options, run_id: str) -> tuple[float, ...]:
+    """The SGD escape test of one trained end point (`nnlab.landscape.escape`): SGD resumed from
+    where it stopped (not from the polished point), at the run's learning rate and batch size, with
+    ``options.escape_streams`` fresh streams for ``options.escape_budget`` times its epochs: (the
+    share of streams that reached the threshold, its Wilson interval, the median epochs of those
+    that did); NaN for an end point SGD already solved or a diverged one."""
+    final = float(loss_of(net, X, Y, loss=c.loss)[0])
+    if not np.isfinite(final) or final < exp.threshold:
+        return (np.nan,) * len(ESCAPE_COLUMNS)
+    found = escape(
+        net,
+        X,
+        Y,
+        threshold=exp.threshold,
+        lr=c.lr,
+        budget=c.epochs,
+        K=options.escape_streams,
+        M=options.escape_budget,
+        batch_size=c.batch_size,
+        loss=c.loss,
+        seed=int(run_id, 16),  # a stream family per run, the same on every machine
+    )
+    epochs = float(np.nanmedian(found.epochs)) if found.escaped.any() else np.nan
+    return found.probability, found.lo, found.hi, epochs
 
 
 def _work(job: EndpointJob, exp: Experiment, options: Options, parts: Path | None) -> dict | None:
@@ -235,7 +268,7 @@ def _landscape(
         if on_progress:
             on_progress(done, total)
     keys = [j.key for j in todo_all]
-    tables = merge(out, exp, results.runs, keys)
+    tables = merge(out, exp, results.runs, keys, params)
     recorded = {**dataclasses.asdict(options), "threshold": exp.threshold}
     # What the report quotes and checks.
     folder.atomic_write_text(out / LANDSCAPE / "options.json", json.dumps(recorded, indent=2))
@@ -261,10 +294,16 @@ def _landscape(
     }
 
 
-def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str]):
+def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str], params: dict | None = None):
     """Merge the parts of the jobs ``keys`` into endpoints.parquet, group the minima into
     optima.parquet and measure barriers.parquet; returns the three DataFrames (None when no part
-    is stored yet)."""
+    is stored yet).
+
+    Barriers are measured from each optimum's representative to the other optima of its
+    configuration and to the best solved network SGD itself reached (the run with the lowest final
+    loss below the threshold, as SGD left it: ``params``, run id -> trained parameters), along the
+    straight line (an upper bound) and along a quadratic Bezier curve trained on the loss
+    (`nnlab.landscape.paths.bezier`), both after aligning the hidden units."""
     import pandas as pd
 
     table = read_parts(out, parts=out / LANDSCAPE / "parts", keys=keys)
@@ -298,13 +337,22 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str]):
             continue
         labels = distinct_optima(net_of(minima), X, loss=minima["polished_loss"].to_numpy())
         endpoints.loc[minima.index, "optimum"] = labels
-        solved = g[g["kind"] == "solved"]
-        solved_net = net_of(solved) if len(solved) else None
-        reps = []
+        target = _best_solved(runs, g["run_id"], params, exp.threshold)
+        solved_net = None
+        if target is not None:
+            solved_net = network_from_flat(
+                params[target][None, :],
+                sizes,
+                bias=bool(where["bias"]),
+                hidden=where["hidden"],
+                output=where["output"],
+            )
+        reps, rep_ids = [], []
         for k in range(labels.max() + 1):
             members = minima[labels == k]
             rep = members.loc[members["polished_loss"].idxmin()]
-            rep_net = net_of(members.loc[[rep.name]])
+            reps.append(net_of(members.loc[[rep.name]]))
+            rep_ids.append(rep["run_id"])
             row = {
                 **where,
                 "optimum": k,
@@ -315,41 +363,17 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str]):
                 "lambda_max": float(rep["lambda_max"]),
                 "n_flat": int(rep["n_flat"]),
                 "barrier_to_solved": np.nan,
-                "nearest_solved": None,
+                "bezier_to_solved": np.nan,
+                "best_solved": target,
             }
             if solved_net is not None:
-                # The solved network closest after alignment, and the loss along the straight path.
-                distance = parameter_distance(rep_net, solved_net)
-                nearest = int(np.argmin(distance))
-                height, path = barrier(
-                    rep_net, solved_net.replica(nearest), X, Y, loss=where["loss_fn"], points=BARRIER_POINTS
-                )
-                row.update(barrier_to_solved=float(height[0]), nearest_solved=solved["run_id"].iloc[nearest])
-                barrier_rows.append(
-                    {
-                        **where,
-                        "optimum": k,
-                        "to": "solved",
-                        "to_run_id": row["nearest_solved"],
-                        "barrier": float(height[0]),
-                        "path": path[0],
-                    }
-                )
-            reps.append(rep_net)
+                measured = _barrier_row(where, k, "solved", target, reps[-1], solved_net, X, Y)
+                row.update(barrier_to_solved=measured["barrier"], bezier_to_solved=measured["bezier"])
+                barrier_rows.append(measured)
             optima_rows.append(row)
         for a in range(len(reps)):
             for b in range(a + 1, len(reps)):
-                height, path = barrier(reps[a], reps[b], X, Y, loss=where["loss_fn"], points=BARRIER_POINTS)
-                barrier_rows.append(
-                    {
-                        **where,
-                        "optimum": a,
-                        "to": str(b),
-                        "to_run_id": optima_rows[-len(reps) + b]["run_id"],
-                        "barrier": float(height[0]),
-                        "path": path[0],
-                    }
-                )
+                barrier_rows.append(_barrier_row(where, a, str(b), rep_ids[b], reps[a], reps[b], X, Y))
     optima = pd.DataFrame(
         optima_rows,
         columns=[
@@ -362,15 +386,48 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str]):
             "lambda_max",
             "n_flat",
             "barrier_to_solved",
-            "nearest_solved",
+            "bezier_to_solved",
+            "best_solved",
         ],
     )
-    barriers = pd.DataFrame(barrier_rows, columns=[*axes, "optimum", "to", "to_run_id", "barrier", "path"])
+    barriers = pd.DataFrame(barrier_rows, columns=[*axes, *BARRIER_COLUMNS])
     first = list(ENDPOINT_COLUMNS)
     endpoints = endpoints[first + [c for c in endpoints.columns if c not in first]]
     for name, frame in zip(TABLES, (endpoints, optima, barriers), strict=True):
         folder.write_whole(out / name, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
     return endpoints, optima, barriers
+
+
+BARRIER_COLUMNS = ("optimum", "to", "to_run_id", "barrier", "path", "bezier", "bezier_t", "bezier_path")
+
+
+def _best_solved(runs: pd.DataFrame, run_ids, params: dict | None, threshold: float) -> str | None:
+    """The run of ``run_ids`` whose SGD ended lowest below ``threshold`` and whose network is saved
+    (None when SGD solved none): the solved network SGD actually reached, not a polished one."""
+    if not params:
+        return None
+    mine = runs[runs["run_id"].isin(set(run_ids)) & (runs["final_loss"] < threshold)]
+    mine = mine[mine["run_id"].isin(params.keys())]
+    return None if not len(mine) else str(mine.loc[mine["final_loss"].idxmin(), "run_id"])
+
+
+def _barrier_row(where: dict, a: int, to: str, to_run_id, net_a, net_b, X, Y) -> dict:
+    """One row of barriers.parquet: from optimum ``a`` (``net_a``) to ``net_b``, the straight line's
+    height (an upper bound of the barrier) and the trained Bezier curve's, with both paths."""
+    loss = where["loss_fn"]
+    height, path = barrier(net_a, net_b, X, Y, loss=loss, points=BARRIER_POINTS)
+    curve = bezier(net_a, net_b, X, Y, loss=loss, points=BARRIER_POINTS)
+    return {
+        **where,
+        "optimum": a,
+        "to": to,
+        "to_run_id": to_run_id,
+        "barrier": float(height[0]),
+        "path": path[0],
+        "bezier": float(curve.height),
+        "bezier_t": float(curve.t_max),
+        "bezier_path": curve.loss,
+    }
 
 
 def read_endpoints(out: Path):
