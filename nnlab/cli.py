@@ -482,8 +482,12 @@ def compare_command(
     """
     from nnlab import front
 
-    if len(folders) < 2:
-        _fail(f"compare: give two or more results folders, got {len(folders)}")
+    if figure_format and out is None:
+        _fail("--figure-format: only with --out (the figures are written there)")
+    try:
+        front.check_compared(folders)
+    except InputError as err:
+        _fail(str(err))
     names = front.labels(folders)
     opened = []
     for name, folder in zip(names, folders, strict=True):
