@@ -363,14 +363,14 @@ def check_compared(folders: Sequence[str | Path | ResultsFolder]) -> list[Path]:
     """The folders of a comparison (`compare`, `nnlab compare`): two or more, none twice (the same
     folder by two names counts twice); their paths."""
     if len(folders) < 2:
-        raise InputError(f"compare: give two or more results folders, got {len(folders)}")
+        raise ExperimentError(f"compare: give two or more results folders, got {len(folders)}")
     paths = [check_folder(f) for f in folders]
     seen: dict[Path, Path] = {}
     for path in paths:
         key = path.resolve()
         if key in seen:
             same = "" if str(seen[key]) == str(path) else f" (as {seen[key]})"
-            raise InputError(f"compare: {path} is given twice{same}; give each results folder once")
+            raise ExperimentError(f"compare: {path} is given twice{same}; give each results folder once")
         seen[key] = path
     return paths
 

@@ -42,7 +42,15 @@ from nnlab.schema import LANDSCAPE_TABLES as TABLES
 from nnlab.sweep import folder, workers
 from nnlab.sweep.experiment import Experiment, ExperimentError
 from nnlab.sweep.runner import load_data
-from nnlab.sweep.store import PART, part_files, read_networks, read_parts, read_results, write_part
+from nnlab.sweep.store import (
+    PART,
+    check_results_folder,
+    part_files,
+    read_networks,
+    read_parts,
+    read_results,
+    write_part,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -178,19 +186,19 @@ def landscape(
     """
     out = Path(out)
     options = options or Options()
-    # Bad input fails here, before the workers start and the folder is locked.
-    results = read_results(out, curves=False)
-    params = read_networks(out, results.runs)
-    if not params:
-        raise ExperimentError(
-            f"{out}: no saved networks to certify; set save_networks = true in the experiment and rerun "
-            "`nnlab run` on it (stored runs are trained again, to the same numbers, for their networks)"
-        )
-    with (
-        workers.Pool(jobs=jobs, backend=backend, scheduler=scheduler, notify=on_notice) as pool,
-        folder.locked(out, "nnlab landscape"),
-    ):
-        return _landscape(results, params, pool, options, fresh=fresh, on_progress=on_progress)
+    check_results_folder(out)  # (before the lock: it would make its file in any folder)
+    # The lock first: reading may merge the tables, and a running sweep's folder is never written.
+    with folder.locked(out, "nnlab landscape"):
+        results = read_results(out, curves=False, held=True)
+        params = read_networks(out, results.runs)
+        if not params:
+            raise ExperimentError(
+                f"{out}: no saved networks to certify; set save_networks = true in the experiment and "
+                "rerun `nnlab run` on it (stored runs are trained again, to the same numbers, for their "
+                "networks)"
+            )
+        with workers.Pool(jobs=jobs, backend=backend, scheduler=scheduler, notify=on_notice) as pool:
+            return _landscape(results, params, pool, options, fresh=fresh, on_progress=on_progress)
 
 
 def _landscape(

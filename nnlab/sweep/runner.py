@@ -410,7 +410,8 @@ def _sweep(
         raise
     if pool.stopped:
         manifest["stopped"] = pool.stopped
-    merge(out, exp.threshold)
+    # (The tables' SHA-256, so that a reader can tell one edited by hand: store.edited_tables.)
+    manifest["tables"] = merge(out, exp.threshold)
     record(end=True)
     return manifest
 
