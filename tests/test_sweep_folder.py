@@ -145,7 +145,7 @@ def test_a_hand_edited_table_without_parts_is_refused(done):
     out, runs, _ = done
     runs.assign(final_loss=runs["final_loss"] + 1).to_parquet(out / "runs.parquet")
     shutil.rmtree(out / "parts")
-    one_line(summary(out), "runs.parquet was changed after nnlab merged it (its sha256 is not manifest.json's)")
+    one_line(summary(out), "runs.parquet was changed after nnlab merged it (its sha256 is not manifest")
 
 
 def test_duplicated_rows_are_counted_once(done):
