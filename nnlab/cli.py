@@ -317,22 +317,25 @@ def run_command(
         _fail(f"{problem}; {_kept(folder, exp)}; rerun to resume once it can be written", code=1)
     for warning in manifest.get("warnings", []):
         typer.echo(f"nnlab: warning: {warning}", err=True)
-    _failures(manifest["failures"], manifest.get("stopped"))
+    _failures(manifest["failures"], manifest.get("stopped"), manifest.get("stopped_jobs"))
     typer.echo(run_line(manifest, folder))
     if manifest["failures"]:
         raise typer.Exit(1)
 
 
-def _failures(failures: list[str], stopped: str | None) -> None:
-    """A line per failed job; a run stopped by repeated identical failures says so in one line
-    instead of one per failure of the streak (nnlab.sweep.workers.SAME_FAILURES)."""
+def _failures(failures: list[str], stopped: str | None, covered: int | None = None) -> None:
+    """A line per failed job; a run stopped (repeated identical failures, a cluster without workers,
+    a scheduler gone) says so in one line instead of one per failure it covers, the last
+    ``covered`` (nnlab.sweep.workers.Pool.stopped_jobs)."""
     from nnlab.sweep.workers import SAME_FAILURES
 
-    for failure in failures[:-SAME_FAILURES] if stopped else failures:
+    covered = min(len(failures), covered or SAME_FAILURES) if stopped else 0
+    for failure in failures[: len(failures) - covered]:
         typer.echo(f"nnlab: job failed: {failure}", err=True)
     if stopped:
-        first = failures[-SAME_FAILURES].split(": ", 1)[0]
-        typer.echo(f"nnlab: {stopped} (the first: {first}); rerun to resume once it is fixed", err=True)
+        first = f" (the first: {failures[-covered].split(': ', 1)[0]})" if covered else ""
+        rerun = "" if "a rerun" in stopped else "; rerun to resume once it is fixed"
+        typer.echo(f"nnlab: {stopped}{first}{rerun}", err=True)
 
 
 def _kept(folder: Path | None, exp) -> str:
@@ -588,7 +591,7 @@ def landscape_command(
         _fail(f"interrupted: {kept}", 130)
     except StorageError as err:
         _fail(f"{err}; {kept}", 1)
-    _failures(summary["failures"], summary.get("stopped"))
+    _failures(summary["failures"], summary.get("stopped"), summary.get("stopped_jobs"))
     if summary["without_networks"]:
         typer.echo(
             f"nnlab: warning: {summary['without_networks']} runs have no saved network, not certified",

@@ -260,6 +260,7 @@ def _landscape(
         "optima": 0 if tables[1] is None else len(tables[1]),
         "without_networks": len(results.runs) - len(params),
         "stopped": pool.stopped,
+        "stopped_jobs": pool.stopped_jobs,
     }
 
 
