@@ -597,13 +597,27 @@ def landscape_command(
             f"nnlab: warning: {summary['without_networks']} runs have no saved network, not certified",
             err=True,
         )
+    skipped = summary.get("skipped", [])
+    if skipped:
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        typer.echo(
+            f"nnlab: warning: {len(skipped)} end points skipped, diverged (parameters, norm or loss not "
+            f"finite): {', '.join(skipped[:5])}{more}",
+            err=True,
+        )
     kinds = ", ".join(f"{k} {summary['kinds'][k]}" for k in KINDS if summary["kinds"].get(k))
-    typer.echo(
-        f"{summary['done']}/{summary['total']} end points certified in {folder}/ ({kinds}; "
-        f"{summary['optima']} distinct optima): endpoints.parquet, optima.parquet, barriers.parquet; "
+    session = (
         f"this session: {summary['certified']} certified, {summary['reused']} reused, "
-        f"{summary['failed']} failed"
+        f"{summary['failed']} failed" + (f", {len(skipped)} skipped (diverged)" if skipped else "")
     )
+    if summary.get("written", True):
+        typer.echo(
+            f"{summary['done'] - len(skipped)}/{summary['total']} end points certified in {folder}/ "
+            f"({kinds or 'none'}; {summary['optima']} distinct optima): "
+            f"{', '.join(summary.get('written', []))}; {session}"
+        )
+    else:
+        typer.echo(f"0/{summary['total']} end points certified in {folder}/: no table written; {session}")
     if summary["failures"]:
         raise typer.Exit(1)
 

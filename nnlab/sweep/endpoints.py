@@ -36,7 +36,7 @@ import numpy as np
 
 from nnlab.landscape import Options, barrier, certify, distinct_optima, parameter_distance
 from nnlab.landscape.polish import PROCEDURE
-from nnlab.network import flat_params, network_from_flat
+from nnlab.network import flat_params, loss_of, network_from_flat
 from nnlab.schema import AXIS_COLUMNS, ENDPOINT_COLUMNS, Config
 from nnlab.schema import LANDSCAPE_TABLES as TABLES
 from nnlab.sweep import folder, workers
@@ -102,33 +102,99 @@ def plan(exp: Experiment, runs: pd.DataFrame, params: dict, options: Options) ->
     return jobs
 
 
+# An eigen-solver (LAPACK's, ARPACK's) that does not converge on an end point: that end point is
+# `unconverged`, with the solver's words as its ``reason``, never the end of its job.
+def _solver_errors() -> tuple[type[BaseException], ...]:
+    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence
+
+    return (np.linalg.LinAlgError, ArpackNoConvergence, ArpackError, FloatingPointError)
+
+
+_NUMBERS = (
+    "start_loss",
+    "polished_loss",
+    "grad_norm",
+    "lambda_min",
+    "lambda_max",
+    "n_flat",
+    "n_negative",
+    "n_symmetry",
+    "displacement",
+    "norm_start",
+    "norm_end",
+)
+
+
+def _rows(cert) -> list[dict]:
+    """A certificate's replicas as one row each."""
+    params = flat_params(cert.network)
+    return [
+        {
+            "kind": str(cert.kind[r]),
+            **{name: float(getattr(cert, name)[r]) for name in _NUMBERS},
+            "params": params[r],
+            "spectrum": np.asarray(cert.spectrum[r], dtype=np.float64),
+            "reason": "",
+        }
+        for r in range(len(cert.kind))
+    ]
+
+
+def _unconverged(params: np.ndarray, start_loss: float, error: BaseException) -> dict:
+    """The row of an end point whose eigen-solver did not converge: its start, and why."""
+    norm = float(np.linalg.norm(params))
+    return {
+        "kind": "unconverged",
+        **dict.fromkeys(_NUMBERS, np.nan),
+        "start_loss": float(start_loss),
+        "norm_start": norm,
+        "params": params,
+        "spectrum": np.zeros(0),
+        "reason": " ".join(f"{type(error).__name__}: {error}".split())[:200],
+    }
+
+
 def certify_job(job: EndpointJob, exp: Experiment, options: Options) -> dict:
-    """Certify one job's end points; plain numpy columns, one entry per run (see the module)."""
+    """Certify one job's end points; plain numpy columns, one entry per run (see the module).
+
+    An end point whose parameters, their norm or its loss are not finite (a diverged run) is
+    skipped: it has no row (`landscape` names it). One on which an eigen-solver does not converge
+    is `unconverged`, its ``reason`` the solver's message; every other row's reason is empty."""
     c = job.config
     sizes, X, Y = _architecture(exp, c)
     net = network_from_flat(job.params, sizes, bias=c.bias, hidden=c.hidden, output=c.output)
-    cert = certify(net, X, Y, threshold=exp.threshold, loss=c.loss, options=options)
-    width = max(1, max(len(s) for s in cert.spectrum))
-    spectrum = np.full((len(job.run_ids), width), np.nan)
-    for r, s in enumerate(cert.spectrum):
-        spectrum[r, : len(s)] = s
+    with np.errstate(all="ignore"):
+        start = loss_of(net, X, Y, loss=c.loss)
+        # (Weights of 1e299 are finite, but their norm, and every curvature, overflows.)
+        norm = np.linalg.norm(job.params, axis=1)
+    keep = np.flatnonzero(np.isfinite(job.params).all(axis=1) & np.isfinite(norm) & np.isfinite(start))
+
+    def one(r: int) -> list[dict]:
+        single = network_from_flat(job.params[[r]], sizes, bias=c.bias, hidden=c.hidden, output=c.output)
+        try:
+            return _rows(certify(single, X, Y, threshold=exp.threshold, loss=c.loss, options=options))
+        except _solver_errors() as err:
+            return [_unconverged(job.params[r], start[r], err)]
+
+    rows: list[dict] = []
+    if len(keep):
+        batch = network_from_flat(job.params[keep], sizes, bias=c.bias, hidden=c.hidden, output=c.output)
+        try:
+            rows = _rows(certify(batch, X, Y, threshold=exp.threshold, loss=c.loss, options=options))
+        except _solver_errors():
+            rows = [row for r in keep for row in one(int(r))]  # which of them: each on its own
+    width = max([1, *(len(row["spectrum"]) for row in rows)])
+    spectrum = np.full((len(rows), width), np.nan)
+    for r, row in enumerate(rows):
+        spectrum[r, : len(row["spectrum"])] = row["spectrum"]
     return {
-        "run_id": list(job.run_ids),
-        "kind": [str(k) for k in cert.kind],
-        "start_loss": cert.start_loss,
-        "polished_loss": cert.polished_loss,
-        "grad_norm": cert.grad_norm,
-        "lambda_min": cert.lambda_min,
-        "lambda_max": cert.lambda_max,
+        "run_id": np.array([job.run_ids[r] for r in keep], dtype=np.str_),
+        "kind": np.array([row["kind"] for row in rows], dtype=np.str_),
         # Counts as floats in the parts (NaN for a solved end point), nullable ints in the table.
-        "n_flat": np.asarray(cert.n_flat, dtype=np.float64),
-        "n_negative": np.asarray(cert.n_negative, dtype=np.float64),
-        "n_symmetry": np.asarray(cert.n_symmetry, dtype=np.float64),
-        "displacement": cert.displacement,
-        "norm_start": cert.norm_start,
-        "norm_end": cert.norm_end,
-        "params": flat_params(cert.network),
+        **{name: np.array([row[name] for row in rows], dtype=np.float64) for name in _NUMBERS},
+        "params": np.array([row["params"] for row in rows]).reshape(len(rows), job.params.shape[1]),
         "spectrum": spectrum,
+        "reason": np.array([row["reason"] for row in rows], dtype=np.str_),
     }
 
 
@@ -180,9 +246,10 @@ def landscape(
     dict
         ``total`` end points, ``done``, of them ``certified`` now and ``reused`` (stored by an
         earlier session), ``failed`` (in jobs that failed), ``failures`` (messages), ``kinds``
-        (count per kind),
-        ``optima`` (distinct optima over all configurations), ``without_networks`` (runs whose
-        network was not saved).
+        (count per kind), ``optima`` (distinct optima over all configurations),
+        ``without_networks`` (runs whose network was not saved), ``skipped`` (the run ids of
+        diverged end points: parameters or loss not finite, so no row), ``written`` (the tables
+        written: none when no job finished).
     """
     out = Path(out)
     options = options or Options()
@@ -249,16 +316,23 @@ def _landscape(
                 folder.remove(p)
     endpoints = tables[0]
     kinds = endpoints["kind"].value_counts().to_dict() if endpoints is not None else {}
+    # End points of finished jobs without a row: diverged (not finite), skipped by certify_job.
+    finished = {p.name for p in part_files(parts)}
+    ran = {i for j in todo_all if f"job-{j.key}{PART}" in finished for i in j.run_ids}
+    skipped = sorted(ran - set(endpoints["run_id"] if endpoints is not None else ()))
+    now = {i for j in todo if f"job-{j.key}{PART}" in finished for i in j.run_ids}
     return {
         "total": total,
         "done": done,
-        "certified": done - reused,
+        "certified": done - reused - len(now & set(skipped)),
         "reused": reused,
         "failed": failed,
         "failures": failures,
         "kinds": {k: int(v) for k, v in kinds.items()},
         "optima": 0 if tables[1] is None else len(tables[1]),
         "without_networks": len(results.runs) - len(params),
+        "skipped": skipped,
+        "written": list(TABLES) if endpoints is not None else [],
         "stopped": pool.stopped,
         "stopped_jobs": pool.stopped_jobs,
     }
@@ -274,6 +348,9 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str]):
     if table is None:
         return None, None, None
     endpoints = table.to_pandas()
+    # Why an end point is unconverged when its eigen-solver failed; empty otherwise (and in the
+    # parts of versions before the column).
+    endpoints["reason"] = endpoints["reason"].fillna("") if "reason" in endpoints else ""
     # A job pads its spectra to its longest (a solved end point has none): unpad.
     endpoints["spectrum"] = [np.asarray(s)[~np.isnan(s)] for s in endpoints["spectrum"]]
     for name in ("n_flat", "n_negative", "n_symmetry"):
