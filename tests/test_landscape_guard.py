@@ -46,6 +46,9 @@ def test_diverged_end_points_are_skipped_by_name(swept, tmp_path):
     assert all(run_id in warning[0] for run_id in blown)
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith(f"4/8 end points certified in {swept}/") and "4 skipped (diverged)" in last
+    shown = runner.invoke(app, ["summary", str(swept)])
+    assert shown.exit_code == 0 and "no certified end point yet" not in shown.stderr
+    assert "4 diverged runs (parameters or their norm not finite) have no certified end point" in shown.stderr
 
 
 def test_an_unconverged_eigensolver_is_a_row_with_its_reason(swept, monkeypatch):

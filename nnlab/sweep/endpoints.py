@@ -491,9 +491,14 @@ def certificates(out: Path, runs: pd.DataFrame, threshold: float) -> tuple[tuple
     warnings = []
     missing = ids - set(endpoints["run_id"])
     if missing:
-        networks = set(read_networks(out, runs[runs["run_id"].isin(missing)]))
-        if networks:
-            warnings.append(f"{len(networks)} runs have no certified end point yet; {rerun}")
+        saved = read_networks(out, runs[runs["run_id"].isin(missing)])
+        with np.errstate(all="ignore"):  # (skipped by certify_job: diverged, not waiting)
+            blown = {i for i, p in saved.items() if not np.isfinite(np.linalg.norm(p))}
+        networks = set(saved)
+        if networks - blown:
+            warnings.append(f"{len(networks - blown)} runs have no certified end point yet; {rerun}")
+        if blown:
+            warnings.append(f"{len(blown)} diverged runs (parameters or their norm not finite) have no certified end point")
         if len(missing) > len(networks):
             warnings.append(
                 f"{len(missing) - len(networks)} runs have no saved network and cannot be certified "
