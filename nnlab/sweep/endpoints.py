@@ -498,7 +498,9 @@ def certificates(out: Path, runs: pd.DataFrame, threshold: float) -> tuple[tuple
         if networks - blown:
             warnings.append(f"{len(networks - blown)} runs have no certified end point yet; {rerun}")
         if blown:
-            warnings.append(f"{len(blown)} diverged runs (parameters or their norm not finite) have no certified end point")
+            warnings.append(
+                f"{len(blown)} diverged runs (parameters or their norm not finite) have no certified end point"
+            )
         if len(missing) > len(networks):
             warnings.append(
                 f"{len(missing) - len(networks)} runs have no saved network and cannot be certified "
