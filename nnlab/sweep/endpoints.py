@@ -499,7 +499,8 @@ def certificates(out: Path, runs: pd.DataFrame, threshold: float) -> tuple[tuple
             warnings.append(f"{len(networks - blown)} runs have no certified end point yet; {rerun}")
         if blown:
             warnings.append(
-                f"{len(blown)} diverged runs (parameters or their norm not finite) have no certified end point"
+                f"{len(blown)} diverged runs (parameters or their norm not finite) have no certified "
+                "end point"
             )
         if len(missing) > len(networks):
             warnings.append(
