@@ -344,8 +344,10 @@ def _kept(folder: Path | None, exp) -> str:
 
     try:
         stored = len(sweep.stored_run_ids(folder)) if folder is not None and folder.is_dir() else 0
-    except (ValueError, OSError):
-        stored = 0
+    except (ValueError, OSError):  # parts/ unreadable (a file in its place): not counted, not lost
+        return f"the runs stored in {folder}/ are kept"
+    if not stored and folder is not None and (folder / "runs.parquet").is_file():
+        return f"the runs stored in {folder}/ are kept"  # (merged, their parts removed by hand)
     return f"{stored}/{len(exp.configs()) * len(exp.seeds)} runs stored in {folder}/"
 
 
