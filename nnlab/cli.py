@@ -317,22 +317,25 @@ def run_command(
         _fail(f"{problem}; {_kept(folder, exp)}; rerun to resume once it can be written", code=1)
     for warning in manifest.get("warnings", []):
         typer.echo(f"nnlab: warning: {warning}", err=True)
-    _failures(manifest["failures"], manifest.get("stopped"))
+    _failures(manifest["failures"], manifest.get("stopped"), manifest.get("stopped_jobs"))
     typer.echo(run_line(manifest, folder))
     if manifest["failures"]:
         raise typer.Exit(1)
 
 
-def _failures(failures: list[str], stopped: str | None) -> None:
-    """A line per failed job; a run stopped by repeated identical failures says so in one line
-    instead of one per failure of the streak (nnlab.sweep.workers.SAME_FAILURES)."""
+def _failures(failures: list[str], stopped: str | None, covered: int | None = None) -> None:
+    """A line per failed job; a run stopped (repeated identical failures, a cluster without workers,
+    a scheduler gone) says so in one line instead of one per failure it covers, the last
+    ``covered`` (nnlab.sweep.workers.Pool.stopped_jobs)."""
     from nnlab.sweep.workers import SAME_FAILURES
 
-    for failure in failures[:-SAME_FAILURES] if stopped else failures:
+    covered = min(len(failures), covered or SAME_FAILURES) if stopped else 0
+    for failure in failures[: len(failures) - covered]:
         typer.echo(f"nnlab: job failed: {failure}", err=True)
     if stopped:
-        first = failures[-SAME_FAILURES].split(": ", 1)[0]
-        typer.echo(f"nnlab: {stopped} (the first: {first}); rerun to resume once it is fixed", err=True)
+        first = f" (the first: {failures[-covered].split(': ', 1)[0]})" if covered else ""
+        rerun = "" if "a rerun" in stopped else "; rerun to resume once it is fixed"
+        typer.echo(f"nnlab: {stopped}{first}{rerun}", err=True)
 
 
 def _kept(folder: Path | None, exp) -> str:
@@ -341,8 +344,10 @@ def _kept(folder: Path | None, exp) -> str:
 
     try:
         stored = len(sweep.stored_run_ids(folder)) if folder is not None and folder.is_dir() else 0
-    except (ValueError, OSError):
-        stored = 0
+    except (ValueError, OSError):  # parts/ unreadable (a file in its place): not counted, not lost
+        return f"the runs stored in {folder}/ are kept"
+    if not stored and folder is not None and (folder / "runs.parquet").is_file():
+        return f"the runs stored in {folder}/ are kept"  # (merged, their parts removed by hand)
     return f"{stored}/{len(exp.configs()) * len(exp.seeds)} runs stored in {folder}/"
 
 
@@ -482,8 +487,12 @@ def compare_command(
     """
     from nnlab import front
 
-    if len(folders) < 2:
-        _fail(f"compare: give two or more results folders, got {len(folders)}")
+    if figure_format and out is None:
+        _fail("--figure-format: only with --out (the figures are written there)")
+    try:
+        front.check_compared(folders)
+    except InputError as err:
+        _fail(str(err))
     names = front.labels(folders)
     opened = []
     for name, folder in zip(names, folders, strict=True):
@@ -584,19 +593,33 @@ def landscape_command(
         _fail(f"interrupted: {kept}", 130)
     except StorageError as err:
         _fail(f"{err}; {kept}", 1)
-    _failures(summary["failures"], summary.get("stopped"))
+    _failures(summary["failures"], summary.get("stopped"), summary.get("stopped_jobs"))
     if summary["without_networks"]:
         typer.echo(
             f"nnlab: warning: {summary['without_networks']} runs have no saved network, not certified",
             err=True,
         )
+    skipped = summary.get("skipped", [])
+    if skipped:
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        typer.echo(
+            f"nnlab: warning: {len(skipped)} end points skipped, diverged (parameters, norm or loss not "
+            f"finite): {', '.join(skipped[:5])}{more}",
+            err=True,
+        )
     kinds = ", ".join(f"{k} {summary['kinds'][k]}" for k in KINDS if summary["kinds"].get(k))
-    typer.echo(
-        f"{summary['done']}/{summary['total']} end points certified in {folder}/ ({kinds}; "
-        f"{summary['optima']} distinct optima): endpoints.parquet, optima.parquet, barriers.parquet; "
+    session = (
         f"this session: {summary['certified']} certified, {summary['reused']} reused, "
-        f"{summary['failed']} failed"
+        f"{summary['failed']} failed" + (f", {len(skipped)} skipped (diverged)" if skipped else "")
     )
+    if summary.get("written", True):
+        typer.echo(
+            f"{summary['done'] - len(skipped)}/{summary['total']} end points certified in {folder}/ "
+            f"({kinds or 'none'}; {summary['optima']} distinct optima): "
+            f"{', '.join(summary.get('written', []))}; {session}"
+        )
+    else:
+        typer.echo(f"0/{summary['total']} end points certified in {folder}/: no table written; {session}")
     if summary["failures"]:
         raise typer.Exit(1)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnlab import analysis, report
 from nnlab.errors import InputError
-from nnlab.results import ResultsFolder, open_folder
+from nnlab.results import ResultsFolder, check_folder, open_folder
 from nnlab.schema import AXIS_COLUMNS
 from nnlab.sweep.experiment import Experiment, ExperimentError, from_dict
 from nnlab.sweep.experiment import load as load_experiment
@@ -59,7 +59,7 @@ def load(folder: str | Path, *, gtol: float = analysis.GTOL, rtol: float = analy
     ExperimentError
         (a ValueError) when the folder holds no nnlab results, or no run yet.
     """
-    s = open_folder(Path(folder), curves=True, gtol=gtol, rtol=rtol)
+    s = open_folder(check_folder(folder), curves=True, gtol=gtol, rtol=rtol)
     if s.partial:
         warnings.warn(f"{folder}: partial results, {len(s.runs)} of {s.total} runs stored", stacklevel=2)
     for warning in s.warnings:
@@ -359,6 +359,22 @@ class _Lazy(Mapping):
         return len(self._keys)
 
 
+def check_compared(folders: Sequence[str | Path | ResultsFolder]) -> list[Path]:
+    """The folders of a comparison (`compare`, `nnlab compare`): two or more, none twice (the same
+    folder by two names counts twice); their paths."""
+    if len(folders) < 2:
+        raise ExperimentError(f"compare: give two or more results folders, got {len(folders)}")
+    paths = [check_folder(f) for f in folders]
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        key = path.resolve()
+        if key in seen:
+            same = "" if str(seen[key]) == str(path) else f" (as {seen[key]})"
+            raise ExperimentError(f"compare: {path} is given twice{same}; give each results folder once")
+        seen[key] = path
+    return paths
+
+
 def compare(*folders: str | Path | ResultsFolder, names: Sequence[str] | None = None) -> Comparison:
     """Several results folders side by side: one summary with a ``sweep`` column, figures side by
     side (`nnlab compare`).
@@ -375,8 +391,7 @@ def compare(*folders: str | Path | ResultsFolder, names: Sequence[str] | None = 
     Comparison
         ``summary`` (DataFrame), ``runs``, ``table(format)``, ``figures`` (dict of Figures), ``save(out)``.
     """
-    if len(folders) < 2:
-        raise ExperimentError(f"compare: give two or more results folders, got {len(folders)}")
+    check_compared(folders)
     opened = tuple(f if isinstance(f, ResultsFolder) else load(f) for f in folders)
     names = tuple(names) if names is not None else tuple(labels([f.path for f in opened]))
     if len(names) != len(opened) or len(set(names)) != len(names):

@@ -35,6 +35,7 @@ from nnlab.functions import (  # noqa: F401  (the tables, re-exported: nnlab.net
     output_loss,
     targets,
 )
+from nnlab.schema import MAX_INT, MAX_WIDTH
 
 INITS = ("auto", "glorot", "he")
 
@@ -161,16 +162,24 @@ def _seeds_text(seeds: Sequence[int]) -> str:
 
 
 def _as_seed_list(seeds: int | Sequence[int]) -> list[int]:
+    if not isinstance(seeds, int | np.integer | Sequence | range) or isinstance(seeds, str):
+        raise InputError(f"seeds: expected an int or a sequence of ints, got {seeds!r}")
     values = [seeds] if isinstance(seeds, int | np.integer) else list(seeds)
     if not values:
         raise InputError("seeds: expected an int or a non-empty sequence of ints, got an empty one")
     for s in values:
-        if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-            raise InputError(f"seeds: each seed must be a non-negative int, got {s!r}")
+        if isinstance(s, bool) or not isinstance(s, int | np.integer) or not 0 <= s <= MAX_INT:
+            # As in experiment files: seeds are stored as int64.
+            raise InputError(f"seeds: each seed must be an int in 0..2**63-1, got {s!r}")
     return [int(s) for s in values]
 
 
+MAX_NETWORK = 10**9  # numbers (parameters x replicas) that `init_network` builds at most: 8 GB
+
+
 def _check_sizes(sizes: Sequence[int]) -> list[int]:
+    if not isinstance(sizes, Sequence | np.ndarray) or isinstance(sizes, str):
+        raise InputError(f"sizes: expected [d, h_1, ..., out], a list of ints, got {sizes!r}")
     values = list(sizes)
     if len(values) < 2:
         raise InputError(f"sizes: expected [d, h_1, ..., out] with at least 2 entries, got {values}")
@@ -222,8 +231,22 @@ def init_network(
     seed_list = _as_seed_list(seeds)
     check_activations(hidden, output)
     check_choice("init", init, INITS)
+    if not isinstance(bias, bool | np.bool_):
+        raise InputError(f"bias: expected True or False, got {bias!r}")
+    if isinstance(scale, bool) or not isinstance(scale, int | float | np.integer | np.floating):
+        raise InputError(f"scale: expected a finite number >= 0, got {scale!r}")
     if not np.isfinite(scale) or scale < 0:
         raise InputError(f"scale: expected a finite number >= 0, got {scale!r}")
+    # As an experiment's grid is bounded before anything is built: the size of a layer (as a
+    # file's width) and of the whole network, so that an absurd one is an error, not a MemoryError.
+    if max(sizes) > MAX_WIDTH:
+        raise InputError(f"sizes: every layer size must be at most {MAX_WIDTH:_}, got {max(sizes):_}")
+    n_params = sum(a * b + (b if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    if n_params * len(seed_list) > MAX_NETWORK:
+        raise InputError(
+            f"sizes: {len(seed_list)} replicas of {n_params:_} parameters are more than "
+            f"{MAX_NETWORK:_} numbers ({MAX_NETWORK * 8 // 10**9} GB of float64) to hold in memory"
+        )
     L = len(sizes) - 1
     acts = [hidden] * (L - 1) + [output]
     half_widths = []

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +169,9 @@ def open_folder(
     folder: Path, *, curves: bool = True, gtol: float = analysis.GTOL, rtol: float = analysis.RTOL
 ) -> ResultsFolder:
     """Read ``folder`` and compute its statistics (see `nnlab.analysis.summarize` for gtol, rtol)."""
+    folder = check_folder(folder)
+    for name, value in (("gtol", gtol), ("rtol", rtol)):
+        check_tolerance(name, value)
     results = read_results(folder, curves=curves)
     exp = results.experiment
     params = read_networks(folder, results.runs)
@@ -210,6 +215,24 @@ def open_folder(
         tests,
         analysis.best_settings(summary),
     )
+
+
+def check_folder(folder: object) -> Path:
+    """A results folder's path as a Path: a str or path-like, not empty (which would mean the
+    current folder)."""
+    if isinstance(folder, ResultsFolder):
+        return folder.path
+    if not isinstance(folder, str | os.PathLike) or not str(folder).strip():
+        raise InputError(f"folder: expected a results folder's path (a str or Path), got {folder!r}")
+    return Path(folder)
+
+
+def check_tolerance(name: str, value: object) -> float:
+    """``gtol`` and ``rtol``, as `nnlab summary` takes them: a finite number >= 0."""
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if not ok or not (math.isfinite(value) and value >= 0):
+        raise InputError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 def _report():

@@ -177,16 +177,7 @@ def teacher(
     X : ndarray (n, dim)
     Y : ndarray (n, 1)
     """
-    n = _int("n", n, 1, MAX_SAMPLES)
-    dim = _int("dim", dim, 1, MAX_DIM)
-    k = _int("teacher_width", teacher_width, 1, MAX_DIM)
-    _size("n", n, dim, f"{n:_} samples x dim {dim:_}")
-    _size("teacher_width", dim, k, f"dim {dim:_} x teacher_width {k:_}")
-    act = _choice("activation", activation, ELEMENTWISE)
-    if not isinstance(orthonormal, bool):
-        raise InputError(f"orthonormal: expected true or false, got {orthonormal!r}")
-    if orthonormal and k > dim:
-        raise InputError(f"orthonormal: needs teacher_width <= dim, got teacher_width {k} > dim {dim}")
+    n, dim, k, act = _teacher_fields(n, dim, teacher_width, activation, orthonormal)
     rng = _rng(seed)
     if orthonormal:
         W, _ = np.linalg.qr(rng.normal(size=(dim, k)))
@@ -198,6 +189,21 @@ def teacher(
     # The output bias -act(0) . v maps x = 0 to 0 (it matters for sigmoid, whose units sit at 1/2).
     Y = np.tanh((f(X @ W) - f(np.zeros(1))) @ v)[:, None]
     return X, Y
+
+
+def _teacher_fields(n, dim, teacher_width, activation, orthonormal) -> tuple[int, int, int, str]:
+    """`teacher`'s fields validated: (n, dim, teacher_width, activation)."""
+    n = _int("n", n, 1, MAX_SAMPLES)
+    dim = _int("dim", dim, 1, MAX_DIM)
+    k = _int("teacher_width", teacher_width, 1, MAX_DIM)
+    _size("n", n, dim, f"{n:_} samples x dim {dim:_}")
+    _size("teacher_width", dim, k, f"dim {dim:_} x teacher_width {k:_}")
+    act = _choice("activation", activation, ELEMENTWISE)
+    if not isinstance(orthonormal, bool):
+        raise InputError(f"orthonormal: expected true or false, got {orthonormal!r}")
+    if orthonormal and k > dim:
+        raise InputError(f"orthonormal: needs teacher_width <= dim, got teacher_width {k} > dim {dim}")
+    return n, dim, k, act
 
 
 def chain(*, n: int = 16, slope: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -265,6 +271,53 @@ def _digits_fields(target: object, encoding: object) -> tuple[float, str]:
     if encoding == "onehot" and target != 1.0:
         raise InputError(f"target: only with encoding 'signed' (one-hot rows are 0 and 1), got {target:g}")
     return target, encoding
+
+
+def check_data_file(path: Path, field: str = "path") -> None:
+    """InputError unless ``path`` is a regular file (or a link to one): a missing file, a folder, a
+    FIFO (which would block its reader) or a device each said as what it is."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{field}: no such file: {path}") from None
+    except OSError as err:
+        raise InputError(f"{field}: cannot read {path}: {err.strerror or err}") from None
+    if stat.S_ISREG(mode):
+        return
+    what = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
+    raise InputError(f"{field}: {path} is {what}, not a data file (.csv or .npz)")
+
+
+# NPZ arrays hold numbers: booleans, integers or floats. Complex numbers would lose their imaginary
+# part, datetimes become day counts, strings and records have no float value.
+_NUMERIC = "biuf"
+_DTYPE_WORDS = {"c": "complex numbers", "M": "datetimes", "m": "time spans", "U": "strings", "S": "bytes"}
+
+
+def _read_npz(p: Path) -> dict[str, np.ndarray]:
+    """The arrays of an NPZ file (a zip of .npy files, never pickles), each one of numbers."""
+    import zipfile
+
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise InputError(f"path: {p.name} is not an NPZ file (a zip of .npy arrays, as numpy.savez writes)")
+    try:
+        with np.load(p, allow_pickle=False) as archive:  # data never runs code
+            columns = {key: np.asarray(archive[key]) for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        why = " ".join(str(err).split())
+        raise InputError(f"path: {p.name} is not a readable NPZ file ({why})") from None
+    for key, a in columns.items():
+        if a.dtype.kind not in _NUMERIC:
+            what = _DTYPE_WORDS.get(a.dtype.kind, "records" if a.dtype.names else f"dtype {a.dtype}")
+            raise InputError(
+                f"path: array {key!r} in {p.name} holds {what} ({a.dtype}); expected numbers (int or float)"
+            )
+    return columns
 
 
 def file_sha256(path: str | Path) -> str:
@@ -345,19 +398,14 @@ def file(
             raise InputError(f"{name}: expected a non-empty list of column names, got {cols!r}")
         if len(set(cols)) != len(cols):
             raise InputError(f"{name}: a column is named twice in {list(cols)!r}")
-    if not p.is_file():
-        raise InputError(f"path: no such file: {p}")
+    check_data_file(p)
     if sha256 is not None and file_sha256(p) != sha256:
         raise InputError(
             f"path: {p} changed since this experiment recorded it (sha256 {sha256[:12]}...); its runs "
             "were trained on other data: restore the file, or rerun with --fresh"
         )
     if p.suffix.lower() == ".npz":
-        try:
-            with np.load(p, allow_pickle=False) as archive:  # data never runs code
-                columns = {key: np.asarray(archive[key]) for key in archive.files}
-        except (OSError, ValueError) as err:
-            raise InputError(f"path: {p.name} is not a readable NPZ file ({err})") from None
+        columns = _read_npz(p)
     elif p.suffix.lower() == ".csv":
         columns = _read_csv(p, [*inputs, *targets])
     else:
@@ -427,6 +475,16 @@ def make_task(kind: str, params: Mapping[str, object] | None = None) -> tuple[np
 
     Unknown fields are errors that name the closest valid field.
     """
+    fn, params = _fields_of(kind, params)
+    try:
+        return fn(**params)
+    except TypeError as err:  # a required field is missing
+        raise InputError(f"task: kind '{kind}' {err}") from None
+
+
+def _fields_of(kind: str, params: Mapping[str, object] | None) -> tuple[Callable, dict]:
+    """Task ``kind``'s function and ``params`` without the seed it does not take; an unknown field is
+    an error naming the closest valid one."""
     fn = TASKS[_choice("kind", kind, TASKS)]
     params = dict(params or {})
     allowed = list(inspect.signature(fn).parameters)
@@ -439,23 +497,34 @@ def make_task(kind: str, params: Mapping[str, object] | None = None) -> tuple[np
             raise InputError(
                 f"task.{key}: not a field of kind '{kind}'{hint}; fields: {', '.join(sorted(allowed))}"
             )
-    try:
-        return fn(**params)
-    except TypeError as err:  # a required field is missing
-        raise InputError(f"task: kind '{kind}' {err}") from None
+    return fn, params
+
+
+# The fewest samples of each synthetic task: its shape is planned from a task this small (its
+# other fields validated by building it), with the number of samples checked on its own.
+_SMALLEST = {"xor": 4, "spirals": 2, "chain": 1}
 
 
 def task_shape(kind: str, params: Mapping[str, object] | None = None) -> tuple[int, int, int]:
     """(n, d, out) of task ``kind`` with ``params``, as `make_task` would build it, its fields
     validated the same way; the digits are not loaded (their shape is fixed: `DIGITS_SHAPE`), so
     planning a digits sweep does not import scikit-learn."""
+    fn, params = _fields_of(kind, params)
+    fields = {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+    given = {**fields, **params}
     if kind == "digits":
-        unknown = set(params or {}) - {"target", "encoding", "seed"}
-        if not unknown:
-            fields = {k: p.default for k, p in inspect.signature(digits).parameters.items()}
-            _digits_fields(**{**fields, **{k: v for k, v in (params or {}).items() if k != "seed"}})
-            return DIGITS_SHAPE
-    X, Y = make_task(kind, params)
+        _digits_fields(given["target"], given["encoding"])
+        return DIGITS_SHAPE
+    if kind == "teacher":
+        _int("seed", given["seed"], 0, MAX_SEED)
+        names = ("n", "dim", "teacher_width", "activation", "orthonormal")
+        n, dim, _, _ = _teacher_fields(*(given[k] for k in names))
+        return n, dim, 1
+    if kind in _SMALLEST:
+        n = _int("n", given["n"], _SMALLEST[kind], MAX_SAMPLES)
+        X, Y = fn(**{**params, "n": _SMALLEST[kind]})
+        return n, X.shape[1], Y.shape[1]
+    X, Y = make_task(kind, params)  # a user's file: its rows are counted by reading it
     return X.shape[0], X.shape[1], Y.shape[1]
 
 

@@ -5,10 +5,20 @@ Each row is (experiment file or command line, a fragment of the expected line). 
 are built from one base by replacing a section; a row's text is what a user might have typed.
 """
 
+import os
+import socket
+import threading
+import time
+
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import nnlab
+from nnlab import front
 from nnlab.cli import app
+from nnlab.errors import InputError
+from nnlab.sweep import workers
 
 runner = CliRunner()
 
@@ -18,6 +28,23 @@ def toml(top='name = "c"', task='kind = "xor"', model="width = 2", train="epochs
 
 
 DEEP = "[" * 3000 + "]" * 3000
+FILE = 'kind = "file"\npath = "{path}"\ninputs = ["x"]\ntargets = ["y"]'
+
+
+def data_files(d):
+    """The data files the corpus names: a folder, a FIFO and NPZ files of every wrong kind."""
+    (d / "folder").mkdir()
+    os.mkfifo(d / "fifo")
+    (d / "text.npz").write_text("x,y\n1,2\n")
+    np.save(d / "array.npy", np.zeros(3))
+    (d / "array.npy").rename(d / "array.npz")  # an .npy, not a zip of them
+    y = np.zeros(4)
+    np.savez(d / "complex.npz", x=np.ones(4) + 1j, y=y)
+    np.savez(d / "dates.npz", x=np.array(["2024-01-01"] * 4, dtype="datetime64[D]"), y=y)
+    np.savez(d / "strings.npz", x=np.array(["a"] * 4), y=y)
+    np.savez(d / "records.npz", x=np.zeros(4, dtype=[("a", float), ("b", float)]), y=y)
+
+
 LONG = "a" * 300
 
 # (experiment file, fragment of the error line)
@@ -109,14 +136,27 @@ EXPERIMENTS = [
         "train.seeds: expected a count in 1..1_000_000 or a list of ints in 0..2**63-1, got '5'",
     ),
     (toml(train="momentum = 0.9"), "train.momentum: unknown field"),
+    # issue 20
+    (toml(top='name = "c"\nthreshold = [1e-3, 1e-2]'), "threshold: expected one value (not a sweep axis)"),
+    (toml(top='name = "c"\nsave_networks = [true, false]'), "save_networks: expected one value (not a sweep"),
+    (toml(task=FILE.format(path="folder")), "task.path: {d}/folder is a folder, not a data file"),
+    (toml(task=FILE.format(path="fifo")), "task.path: {d}/fifo is a FIFO, not a data file"),
+    (toml(task=FILE.format(path="text.npz")), "path: text.npz is not an NPZ file (a zip of .npy arrays"),
+    (toml(task=FILE.format(path="array.npz")), "path: array.npz is not an NPZ file"),
+    (toml(task=FILE.format(path="complex.npz")), "path: array 'x' in complex.npz holds complex numbers"),
+    (toml(task=FILE.format(path="dates.npz")), "path: array 'x' in dates.npz holds datetimes"),
+    (toml(task=FILE.format(path="strings.npz")), "path: array 'x' in strings.npz holds strings"),
+    (toml(task=FILE.format(path="records.npz")), "path: array 'x' in records.npz holds records"),
 ]
 
 
 @pytest.mark.parametrize(("text", "message"), EXPERIMENTS, ids=range(len(EXPERIMENTS)))
 def test_a_bad_experiment_is_one_line_exit_2_and_no_folder(tmp_path, text, message):
+    if "task.path" in message or ".npz" in message:
+        data_files(tmp_path)
     (tmp_path / "e.toml").write_text(text)
     result = runner.invoke(app, ["run", str(tmp_path / "e.toml"), "--out", str(tmp_path / "out"), "--quiet"])
-    _one_line(result, message)
+    _one_line(result, message.replace("{d}", str(tmp_path)))
     assert not (tmp_path / "out").exists()  # refused before anything is written
     assert "did you mean" not in result.stderr or "did you mean" in message  # only for names
 
@@ -170,6 +210,9 @@ COMMANDS = [
     (["demo", "--lr", "nan"], "--lr: expected a number > 0, got nan"),
     (["demo", "--seeds", "0"], "Invalid value for '--seeds'"),
     (["bogus"], "No such command 'bogus'"),
+    # issue 20
+    (["compare", "{d}", "{d}"], "compare: {d} is given twice; give each results folder once"),
+    (["compare", "{d}", "{f}", "--figure-format", "pdf"], "--figure-format: only with --out"),
 ]
 
 
@@ -179,8 +222,92 @@ def test_a_bad_command_line_is_one_line_exit_2(tmp_path, args, message):
     (tmp_path / "f").write_text("not a folder")
     (tmp_path / "thesis.tex").write_text("x")
     where = {"d": tmp_path, "e": tmp_path / "e.toml", "f": tmp_path / "f"}
-    _one_line(runner.invoke(app, [a.format(**where) for a in args]), message)
+    _one_line(runner.invoke(app, [a.format(**where) for a in args]), message.replace("{d}", str(tmp_path)))
+
+
+def _raises_one_line(call, message: str) -> None:
+    with pytest.raises(InputError) as err:
+        call()
+    text = str(err.value)
+    assert "\n" not in text and message in text, text
+
+
+# The Python API takes the CLI's checks: (call on a fresh folder d, fragment of the InputError).
+API = [
+    (lambda d: nnlab.load(None), "folder: expected a results folder's path (a str or Path), got None"),
+    (lambda d: nnlab.load(""), "folder: expected a results folder's path"),
+    (lambda d: nnlab.load(d, gtol=-1), "gtol: expected a finite number >= 0, got -1"),
+    (lambda d: nnlab.load(d, rtol=float("nan")), "rtol: expected a finite number >= 0, got nan"),
+    (lambda d: nnlab.compare(d, d), "is given twice"),
+    (
+        lambda d: nnlab.run(d / "e.toml", overrides=[None], dry_run=True),
+        "overrides: expected 'section.key=value'",
+    ),
+    (
+        lambda d: nnlab.run(d / "e.toml", overrides="train.epochs=5", dry_run=True),
+        "overrides: expected a list of 'section.key=value' strings, got the string 'train.epochs=5'",
+    ),
+    (lambda d: nnlab.run(5), "experiment: expected a file's path, a dict or an Experiment, got int"),
+    (lambda d: nnlab.run({**DICT, "threshold": [1e-3, 1e-2]}, dry_run=True), "threshold: expected one value"),
+    (
+        lambda d: nnlab.run({**DICT, "description": "\ud83d"}, dry_run=True),
+        "description: '\\ud83d' holds a lone",
+    ),
+    (lambda d: nnlab.init_network([2, 2, 1], bias="no"), "bias: expected True or False, got 'no'"),
+    (lambda d: nnlab.init_network([2, 2, 1], scale="big"), "scale: expected a finite number >= 0, got 'big'"),
+    (lambda d: nnlab.init_network([2, 2, 1], seeds=2**200), "seeds: each seed must be an int in 0..2**63-1"),
+    (lambda d: nnlab.init_network([200_000, 200_000, 1]), "are more than 1_000_000_000 numbers"),
+    (lambda d: nnlab.init_network([2, 2_000_000, 1]), "sizes: every layer size must be at most 1_000_000"),
+    (lambda d: nnlab.init_network(None), "sizes: expected [d, h_1, ..., out], a list of ints, got None"),
+]
+DICT = {"name": "a", "task": {"kind": "xor"}, "train": {"epochs": 2, "seeds": 2}}
+
+
+@pytest.mark.parametrize(("call", "message"), API, ids=range(len(API)))
+def test_the_python_api_refuses_in_one_line(tmp_path, call, message):
+    (tmp_path / "e.toml").write_text(toml())
+    _raises_one_line(lambda: call(tmp_path), message)
+
+
+def test_numpy_scalars_in_a_dict_are_taken_as_numbers():
+    exp = front.experiment_of(
+        {**DICT, "model": {"width": [np.int64(2), 3]}, "train": {"lr": np.float32(0.5)}}
+    )
+    assert exp.model["width"] == [2, 3] and exp.train["lr"] == 0.5
+
+
+def test_a_scheduler_that_is_not_dask_ends_within_the_timeout(tmp_path, monkeypatch):
+    """Something else listens (it accepts and says nothing): one line, exit 2, in seconds."""
+    monkeypatch.setattr(workers, "TIMEOUT", 1.0)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    (tmp_path / "e.toml").write_text(toml())
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    start = time.monotonic()
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(tmp_path / "e.toml"),
+            "--out",
+            str(tmp_path / "out"),
+            "--backend",
+            "dask",
+            "--scheduler",
+            address,
+            "--quiet",
+        ],
+    )
+    assert time.monotonic() - start < 30
+    _one_line(
+        result, f"--scheduler: {address} accepted the connection but did not answer as a Dask scheduler"
+    )
+    assert not (tmp_path / "out").exists()
+    server.close()
 
 
 def test_the_corpus_is_large():
-    assert len(EXPERIMENTS) + len(COMMANDS) >= 60
+    assert len(EXPERIMENTS) + len(COMMANDS) + len(API) >= 100

@@ -44,7 +44,15 @@ from nnlab.schema import LANDSCAPE_TABLES as TABLES
 from nnlab.sweep import folder, workers
 from nnlab.sweep.experiment import Experiment, ExperimentError
 from nnlab.sweep.runner import load_data
-from nnlab.sweep.store import PART, part_files, read_networks, read_parts, read_results, write_part
+from nnlab.sweep.store import (
+    PART,
+    check_results_folder,
+    part_files,
+    read_networks,
+    read_parts,
+    read_results,
+    write_part,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,54 +104,135 @@ def plan(exp: Experiment, runs: pd.DataFrame, params: dict, options: Options) ->
     return jobs
 
 
+# An eigen-solver (LAPACK's, ARPACK's) that does not converge on an end point: that end point is
+# `unconverged`, with the solver's words as its ``reason``, never the end of its job.
+def _solver_errors() -> tuple[type[BaseException], ...]:
+    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence
+
+    return (np.linalg.LinAlgError, ArpackNoConvergence, ArpackError, FloatingPointError)
+
+
+_NUMBERS = (
+    "start_loss",
+    "polished_loss",
+    "grad_norm",
+    "lambda_min",
+    "lambda_max",
+    "n_flat",
+    "n_negative",
+    "n_symmetry",
+    "displacement",
+    "norm_start",
+    "norm_end",
+)
+
+
+def _rows(cert) -> list[dict]:
+    """A certificate's replicas as one row each."""
+    params = flat_params(cert.network)
+    return [
+        {
+            "kind": str(cert.kind[r]),
+            **{name: float(getattr(cert, name)[r]) for name in _NUMBERS},
+            "params": params[r],
+            "spectrum": np.asarray(cert.spectrum[r], dtype=np.float64),
+            "condition": float(cert.condition[r]),
+            "saddle_order": int(cert.saddle_order[r]),
+            "mechanism": str(cert.mechanism[r]),
+            "reason": str(cert.reason[r]),
+            "borderline": bool(cert.borderline[r]),
+            "iterations": int(cert.iterations[r]),
+        }
+        for r in range(len(cert.kind))
+    ]
+
+
+def _unconverged(params: np.ndarray, start_loss: float, error: BaseException) -> dict:
+    """The row of an end point whose eigen-solver did not converge: its start, and why."""
+    norm = float(np.linalg.norm(params))
+    return {
+        "kind": "unconverged",
+        **dict.fromkeys(_NUMBERS, np.nan),
+        "start_loss": float(start_loss),
+        "norm_start": norm,
+        "params": params,
+        "spectrum": np.zeros(0),
+        "condition": np.nan,
+        "saddle_order": 0,
+        "mechanism": "",
+        "reason": " ".join(f"{type(error).__name__}: {error}".split())[:200],
+        "borderline": False,
+        "iterations": 0,
+    }
+
+
 def certify_job(job: EndpointJob, exp: Experiment, options: Options) -> dict:
-    """Certify one job's end points; plain numpy columns, one entry per run (see the module)."""
+    """Certify one job's end points; plain numpy columns, one entry per run (see the module).
+
+    An end point whose parameters, their norm or its loss are not finite (a diverged run) is
+    skipped: it has no row (`landscape` names it). One on which an eigen-solver does not converge
+    is `unconverged`, its ``reason`` the solver's message; every other row's reason is empty."""
     c = job.config
     sizes, X, Y = _architecture(exp, c)
     net = network_from_flat(job.params, sizes, bias=c.bias, hidden=c.hidden, output=c.output)
-    cert = certify(net, X, Y, threshold=exp.threshold, loss=c.loss, options=options)
-    escapes = [_escape(net.replica(r), X, Y, exp, c, options, run_id) for r, run_id in enumerate(job.run_ids)]
-    width = max(1, max(len(s) for s in cert.spectrum))
-    spectrum = np.full((len(job.run_ids), width), np.nan)
-    for r, s in enumerate(cert.spectrum):
-        spectrum[r, : len(s)] = s
+    with np.errstate(all="ignore"):
+        start = loss_of(net, X, Y, loss=c.loss)
+        # (Weights of 1e299 are finite, but their norm, and every curvature, overflows.)
+        norm = np.linalg.norm(job.params, axis=1)
+    keep = np.flatnonzero(np.isfinite(job.params).all(axis=1) & np.isfinite(norm) & np.isfinite(start))
+
+    def one(r: int) -> list[dict]:
+        single = network_from_flat(job.params[[r]], sizes, bias=c.bias, hidden=c.hidden, output=c.output)
+        try:
+            return _rows(certify(single, X, Y, threshold=exp.threshold, loss=c.loss, options=options))
+        except _solver_errors() as err:
+            return [_unconverged(job.params[r], start[r], err)]
+
+    rows: list[dict] = []
+    if len(keep):
+        batch = network_from_flat(job.params[keep], sizes, bias=c.bias, hidden=c.hidden, output=c.output)
+        try:
+            rows = _rows(certify(batch, X, Y, threshold=exp.threshold, loss=c.loss, options=options))
+        except _solver_errors():
+            rows = [row for r in keep for row in one(int(r))]  # which of them: each on its own
+    width = max([1, *(len(row["spectrum"]) for row in rows)])
+    spectrum = np.full((len(rows), width), np.nan)
+    for r, row in enumerate(rows):
+        spectrum[r, : len(row["spectrum"])] = row["spectrum"]
+    escapes = [_escape(job.params[r], sizes, X, Y, exp, c, options, job.run_ids[r]) for r in keep]
     return {
-        "run_id": list(job.run_ids),
-        "kind": [str(k) for k in cert.kind],
-        "start_loss": cert.start_loss,
-        "polished_loss": cert.polished_loss,
-        "grad_norm": cert.grad_norm,
-        "lambda_min": cert.lambda_min,
-        "lambda_max": cert.lambda_max,
+        "run_id": np.array([job.run_ids[r] for r in keep], dtype=np.str_),
+        "kind": np.array([row["kind"] for row in rows], dtype=np.str_),
         # Counts as floats in the parts (NaN for a solved end point), nullable ints in the table.
-        "n_flat": np.asarray(cert.n_flat, dtype=np.float64),
-        "n_negative": np.asarray(cert.n_negative, dtype=np.float64),
-        "n_symmetry": np.asarray(cert.n_symmetry, dtype=np.float64),
-        "displacement": cert.displacement,
-        "norm_start": cert.norm_start,
-        "norm_end": cert.norm_end,
-        "condition": cert.condition,
-        "saddle_order": np.asarray(cert.saddle_order, dtype=np.int64),
-        "mechanism": [str(m) for m in cert.mechanism],
-        "reason": [str(r) for r in cert.reason],
-        "borderline": np.asarray(cert.borderline, dtype=bool),
-        "iterations": np.asarray(cert.iterations, dtype=np.int64),
-        "params": flat_params(cert.network),
+        **{name: np.array([row[name] for row in rows], dtype=np.float64) for name in _NUMBERS},
+        "condition": np.array([row["condition"] for row in rows], dtype=np.float64),
+        "saddle_order": np.array([row["saddle_order"] for row in rows], dtype=np.int64),
+        "mechanism": np.array([row["mechanism"] for row in rows], dtype=np.str_),
+        "reason": np.array([row["reason"] for row in rows], dtype=np.str_),
+        "borderline": np.array([row["borderline"] for row in rows], dtype=bool),
+        "iterations": np.array([row["iterations"] for row in rows], dtype=np.int64),
+        "params": np.array([row["params"] for row in rows]).reshape(len(rows), job.params.shape[1]),
         "spectrum": spectrum,
-        **{name: np.array([e[i] for e in escapes]) for i, name in enumerate(ESCAPE_COLUMNS)},
+        **{
+            name: np.array([e[i] for e in escapes], dtype=np.float64) for i, name in enumerate(ESCAPE_COLUMNS)
+        },
     }
 
 
 ESCAPE_COLUMNS = ("escape", "escape_lo", "escape_hi", "escape_epochs")
 
 
-def _escape(net, X, Y, exp: Experiment, c: Config, options: Options, run_id: str) -> tuple[float, ...]:
+def _escape(
+    params, sizes, X, Y, exp: Experiment, c: Config, options: Options, run_id: str
+) -> tuple[float, ...]:
     """The SGD escape test of one trained end point (`nnlab.landscape.escape`): SGD resumed from
     where it stopped (not from the polished point), at the run's learning rate and batch size, with
     ``options.escape_streams`` fresh streams for ``options.escape_budget`` times its epochs: (the
     share of streams that reached the threshold, its Wilson interval, the median epochs of those
     that did); NaN for an end point SGD already solved or a diverged one."""
-    final = float(loss_of(net, X, Y, loss=c.loss)[0])
+    net = network_from_flat(params[None, :], sizes, bias=c.bias, hidden=c.hidden, output=c.output)
+    with np.errstate(all="ignore"):
+        final = float(loss_of(net, X, Y, loss=c.loss)[0])
     if not np.isfinite(final) or final < exp.threshold:
         return (np.nan,) * len(ESCAPE_COLUMNS)
     found = escape(
@@ -211,25 +300,26 @@ def landscape(
     dict
         ``total`` end points, ``done``, of them ``certified`` now and ``reused`` (stored by an
         earlier session), ``failed`` (in jobs that failed), ``failures`` (messages), ``kinds``
-        (count per kind),
-        ``optima`` (distinct optima over all configurations), ``without_networks`` (runs whose
-        network was not saved).
+        (count per kind), ``optima`` (distinct optima over all configurations),
+        ``without_networks`` (runs whose network was not saved), ``skipped`` (the run ids of
+        diverged end points: parameters or loss not finite, so no row), ``written`` (the tables
+        written: none when no job finished).
     """
     out = Path(out)
     options = options or Options()
-    # Bad input fails here, before the workers start and the folder is locked.
-    results = read_results(out, curves=False)
-    params = read_networks(out, results.runs)
-    if not params:
-        raise ExperimentError(
-            f"{out}: no saved networks to certify; set save_networks = true in the experiment and rerun "
-            "`nnlab run` on it (stored runs are trained again, to the same numbers, for their networks)"
-        )
-    with (
-        workers.Pool(jobs=jobs, backend=backend, scheduler=scheduler, notify=on_notice) as pool,
-        folder.locked(out, "nnlab landscape"),
-    ):
-        return _landscape(results, params, pool, options, fresh=fresh, on_progress=on_progress)
+    check_results_folder(out)  # (before the lock: it would make its file in any folder)
+    # The lock first: reading may merge the tables, and a running sweep's folder is never written.
+    with folder.locked(out, "nnlab landscape"):
+        results = read_results(out, curves=False, held=True)
+        params = read_networks(out, results.runs)
+        if not params:
+            raise ExperimentError(
+                f"{out}: no saved networks to certify; set save_networks = true in the experiment and "
+                "rerun `nnlab run` on it (stored runs are trained again, to the same numbers, for their "
+                "networks)"
+            )
+        with workers.Pool(jobs=jobs, backend=backend, scheduler=scheduler, notify=on_notice) as pool:
+            return _landscape(results, params, pool, options, fresh=fresh, on_progress=on_progress)
 
 
 def _landscape(
@@ -280,17 +370,25 @@ def _landscape(
                 folder.remove(p)
     endpoints = tables[0]
     kinds = endpoints["kind"].value_counts().to_dict() if endpoints is not None else {}
+    # End points of finished jobs without a row: diverged (not finite), skipped by certify_job.
+    finished = {p.name for p in part_files(parts)}
+    ran = {i for j in todo_all if f"job-{j.key}{PART}" in finished for i in j.run_ids}
+    skipped = sorted(ran - set(endpoints["run_id"] if endpoints is not None else ()))
+    now = {i for j in todo if f"job-{j.key}{PART}" in finished for i in j.run_ids}
     return {
         "total": total,
         "done": done,
-        "certified": done - reused,
+        "certified": done - reused - len(now & set(skipped)),
         "reused": reused,
         "failed": failed,
         "failures": failures,
         "kinds": {k: int(v) for k, v in kinds.items()},
         "optima": 0 if tables[1] is None else len(tables[1]),
         "without_networks": len(results.runs) - len(params),
+        "skipped": skipped,
+        "written": list(TABLES) if endpoints is not None else [],
         "stopped": pool.stopped,
+        "stopped_jobs": pool.stopped_jobs,
     }
 
 
@@ -310,6 +408,9 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str], param
     if table is None:
         return None, None, None
     endpoints = table.to_pandas()
+    # Why an end point is unconverged when its eigen-solver failed; empty otherwise (and in the
+    # parts of versions before the column).
+    endpoints["reason"] = endpoints["reason"].fillna("") if "reason" in endpoints else ""
     # A job pads its spectra to its longest (a solved end point has none): unpad.
     endpoints["spectrum"] = [np.asarray(s)[~np.isnan(s)] for s in endpoints["spectrum"]]
     for name in ("n_flat", "n_negative", "n_symmetry"):
@@ -468,9 +569,17 @@ def certificates(out: Path, runs: pd.DataFrame, threshold: float) -> tuple[tuple
     warnings = []
     missing = ids - set(endpoints["run_id"])
     if missing:
-        networks = set(read_networks(out, runs[runs["run_id"].isin(missing)]))
-        if networks:
-            warnings.append(f"{len(networks)} runs have no certified end point yet; {rerun}")
+        saved = read_networks(out, runs[runs["run_id"].isin(missing)])
+        with np.errstate(all="ignore"):  # (skipped by certify_job: diverged, not waiting)
+            blown = {i for i, p in saved.items() if not np.isfinite(np.linalg.norm(p))}
+        networks = set(saved)
+        if networks - blown:
+            warnings.append(f"{len(networks - blown)} runs have no certified end point yet; {rerun}")
+        if blown:
+            warnings.append(
+                f"{len(blown)} diverged runs (parameters or their norm not finite) have no certified "
+                "end point"
+            )
         if len(missing) > len(networks):
             warnings.append(
                 f"{len(missing) - len(networks)} runs have no saved network and cannot be certified "

@@ -37,7 +37,7 @@ from nnlab.schema import (
     SECTION_FIELDS,
     Config,
 )
-from nnlab.tasks import TASKS, file_sha256
+from nnlab.tasks import TASKS, check_data_file, file_sha256
 
 ACTIVATION_NAMES = tuple(ACTIVATIONS)
 HIDDEN_NAMES = tuple(ELEMENTWISE)
@@ -131,13 +131,34 @@ def task_columns(task: Mapping[str, Any]) -> dict[str, Any]:
     return {f"task_{k}": json.dumps(v) if isinstance(v, list) else v for k, v in sorted(values.items())}
 
 
+# TOML's short escapes; every other control character is written as \\uXXXX. Anything else, up to
+# U+10FFFF, is written as itself (TOML files are UTF-8), never as JSON's surrogate pairs.
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string holding ``text`` exactly (any Unicode scalar value)."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, str):
-        return json.dumps(value)
+        return _toml_string(value)
+    if isinstance(value, float):
+        return repr(value) if value == value else "nan"  # inf and nan are TOML's words too
     return repr(value)
 
 
@@ -199,9 +220,11 @@ def validate(data: Mapping[str, Any]) -> Experiment:
     if not isinstance(description, str):
         raise ExperimentError(f"description: expected a string, got {shown(description)}")
     threshold = data.get("threshold", 1e-3)
-    _check("threshold", threshold, "pos_float")
     save = data.get("save_networks", False)
-    _check("save_networks", save, "bool")
+    for key, value, kind in (("threshold", threshold, "pos_float"), ("save_networks", save, "bool")):
+        if isinstance(value, list):  # one value for the whole sweep: not an axis
+            raise ExperimentError(f"{key}: expected one value (not a sweep axis), got {shown(value)}")
+        _check(key, value, kind)
     for section in ("task", "model", "train"):
         if section in data and not isinstance(data[section], dict):
             raise ExperimentError(
@@ -296,7 +319,8 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
     if not os.path.isfile(p):
         raise ExperimentError(f"experiment: no such file: {p}")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        # (utf-8-sig: a byte-order mark, as Windows editors write one, is read past, as in a CSV.)
+        data = tomllib.loads(p.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as err:
         raise ExperimentError(f"experiment: {p.name} is not valid TOML: {err}") from None
     except RecursionError:
@@ -314,11 +338,13 @@ def from_dict(
     """An `Experiment` from a plain dict shaped like an experiment file (``{"name": ..., "task":
     {...}, "model": {...}, "train": {...}}``), overridden (``section.key=value``) and validated; a
     `file` task's relative path is read from ``base``. ``data`` is not modified."""
+    if not isinstance(data, Mapping):
+        raise ExperimentError(f"experiment: expected a dict like an experiment file, got {shown(data)}")
     try:
-        data = copy.deepcopy(dict(data))
+        data = _plain(copy.deepcopy(dict(data)), "")  # (a fresh copy: the caller's dict is left alone)
     except RecursionError:
         raise ExperimentError("experiment: it nests arrays or tables too deeply") from None
-    for text in overrides:
+    for text in check_overrides(overrides):
         section, key, value = parse_override(text)
         if section is None:
             fields = sorted(TOP - SECTIONS)
@@ -344,6 +370,41 @@ def from_dict(
     return exp
 
 
+def check_overrides(overrides: Any) -> list[str]:
+    """``overrides`` as a list of ``section.key=value`` strings; a lone string (which would be
+    read character by character) or anything but strings is refused."""
+    if isinstance(overrides, str | bytes):
+        raise ExperimentError(
+            f"overrides: expected a list of 'section.key=value' strings, got the string {shown(overrides)} "
+            f"(write [{shown(overrides)}])"
+        )
+    if not isinstance(overrides, Sequence | set | frozenset):
+        raise ExperimentError(f"overrides: expected a list of 'section.key=value', got {shown(overrides)}")
+    texts = list(overrides)
+    for text in texts:
+        if not isinstance(text, str):
+            raise ExperimentError(f"overrides: expected 'section.key=value' strings, got {shown(text)}")
+    return texts
+
+
+def _plain(value: Any, where: str) -> Any:
+    """A value of an experiment dict as TOML would have given it: numpy scalars as Python's
+    (``np.int64(2)`` is 2), tuples as lists; a string holding a lone surrogate (no Unicode text,
+    no TOML file can hold it) is refused, naming its field."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {k: _plain(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, where) for v in value]
+    if isinstance(value, np.generic) and value.dtype.kind in "biufU":
+        return value.item()
+    if isinstance(value, str) and any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        where = where or "experiment"
+        raise ExperimentError(f"{where}: {shown(value)} holds a lone surrogate, which is no Unicode text")
+    return value
+
+
 def _pin_data_file(exp: Experiment, base: Path) -> Experiment:
     """A `file` task with its path made absolute (a relative path is read from the experiment
     file's folder) and the file's SHA-256 recorded, unless the experiment already records one (a
@@ -354,10 +415,11 @@ def _pin_data_file(exp: Experiment, base: Path) -> Experiment:
     path = Path(task["path"]).expanduser()
     path = (path if path.is_absolute() else base / path).resolve()
     if "sha256" not in task:
-        if not path.is_file():
-            raise ExperimentError(
-                f"task.path: no such file: {path} (a relative path is read from the experiment file's folder)"
-            )
+        try:
+            check_data_file(path, "task.path")
+        except InputError as err:
+            where = " (a relative path is read from the experiment file's folder)"
+            raise ExperimentError(f"{err}{where if 'no such file' in str(err) else ''}") from None
         task["sha256"] = file_sha256(path)
     task["path"] = str(path)
     return dataclasses.replace(exp, task=task)

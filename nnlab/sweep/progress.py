@@ -88,8 +88,13 @@ def compile_note(layouts: list[str], jobs: int = 1) -> str:
 def run_line(manifest: dict, folder) -> str:
     """The last line of a sweep: runs stored of the total, where, and what this session did."""
     session = manifest["sessions"][-1]
-    return (
+    line = (
         f"{manifest['runs_done']}/{manifest['runs_total']} runs in {folder}/ (runs.parquet, curves.parquet); "
         f"this session: {session['runs_trained']} trained, {session['runs_reused']} reused, "
         f"{session['runs_failed']} failed"
     )
+    missing = manifest["runs_total"] - manifest["runs_done"]
+    stopped = manifest.get("stopped")
+    if stopped and missing:  # why runs are missing, on the line a log keeps
+        line += f"; {missing} runs not stored: {stopped.split(' (', 1)[0]} (a rerun trains them)"
+    return line

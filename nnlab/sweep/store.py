@@ -220,6 +220,12 @@ def check_out_dir(out: Path, exp: Experiment, fresh: bool) -> set[str]:
     stale = (done | in_tables) - wanted
     if stale:
         where = "" if stale & done else " in its tables"  # parts/ gone: the tables still count
+        foreign = _foreign(out, stale & done) if stale & done else None
+        if foreign:
+            raise ExperimentError(
+                f"--out: {out} holds {len(stale)} runs that neither this experiment nor its experiment.toml "
+                f"defines ({foreign}); move those part files away, or choose another --out"
+            )
         raise ExperimentError(
             f"--out: {out} holds {len(stale)} runs{where} that this experiment no longer defines "
             f"({_changes(out, exp)}); rerun with --fresh to start over, or choose another --out"
@@ -308,7 +314,25 @@ def _changes(out: Path, exp: Experiment) -> str:
     return "changed: " + ", ".join(changed) if changed else "it changed"
 
 
-def merge(out: Path, threshold: float, *, into: Path | None = None) -> None:
+def _foreign(out: Path, stale: set[str]) -> str | None:
+    """The part files holding the runs ``stale`` when the folder's experiment.toml defines none of
+    them either: copied in from another experiment, not left by a change of this one."""
+    from nnlab.sweep.experiment import load
+
+    try:
+        before = load(out / "experiment.toml")
+    except (OSError, ValueError):
+        return None
+    if stale & {c.run_id(s) for c in before.configs() for s in before.seeds}:
+        return None
+    names = _parts_holding(out, stale)
+    if not names:
+        return None
+    more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+    return f"parts/{names[0]}{more}, from another experiment"
+
+
+def merge(out: Path, threshold: float, *, into: Path | None = None) -> dict[str, str]:
     """Merge the part files into runs.parquet, curves.parquet (and networks.parquet): one row per
     run, sorted by configuration (grid order) and seed; curves sorted by run id and epoch.
 
@@ -316,7 +340,8 @@ def merge(out: Path, threshold: float, *, into: Path | None = None) -> None:
     part of a run's identity, so a rerun with a new threshold keeps the runs and updates it.
     runs.parquet is written last, so a merge cut short leaves it short and `read_results` merges
     again. The tables go into ``into`` when given (a folder that cannot be written is read in
-    memory this way); StorageError when they cannot be written.
+    memory this way); StorageError when they cannot be written. Returns each table's SHA-256 as
+    written (`record_tables` keeps them in manifest.json; `read_results` compares), by name.
     """
     import pandas as pd
     import pyarrow as pa
@@ -325,7 +350,7 @@ def merge(out: Path, threshold: float, *, into: Path | None = None) -> None:
 
     table = read_parts(out)
     if table is None:
-        return
+        return {}
     table = _renamed(table)
     # A run stored twice (two sweeps into one folder at once, or trained again for its network
     # once save_networks was turned on): keep the first copy, those with a network first.
@@ -364,6 +389,52 @@ def merge(out: Path, threshold: float, *, into: Path | None = None) -> None:
     writers["runs.parquet"] = lambda path: frame.to_parquet(path, index=False)
     for name, write in writers.items():
         folder.write_whole((into or out) / name, write)
+    return {name: _sha256((into or out) / name) for name in writers}
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record_tables(out: Path, digests: dict[str, str]) -> None:
+    """Keep the SHA-256 of the tables just merged into ``out`` in its manifest.json (``tables``), so
+    that a reader can tell a table edited since (`edited_tables`)."""
+    import json
+
+    path = out / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8")) if folder.check(path) else {}
+    except (OSError, ValueError):
+        manifest = {}
+    if not isinstance(manifest, dict):
+        manifest = {}
+    manifest["tables"] = digests
+    folder.atomic_write_text(path, json.dumps(manifest, indent=2))
+
+
+def edited_tables(out: Path) -> list[str]:
+    """The tables of ``out`` whose bytes differ from those the last merge wrote (manifest.json's
+    ``tables``): edited by hand, or by anything but nnlab. Folders without that record (written
+    before it existed, or by a merge into another folder) are not checked."""
+    import json
+
+    try:
+        recorded = json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("tables")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(recorded, dict):
+        return []
+    return [
+        name
+        for name, digest in recorded.items()
+        if name in TABLES and (out / name).is_file() and _sha256(out / name) != digest
+    ]
 
 
 def _renamed(table):
@@ -451,20 +522,9 @@ class Results:
         return len(self.runs) < self.total
 
 
-def read_results(out: Path, *, curves: bool = True) -> Results:
-    """Read a results folder written by `run`; ExperimentError when it holds no nnlab results or no
-    run yet, or when what it holds does not add up (see below). An interrupted sweep's part files
-    are merged (into the folder) first.
-
-    What is read is checked against what is stored: runs.parquet and curves.parquet are rebuilt
-    from the part files when they are short, unreadable or lack columns (in memory, with a
-    warning, when the folder cannot be written); every stored run must be one that experiment.toml
-    defines, with the settings its run id stands for; a run stored twice is counted once."""
-    import pandas as pd
-
-    from nnlab.sweep.experiment import load
-
-    out = Path(out)
+def check_results_folder(out: Path) -> None:
+    """ExperimentError unless ``out`` is a results folder: a folder, nothing planted in it where
+    nnlab keeps its files (`nnlab.sweep.folder.vet`), with an experiment.toml."""
     if os.path.lexists(out) and not out.is_dir():
         raise ExperimentError(f"{out}: a file, not a results folder (give the folder `nnlab run` wrote)")
     if not out.is_dir():
@@ -472,6 +532,29 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
     folder.vet(out)
     if not (out / "experiment.toml").is_file():
         raise ExperimentError(f"{out}: holds no nnlab results (no experiment.toml); run `nnlab run` first")
+
+
+def read_results(out: Path, *, curves: bool = True, held: bool = False) -> Results:
+    """Read a results folder written by `run`; ExperimentError when it holds no nnlab results or no
+    run yet, or when what it holds does not add up (see below). An interrupted sweep's part files
+    are merged (into the folder) first.
+
+    What is read is checked against what is stored: runs.parquet and curves.parquet are rebuilt
+    from the part files when they are short, unreadable or lack columns (in memory, with a
+    warning, when the folder cannot be written); every stored run must be one that experiment.toml
+    defines, with the settings its run id stands for; a run stored twice is counted once; a table
+    whose bytes differ from those the last merge recorded in manifest.json (edited by hand) is
+    rebuilt from parts/ too, or refused when parts/ cannot rebuild it.
+
+    A merge into the folder takes its lock (``held``: the caller holds it already); while another
+    process holds it (a running sweep), the tables are merged for this reader only, in memory,
+    and the folder's are left alone."""
+    import pandas as pd
+
+    from nnlab.sweep.experiment import load
+
+    out = Path(out)
+    check_results_folder(out)
     exp = load(out / "experiment.toml")
     stored = stored_run_ids(out)
     if not stored and not os.path.lexists(out / "runs.parquet"):
@@ -482,14 +565,22 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
     warnings: list[str] = []
     with contextlib.ExitStack() as stack:
         runs, table, problem = _read_tables(out, stored, curves)
+        edited = [] if problem else edited_tables(out)
+        changed = [
+            f"{out}/{name} was changed after nnlab merged it (its sha256 is not manifest.json's)"
+            for name in edited
+        ]
+        if changed and stored:
+            problem = changed[0]
         if problem and stored:
             # (Short or missing: a sweep interrupted before its merge, nothing to warn about.)
             if not problem.endswith((SHORT, _MISSING)):
                 warnings.append(f"{problem}: rebuilt from parts/")
             source = out
             try:
-                merge(out, exp.threshold)
-            except folder.StorageError as err:
+                with contextlib.nullcontext() if held else folder.locked(out, "a reader merging tables"):
+                    record_tables(out, merge(out, exp.threshold))
+            except (folder.StorageError, folder.FolderBusy) as err:
                 source = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nnlab-")))
                 merge(out, exp.threshold, into=source)
                 warnings.append(f"{err}; the tables were merged from parts/ for this command only")
@@ -498,6 +589,11 @@ def read_results(out: Path, *, curves: bool = True) -> Results:
         elif problem:
             raise ExperimentError(f"{problem}, and parts/ holds no run to rebuild it from; rerun the sweep")
     runs, table, more = _checked(out, exp, upgrade(runs, exp), table)
+    if changed and not stored:  # (what _checked finds is said first: it names the column)
+        raise ExperimentError(
+            f"{changed[0]}, and parts/ holds no run to rebuild it from: restore it, or rerun the sweep "
+            "with --fresh"
+        )
     return Results(out, exp, runs, table, len(exp.configs()) * len(exp.seeds), (*warnings, *more))
 
 
@@ -631,8 +727,14 @@ def read_networks(out: Path, runs: pd.DataFrame) -> dict[str, np.ndarray]:
     import pyarrow.parquet as pq
 
     path = Path(out) / "networks.parquet"
+    wanted = set(runs["run_id"])
     if not path.is_file():
-        return {}
+        # Not merged (a folder that could not be written): the part files hold them.
+        parts = read_parts(Path(out), ["run_id", "params"])
+        if parts is None or "params" not in parts.column_names:
+            return {}
+        ids, params = parts["run_id"].to_pylist(), parts["params"].to_pylist()
+        return {i: np.asarray(p) for i, p in zip(ids, params, strict=True) if i in wanted and p is not None}
     try:
         table = pq.read_table(path, columns=["run_id", "params"])
     except (OSError, pa.ArrowException, KeyError) as err:
@@ -640,7 +742,6 @@ def read_networks(out: Path, runs: pd.DataFrame) -> dict[str, np.ndarray]:
             f"{path} cannot be read ({' '.join(str(err).split())[:120]}); delete it and rerun `nnlab run` "
             "on the experiment: it is rebuilt from parts/"
         ) from None
-    wanted = set(runs["run_id"])
     ids = table["run_id"].to_pylist()
     params = table["params"].to_pylist()
     return {i: np.asarray(p) for i, p in zip(ids, params, strict=True) if i in wanted and p is not None}

@@ -8,8 +8,12 @@ What can go wrong outside a job, and what happens then:
   through ``notify`` per loss. A Dask scheduler retries a task itself when its worker dies (its
   ``allowed-failures``, 3 by default) and then marks it failed: that job is reported and the run
   goes on. A job given up is reported like a failed job, so the sweep ends and a rerun resumes.
-- No Dask worker is left for `NO_WORKERS` seconds: the remaining jobs are abandoned (reported), so
-  a run never waits forever.
+- The Dask cluster loses every worker (a job fails with KilledWorker while none is left, or no
+  worker comes for `NO_WORKERS` seconds): the remaining jobs are abandoned (reported), so a run
+  never waits forever, and `Pool.stopped` says "the cluster lost its workers".
+- The Dask scheduler goes away: the remaining jobs are abandoned the same way, and `Pool.stopped`
+  says so. distributed's own logging (tracebacks of lost connections) is silenced while a pool
+  is open: each of these is said in one line.
 - `SAME_FAILURES` jobs in a row fail with the same error (MemoryError on every job of a sweep that
   cannot fit): the remaining jobs are not started, and `Pool.stopped` says why in one line.
 - The parent process dies (SIGKILL, SIGTERM): loky workers are killed with it by the kernel
@@ -19,6 +23,7 @@ What can go wrong outside a job, and what happens then:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import logging
@@ -39,6 +44,7 @@ RETRIES = 2  # a job whose worker died is run at most 1 + RETRIES times
 SAME_FAILURES = 5  # this many jobs in a row failing with the same error stop the run
 NO_WORKERS = 60.0  # seconds a Dask cluster may have no worker before its jobs are abandoned
 POLL = 2.0  # seconds between checks of a Dask cluster's workers while no job finishes
+TIMEOUT = 10.0  # seconds a Dask scheduler has to answer when the pool connects
 
 
 class ConnectError(InputError):
@@ -111,7 +117,10 @@ class Pool:
     Attributes
     ----------
     stopped : str or None
-        After `map`: why the remaining jobs were not run (repeated identical failures), or None.
+        After `map`: why the remaining jobs were not run (repeated identical failures, a cluster
+        without workers, a scheduler gone), and what a rerun does, in one line; or None.
+    stopped_jobs : int
+        How many of the last failures `map` yielded the stop covers (said by ``stopped``, not one by one).
     """
 
     def __init__(
@@ -125,7 +134,9 @@ class Pool:
         self.jobs, self.backend, self.scheduler = jobs, backend, scheduler
         self.notify = notify or (lambda message: None)
         self.stopped: str | None = None
+        self.stopped_jobs = 0
         self.client = self.cluster = None
+        self._logs = contextlib.ExitStack()
 
     @property
     def local(self) -> bool:
@@ -142,15 +153,26 @@ class Pool:
 
     def __enter__(self) -> Pool:
         if self.backend == "dask":
-            self.client, self.cluster = _dask_client(self.scheduler, self.jobs)
+            self._logs.enter_context(_quiet_logs())
+            try:
+                self.client, self.cluster = _dask_client(self.scheduler, self.jobs)
+            except BaseException:
+                self._logs.close()
+                raise
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-        self.client = self.cluster = None
+        try:
+            # A scheduler gone away makes closing complain, and may raise: nothing is left to close.
+            with contextlib.suppress(Exception):
+                if self.client is not None:
+                    self.client.close(timeout=5)
+            with contextlib.suppress(Exception):
+                if self.cluster is not None:
+                    self.cluster.close()
+        finally:
+            self.client = self.cluster = None
+            self._logs.close()
 
     def map(
         self, work: Callable, todo: Iterable, args: tuple = (), *, describe: Callable[[Any], str] = str
@@ -158,7 +180,7 @@ class Pool:
         """(item, ``work(item, *args)``, "") for every item of ``todo`` as it finishes, or (item, None,
         error) when it failed, its error prefixed by ``describe(item)``. After `SAME_FAILURES`
         identical failures in a row the rest is not run and `stopped` says so."""
-        self.stopped = None
+        self.stopped, self.stopped_jobs = None, 0
         todo = list(todo)
         if self.local:
             outcomes = ((item, *call(work, item, args, None)) for item in todo)
@@ -178,11 +200,14 @@ class Pool:
             reason = _reason(error)
             same, last = (same + 1, reason) if reason == last else (1, reason)
             yield item, None, f"{describe(item)}: {error}"
+            if self.stopped:  # the backend gave up on the rest itself (a cluster without workers)
+                continue
             if same >= SAME_FAILURES and run < len(todo):
                 self.stopped = (
                     f"stopped after {same} jobs in a row failed the same way ({error}); "
                     f"{len(todo) - run} jobs not run"
                 )
+                self.stopped_jobs = SAME_FAILURES
                 outcomes.close()
                 return
 
@@ -231,7 +256,9 @@ class Pool:
 
     def _dask(self, work: Callable, todo: list, args: tuple) -> Iterator[tuple[Any, Any, str]]:
         """On the Dask cluster. The scheduler reruns a task whose worker died, up to its
-        allowed-failures; then the task fails with KilledWorker, reported as this job's error."""
+        allowed-failures; then the task fails with KilledWorker, reported as this job's error. A
+        cluster left without workers, or a scheduler gone, ends the run: the remaining jobs are
+        reported not run, and `stopped` says why."""
         from dask.distributed import wait
 
         client = self.client
@@ -239,6 +266,7 @@ class Pool:
         pending = set(futures)
         alone_since = None
         seen, checked = _workers(client), time.monotonic()
+        failed_with_workers = 0
 
         def check() -> set[str]:
             """The workers now; one that left is said in one line (the scheduler reruns its jobs)."""
@@ -247,6 +275,23 @@ class Pool:
                 self.notify(f"a Dask worker was lost ({', '.join(sorted(seen - now))}); its jobs run again")
             return now
 
+        def give_up(why: str, what: str, lost: int = 0) -> Iterator[tuple[Any, Any, str]]:
+            """Report every pending job not run; `stopped` says ``why`` and what a rerun does."""
+            nonlocal pending
+            left = [futures[f] for f in pending]
+            for future in pending:
+                future.cancel()
+            pending = set()
+            with_them = f"{lost} jobs lost with them, " if lost else ""
+            self.stopped = (
+                f"{why} ({with_them}{len(left)} jobs not run); a rerun keeps everything stored and runs "
+                f"the rest, {what}"
+            )
+            self.stopped_jobs = len(left) + lost
+            for item in left:
+                yield item, None, f"not run: {why}"
+
+        again = "once the scheduler has workers again"
         try:
             while pending:
                 if time.monotonic() - checked > 0.5:
@@ -259,21 +304,73 @@ class Pool:
                     item = futures.pop(future)
                     if future.status == "finished":
                         yield item, *future.result()
-                    else:
-                        yield item, None, _failure(future.exception())
+                        failed_with_workers = 0
+                        continue
+                    if future.status == "cancelled":  # only the scheduler's going away cancels
+                        raise _SchedulerGone
+                    error = future.exception()
+                    lost = type(error).__name__ == "KilledWorker"
+                    failed_with_workers = failed_with_workers + 1 if lost else 0
+                    yield item, None, _failure(error)
+                    if lost and not _workers(client):
+                        yield from give_up("the cluster lost its workers", again, failed_with_workers)
+                        break
                 if done or seen:
                     alone_since = None
                 elif alone_since is None:
                     alone_since = time.monotonic()
                 elif time.monotonic() - alone_since > NO_WORKERS:
-                    self.notify(f"no Dask worker for {NO_WORKERS:.0f} s; {len(pending)} jobs abandoned")
-                    for future in pending:
-                        yield futures[future], None, f"not run: no Dask worker for {NO_WORKERS:.0f} s"
-                    pending = set()
+                    why = f"the cluster lost its workers: none for {NO_WORKERS:.0f} s"
+                    yield from give_up(why, again)
             check()  # a loss near the end is said too
+        except Exception as err:  # the scheduler went away: its connection, its futures cancelled
+            if (
+                not isinstance(err, _SchedulerGone)
+                and client.status not in ("closed", "closing")
+                and _alive(client)
+            ):
+                raise
+            for future in list(pending):
+                if future.done() and future.status == "finished":  # (finished before it went)
+                    pending.discard(future)
+                    yield futures.pop(future), *future.result()
+            yield from give_up(
+                f"the Dask scheduler at {self.scheduler or 'the local cluster'} went away", "once it is back"
+            )
         finally:
             for future in pending:
                 future.cancel()
+
+
+class _SchedulerGone(Exception):
+    """A future was cancelled: only the scheduler's going away does that here."""
+
+
+def _alive(client) -> bool:
+    """Whether the client's scheduler still answers."""
+    try:
+        client.scheduler_info()
+    except Exception:
+        return False
+    return client.status == "running"
+
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """distributed's loggers (and tornado's, under it) silenced while a pool is open: a worker or
+    scheduler lost is said in one line by `Pool`, not by pages of logged tracebacks."""
+    names = [
+        n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in ("distributed", "tornado")
+    ]
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", *names)]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def _failure(error: BaseException) -> str:
@@ -307,7 +404,11 @@ def _dask_client(scheduler: str | None, jobs: int):
     if scheduler:
         try:
             _reachable(scheduler)
-            return Client(scheduler, timeout="10s"), None
+        except (OSError, ValueError) as err:
+            raise ConnectError(f"--scheduler: cannot reach {scheduler}: {err}") from None
+        _identify(scheduler, TIMEOUT)
+        try:
+            return Client(scheduler, timeout=f"{TIMEOUT:g}s"), None
         except (OSError, TimeoutError, ValueError) as err:
             raise ConnectError(f"--scheduler: cannot reach {scheduler}: {err}") from None
     # Dask's own logs of lost workers span many lines; `Pool` reports each loss in one.
@@ -320,6 +421,39 @@ def _dask_client(scheduler: str | None, jobs: int):
         silence_logs=logging.CRITICAL,
     )
     return Client(cluster), cluster
+
+
+def _identify(scheduler: str, timeout: float) -> None:
+    """ConnectError unless a Dask scheduler answers at ``scheduler`` within ``timeout`` seconds.
+    distributed's own Client waits forever on a server that accepts and says nothing, and reads
+    another protocol's bytes as frame lengths (a MemoryError): a deadline over the whole exchange."""
+    import asyncio
+    import concurrent.futures
+
+    from distributed.comm import connect
+
+    async def ask() -> object:
+        comm = await connect(scheduler, timeout=timeout)
+        try:
+            await comm.write({"op": "identity"})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        # In a thread of its own: asyncio.run needs one without a running loop (a notebook has one).
+        with concurrent.futures.ThreadPoolExecutor(1) as thread:
+            answer = thread.submit(asyncio.run, asyncio.wait_for(ask(), timeout)).result()
+    except TimeoutError:
+        raise ConnectError(
+            f"--scheduler: {scheduler} accepted the connection but did not answer as a Dask scheduler "
+            f"within {timeout:g} s"
+        ) from None
+    except Exception as err:  # another protocol: anything may come of reading its bytes
+        why = f"{type(err).__name__}: {' '.join(str(err).split())}"[:120]
+        raise ConnectError(f"--scheduler: {scheduler} does not answer as a Dask scheduler ({why})") from None
+    if not isinstance(answer, dict) or answer.get("type") != "Scheduler":
+        raise ConnectError(f"--scheduler: {scheduler} answered, but not as a Dask scheduler")
 
 
 def _reachable(scheduler: str) -> None:
