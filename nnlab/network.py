@@ -329,8 +329,24 @@ def network_from_flat(
 
 
 def as_replicated(net: Network, A: np.ndarray, name: str, width: int) -> np.ndarray:
-    """View data (n, width) as (1, n, width), or check (R, n, width); float64."""
-    A = np.asarray(A, dtype=np.float64)
+    """View data (n, width) as (1, n, width), or check (R, n, width); float64. A masked array with
+    masked entries, or data numpy cannot read as one rectangular array of numbers, is refused naming
+    ``name`` (the mask would be ignored; numpy's words would not say which argument)."""
+    if isinstance(A, np.ma.MaskedArray):
+        masked = int(np.ma.getmaskarray(A).sum())
+        if masked:
+            raise InputError(
+                f"{name}: a masked array with {masked} masked entries; drop those samples or fill them "
+                "(A.filled(...)) first"
+            )
+        A = A.data
+    try:
+        A = np.asarray(A, dtype=np.float64)
+    except (ValueError, TypeError) as err:
+        raise InputError(
+            f"{name}: expected a rectangular array of numbers (n, {width}), got a {type(A).__name__} numpy "
+            f"cannot read as one ({' '.join(str(err).split())[:80]})"
+        ) from None
     given = A.shape  # the caller's shape, not the (1, n, width) view, goes into the message
     if A.ndim == 2:
         A = A[None]

@@ -311,3 +311,15 @@ def test_a_scheduler_that_is_not_dask_ends_within_the_timeout(tmp_path, monkeypa
 
 def test_the_corpus_is_large():
     assert len(EXPERIMENTS) + len(COMMANDS) + len(API) >= 100
+
+
+def test_train_refuses_masked_and_ragged_data_naming_them():
+    """A masked X is not silently unmasked, and a ragged X names X, not numpy's inhomogeneous shape."""
+    net = nnlab.init_network([2, 2, 1], seeds=0)
+    X = np.ma.masked_array([[0.0, 1.0], [1.0, 0.0]], mask=[[False, True], [False, False]])
+    with pytest.raises(InputError, match="X: a masked array with 1 masked entries"):
+        nnlab.train(net, X, [[1.0], [0.0]], lr=0.1, epochs=1)
+    with pytest.raises(InputError, match="X: expected a rectangular array of numbers"):
+        nnlab.train(net, [[0.0, 1.0], [1.0]], [[1.0], [0.0]], lr=0.1, epochs=1)
+    unmasked = np.ma.masked_array([[0.0, 1.0], [1.0, 0.0]], mask=False)
+    assert nnlab.train(net, unmasked, [[1.0], [0.0]], lr=0.1, epochs=1).loss_curve.shape == (1, 2)
