@@ -86,14 +86,18 @@ class ResultsFolder:
     # (Computed on first use: `nnlab summary` prints none of them, and their tests import scipy.stats.)
     @functools.cached_property
     def capacity(self) -> pd.DataFrame:
+        """`nnlab.analysis.capacity`: the smallest width that solves, and that is over-capacity."""
         return analysis.capacity(self.summary)
 
     @functools.cached_property
     def tests(self) -> pd.DataFrame:
+        """`nnlab.analysis.neighbour_tests`: neighbouring widths compared."""
         return analysis.neighbour_tests(self.runs, self.experiment.threshold)
 
     @functools.cached_property
     def best(self) -> pd.DataFrame:
+        """`nnlab.analysis.best_settings`: each architecture at its best setting (empty when no
+        tuning axis is swept)."""
         return analysis.best_settings(self.summary)
 
     @property
@@ -103,6 +107,7 @@ class ResultsFolder:
 
     @functools.cached_property
     def curves(self) -> pd.DataFrame | None:
+        """curves.parquet whole (read on first use; `curves_of` reads a part of it)."""
         if not self.with_curves:
             return None
         curves = read_results(self.path, curves=True).curves
