@@ -383,7 +383,9 @@ def merge(out: Path, threshold: float, *, into: Path | None = None, on_progress=
     import pyarrow.compute as pc
 
     say = on_progress or (lambda line: None)
-    say("merging: reading the part files")
+    if not os.path.isdir(out / PARTS) or not part_files(out / PARTS):
+        return
+    say(f"merging: reading {len(part_files(out / PARTS)):,} part files")
     table = read_parts(out)
     if table is None:
         return
