@@ -23,8 +23,7 @@ from nnlab.errors import InputError
 from nnlab.network import Network, network_from_flat
 from nnlab.sweep.endpoints import certificates
 from nnlab.sweep.experiment import Experiment
-from nnlab.sweep.runner import load_data
-from nnlab.sweep.store import read_networks, read_results
+from nnlab.sweep.store import read_curves, read_networks, read_results, sample_runs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,7 +44,10 @@ class ResultsFolder:
     runs, curves : DataFrame
         runs.parquet (one row per run; docs/reference.md lists the columns) and curves.parquet
         (``run_id``, ``epoch``, ``loss``: the full-data training loss), or the part files of a sweep
-        interrupted before its merge; ``curves`` is None when the folder was opened without them.
+        interrupted before its merge. ``curves`` is read on first use (the statistics never need
+        it: see `curves_of` for a sample of them); None when the folder was opened without them.
+    with_curves : bool
+        Whether ``curves`` may be read.
     total : int
         The runs the experiment defines; ``len(runs) < total`` means a partial sweep.
     summary : DataFrame
@@ -72,10 +74,9 @@ class ResultsFolder:
     path: Path
     experiment: Experiment
     runs: pd.DataFrame
-    curves: pd.DataFrame | None
+    with_curves: bool
     total: int
     summary: pd.DataFrame
-    capacity: pd.DataFrame
     redundant: pd.DataFrame | None = None
     gtol: float = analysis.GTOL
     rtol: float = analysis.RTOL
@@ -83,13 +84,45 @@ class ResultsFolder:
     endpoints: pd.DataFrame | None = None
     optima: pd.DataFrame | None = None
     barriers: pd.DataFrame | None = None
-    tests: pd.DataFrame | None = None
-    best: pd.DataFrame | None = None
+
+    # (Computed on first use: `nnlab summary` prints none of them, and their tests import scipy.stats.)
+    @functools.cached_property
+    def capacity(self) -> pd.DataFrame:
+        """`nnlab.analysis.capacity`: the smallest width that solves, and that is over-capacity."""
+        return analysis.capacity(self.summary)
+
+    @functools.cached_property
+    def tests(self) -> pd.DataFrame:
+        """`nnlab.analysis.neighbour_tests`: neighbouring widths compared."""
+        return analysis.neighbour_tests(self.runs, self.experiment.threshold)
+
+    @functools.cached_property
+    def best(self) -> pd.DataFrame:
+        """`nnlab.analysis.best_settings`: each architecture at its best setting (empty when no
+        tuning axis is swept)."""
+        return analysis.best_settings(self.summary)
 
     @property
     def partial(self) -> bool:
         """True while fewer runs are stored than the experiment defines."""
         return len(self.runs) < self.total
+
+    @functools.cached_property
+    def curves(self) -> pd.DataFrame | None:
+        """curves.parquet whole (read on first use; `curves_of` reads a part of it)."""
+        if not self.with_curves:
+            return None
+        curves = read_results(self.path, curves=True).curves
+        return curves[curves["run_id"].isin(self.runs["run_id"])].reset_index(drop=True)
+
+    def curves_of(self, run_ids=None, *, seeds: int | None = None, epochs=None) -> pd.DataFrame:
+        """Some of the curves, read without the rest (`nnlab.sweep.store.read_curves`): of the runs
+        ``run_ids`` (default all), or of the first ``seeds`` seeds of each configuration, at the
+        ``epochs`` given (default every stored one)."""
+        ids = self.runs["run_id"] if run_ids is None else run_ids
+        if seeds is not None:
+            ids = sample_runs(self.runs, seeds)["run_id"]
+        return read_curves(self.path, ids, epochs=epochs)
 
     @functools.cached_property
     def manifest(self) -> dict:
@@ -166,18 +199,27 @@ class ResultsFolder:
 
 
 def open_folder(
-    folder: Path, *, curves: bool = True, gtol: float = analysis.GTOL, rtol: float = analysis.RTOL
+    folder: Path,
+    *,
+    curves: bool = True,
+    gtol: float = analysis.GTOL,
+    rtol: float = analysis.RTOL,
+    reps: int = analysis.BOOTSTRAP_REPS,
 ) -> ResultsFolder:
-    """Read ``folder`` and compute its statistics (see `nnlab.analysis.summarize` for gtol, rtol)."""
+    """Read ``folder`` and compute its statistics (see `nnlab.analysis.summarize` for gtol, rtol and
+    reps); ``curves``: whether `ResultsFolder.curves` may read curves.parquet (on first use)."""
     folder = check_folder(folder)
     for name, value in (("gtol", gtol), ("rtol", rtol)):
         check_tolerance(name, value)
-    results = read_results(folder, curves=curves)
+    # The statistics are read from runs.parquet's per-run columns: curves.parquet is never loaded.
+    results = read_results(folder, curves=False)
     exp = results.experiment
     params = read_networks(folder, results.runs)
     redundant = None
     warnings = list(results.warnings)
     if params:
+        from nnlab.sweep.runner import load_data  # (imports the engine: only when networks were saved)
+
         # Pruning needs the data; the tables do not, so a moved or changed data file costs only it.
         try:
             X, Y, _, _ = load_data(exp)
@@ -190,21 +232,19 @@ def open_folder(
     summary = analysis.summarize(
         results.runs,
         exp.threshold,
-        curves=results.curves,
         gtol=gtol,
         rtol=rtol,
         redundant=redundant,
         endpoints=endpoints,
+        reps=reps,
     )
-    tests = analysis.neighbour_tests(results.runs, exp.threshold, results.curves)
     return ResultsFolder(
         results.path,
         exp,
         results.runs,
-        results.curves,
+        curves,
         results.total,
         summary,
-        analysis.capacity(summary),
         redundant,
         gtol,
         rtol,
@@ -212,8 +252,6 @@ def open_folder(
         endpoints,
         optima,
         barriers,
-        tests,
-        analysis.best_settings(summary),
     )
 
 

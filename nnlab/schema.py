@@ -90,6 +90,10 @@ SECTION_FIELDS: dict[str, dict[str, tuple[Any, str | None]]] = {
     for section in ("model", "train")
 }
 SECTION_FIELDS["train"]["seeds"] = (10, None)
+# How much of each curve is stored (not an axis, not part of a run's identity: it changes what is
+# kept, never the trajectory): "all" epochs, "log" (log-spaced) or every K-th (an int K >= 1).
+SECTION_FIELDS["train"]["record"] = ("all", None)
+NOT_AXES = ("seeds", "record")  # fields of [train] that are not sweep axes
 COLUMN_OF = {f.name: f.metadata["column"] for f in _AXIS_FIELDS if f.metadata["column"]}
 AXIS_COLUMNS = tuple(COLUMN_OF.get(a, a) for a in AXES)
 LATER_AXES = {f.name: f.default for f in _AXIS_FIELDS if f.metadata["since"]}
@@ -111,6 +115,27 @@ RUNS_REQUIRED = (
     "diverged",
 )
 CURVES_COLUMNS = ("run_id", "epoch", "loss")
+# Per-run statistics of the curve, computed from every epoch when a job's runs are stored, so that the
+# summary never reads curves.parquet (nnlab.sweep.store.curve_statistics; nnlab.analysis.runs reads
+# them): ``threshold`` (what ``epochs_to_threshold`` counts), ``initial_loss`` (epoch 0),
+# ``late_loss`` (epoch E - max(1, round(LATE * E)): has the run stopped moving?), ``tail_before`` and
+# ``tail_last`` (mean loss over the epochs (E - 2w, E - w] and (E - w, E], w = max(1, round(TAIL * E)):
+# is it still descending?).
+LATE = 0.1
+TAIL = 0.05
+RUN_STATISTICS = ("threshold", "initial_loss", "late_loss", "tail_before", "tail_last")
+
+
+def late_epoch(epochs: int) -> int:
+    """The epoch a run's final loss is compared with to call it stopped: a tenth of the budget back."""
+    return epochs - max(1, round(LATE * epochs))
+
+
+def tail_window(epochs: int) -> int:
+    """The epochs in each of the two windows whose mean losses say whether a run still descends."""
+    return max(1, round(TAIL * epochs))
+
+
 TABLES = ("runs.parquet", "curves.parquet", "networks.parquet")
 LANDSCAPE_TABLES = ("endpoints.parquet", "optima.parquet", "barriers.parquet")
 # endpoints.parquet's leading columns, in order (more follow).

@@ -34,10 +34,25 @@ def test_plain_lines_every_step_and_not_too_often():
         clock.now = now
         report(done, 100)
     assert out.getvalue().splitlines() == [
-        # 25 is not 10% past 20; 40 is, but before 2 s; 41 is both (21 runs in 2.5 s: 59 left ~ 7 s).
-        "quick: 41/100 runs (41%), 2 s, about 7 s left",
+        # 25 is not 10% past 20; 40 is, but before 2 s; 41 is both (16 runs in the 1.5 s since the
+        # first were done: 59 left ~ 6 s).
+        "quick: 41/100 runs (41%), 2 s, about 6 s left",
         "quick: 80/100 runs (80%), 10 s, about 3 s left",
         "quick: 100/100 runs (100%), 12 s",
+    ]
+
+
+def test_the_time_left_leaves_the_compile_out():
+    """The first job pays the kernels' compile (90 s here): the pace is counted from its end."""
+    clock, out = Clock(), StringIO()
+    report = progress.PlainProgress("quick", stream=out, step=0.1, interval=2.0, clock=clock)
+    report(0, 100)
+    for done, now in [(10, 90.0), (30, 92.0)]:
+        clock.now = now
+        report(done, 100)
+    assert out.getvalue().splitlines() == [
+        "quick: 10/100 runs (10%), 1 min 30 s",
+        "quick: 30/100 runs (30%), 1 min 32 s, about 7 s left",
     ]
 
 
@@ -77,7 +92,9 @@ def test_run_prints_progress_lines_the_compile_note_and_its_counts(tmp_path, mon
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("nnlab: compiling the lanes kernels: about 20-40 s each, once")
-    expected = [rf"p: {k * 4}/16 runs \({k * 25}%\), \d+ s, about \d+ s left" for k in (1, 2, 3)]
+    # (No time left on the first line: the first job's pace is the compile's.)
+    expected = [r"p: 4/16 runs \(25%\), \d+ s"]
+    expected += [rf"p: {k * 4}/16 runs \({k * 25}%\), \d+ s, about \d+ s left" for k in (2, 3)]
     expected.append(r"p: 16/16 runs \(100%\), \d+ s")
     assert len(lines) == 6 and all(
         re.fullmatch(e, line) for e, line in zip(expected, lines[1:-1], strict=True)

@@ -113,7 +113,9 @@ def bootstrap_ci(
     x = np.asarray(x, dtype=np.float64)
     if not len(x):
         return float("nan"), float("nan")
-    values = np.sort(np.asarray(stat(x[rng.integers(0, len(x), size=(reps, len(x)))]), dtype=np.float64))
+    # (np.take along the first axis: the same rows as x[idx], gathered 3-4x faster.)
+    resampled = np.take(x, rng.integers(0, len(x), size=(reps, len(x))), axis=0)
+    values = np.sort(np.asarray(stat(resampled), dtype=np.float64))
     k = (1 - level) / 2 * reps
     return float(values[int(np.floor(k))]), float(values[min(reps - 1, int(np.ceil(reps - k)) - 1)])
 
@@ -144,6 +146,24 @@ def rows_ert(x: np.ndarray) -> np.ndarray:
     k = hit.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(k > 0, total / np.maximum(k, 1), np.inf)
+
+
+def ranks_of(x) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted x, the rank of each value of x in it): what `rows_order_statistics` resamples."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    rank = np.empty(len(x), dtype=np.int64)
+    rank[order] = np.arange(len(x))
+    return x[order], rank
+
+
+def rows_order_statistics(ranks: np.ndarray, ks) -> list[np.ndarray]:
+    """The positions (in the sorted values) of the ``ks``-th smallest of each row of ``ranks`` (reps, n),
+    the ranks of a resample (`ranks_of`): sorting small integers (a radix sort below 2**15 runs)
+    instead of floats, the same values as `rows_median` and `rows_spread` sort."""
+    dtype = np.int16 if ranks.shape[1] < 2**15 else np.int64
+    ordered = np.sort(ranks.astype(dtype), axis=1, kind="stable")
+    return [ordered[:, k] for k in ks]
 
 
 def rng_of(key) -> np.random.Generator:

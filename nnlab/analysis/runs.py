@@ -1,5 +1,9 @@
 """The runs table: its axes, and per-run statistics: when a run first hit the threshold, whether it was still
-descending, ended worse than it began, or stopped at a point (the uncertified optima estimate)."""
+descending, ended worse than it began, or stopped at a point (the uncertified optima estimate).
+
+Each statistic is read from the columns the runs were stored with (nnlab.schema.RUN_STATISTICS,
+computed from every epoch when a job's runs are stored), so the summary never reads curves.parquet;
+given the curves, it is computed from them instead (the same numbers on whole curves)."""
 
 from __future__ import annotations
 
@@ -32,8 +36,9 @@ def stopped_runs(
     runs: pd.DataFrame, curves: pd.DataFrame | None = None, *, gtol: float = GTOL, rtol: float = RTOL
 ) -> np.ndarray:
     """Which runs have stopped moving: a finite final loss, a final full-data gradient norm of at
-    most ``gtol`` and, when the curves are given, a loss that changed by at most ``rtol`` (relative)
-    over the last tenth of the epochs (a run still descending slowly has a small gradient too).
+    most ``gtol`` and, given the curves or the stored ``late_loss``, a loss that changed by at most
+    ``rtol`` (relative) over the last tenth of the epochs (a run still descending slowly has a small
+    gradient too).
 
     Returns
     -------
@@ -41,14 +46,17 @@ def stopped_runs(
     """
     loss = runs["final_loss"].to_numpy(dtype=np.float64)
     ok = np.isfinite(loss) & (runs["final_grad_norm"].to_numpy(dtype=np.float64) <= gtol)
-    if curves is not None and len(runs):
+    if curves is None and "late_loss" in runs.columns:
+        before = runs["late_loss"].to_numpy(dtype=np.float64)
+    elif curves is not None and len(runs):
         epochs = runs["epochs"].to_numpy()
         earlier = epochs - np.maximum(1, np.rint(0.1 * epochs).astype(int))
         wanted = pd.MultiIndex.from_arrays([runs["run_id"].to_numpy(), earlier])
         before = curves.set_index(["run_id", "epoch"])["loss"].reindex(wanted).to_numpy(dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ok &= np.abs(loss - before) <= rtol * np.abs(loss)
-    return ok
+    else:
+        return ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ok & (np.abs(loss - before) <= rtol * np.abs(loss))
 
 
 def optima_estimate(final_loss, stopped, threshold: float, *, rtol: float = RTOL) -> int:
@@ -83,8 +91,13 @@ def hit_epochs(runs: pd.DataFrame, curves: pd.DataFrame | None, threshold: float
 def descending_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, *, drop: float = DESCENT) -> np.ndarray:
     """Which runs were still descending at the end: the mean loss over the last twentieth of the
     epochs is more than ``drop`` (relative) below the mean over the twentieth before it (means, so
-    that the epoch-to-epoch noise of SGD does not count as descent). False without curves, and for
-    a run whose loss is not finite there."""
+    that the epoch-to-epoch noise of SGD does not count as descent). False without curves or the
+    stored means (``tail_before``, ``tail_last``), and for a run whose loss is not finite there."""
+    if curves is None and "tail_last" in runs.columns:
+        before = runs["tail_before"].to_numpy(dtype=np.float64)
+        last = runs["tail_last"].to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            return np.isfinite(last) & (before - last > drop * np.abs(last))
     if curves is None or not len(runs):
         return np.zeros(len(runs), dtype=bool)
     epochs = runs["epochs"].to_numpy()
@@ -106,11 +119,15 @@ def descending_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, *, drop: fl
 def worsened_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, *, rtol: float = RTOL) -> np.ndarray:
     """Which runs ended above their loss at initialization, by more than ``rtol`` (relative): a
     learning rate so large that SGD threw the network somewhere worse (tanh units driven into
-    saturation, where the loss is flat and the gradient zero). False without curves."""
-    if curves is None or not len(runs):
-        return np.zeros(len(runs), dtype=bool)
+    saturation, where the loss is flat and the gradient zero). False without curves or the stored
+    ``initial_loss``."""
     loss = runs["final_loss"].to_numpy(dtype=np.float64)
-    wanted = pd.MultiIndex.from_arrays([runs["run_id"].to_numpy(), np.zeros(len(runs), dtype=int)])
-    start = curves.set_index(["run_id", "epoch"])["loss"].reindex(wanted).to_numpy(dtype=np.float64)
+    if curves is None and "initial_loss" in runs.columns:
+        start = runs["initial_loss"].to_numpy(dtype=np.float64)
+    elif curves is None or not len(runs):
+        return np.zeros(len(runs), dtype=bool)
+    else:
+        wanted = pd.MultiIndex.from_arrays([runs["run_id"].to_numpy(), np.zeros(len(runs), dtype=int)])
+        start = curves.set_index(["run_id", "epoch"])["loss"].reindex(wanted).to_numpy(dtype=np.float64)
     with np.errstate(invalid="ignore"):
         return np.isfinite(loss) & (loss > start * (1 + rtol))

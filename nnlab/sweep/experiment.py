@@ -34,6 +34,7 @@ from nnlab.schema import (
     MAX_NAME,
     MAX_SEEDS,
     MAX_WIDTH,
+    NOT_AXES,
     SECTION_FIELDS,
     Config,
 )
@@ -99,7 +100,7 @@ class Experiment:
 
     def configs(self) -> list[Config]:
         """The cartesian product of every list-valued field of [model] and [train] (seeds aside)."""
-        values = {**self.model, **{k: v for k, v in self.train.items() if k != "seeds"}}
+        values = {**self.model, **{k: v for k, v in self.train.items() if k not in NOT_AXES}}
         axes = [values[a] if isinstance(values[a], list) else [values[a]] for a in AXES]
         task = tuple(sorted(self.task.items()))
         return [Config(self.name, task, *combo) for combo in itertools.product(*axes)]
@@ -111,6 +112,8 @@ class Experiment:
         for section in ("task", "model", "train"):
             lines += ["", f"[{section}]"]
             for key, value in getattr(self, section).items():
+                if (section, key) == ("train", "record") and value == "all":
+                    continue  # the default, left out so that older folders' files stay as they were
                 lines.append(f"{key} = {_toml(value)}")
                 if (section, key) == ("train", "seeds") and isinstance(value, int):
                     # A count here, where nnlab.init_network(seeds=5) is one replica of seed 5.
@@ -256,12 +259,17 @@ def validate(data: Mapping[str, Any]) -> Experiment:
             if kind_ is not None:
                 values[key] = _check(f"{section}.{key}", values[key], kind_)
             v = values[key]
-            if key != "seeds" and isinstance(v, list) and len(set(v)) != len(v):
+            if key not in NOT_AXES and isinstance(v, list) and len(set(v)) != len(v):
                 # The grid would hold a configuration twice, the folder never its runs twice.
                 raise ExperimentError(f"{section}.{key}: a value is listed twice in {shown(v)}")
         sections[section] = values
     model, train = sections["model"], sections["train"]
     _check_pairings(model["output"], train["loss"])
+    record = train["record"]
+    if not (record in ("all", "log") or _int_in(1, MAX_EPOCHS)(record)):
+        raise ExperimentError(
+            f'train.record: expected "all", "log" or an int K >= 1 (every K-th epoch), got {shown(record)}'
+        )
     seeds = train["seeds"]
     if isinstance(seeds, list):
         if not seeds or not all(_int_in(0, MAX_INT)(s) for s in seeds):

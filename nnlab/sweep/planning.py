@@ -20,14 +20,20 @@ Limits, each with its reason (`Plan.refusal` says which one, and how to get unde
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import json
 import math
 import os
+import platform
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from nnlab.schema import AXES, Config
-from nnlab.sgd import layout, train_memory, train_seconds
+from nnlab.sgd import STEP_SECONDS, layout, train_memory
 from nnlab.sweep.experiment import Experiment, ExperimentError
 from nnlab.tasks import task_shape
 
@@ -115,6 +121,7 @@ class Plan:
     compile: tuple[str, ...] = ()
     refusal: str | None = None
     memory: dict = field(default_factory=dict)
+    measured: bool = False  # the step rates were measured on this machine (`step_rates`)
 
     @property
     def seconds(self) -> float:
@@ -159,9 +166,10 @@ class Plan:
                 time += (
                     f" + about {COMPILE_SECONDS * len(self.compile):.0f} s compiling the {kernels} kernels"
                 )
-            lines.append(
-                f"{time}; a rough estimate from this project's machine (AMD EPYC Zen 4), often off by 2x"
-            )
+            if self.measured:
+                lines.append(f"{time}; from step rates measured on this machine (when idle)")
+            else:
+                lines.append(f"{time}; a rough estimate from another machine's step rates, often off by 2x")
         lines.append(f"refused: {self.refusal}" if self.refusal else "nothing was written (a dry run)")
         return "\n".join(lines)
 
@@ -338,6 +346,8 @@ def preview(
         return Plan(**base, configs=(), job_bytes=0, train_seconds=0.0, refusal=refusal)
 
     R = min(n_seeds, SEEDS_PER_JOB)
+    rates, measured = step_rates(measure=check_compiled)
+    base["measured"] = measured
     configs = exp.configs()
     stored = sum(c.run_id(s) in done for c in configs for s in exp.seeds) if done else 0
     base["stored"] = stored
@@ -364,7 +374,7 @@ def preview(
         job = sum(parts.values()) + 8 * R * (P + 2 * (c.epochs + 1)) + 8 * (n + n_test) * (d + out)
         if exp.save_networks:
             job += 8 * R * P  # the part table's copy of the parameters
-        seconds = train_seconds(sizes, replicas=1, n=n, epochs=c.epochs, batch_size=c.batch_size, bias=c.bias)
+        seconds = run_seconds(sizes, n=n, epochs=c.epochs, batch_size=c.batch_size, bias=c.bias, rates=rates)
         same[key] = ConfigPlan(c, P, layout(sizes, c.batch_size), job, seconds)
         planned.append(same[key])
     job_bytes = max(p.job_bytes for p in planned)
@@ -391,6 +401,107 @@ def preview(
         if refusal:
             return dataclasses.replace(plan, refusal=refusal)
     return plan
+
+
+def run_seconds(
+    sizes: list[int], *, n: int, epochs: int, batch_size: int, bias: bool, rates: dict | None = None
+) -> float:
+    """Seconds one run of ``sizes`` takes on one thread: epochs x n steps at ``rates`` (kind ->
+    (a, b): a + b P seconds a step, P parameters; `step_rates`), `nnlab.sgd.STEP_SECONDS` by default."""
+    P = sum(a * b + (b if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    kind = layout(sizes, batch_size)
+    if kind == "replica" and batch_size == 1:
+        kind = "replica per sample"
+    a, b = (rates or STEP_SECONDS)[kind]
+    return float(epochs) * n * (a + b * P)
+
+
+# What `step_rates` trains, per kind: (sizes, batch size, replicas, samples, epochs), each about 50 ms
+# here; two sizes for the lanes, whose steps have a fixed cost a besides b per parameter.
+CALIBRATION = {
+    "lanes": (([2, 8, 1], 1, 16, 64, 400), ([16, 64, 16], 1, 16, 64, 40)),
+    "replica per sample": (([64, 256, 64], 1, 2, 32, 30),),
+    "replica": (([64, 256, 64], 8, 2, 64, 40),),
+}
+RATES_FILE = "step_rates.json"
+
+
+def _rates_key() -> str:
+    """What the step rates depend on: the processor, numba, and the engine's source."""
+    import numba
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    here = Path(__file__).resolve().parent.parent
+    source = b"".join((here / name).read_bytes() for name in ("_kernels.py", "sgd.py"))
+    return f"{cpu}|numba {numba.__version__}|{hashlib.sha256(source).hexdigest()[:16]}"
+
+
+def _rates_path() -> Path:
+    """Beside the compiled kernels (numba's cache, nnlab/__pycache__), never in a results folder."""
+    return Path(__file__).resolve().parent.parent / "__pycache__" / RATES_FILE
+
+
+def step_rates(*, measure: bool = True) -> tuple[dict, bool]:
+    """This machine's step rates (kind -> (a, b), as `nnlab.sgd.STEP_SECONDS`) and whether any was
+    measured here: read from nnlab/__pycache__/step_rates.json, else (``measure``) measured once by
+    training a tiny problem per kind with `nnlab.sgd.train` (about a second) and stored there. A kind
+    whose kernels are not compiled yet keeps the default (another machine's) rather than compile now,
+    and is measured by a later plan once they are."""
+    rates, done = dict(STEP_SECONDS), []
+    try:
+        key = _rates_key()
+        stored = json.loads(_rates_path().read_text(encoding="utf-8"))
+        if stored.get("key") == key:
+            done = [k for k in stored["measured"] if k in rates]
+            rates.update({k: tuple(stored["rates"][k]) for k in done})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError):
+        pass
+    if not measure or len(done) == len(rates):
+        return rates, bool(done)
+    from nnlab.sgd import uncompiled
+
+    missing = set(uncompiled(sorted({layout(c[0][0], c[0][1]) for c in CALIBRATION.values()})))
+    todo = [k for k, p in CALIBRATION.items() if k not in done and layout(p[0][0], p[0][1]) not in missing]
+    for kind in todo:
+        rates[kind] = _measure(CALIBRATION[kind])
+    if todo:
+        with contextlib.suppress(OSError):
+            path = _rates_path()
+            path.parent.mkdir(exist_ok=True)
+            record = {"key": _rates_key(), "measured": [*done, *todo], "rates": rates}
+            path.write_text(json.dumps(record), encoding="utf-8")
+    return rates, bool(done or todo)
+
+
+def _measure(problems) -> tuple[float, float]:
+    """(a, b) of one kind from timing `nnlab.sgd.train` on ``problems`` (best of three each)."""
+    import numpy as np
+
+    from nnlab.network import init_network
+    from nnlab.sgd import train
+
+    per_step, params = [], []
+    for sizes, batch, replicas, n, epochs in problems:
+        rng = np.random.default_rng(0)
+        X, Y = rng.standard_normal((n, sizes[0])), np.tanh(rng.standard_normal((n, sizes[-1])))
+        net = init_network(sizes, seeds=list(range(replicas)))
+        train(net, X, Y, lr=0.01, epochs=1, batch_size=batch, threads=1)  # loads the kernels
+        best = math.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            train(net, X, Y, lr=0.01, epochs=epochs, batch_size=batch, threads=1)
+            best = min(best, time.perf_counter() - start)
+        per_step.append(best / (replicas * n * epochs))
+        params.append(sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True)))
+    if len(problems) == 1:
+        return 0.0, per_step[0] / params[0]
+    b = max(0.0, (per_step[1] - per_step[0]) / (params[1] - params[0]))
+    return max(0.0, per_step[0] - b * params[0]), b
 
 
 def _where(c: Config) -> str:

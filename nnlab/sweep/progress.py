@@ -22,7 +22,8 @@ class PlainProgress:
     nothing), and a last line at 100% when it printed any before.
 
     The first call gives the items already done (reused from an earlier session): the rate and the
-    time left count only the items done after it.
+    time left count only the items done after it, and from the first item done on (so that the
+    kernels' compile, paid by the first items, is not taken for the pace of the rest).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class PlainProgress:
         self.start = clock()
         self.last_time = self.start
         self.first: int | None = None
+        self.mark: tuple[float, int] | None = None  # (time, items) when the first item was done
         self.last_share = -1.0
         self.printed = 0
 
@@ -51,6 +53,8 @@ class PlainProgress:
             self.first = done
             self.last_share = done / total if total else 1.0
             return
+        if self.mark is None and done > self.first:
+            self.mark = (now, done)
         share = done / total if total else 1.0
         finished = done >= total
         due = share - self.last_share >= self.step and now - self.last_time >= self.interval
@@ -58,9 +62,9 @@ class PlainProgress:
             return
         elapsed = now - self.start
         line = f"{self.name}: {done:,}/{total:,} {self.what} ({share:.0%}), {clock(elapsed)}"
-        fresh = done - self.first
-        if not finished and fresh > 0:
-            line += f", about {clock(elapsed / fresh * (total - done))} left"
+        since, base = self.mark or (now, done)
+        if not finished and done > base:
+            line += f", about {clock((now - since) / (done - base) * (total - done))} left"
         print(line, file=self.stream or sys.stdout, flush=True)
         self.last_time, self.last_share = now, share
         self.printed += 1

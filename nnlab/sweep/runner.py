@@ -39,8 +39,11 @@ from nnlab.sweep.store import (
     PARTS,
     check_out_dir,
     check_out_path,
+    curve_statistics,
     merge,
+    recorded_epochs,
     runs_without_networks,
+    stale_runs,
     stored_run_ids,
     write_part,
 )
@@ -184,7 +187,6 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndar
         "n_params": np.full(r, net.n_params),
         "final_loss": curve[:, -1],
         "best_loss": np.nanmin(np.where(np.isfinite(curve), curve, np.nan), axis=1),
-        # epochs_to_threshold is derived from the curve when the parts are merged.
         "final_grad_norm": result.grad_norm,
         "diverged": result.diverged,
         "seconds": np.full(r, seconds),
@@ -196,6 +198,12 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndar
             columns["train_accuracy"] = accuracy(result.network, X, Y, loss=c.loss)
             if X_test is not None:
                 columns["test_accuracy"] = accuracy(result.network, X_test, Y_test, loss=c.loss)
+    # From every epoch, whatever is kept of the curve (merge counts them again from a whole curve).
+    columns.update(curve_statistics(curve, exp.threshold))
+    kept = recorded_epochs(c.epochs, exp.train.get("record", "all"))
+    if len(kept) < curve.shape[1]:
+        columns["curve_epochs"] = np.broadcast_to(kept, (r, len(kept)))
+        curve = curve[:, kept]
     columns["curve"] = curve
     if exp.save_networks:
         columns["params"] = flat_params(result.network)
@@ -302,7 +310,17 @@ def run(
         workers.Pool(jobs=jobs, backend=backend, scheduler=scheduler, notify=on_notice) as pool,
         folder.locked(out, "nnlab run"),
     ):
-        return _sweep(exp, out, pool, fresh=fresh, X=X, Y=Y, on_progress=on_progress, on_compile=on_compile)
+        return _sweep(
+            exp,
+            out,
+            pool,
+            fresh=fresh,
+            X=X,
+            Y=Y,
+            on_progress=on_progress,
+            on_compile=on_compile,
+            on_notice=on_notice,
+        )
 
 
 def _sweep(
@@ -315,6 +333,7 @@ def _sweep(
     Y: np.ndarray,
     on_progress,
     on_compile,
+    on_notice=None,
 ) -> dict:
     """`run`, once the folder is locked and the workers are ready."""
     import nnlab
@@ -327,7 +346,9 @@ def _sweep(
     folder.atomic_write_text(out / "experiment.toml", exp.to_toml())
     # Runs stored before save_networks was turned on are trained again (to the same numbers) for
     # their networks; merge keeps the copy that has them.
-    todo = plan(exp, done - runs_without_networks(out) if exp.save_networks else done)
+    # Runs whose curves were thinned and counted at another threshold are trained again too.
+    again = stale_runs(out, exp.threshold) | (runs_without_networks(out) if exp.save_networks else set())
+    todo = plan(exp, done - again)
     total = len(exp.configs()) * len(exp.seeds)
     finished = total - sum(len(j.seeds) for j in todo)
     started = dt.datetime.now(dt.UTC)
@@ -412,7 +433,7 @@ def _sweep(
         manifest["stopped"] = pool.stopped
         manifest["stopped_jobs"] = pool.stopped_jobs
     # (The tables' SHA-256, so that a reader can tell one edited by hand: store.edited_tables.)
-    manifest["tables"] = merge(out, exp.threshold)
+    manifest["tables"] = merge(out, exp.threshold, on_progress=on_notice)
     record(end=True)
     return manifest
 

@@ -24,7 +24,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nnlab.schema import AXES, AXIS_COLUMNS, COLUMN_OF, CURVES_COLUMNS, LATER_AXES, RUNS_REQUIRED, TABLES
+from nnlab.schema import (
+    AXES,
+    AXIS_COLUMNS,
+    COLUMN_OF,
+    CURVES_COLUMNS,
+    LATER_AXES,
+    RUN_STATISTICS,
+    RUNS_REQUIRED,
+    TABLES,
+    late_epoch,
+    tail_window,
+)
 from nnlab.sweep import folder
 from nnlab.sweep.experiment import Experiment, ExperimentError, task_columns
 
@@ -32,8 +43,55 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PARTS = "parts"
-LIST_COLUMNS = ("curve", "params")  # 2-D per job, one list per run in the part files
+LIST_COLUMNS = ("curve", "curve_epochs", "params")  # 2-D per job, one list per run in the part files
 PART = ".arrow"  # one Arrow IPC file per finished job: quick to write and to read back
+
+
+def recorded_epochs(epochs: int, record: str | int = "all") -> np.ndarray:
+    """The epochs of a curve of ``epochs`` epochs that ``train.record`` keeps (int64, increasing, the
+    first and last always): "all", "log" (about 20 a decade, log-spaced) or every K-th (an int)."""
+    if record == "all":
+        return np.arange(epochs + 1)
+    if record == "log":
+        spaced = np.rint(np.geomspace(1, epochs, 1 + int(np.ceil(20 * np.log10(max(epochs, 2))))))
+        kept = np.concatenate([[0], spaced.astype(np.int64), [epochs]])
+    else:
+        kept = np.concatenate([np.arange(0, epochs + 1, int(record)), [epochs]])
+    return np.unique(kept)
+
+
+def curve_statistics(curve: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
+    """What the summary needs of each curve, from every epoch (nnlab.schema.RUN_STATISTICS).
+
+    Parameters
+    ----------
+    curve : ndarray (r, epochs + 1)
+        Full-data losses of r runs, every epoch.
+    threshold : float
+
+    Returns
+    -------
+    dict of ndarray (r,)
+        ``epochs_to_threshold`` (first epoch below ``threshold``, NaN never), ``threshold``,
+        ``initial_loss``, ``late_loss``, ``tail_before``, ``tail_last``.
+    """
+    r, n = curve.shape
+    epochs = n - 1
+    w = tail_window(epochs)
+    # The two windows as one contiguous block, so that the means are those of nnlab.analysis.runs's
+    # descending_runs to the last bit.
+    window = np.ascontiguousarray(curve[:, epochs - 2 * w + 1 :], dtype=np.float64)
+    below = curve < threshold
+    with np.errstate(invalid="ignore", over="ignore"):
+        before, last = window[:, :w].mean(axis=1), window[:, w:].mean(axis=1)
+    return {
+        "epochs_to_threshold": np.where(below.any(axis=1), below.argmax(axis=1), np.nan),
+        "threshold": np.full(r, float(threshold)),
+        "initial_loss": curve[:, 0].astype(np.float64),
+        "late_loss": curve[:, late_epoch(epochs)].astype(np.float64),
+        "tail_before": before,
+        "tail_last": last,
+    }
 
 
 def part_table(columns: dict):
@@ -332,43 +390,58 @@ def _foreign(out: Path, stale: set[str]) -> str | None:
     return f"parts/{names[0]}{more}, from another experiment"
 
 
-def merge(out: Path, threshold: float, *, into: Path | None = None) -> dict[str, str]:
+def merge(out: Path, threshold: float, *, into: Path | None = None, on_progress=None) -> dict[str, str]:
     """Merge the part files into runs.parquet, curves.parquet (and networks.parquet): one row per
     run, sorted by configuration (grid order) and seed; curves sorted by run id and epoch.
 
-    ``epochs_to_threshold`` is recomputed from the curves with ``threshold``: the threshold is not
-    part of a run's identity, so a rerun with a new threshold keeps the runs and updates it.
+    The per-run statistics (``epochs_to_threshold`` and nnlab.schema.RUN_STATISTICS) are computed
+    again from the curves stored whole, with ``threshold``: the threshold is not part of a run's
+    identity, so a rerun with a new threshold keeps the runs and updates them. Runs whose curves
+    were thinned (``train.record``) keep the statistics their job computed from every epoch.
     runs.parquet is written last, so a merge cut short leaves it short and `read_results` merges
     again. The tables go into ``into`` when given (a folder that cannot be written is read in
-    memory this way); StorageError when they cannot be written. Returns each table's SHA-256 as
+    memory this way); StorageError when they cannot be written. ``on_progress`` is called with a
+    line before each step (reading the parts, writing each table). Returns each table's SHA-256 as
     written (`record_tables` keeps them in manifest.json; `read_results` compares), by name.
     """
-    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
+    say = on_progress or (lambda line: None)
+    if not os.path.isdir(out / PARTS) or not part_files(out / PARTS):
+        return {}
+    say(f"merging: reading {len(part_files(out / PARTS)):,} part files")
     table = read_parts(out)
     if table is None:
         return {}
-    table = _renamed(table)
-    # A run stored twice (two sweeps into one folder at once, or trained again for its network
-    # once save_networks was turned on): keep the first copy, those with a network first.
+    # One chunk per column: taking rows from thousands of chunks (one per part) costs 10x as long.
+    table = _renamed(table).combine_chunks()
+    # A run stored twice (two sweeps into one folder at once, trained again for its network once
+    # save_networks was turned on, or for a new threshold when its curve was thinned): keep the
+    # first copy, those with a network first, then those whose statistics are for ``threshold``.
+    stale = _stale(table, threshold)
+    has = np.ones(table.num_rows, dtype=bool)
     if "params" in table.column_names:
         has = pc.is_valid(table["params"]).to_numpy(zero_copy_only=False)
-        table = table.take(np.argsort(~has, kind="stable"))
+    table = table.take(np.lexsort((stale, ~has)))
     _, first = np.unique(table["run_id"].to_numpy(zero_copy_only=False), return_index=True)
     table = table.take(np.sort(first))
     # (Parts from before an axis existed lack its column: sorted by the others.)
     keys = [(k, "ascending") for k in (*AXIS_COLUMNS, "seed", "run_id") if k in table.column_names]
     runs = table.take(pc.sort_indices(table, sort_keys=keys))
-    by_id = table.take(pc.sort_indices(table, sort_keys=[("run_id", "ascending")]))
+    order = pc.sort_indices(runs, sort_keys=[("run_id", "ascending")])
+    by_id = runs.select([c for c in ("run_id", *LIST_COLUMNS) if c in runs.column_names]).take(order)
     lengths = pc.list_value_length(by_id["curve"]).to_numpy()
+    ids = by_id["run_id"].combine_chunks()
+    # The run id dictionary-encoded: 10^8 rows of one repeated string each would take minutes.
+    run_id = pa.DictionaryArray.from_arrays(
+        pa.array(np.repeat(np.arange(len(ids), dtype=np.int32), lengths)), ids
+    )
     outputs = {
         "curves.parquet": pa.table(
             {
-                "run_id": np.repeat(by_id["run_id"].to_numpy(zero_copy_only=False), lengths),
-                "epoch": np.concatenate([np.arange(n) for n in lengths]),
+                "run_id": run_id,
+                "epoch": _curve_epochs(by_id, lengths),
                 "loss": pc.list_flatten(by_id["curve"]),
             }
         )
@@ -376,20 +449,94 @@ def merge(out: Path, threshold: float, *, into: Path | None = None) -> dict[str,
     if "params" in table.column_names:
         saved = by_id.filter(pc.is_valid(by_id["params"]))
         outputs["networks.parquet"] = saved.select(["run_id", "params"])
+    outputs["runs.parquet"] = _runs_table(runs, threshold)
+    del table, by_id
+    for name, t in outputs.items():
+        say(f"merging: writing {name} ({t.num_rows:,} rows)")
+        folder.write_whole((into or out) / name, lambda path, t=t: _write_parquet(t, path))
+    return {name: _sha256((into or out) / name) for name in outputs}
+
+
+def _write_parquet(table, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # Row groups of a million rows: readers scan them one at a time (`scan_curves`). A dictionary
+    # column is stored without the Arrow schema, so that it reads back as plain strings.
+    dictionary = any(pa.types.is_dictionary(f.type) for f in table.schema)
+    pq.write_table(table, path, row_group_size=1 << 20, store_schema=not dictionary)
+
+
+def _curve_epochs(by_id, lengths: np.ndarray) -> np.ndarray:
+    """The epoch of each stored loss: its position in a whole curve, ``curve_epochs`` in a thinned one."""
+    import pyarrow.compute as pc
+
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    epoch = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(starts, lengths)
+    if "curve_epochs" in by_id.column_names:
+        thinned = np.flatnonzero(pc.is_valid(by_id["curve_epochs"]).to_numpy(zero_copy_only=False))
+        if len(thinned):
+            at = np.concatenate([np.arange(starts[k], starts[k] + lengths[k]) for k in thinned])
+            epoch[at] = pc.list_flatten(by_id["curve_epochs"].take(thinned)).to_numpy()
+    return epoch
+
+
+def _thinned(table) -> np.ndarray:
+    """Which runs of a part table have thinned curves (``curve_epochs`` given)."""
+    import pyarrow.compute as pc
+
+    if "curve_epochs" not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    return pc.is_valid(table["curve_epochs"]).to_numpy(zero_copy_only=False)
+
+
+def _stale(table, threshold: float) -> np.ndarray:
+    """Which runs of a part table have thinned curves and statistics for another threshold: their
+    epochs to ``threshold`` cannot be counted from what is stored (a rerun trains them again)."""
+    if "threshold" not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    counted = table["threshold"].to_numpy(zero_copy_only=False).astype(np.float64)
+    return _thinned(table) & (counted != threshold)
+
+
+def stale_runs(out: Path, threshold: float) -> set[str]:
+    """Run ids of the part files of ``out`` whose curves were thinned and whose statistics hold for
+    another threshold than ``threshold`` only (a rerun trains them again, to the same numbers)."""
+    table = read_parts(out, ["run_id", "curve_epochs", "threshold"])
+    if table is None:
+        return set()
+    ids = table["run_id"].to_numpy(zero_copy_only=False)
+    stale = _stale(table, threshold)
+    return set(ids[stale]) - set(ids[~stale])
+
+
+def _runs_table(runs, threshold: float):
+    """runs.parquet's table: the part tables' runs without their lists, with the per-run statistics
+    computed from every whole curve (kept as the job computed them for a thinned one)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = runs.num_rows
+    names = ("epochs_to_threshold", *RUN_STATISTICS)
+    thinned = _thinned(runs)
+    stats = {k: np.full(n, np.nan) for k in names}
+    for k in names:
+        if k in runs.column_names and thinned.any():
+            stats[k][thinned] = runs[k].to_numpy(zero_copy_only=False).astype(np.float64)[thinned]
+    lengths = pc.list_value_length(runs["curve"]).to_numpy()
+    for length in np.unique(lengths[~thinned]):
+        rows = np.flatnonzero((lengths == length) & ~thinned)
+        curve = pc.list_flatten(runs["curve"].take(rows)).to_numpy().reshape(len(rows), int(length))
+        for k, v in curve_statistics(curve, threshold).items():
+            stats[k][rows] = v
     # Through pandas, so that the parquet metadata keeps epochs_to_threshold a nullable integer.
-    # (Parts written by older versions carry a stored epochs_to_threshold: derived again here.)
-    derived = [*LIST_COLUMNS, "epochs_to_threshold"]
-    frame = runs.drop_columns([c for c in derived if c in runs.column_names]).to_pandas()
-    frame.insert(
-        frame.columns.get_loc("best_loss") + 1,
-        "epochs_to_threshold",
-        pd.array(_first_below(runs["curve"], threshold), dtype="Int64"),
-    )
-    writers = {name: (lambda path, t=t: pq.write_table(t, path)) for name, t in outputs.items()}
-    writers["runs.parquet"] = lambda path: frame.to_parquet(path, index=False)
-    for name, write in writers.items():
-        folder.write_whole((into or out) / name, write)
-    return {name: _sha256((into or out) / name) for name in writers}
+    frame = runs.drop_columns([c for c in (*LIST_COLUMNS, *names) if c in runs.column_names]).to_pandas()
+    hit = stats.pop("epochs_to_threshold")
+    frame.insert(frame.columns.get_loc("best_loss") + 1, "epochs_to_threshold", pd.array(hit, dtype="Int64"))
+    for k, v in stats.items():
+        frame[k] = v
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def _sha256(path: Path) -> str:
@@ -479,19 +626,6 @@ def upgrade(runs: pd.DataFrame, exp: Experiment) -> pd.DataFrame:
     return runs[_column_order(list(runs.columns))]
 
 
-def _first_below(curves, threshold: float) -> list[int | None]:
-    """Per curve (an Arrow list column), the first epoch whose loss is below ``threshold``."""
-    import pyarrow.compute as pc
-
-    lengths = pc.list_value_length(curves).to_numpy()
-    loss = pc.list_flatten(curves).to_numpy()
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    epoch = np.arange(loss.size) - np.repeat(starts, lengths)
-    never = np.iinfo(np.int64).max
-    first = np.minimum.reduceat(np.where(loss < threshold, epoch, never), starts)
-    return [None if e == never else int(e) for e in first]
-
-
 @dataclass(frozen=True, eq=False)
 class Results:
     """A results folder, read back.
@@ -565,6 +699,7 @@ def read_results(out: Path, *, curves: bool = True, held: bool = False) -> Resul
     warnings: list[str] = []
     with contextlib.ExitStack() as stack:
         runs, table, problem = _read_tables(out, stored, curves)
+        source = out
         edited = [] if problem else edited_tables(out)
         changed = [
             f"{out}/{name} was changed after nnlab merged it (its sha256 is not manifest.json's)"
@@ -576,7 +711,6 @@ def read_results(out: Path, *, curves: bool = True, held: bool = False) -> Resul
             # (Short or missing: a sweep interrupted before its merge, nothing to warn about.)
             if not problem.endswith((SHORT, _MISSING)):
                 warnings.append(f"{problem}: rebuilt from parts/")
-            source = out
             try:
                 with contextlib.nullcontext() if held else folder.locked(out, "a reader merging tables"):
                     record_tables(out, merge(out, exp.threshold))
@@ -588,13 +722,108 @@ def read_results(out: Path, *, curves: bool = True, held: bool = False) -> Resul
             table = pd.read_parquet(source / "curves.parquet") if curves else None
         elif problem:
             raise ExperimentError(f"{problem}, and parts/ holds no run to rebuild it from; rerun the sweep")
-    runs, table, more = _checked(out, exp, upgrade(runs, exp), table)
-    if changed and not stored:  # (what _checked finds is said first: it names the column)
-        raise ExperimentError(
-            f"{changed[0]}, and parts/ holds no run to rebuild it from: restore it, or rerun the sweep "
-            "with --fresh"
-        )
+        runs, table, more = _checked(out, exp, upgrade(runs, exp), table)
+        if changed and not stored:  # (what _checked finds is said first: it names the column)
+            raise ExperimentError(
+                f"{changed[0]}, and parts/ holds no run to rebuild it from: restore it, or rerun the "
+                "sweep with --fresh"
+            )
+        runs = _with_statistics(runs, source / "curves.parquet", exp.threshold, more)
     return Results(out, exp, runs, table, len(exp.configs()) * len(exp.seeds), (*warnings, *more))
+
+
+def _with_statistics(runs: pd.DataFrame, path: Path, threshold: float, warnings: list[str]) -> pd.DataFrame:
+    """``runs`` with ``epochs_to_threshold`` and the per-run statistics (nnlab.schema.RUN_STATISTICS)
+    for ``threshold``: as stored when they are, otherwise counted by one scan of the curves ``path``
+    (a folder written before they were stored, or an experiment.toml whose threshold was edited).
+    What cannot be counted (no curves; thinned curves at another threshold) is said in ``warnings``."""
+    import pandas as pd
+
+    lacking = [c for c in RUN_STATISTICS if c not in runs.columns]
+    other = runs["threshold"].to_numpy(dtype=np.float64) != threshold if not lacking else None
+    if not len(runs) or (not lacking and not other.any()):
+        return runs
+    try:
+        counted = scan_curves(path, runs, threshold, hits_only=not lacking)
+    except (OSError, ValueError, KeyError) as err:
+        warnings.append(f"{path} cannot be read ({' '.join(str(err).split())[:120]}): {_UNCOUNTED}")
+        return runs
+    runs = runs.copy()
+    whole = counted.pop("points") >= runs["epochs"].to_numpy() + 1
+    if other is not None and (other & ~whole).any():
+        # A thinned curve misses epochs: its runs keep the counts their job made from every epoch.
+        warnings.append(
+            f"{int((other & ~whole).sum())} runs with thinned curves (train.record) counted "
+            "epochs_to_threshold at another threshold; rerun `nnlab run` on the folder to train them "
+            "again for this one"
+        )
+        counted = {k: np.where(whole, v, runs[k].to_numpy(dtype=np.float64)) for k, v in counted.items()}
+    hit = counted.pop("epochs_to_threshold")
+    runs["epochs_to_threshold"] = pd.array(hit, dtype="Int64")  # (NaN: never, a missing value)
+    for k, v in counted.items():
+        runs[k] = v
+    return runs
+
+
+_UNCOUNTED = "the summary counts no run as still descending or worse than at start"
+
+
+def scan_curves(path: Path, runs: pd.DataFrame, threshold: float, *, hits_only: bool = False) -> dict:
+    """The per-run statistics of ``runs`` counted from curves.parquet ``path`` in one scan of its row
+    groups (never the whole table in memory): the columns of `curve_statistics` (only
+    ``epochs_to_threshold`` and ``threshold`` with ``hits_only``), and ``points``, the losses stored
+    per run. NaN where a run's curve lacks the epoch."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    n = len(runs)
+    ids = pa.array(runs["run_id"].astype(str).to_numpy(), pa.string())
+    E = runs["epochs"].to_numpy(dtype=np.int64)
+    w = np.maximum(1, np.rint(0.05 * E).astype(np.int64))
+    start, late = E - 2 * w + 1, E - np.maximum(1, np.rint(0.1 * E).astype(np.int64))
+    never = np.iinfo(np.int64).max
+    first, points = np.full(n, never), np.zeros(n, dtype=np.int64)
+    initial, late_loss = np.full(n, np.nan), np.full(n, np.nan)
+    window = None if hits_only else np.full((n, int(2 * w.max())), np.nan)
+    source = pq.ParquetFile(path, read_dictionary=["run_id"])
+    for batch in source.iter_batches(batch_size=1 << 20, columns=list(CURVES_COLUMNS)):
+        column = batch.column("run_id")
+        if pa.types.is_dictionary(column.type):
+            # Look the (few) distinct ids up once per batch, not once per row.
+            idx = pc.take(pc.index_in(column.dictionary, value_set=ids), column.indices)
+        else:
+            idx = pc.index_in(column, value_set=ids)
+        idx = pc.fill_null(idx, -1).to_numpy()
+        epoch = batch.column("epoch").to_numpy(zero_copy_only=False).astype(np.int64)
+        loss = batch.column("loss").to_numpy(zero_copy_only=False).astype(np.float64)
+        mine = idx >= 0
+        idx, epoch, loss = idx[mine], epoch[mine], loss[mine]
+        points += np.bincount(idx, minlength=n)
+        hit = loss < threshold
+        np.minimum.at(first, idx[hit], epoch[hit])
+        if window is None:
+            continue
+        for target, at in ((initial, 0), (late_loss, late[idx])):
+            m = epoch == at
+            target[idx[m]] = loss[m]
+        offset = epoch - start[idx]
+        m = (offset >= 0) & (offset < 2 * w[idx])
+        window[idx[m], offset[m]] = loss[m]
+    out = {
+        "epochs_to_threshold": np.where(first == never, np.nan, first.astype(np.float64)),
+        "threshold": np.full(n, float(threshold)),
+        "points": points,
+    }
+    if window is not None:
+        before, last = np.full(n, np.nan), np.full(n, np.nan)
+        for width in np.unique(w):
+            rows = np.flatnonzero(w == width)
+            block = np.ascontiguousarray(window[rows, : 2 * width])  # as curve_statistics takes them
+            with np.errstate(invalid="ignore", over="ignore"):
+                before[rows], last[rows] = block[:, :width].mean(axis=1), block[:, width:].mean(axis=1)
+        out.update(initial_loss=initial, late_loss=late_loss, tail_before=before, tail_last=last)
+    return out
 
 
 SHORT = "runs stored in parts/"
@@ -718,6 +947,41 @@ def _expected_runs(exp: Experiment, ids) -> pd.DataFrame:
 
 def _settings(row) -> str:
     return ", ".join(f"{a} {row[a]}" for a in ("depth", "width", "lr", "seed") if a in row)
+
+
+def read_curves(out: Path, run_ids=None, *, epochs=None) -> pd.DataFrame:
+    """curves.parquet's rows (``run_id``, ``epoch``, ``loss``) of the runs ``run_ids`` (default all) at
+    the ``epochs`` given (default every stored one), sorted by run id and epoch; read through a
+    filtered scan, so that memory goes with the rows asked for, not with the table. The reader the
+    figures use: a fixed sample of seeds (`sample_runs`) for per-seed curves."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    path = Path(out) / "curves.parquet"
+    where = None
+    if run_ids is not None:
+        where = pc.field("run_id").isin(pa.array(sorted({str(i) for i in run_ids}), pa.string()))
+    if epochs is not None:
+        at = pc.field("epoch").isin(pa.array(np.unique(np.asarray(epochs, dtype=np.int64))))
+        where = at if where is None else where & at
+    try:
+        table = ds.dataset(path, format="parquet").to_table(columns=list(CURVES_COLUMNS), filter=where)
+    except (OSError, pa.ArrowException) as err:
+        raise ExperimentError(
+            f"{path} cannot be read ({' '.join(str(err).split())[:120]}); delete it and rerun `nnlab run` "
+            "on the experiment: it is rebuilt from parts/"
+        ) from None
+    table = table.sort_by([("run_id", "ascending"), ("epoch", "ascending")])
+    frame = table.to_pandas()
+    return frame.drop_duplicates(["run_id", "epoch"], ignore_index=True)
+
+
+def sample_runs(runs: pd.DataFrame, seeds: int) -> pd.DataFrame:
+    """The runs of each configuration's first ``seeds`` seeds (the smallest): a fixed sample, the same
+    whatever else the folder holds, for figures that draw one curve per seed."""
+    axes = [a for a in AXIS_COLUMNS if a in runs.columns]
+    return runs.sort_values([*axes, "seed"], kind="stable").groupby(axes, sort=False).head(seeds)
 
 
 def read_networks(out: Path, runs: pd.DataFrame) -> dict[str, np.ndarray]:
