@@ -17,6 +17,7 @@ activations, losses and their derivatives live in `nnlab.functions`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -298,34 +299,85 @@ def network_from_arrays(
 # The reference forward and backward passes.
 
 
+@dataclass(frozen=True)
+class ParamLayout:
+    """Where each layer's parameters sit in the flat vector of a network: W_1, b_1, W_2, b_2, ...,
+    each W_i (n_in, n_out) in C order (no b_i for a bias-free network). The one layout of
+    `flat_params`, networks.parquet, the landscape's Hessians and the compiled engine's packer.
+    Layers are numbered like the math, i = 1..L.
+
+    Attributes
+    ----------
+    sizes : tuple of int
+        [d, h_1, ..., h_k, out].
+    bias : bool
+        Whether the layers have biases.
+    """
+
+    sizes: tuple[int, ...]
+    bias: bool = True
+
+    @classmethod
+    def of(cls, net: Network) -> ParamLayout:
+        """The layout of ``net``'s architecture."""
+        return cls(tuple(net.sizes), net.biases is not None)
+
+    @functools.cached_property
+    def offsets(self) -> tuple[tuple[int, int], ...]:
+        """(start of W_i, start of b_i or -1) for i = 1..L; entry 0 is (0, 0), unused, so that
+        ``offsets[i]`` is layer i's."""
+        out, at = [(0, 0)], 0
+        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=False):
+            w_at = at
+            at += n_in * n_out
+            out.append((w_at, at if self.bias else -1))
+            at += n_out if self.bias else 0
+        return tuple(out)
+
+    @property
+    def n_params(self) -> int:
+        """Parameters of one replica."""
+        return sum(
+            a * b + (b if self.bias else 0) for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=False)
+        )
+
+    def pack(self, net: Network) -> np.ndarray:
+        """Every replica's parameters in one row: (R, n_params)."""
+        parts = []
+        for i, W in enumerate(net.weights):
+            parts.append(W.reshape(W.shape[0], -1))
+            if net.biases is not None:
+                parts.append(net.biases[i])
+        return np.concatenate(parts, axis=1)
+
+    def unpack(self, flat: np.ndarray, *, hidden: str = "tanh", output: str = "tanh") -> Network:
+        """The network whose rows of parameters are ``flat`` (R, n_params): views, not copies."""
+        weights, biases = [], []
+        for i, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=False), start=1):
+            w_at, b_at = self.offsets[i]
+            weights.append(flat[:, w_at : w_at + n_in * n_out].reshape(-1, n_in, n_out))
+            if self.bias:
+                biases.append(flat[:, b_at : b_at + n_out])
+        return Network(tuple(weights), tuple(biases) if self.bias else None, hidden=hidden, output=output)
+
+
 def flat_params(net: Network) -> np.ndarray:
     """Every replica's parameters in one row, (R, n_params): W_1, b_1, W_2, b_2, ... each flattened
-    in C order (the biases left out for a bias-free network)."""
-    parts = []
-    for i, W in enumerate(net.weights):
-        parts.append(W.reshape(W.shape[0], -1))
-        if net.biases is not None:
-            parts.append(net.biases[i])
-    return np.concatenate(parts, axis=1)
+    in C order (the biases left out for a bias-free network); see `ParamLayout`."""
+    return ParamLayout.of(net).pack(net)
 
 
 def network_from_flat(
     flat: np.ndarray, sizes: Sequence[int], *, bias: bool = True, hidden: str = "tanh", output: str = "tanh"
 ) -> Network:
     """The inverse of `flat_params`: ``flat`` (R, n_params) for the architecture ``sizes``."""
-    sizes = _check_sizes(sizes)
+    layout = ParamLayout(tuple(_check_sizes(sizes)), bool(bias))
     flat = np.asarray(flat, dtype=np.float64)
-    expected = sum(a * b + (b if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-    if flat.ndim != 2 or flat.shape[1] != expected:
-        raise InputError(f"flat: expected shape (R, {expected}) for sizes {sizes}, got {flat.shape}")
-    weights, biases, at = [], [], 0
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
-        weights.append(flat[:, at : at + n_in * n_out].reshape(-1, n_in, n_out))
-        at += n_in * n_out
-        if bias:
-            biases.append(flat[:, at : at + n_out])
-            at += n_out
-    return Network(tuple(weights), tuple(biases) if bias else None, hidden=hidden, output=output)
+    if flat.ndim != 2 or flat.shape[1] != layout.n_params:
+        raise InputError(
+            f"flat: expected shape (R, {layout.n_params}) for sizes {list(layout.sizes)}, got {flat.shape}"
+        )
+    return layout.unpack(flat, hidden=hidden, output=output)
 
 
 def as_replicated(net: Network, A: np.ndarray, name: str, width: int) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 
 from nnlab.errors import InputError
 from nnlab.functions import DERIVATIVES, SECOND_DERIVATIVES, output_delta, output_delta_r
-from nnlab.network import Network, forward_checked
+from nnlab.network import Network, ParamLayout, forward_checked
 
 # Directions per block are chosen so that one block's arrays stay near this many float64s (~64 MB).
 BLOCK_FLOATS = 1_000_000
@@ -76,17 +76,6 @@ def _point(net: Network, X: np.ndarray, Y: np.ndarray, loss: str) -> _Point:
     return _Point(net, Y, loss, W, b, f, tuple(delta), tuple(d1), tuple(d2g))
 
 
-def _offsets(net: Network) -> list[tuple[int, int]]:
-    """(start of W_i, start of b_i or -1) in the flat layout, for i = 1..L (entry 0 unused)."""
-    out, at = [(0, 0)], 0
-    for W in net.weights:
-        w_at = at
-        at += W.shape[1] * W.shape[2]
-        out.append((w_at, at if net.biases is not None else -1))
-        at += W.shape[2] if net.biases is not None else 0
-    return out
-
-
 def _products(
     p: _Point, V: np.ndarray | None, layer: int | None = None, units: tuple[int, int] | None = None
 ) -> np.ndarray:
@@ -105,7 +94,7 @@ def _products(
     R, n = p.f[0].shape[:2]
     K = units[1] if units is not None else V.shape[1]
     P = net.n_params
-    offsets = _offsets(net)
+    offsets = ParamLayout.of(net).offsets
     first = 1 if layer is None else layer
     mm = np.matmul  # (R, a, b) @ (R, b, c): one matrix product per replica
     # The direction, per layer: V_i (R, n_{i-1}, K, n_i) and v_i (R, K, n_i); None where it is 0.
@@ -220,7 +209,7 @@ def hessian(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_squ
     """
     p = _point(net, X, Y, loss)
     R, P, n = net.n_replicas, net.n_params, p.f[0].shape[1]
-    offsets = _offsets(net)
+    offsets = ParamLayout.of(net).offsets
     H = np.zeros((R, P, P))
     for j in range(1, p.L + 1):
         lo = offsets[j][0]

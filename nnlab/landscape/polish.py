@@ -69,7 +69,15 @@ import numpy as np
 from nnlab.errors import InputError
 from nnlab.functions import ACTIVATIONS, DERIVATIVES, output_delta, output_loss
 from nnlab.landscape.curvature import _point, _products, hessian, lanczos
-from nnlab.network import Network, as_replicated, check_loss, flat_params, loss_of, network_from_flat
+from nnlab.network import (
+    Network,
+    ParamLayout,
+    as_replicated,
+    check_loss,
+    flat_params,
+    loss_of,
+    network_from_flat,
+)
 
 # The certification procedure's version: stored certificates of an older procedure are redone.
 PROCEDURE = 4
@@ -313,9 +321,7 @@ def symmetry_directions(net: Network) -> np.ndarray:
     R, P = net.n_replicas, net.n_params
     if net.hidden not in ("relu", "identity") or len(net.weights) < 2:
         return np.zeros((R, P, 0))
-    from nnlab.landscape.curvature import _offsets
-
-    offsets = _offsets(net)
+    offsets = ParamLayout.of(net).offsets
     vectors = []
     for i in range(1, len(net.weights)):  # hidden layer i, between W_i and W_{i+1}
         W, Wn = net.weights[i - 1], net.weights[i]
