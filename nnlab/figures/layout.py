@@ -190,10 +190,12 @@ def fmt(value) -> str:
 
 
 def axis_name(axis: str) -> str:
+    """An axis's column name as words ("batch_size" -> "batch size")."""
     return axis.replace("_", " ")
 
 
 def label(axes: Sequence[str], values: Sequence) -> str:
+    """A configuration in words: "depth 1, lr 0.1"."""
     return ", ".join(f"{axis_name(a)} {fmt(v)}" for a, v in zip(axes, values, strict=True))
 
 
@@ -227,6 +229,7 @@ def compared(table: pd.DataFrame) -> str:
 
 
 def values(table: pd.DataFrame, axis: str = "width") -> list:
+    """The values of ``axis`` in ``table``, sorted."""
     return sorted(table[axis].unique().tolist())
 
 
@@ -240,11 +243,13 @@ class Hue:
 
     @classmethod
     def of(cls, table: pd.DataFrame, axis: str | None = None) -> Hue:
+        """The compared axis of ``table`` (`compared`, unless ``axis`` is given) and its colours."""
         axis = axis or compared(table)
         v = values(table, axis)
         return cls(axis, v, palette(v))
 
     def color(self, value) -> tuple:
+        """The colour of one value."""
         return self.colors[fmt(value)]
 
     def index(self, column: pd.Series) -> np.ndarray:
@@ -252,11 +257,15 @@ class Hue:
         return column.map({v: k for k, v in enumerate(self.values)}).to_numpy(dtype=int)
 
     def legend(self, fig: Figure, size: str | None, lanes: Sequence[Lane] = ()) -> None:
+        """One legend: the values in their colours, then (several sweeps) each sweep's line style
+        under a heading of its own."""
         handles = [Line2D([], [], color=c, lw=2) for c in self.colors.values()]
+        sweeps = lane_handles(lanes)
+        heading = [Line2D([], [], color="none")] if sweeps else []
         legend(
             fig,
-            [*handles, *lane_handles(lanes)],
-            [*self.colors, *(ln.name for ln in lanes if ln.name)],
+            [*handles, *heading, *sweeps],
+            [*self.colors, *(["sweep"] if sweeps else []), *lane_labels(lanes)],
             axis_name(self.axis),
             size,
         )
@@ -284,6 +293,7 @@ class Facets:
 
     @classmethod
     def of(cls, table: pd.DataFrame, hue: str = "width", overlay: bool = True) -> Facets:
+        """The facets of ``table`` comparing ``hue``; without ``overlay`` the sweeps are rows."""
         axes = row_axes(table, overlay)
         if axes:
             keys = table[axes].drop_duplicates().sort_values(axes)
@@ -296,15 +306,18 @@ class Facets:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(rows, columns) of the grid."""
         return len(self.rows), len(self.depths)
 
     def title(self, row: tuple, depth) -> str:
+        """A panel's title: "depth 2 | lr 0.1"."""
         parts = [self.fixed if depth is None else f"depth {fmt(depth)}"]
         if self.row_axes:
             parts.append(label(self.row_axes, row))
         return " | ".join(p for p in parts if p)
 
     def mask(self, table: pd.DataFrame, row: tuple) -> np.ndarray:
+        """Which rows of ``table`` belong to the facet row ``row``."""
         mask = np.ones(len(table), dtype=bool)
         for a, v in zip(self.row_axes, row, strict=True):
             mask &= (table[a] == v).to_numpy()
@@ -334,10 +347,12 @@ class Lane:
 
     @property
     def ls(self) -> str:
+        """The sweep's line style."""
         return LINESTYLES[self.k % len(LINESTYLES)]
 
     @property
     def marker(self) -> str:
+        """The sweep's marker."""
         return MARKERS[self.k % len(MARKERS)]
 
     def dodge(self, width: float = 0.8) -> float:
@@ -346,6 +361,7 @@ class Lane:
 
 
 def threshold_of(threshold: Threshold, name: str | None) -> float | None:
+    """The threshold of the sweep ``name`` (the one threshold of a lone study)."""
     if isinstance(threshold, Mapping):
         return threshold.get(name)
     return threshold
@@ -369,6 +385,16 @@ def lane_handles(all_lanes: Sequence[Lane]) -> list[Line2D]:
     """Legend entries naming the sweeps by their line style and marker (none for a lone study)."""
     return [
         Line2D([], [], color="0.3", ls=ln.ls, marker=ln.marker, ms=4, lw=1.5) for ln in all_lanes if ln.name
+    ]
+
+
+def lane_labels(all_lanes: Sequence[Lane]) -> list[str]:
+    """The sweeps' names for `lane_handles`, each with its threshold where they differ."""
+    named = [ln for ln in all_lanes if ln.name]
+    differ = len({ln.threshold for ln in named}) > 1
+    return [
+        f"{ln.name} (threshold {ln.threshold:g})" if differ and ln.threshold is not None else ln.name
+        for ln in named
     ]
 
 
@@ -448,6 +474,7 @@ def seeds_note(runs: pd.DataFrame) -> str:
 
 
 def diverged_note(runs: pd.DataFrame, fate: str = "are not shown") -> str:
+    """How many runs diverged and what the figure does with them ("" when none did)."""
     hidden = int(np.count_nonzero(diverged(runs["final_loss"])))
     if not hidden:
         return ""

@@ -314,7 +314,9 @@ def spread(runs: pd.DataFrame, threshold: L.Threshold = None, *, size: str | Non
     for ax in axes.flat:  # empty panels (a combination not in the grid) still get the categories
         _spread_axes(ax, hue, view, band, any_lost)
     L.label_outer(axes, L.AXIS_LABELS[hue.axis], view.label)
-    L.legend(fig, L.lane_handles(L.lanes(runs)), [ln.name for ln in L.lanes(runs) if ln.name], "sweep", size)
+    L.legend(
+        fig, L.lane_handles(L.lanes(runs, threshold)), L.lane_labels(L.lanes(runs, threshold)), "sweep", size
+    )
     L.title(fig, f"Final loss per {L.axis_name(hue.axis)}")
     L.note(
         fig,
@@ -419,7 +421,7 @@ def ecdf(runs: pd.DataFrame, threshold: L.Threshold = None, *, size: str | None 
 
     fig, axes, _ = L.facet(runs, draw, threshold=threshold, hue=hue.axis, size=size, sharex=True, sharey=True)
     L.label_outer(axes, view.label, "seeds at or below this final loss")
-    hue.legend(fig, size, L.lanes(runs))
+    hue.legend(fig, size, L.lanes(runs, threshold))
     L.title(fig, f"ECDF of the final loss per {L.axis_name(hue.axis)}")
     L.note(
         fig,
@@ -544,7 +546,7 @@ def convergence(
         stats, draw, threshold=threshold, hue=hue.axis, size=size, sharex=True, sharey=True
     )
     L.label_outer(axes, axes[-1, 0].get_xlabel(), "training loss (log)")
-    hue.legend(fig, size, L.lanes(runs))
+    hue.legend(fig, size, L.lanes(runs, threshold))
     L.title(fig, f"Median training loss per {L.axis_name(hue.axis)}")
     L.note(
         fig,
@@ -646,7 +648,7 @@ def solved(
         table, draw, threshold=threshold, hue=hue.axis, size=size, sharex=True, sharey=True
     )
     L.label_outer(axes, "epoch (log)" if log else "epoch", "seeds that reached the threshold")
-    hue.legend(fig, size, L.lanes(runs))
+    hue.legend(fig, size, L.lanes(runs, threshold))
     L.title(fig, f"Seeds that reached the threshold by each epoch, per {L.axis_name(hue.axis)}")
     L.note(fig, L.seeds_note(runs))
     return fig
@@ -741,6 +743,7 @@ def seed_curves_panel(
     curve_of = curves if isinstance(curves, dict) else _curves_by_run(curves, ids[picked])
     floor = floor if floor is not None else L.floor_of([], threshold)
     palette = sns.color_palette(L.PALETTE, 10)
+    top = threshold
     for z, kind in enumerate(OUTCOMES):
         segments, ends = [], []
         for pos in picked[outcome[picked] == kind]:
@@ -749,6 +752,7 @@ def seed_curves_panel(
             n = bad[0] if len(bad) else len(loss)  # diverged: drawn up to its last finite loss
             if n:
                 segments.append(np.column_stack([t[:n], np.maximum(loss[:n], floor)]))
+                top = max(top, float(segments[-1][:, 1].max()))
             if len(bad) and n:
                 ends.append((t[n - 1], loss[n - 1]))
         color = palette[OUTCOMES[kind][0]]
@@ -778,6 +782,10 @@ def seed_curves_panel(
             bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5),
         )
     ax.axhline(threshold, color="0.3", ls="--", lw=1.2, zorder=1.5)
+    L.clipped_loss_axis(ax, floor, top)
+    last = float(runs["epochs"].max()) if len(runs) else 1.0
+    L.epoch_axis(ax, last, L.log_epochs(1, last))
+    ax.set_ylabel("training loss (log)")
     return ax
 
 
@@ -853,10 +861,7 @@ def seed_curves(
         seed_curves_panel(
             mine, curve_of, float(per_run[idx[0]]), ax=ax, outcome=outcome[idx], picked=picked, floor=floor
         )
-        for pos in picks[key]:
-            loss = curve_of.get(runs["run_id"].iat[pos], (None, np.empty(0)))[1]
-            finite = loss[~L.diverged(loss)]
-            top = max(top, finite.max(initial=top))
+        top = max(top, ax.get_ylim()[1] / 1.5)  # the panel's highest loss drawn
         ax.set_title(L.label(keys, key), fontsize="small")
     for ax in axes[~used]:
         ax.set_visible(False)

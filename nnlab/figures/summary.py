@@ -22,8 +22,8 @@ INF = 0.92  # the row (a fraction of the panel's height) where the ERT panel sho
 def series(summary: pd.DataFrame, hue: str | None = None) -> list[tuple[str, pd.DataFrame, dict]]:
     """The lines of `capacity`: one per combination of the axes other than the x-axis ``hue``
     (depth when width is on the x-axis, then whatever else varies, then the sweep), each with its
-    label, rows (sorted along x) and matplotlib style: colour by the first of these axes
-    (sequential when ordered), line style and marker by the rest."""
+    label, rows (sorted along x) and matplotlib style: colour by the first of these axes that
+    varies (sequential when ordered), line style and marker by the others that vary."""
     hue = hue or L.compared(summary)
     keys = sorted([a for a in varying_axes(summary) if a not in ("depth", "width")], key=lambda a: a != "lr")
     if hue == "width":
@@ -39,13 +39,21 @@ def series(summary: pd.DataFrame, hue: str | None = None) -> list[tuple[str, pd.
             )
         ]
     groups = list(summary.groupby(keys, sort=False))
-    first = list(dict.fromkeys(summary[keys[0]])) if keys[0] == L.SWEEP else L.values(summary, keys[0])
+    # Colour by the first of these axes that varies (sequential when its values are ordered: lr,
+    # depth), line style and marker by the others that vary.
+    varying = [a for a in keys if summary[a].nunique() > 1] or keys[:1]
+    at = [keys.index(a) for a in varying]
+    first = (
+        list(dict.fromkeys(summary[varying[0]])) if varying[0] == L.SWEEP else L.values(summary, varying[0])
+    )
     colors = L.palette(first)
-    rest = sorted({k[1:] for k, _ in groups})
+    rest = sorted({tuple(k[i] for i in at[1:]) for k, _ in groups})
     out = []
-    for key, g in sorted(groups, key=lambda kg: (first.index(kg[0][0]), rest.index(kg[0][1:]))):
-        style = rest.index(key[1:])
-        fmt = dict(color=colors[L.fmt(key[0])], ls=L.LINESTYLES[style % 4], marker=L.MARKERS[style % 6], ms=5)
+    for key, g in sorted(groups, key=lambda kg: tuple(kg[0])):
+        style = rest.index(tuple(key[i] for i in at[1:]))
+        fmt = dict(
+            color=colors[L.fmt(key[at[0]])], ls=L.LINESTYLES[style % 4], marker=L.MARKERS[style % 6], ms=5
+        )
         out.append((L.label(keys, key), g.sort_values(hue), fmt))
     return out
 
