@@ -135,11 +135,12 @@ def spectra(
 
     ``endpoints``: endpoints.parquet (``run_id``, ``kind``, ``polished_loss``, ``spectrum``,
     ``n_symmetry``); ``runs``: runs.parquet, for the configurations."""
-    extra = [L.SWEEP] if L.SWEEP in runs.columns else []
+    first = [L.SWEEP] if L.SWEEP in runs.columns else []  # several sweeps: each one's panels together
     names = list(
-        dict.fromkeys(a for a in ["depth", "width", *varying_axes(runs), *extra] if a in runs.columns)
+        dict.fromkeys(a for a in [*first, "depth", "width", *varying_axes(runs)] if a in runs.columns)
     )
-    table = endpoints[endpoints["kind"] != "solved"].merge(runs[["run_id", *names]], on="run_id")
+    unsolved = endpoints[endpoints["kind"] != "solved"].drop(columns=first)
+    table = unsolved.merge(runs[["run_id", *names]], on="run_id")
     if not len(table):
         return None
     groups, fig, grid = _configurations(table, names, size, sharey=True)
@@ -189,6 +190,7 @@ def barriers(table: pd.DataFrame, optima: pd.DataFrame, *, size: str | None = No
     if table is None or not len(table):
         return None
     names = [a for a in table.columns if a not in ("optimum", "to", "to_run_id", "barrier", "path")]
+    names = sorted(names, key=lambda a: a != L.SWEEP)  # several sweeps: each one's panels together
     shown = [a for a in names if a in ("depth", "width") or table[a].nunique() > 1]
     groups, fig, grid = _configurations(table, names, size)
     for ax, (key, g) in zip(grid.flat, groups, strict=False):

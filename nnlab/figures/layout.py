@@ -47,6 +47,7 @@ MAX_W = 15.0  # inches: wider grids shrink their panels instead
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P")
 SHOWN_MAX = 1e100  # a loss above this is drawn as diverged: no study's loss lives up there
+LEGEND_RIGHT = 16  # characters: a legend with longer labels widens its figure
 NOTES = "nnlab_notes"  # the Figure attribute holding what its caption adds (`note`, `notes`)
 
 Threshold = float | Mapping[str, float] | None  # one, or one per sweep
@@ -124,7 +125,7 @@ def grid(
     else:
         width = SIZES[size]
         w = width / ncols
-        height = nrows * max(1.2, min(w * panel_h / panel_w, 2.6)) + 0.3 + (0.45 if legend else 0.0)
+        height = nrows * max(1.2, min(w * panel_h / panel_w, 2.6)) + 0.3
     fig = Figure(figsize=(width, height), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
     return fig, axes
@@ -158,13 +159,23 @@ def notes(fig: Figure) -> list[str]:
 def legend(
     fig: Figure, handles: Sequence, labels: Sequence[str], title: str | None, size: str | None
 ) -> None:
-    """One legend for all panels: at the right, or below the panels at a paper size."""
+    """One legend for all panels: at the right, or below the panels at a paper size (whose width is
+    fixed)."""
     if not handles:
         return
+    points = mpl.font_manager.FontProperties(size=mpl.rcParams["legend.fontsize"]).get_size_in_points()
+    char, line = 0.55 * points / 72, 1.5 * points / 72  # inches: a character's width, a row's height
+    longest = max(len(t) for t in labels)
     if size is None:
+        # At the right; long labels widen the figure rather than squeeze the panels.
+        fig.set_figwidth(fig.get_figwidth() + max(0, longest - LEGEND_RIGHT) * char)
         fig.legend(handles, labels, title=title, loc="outside right center")
-    else:
-        fig.legend(handles, labels, title=title, loc="outside lower center", ncols=min(len(labels), 4))
+        return
+    # Below, in as many columns as the paper's column holds; the figure grows by its height.
+    ncols = max(1, min(len(labels), int(fig.get_figwidth() // (longest * char + 0.5))))
+    rows = -(-len(labels) // ncols) + (1 if title else 0)
+    fig.set_figheight(fig.get_figheight() + rows * line + 0.1)
+    fig.legend(handles, labels, title=title, loc="outside lower center", ncols=ncols)
 
 
 def label_outer(axes: np.ndarray, xlabel: str, ylabel: str) -> None:
@@ -275,6 +286,11 @@ def row_axes(table: pd.DataFrame, overlay: bool = True) -> list[str]:
     """The varying axes that go into the row facets: lr first, then the rest in grid order; the
     sweep last when sweeps are not overlaid."""
     rest = [a for a in varying_axes(table) if a not in ("depth", "width")]
+    if SWEEP in table.columns:
+        # An axis fixed within each sweep (one sweep's lr against another's) is part of what the
+        # sweeps are, named by the sweep: not a facet that would keep them apart.
+        within = table.groupby(SWEEP, sort=False)[rest].nunique() if rest else None
+        rest = [a for a in rest if (within[a] > 1).any()]
     rest = sorted(rest, key=lambda a: a != "lr")
     if not overlay and SWEEP in table.columns and table[SWEEP].nunique() > 1:
         rest.append(SWEEP)
@@ -438,7 +454,8 @@ def facet(
         ax = axes[i, j]
         if overlay:
             for lane, part in split(cell, all_lanes):
-                draw(ax, part, lane)
+                if len(part) or len(all_lanes) == 1:
+                    draw(ax, part, lane)
         else:
             draw(ax, cell, Lane())  # the sweeps are rows: a panel holds one
         ax.set_title(name)

@@ -475,12 +475,14 @@ def convergence_panel(
     hue: L.Hue | None = None,
     lane: L.Lane | None = None,
     floor: float | None = None,
+    last: float | None = None,
 ) -> Axes:
     """One panel of `convergence`: per value of the compared axis the median training loss
     against epoch and its 25-75% band, from ``stats`` (`curve_quantiles` of the runs, by the axes).
 
     The loss axis is log, clipped at ``floor`` (default `layout.floor_of`: the threshold / 100);
-    the epoch axis is log when the epochs span more than a decade."""
+    the epoch axis (to ``last``, default the last epoch of ``stats``) is log when the epochs span
+    more than a decade."""
     lane = lane or L.Lane(None, threshold)
     hue = hue or L.Hue.of(stats)
     floor = floor if floor is not None else L.floor_of(stats["median"], lane.threshold)
@@ -513,7 +515,7 @@ def convergence_panel(
             lw=1.2,
             zorder=1.5,
         )
-    last = float(stats["epoch"].max()) if len(stats) else 1.0
+    last = last or (float(stats["epoch"].max()) if len(stats) else 1.0)
     L.epoch_axis(ax, last, L.log_epochs(1, last))
     top = np.nanmax(stats["q75"].to_numpy(dtype=np.float64), initial=floor * 10)
     L.clipped_loss_axis(ax, floor, top)
@@ -536,10 +538,11 @@ def convergence(
     keys = [*L.row_axes(runs), *([L.SWEEP] if L.SWEEP in runs.columns else []), "depth", "width"]
     stats = curve_quantiles(runs, curves, list(dict.fromkeys(keys)))
     floor = L.floor_of(stats["median"], L.lowest(threshold))
+    last = float(stats["epoch"].max())
     top = float(np.nanmax(stats["q75"].to_numpy(dtype=np.float64), initial=floor * 10))
 
     def draw(ax, part, lane):
-        convergence_panel(part, ax=ax, hue=hue, lane=lane, floor=floor)
+        convergence_panel(part, ax=ax, hue=hue, lane=lane, floor=floor, last=last)
         L.clipped_loss_axis(ax, floor, top)
 
     fig, axes, _ = L.facet(
@@ -574,16 +577,18 @@ def solved_panel(
     lane: L.Lane | None = None,
     log: bool | None = None,
     first: float | None = None,
+    last: float | None = None,
 ) -> Axes:
     """One panel of `solved`: per value of the compared axis, the share of seeds that have reached
     the threshold by each epoch (a step line) with its Wilson 95% interval (a band, from the first
     hit on). Each run's first epoch below the threshold is its ``hit_epoch`` column, or found in
     ``curves`` (or the stored epochs to threshold). ``log``: a log epoch axis (default: when the
-    first hit and the last epoch are more than a decade apart)."""
+    first hit and the last epoch are more than a decade apart); ``first``, ``last``: the epoch axis's
+    range of interest (default: the first hit, the runs' budget)."""
     lane = lane or L.Lane(None, threshold)
     hue = hue or L.Hue.of(runs)
     hit = runs[HIT].to_numpy(dtype=np.float64) if HIT in runs else hit_epochs(runs, curves, lane.threshold)
-    last = float(runs["epochs"].max()) if len(runs) else 1.0
+    last = last or (float(runs["epochs"].max()) if len(runs) else 1.0)
     first = np.nanmin(hit, initial=last) if first is None else first
     if log is None:
         log = L.log_epochs(first, last)
@@ -642,7 +647,7 @@ def solved(
     log = L.log_epochs(first, last)
 
     def draw(ax, part, lane):
-        solved_panel(part, ax=ax, hue=hue, lane=lane, log=log, first=first)
+        solved_panel(part, ax=ax, hue=hue, lane=lane, log=log, first=first, last=last)
 
     fig, axes, _ = L.facet(
         table, draw, threshold=threshold, hue=hue.axis, size=size, sharex=True, sharey=True
@@ -843,18 +848,23 @@ def seed_curves(
     heads = list(dict.fromkeys(k[:-1] for k, _ in groups))
     heads_shown = heads[: max(1, MAX_PANELS // len(hue_values))]
     groups = [(k, idx) for k, idx in groups if k[:-1] in heads_shown]
-    per, ncols = L.wrap(len(hue_values), 5)  # panel rows per combination of the other axes
+    # Each combination of the other axes (and sweep) in rows of its own, its values along them, at
+    # most 5 a row and rows filled evenly (`layout.wrap`).
+    own = {h: [k[-1] for k, _ in groups if k[:-1] == h] for h in heads_shown}
+    ncols = max(L.wrap(len(v), 5)[1] for v in own.values())
+    first_row = dict(
+        zip(heads_shown, np.cumsum([0, *(-(-len(own[h]) // ncols) for h in heads_shown)]), strict=False)
+    )
+    nrows = int(sum(-(-len(v) // ncols) for v in own.values()))
     picks = {key: idx[sample(outcome[idx], cap, _sample_rng(key))] for key, idx in groups}
     curve_of = _curves_by_run(curves, runs["run_id"].to_numpy()[np.concatenate(list(picks.values()))])
     floor = L.floor_of([], L.lowest(threshold))
-    fig, axes = L.grid(
-        len(heads_shown) * per, ncols, size=size, panel_w=3.0, panel_h=2.3, sharex=True, sharey=True
-    )
+    fig, axes = L.grid(nrows, ncols, size=size, panel_w=3.0, panel_h=2.3, sharex=True, sharey=True)
     used = np.zeros(axes.shape, dtype=bool)
     top = L.lowest(threshold)
     for key, idx in groups:
-        k = hue_values.index(key[-1])
-        r, c = heads_shown.index(key[:-1]) * per + k // ncols, k % ncols
+        k = own[key[:-1]].index(key[-1])
+        r, c = int(first_row[key[:-1]]) + k // ncols, k % ncols
         ax, used[r, c] = axes[r, c], True
         mine = runs.iloc[idx]
         picked = np.searchsorted(idx, picks[key])

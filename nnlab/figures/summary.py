@@ -13,7 +13,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from nnlab.analysis import varying_axes
 from nnlab.figures import layout as L
 
 INF = 0.92  # the row (a fraction of the panel's height) where the ERT panel shows infinity
@@ -25,7 +24,7 @@ def series(summary: pd.DataFrame, hue: str | None = None) -> list[tuple[str, pd.
     label, rows (sorted along x) and matplotlib style: colour by the first of these axes that
     varies (sequential when ordered), line style and marker by the others that vary."""
     hue = hue or L.compared(summary)
-    keys = sorted([a for a in varying_axes(summary) if a not in ("depth", "width")], key=lambda a: a != "lr")
+    keys = L.row_axes(summary)
     if hue == "width":
         keys = ["depth", *keys]
     if L.SWEEP in summary.columns and summary[L.SWEEP].nunique() > 1:
