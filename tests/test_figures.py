@@ -657,7 +657,7 @@ def test_paper_sizes_and_seed_curves_without_a_lone_panel():
 
 
 def test_loss_curves_stop_two_decades_below_the_threshold_and_epochs_go_log():
-    runs = make_runs(widths=(2, 16), depths=(1,), seeds=3)
+    runs = make_runs(widths=(2, 32), depths=(1,), seeds=3)  # width 32 ends near 1e-8
     curves = make_curves(runs)
     curves = curves.assign(epoch=curves["epoch"] * 100)  # 0..500 epochs: more than a decade
     runs = runs.assign(epochs=EPOCHS * 100)
@@ -667,3 +667,7 @@ def test_loss_curves_stop_two_decades_below_the_threshold_and_epochs_go_log():
     assert tick_labels(ax, "y")[0].startswith("≤")
     assert ax.get_xscale() == "symlog" and ax.get_xlabel() == "epoch (log)"
     assert "Losses below 1e-05 drawn at 1e-05" in notes(fig)
+    # Losses that stay above the threshold / 100: the axis stops at their decade, unmarked.
+    shallow = runs[runs["width"] == 2]
+    (ax,) = data_axes(figures.convergence(shallow, curves, THRESHOLD))
+    assert ax.get_ylim()[0] == pytest.approx(0.1) and not tick_labels(ax, "y")[0].startswith("≤")

@@ -537,27 +537,34 @@ def ticks(log: bool, lo: float, hi: float, axis: str) -> tuple[np.ndarray, mtick
 
 
 def floor_of(losses, threshold: float | None) -> float:
-    """Where a log loss axis stops: a decade-aligned floor at the threshold / 100 (how far below
-    it a run converged says nothing about where it ended), or without a threshold at the 1st
-    percentile of the positive losses."""
+    """Where a log loss axis of these ``losses`` stops, at a decade: at the lowest loss, but no
+    lower than the threshold / 100 (how far below it a run converged says nothing about where it
+    ended), or without a threshold than the 1st percentile of the losses."""
+    x = np.asarray(losses, dtype=np.float64).ravel()
+    x = x[finite_positive(x)]
     if threshold is not None:
-        low = threshold / 100
+        clip = threshold / 100
     else:
-        x = np.asarray(losses, dtype=np.float64)
-        x = x[finite_positive(x)]
-        low = float(np.percentile(x, 1)) if len(x) else 1e-3
+        clip = float(np.percentile(x, 1)) if len(x) else 1e-3
+    low = max(clip, float(x.min())) if len(x) else clip
     return 10.0 ** math.floor(math.log10(low) + 1e-9)
 
 
-def clipped_loss_axis(ax: Axes, floor: float, top: float) -> None:
-    """A log loss axis from ``floor`` to ``top``, its lowest tick written "≤ floor": the values
-    below it are drawn on it."""
+def clipped(losses, floor: float) -> bool:
+    """Whether some of these losses are below ``floor`` (drawn on it)."""
+    x = np.asarray(losses, dtype=np.float64).ravel()
+    return bool((x[finite_positive(x)] < floor * (1 - 1e-9)).any())
+
+
+def clipped_loss_axis(ax: Axes, floor: float, top: float, clip: bool = True) -> None:
+    """A log loss axis from ``floor`` to ``top``; with ``clip`` (losses below the floor are drawn
+    on it) its lowest tick is written "≤ floor"."""
     top = max(top, floor * 10)
     ax.set_yscale("log")
     ax.set_ylim(floor, top * 1.5)
     found, formatter = ticks(True, floor, top * 1.5, "y")
     names = [formatter(t) for t in found]
-    if len(found) and math.isclose(found[0], floor):
+    if clip and len(found) and math.isclose(found[0], floor):
         names[0] = "≤" + names[0]
     ax.set_yticks(found, names)
     ax.yaxis.set_minor_locator(mticker.NullLocator())

@@ -480,12 +480,13 @@ def convergence_panel(
     """One panel of `convergence`: per value of the compared axis the median training loss
     against epoch and its 25-75% band, from ``stats`` (`curve_quantiles` of the runs, by the axes).
 
-    The loss axis is log, clipped at ``floor`` (default `layout.floor_of`: the threshold / 100);
+    The loss axis is log, clipped at ``floor`` (default `layout.floor_of`: no lower than the
+    threshold / 100);
     the epoch axis (to ``last``, default the last epoch of ``stats``) is log when the epochs span
     more than a decade."""
     lane = lane or L.Lane(None, threshold)
     hue = hue or L.Hue.of(stats)
-    floor = floor if floor is not None else L.floor_of(stats["median"], lane.threshold)
+    floor = floor if floor is not None else L.floor_of(stats["q25"], lane.threshold)
     lost = []
     for v, g in stats.groupby(hue.axis, sort=True):
         g = g.sort_values("epoch")
@@ -518,7 +519,7 @@ def convergence_panel(
     last = last or (float(stats["epoch"].max()) if len(stats) else 1.0)
     L.epoch_axis(ax, last, L.log_epochs(1, last))
     top = np.nanmax(stats["q75"].to_numpy(dtype=np.float64), initial=floor * 10)
-    L.clipped_loss_axis(ax, floor, top)
+    L.clipped_loss_axis(ax, floor, top, L.clipped(stats["q25"], floor))
     ax.set_ylabel("training loss (log)")
     return ax
 
@@ -537,13 +538,14 @@ def convergence(
     hue = L.Hue.of(runs)
     keys = [*L.row_axes(runs), *([L.SWEEP] if L.SWEEP in runs.columns else []), "depth", "width"]
     stats = curve_quantiles(runs, curves, list(dict.fromkeys(keys)))
-    floor = L.floor_of(stats["median"], L.lowest(threshold))
+    floor = L.floor_of(stats["q25"], L.lowest(threshold))
+    clip = L.clipped(stats["q25"], floor)
     last = float(stats["epoch"].max())
     top = float(np.nanmax(stats["q75"].to_numpy(dtype=np.float64), initial=floor * 10))
 
     def draw(ax, part, lane):
         convergence_panel(part, ax=ax, hue=hue, lane=lane, floor=floor, last=last)
-        L.clipped_loss_axis(ax, floor, top)
+        L.clipped_loss_axis(ax, floor, top, clip)
 
     fig, axes, _ = L.facet(
         stats, draw, threshold=threshold, hue=hue.axis, size=size, sharex=True, sharey=True
@@ -554,7 +556,7 @@ def convergence(
     L.note(
         fig,
         f"{L.seeds_note(runs)}; band: 25-75% of seeds",
-        f"losses below {floor:g} drawn at {floor:g}",
+        f"losses below {floor:g} drawn at {floor:g}" if clip else "",
         L.diverged_note(runs, "count as the worst loss"),
     )
     return fig
@@ -738,7 +740,7 @@ def seed_curves_panel(
     against epoch, coloured by how the run ended (`OUTCOMES`), with the counts of all of them.
 
     ``curves``: curves.parquet, or run_id -> (epochs, losses); ``picked``: the positions drawn
-    (default all); ``floor``: the bottom of the log loss axis (default threshold / 100), the losses
+    (default all); ``floor``: the bottom of the log loss axis (default `layout.floor_of`), the losses
     below it drawn on it."""
     outcome = (
         outcome if outcome is not None else outcomes(runs, hit_epochs(runs, curves, threshold), threshold)
@@ -746,9 +748,11 @@ def seed_curves_panel(
     picked = picked if picked is not None else np.arange(len(runs))
     ids = runs["run_id"].to_numpy()
     curve_of = curves if isinstance(curves, dict) else _curves_by_run(curves, ids[picked])
-    floor = floor if floor is not None else L.floor_of([], threshold)
+    if floor is None:
+        drawn = [curve_of.get(r, (None, np.empty(0)))[1] for r in ids[picked]]
+        floor = L.floor_of(np.concatenate([threshold, *drawn], axis=None), threshold)
     palette = sns.color_palette(L.PALETTE, 10)
-    top = threshold
+    top, low = threshold, np.inf
     for z, kind in enumerate(OUTCOMES):
         segments, ends = [], []
         for pos in picked[outcome[picked] == kind]:
@@ -758,6 +762,7 @@ def seed_curves_panel(
             if n:
                 segments.append(np.column_stack([t[:n], np.maximum(loss[:n], floor)]))
                 top = max(top, float(segments[-1][:, 1].max()))
+                low = min(low, float(loss[:n].min()))
             if len(bad) and n:
                 ends.append((t[n - 1], loss[n - 1]))
         color = palette[OUTCOMES[kind][0]]
@@ -787,7 +792,7 @@ def seed_curves_panel(
             bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5),
         )
     ax.axhline(threshold, color="0.3", ls="--", lw=1.2, zorder=1.5)
-    L.clipped_loss_axis(ax, floor, top)
+    L.clipped_loss_axis(ax, floor, top, low < floor)
     last = float(runs["epochs"].max()) if len(runs) else 1.0
     L.epoch_axis(ax, last, L.log_epochs(1, last))
     ax.set_ylabel("training loss (log)")
@@ -858,7 +863,9 @@ def seed_curves(
     nrows = int(sum(-(-len(v) // ncols) for v in own.values()))
     picks = {key: idx[sample(outcome[idx], cap, _sample_rng(key))] for key, idx in groups}
     curve_of = _curves_by_run(curves, runs["run_id"].to_numpy()[np.concatenate(list(picks.values()))])
-    floor = L.floor_of([], L.lowest(threshold))
+    drawn = np.concatenate([L.lowest(threshold), *(loss for _, loss in curve_of.values())], axis=None)
+    floor = L.floor_of(drawn, L.lowest(threshold))
+    clip = L.clipped(drawn, floor)
     fig, axes = L.grid(nrows, ncols, size=size, panel_w=3.0, panel_h=2.3, sharex=True, sharey=True)
     used = np.zeros(axes.shape, dtype=bool)
     top = L.lowest(threshold)
@@ -876,7 +883,7 @@ def seed_curves(
     for ax in axes[~used]:
         ax.set_visible(False)
     first = axes[used][0]
-    L.clipped_loss_axis(first, floor, top)
+    L.clipped_loss_axis(first, floor, top, clip)
     last = float(runs["epochs"].max())
     L.epoch_axis(first, last, L.log_epochs(1, last))
     L.label_outer(axes, first.get_xlabel(), "training loss (log)")
@@ -902,7 +909,7 @@ def seed_curves(
         "proportion, each present outcome at least once); the counts in a panel are of all its seeds"
         if (runs.groupby(keys).size() > cap).any()
         else "every seed drawn",
-        f"losses below {floor:g} drawn at {floor:g}",
+        f"losses below {floor:g} drawn at {floor:g}" if clip else "",
         f"the first {len(groups)} of {n_configs} configurations shown" if len(groups) < n_configs else "",
     )
     return fig
