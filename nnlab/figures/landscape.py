@@ -58,7 +58,7 @@ def endpoints_panel(summary: pd.DataFrame, *, ax: Axes, widths: list | None = No
     ax.set_xticks(x, [L.fmt(w) for w in widths])
     ax.set_ylim(0, 1.08)
     ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
-    ax.set_xlabel(L.WIDTH_LABEL)
+    ax.set_xlabel(L.axis_label("width", ax))
     ax.set_ylabel("certified end points")
     return ax
 
@@ -75,7 +75,7 @@ def endpoints(summary: pd.DataFrame, *, size: str | None = None) -> Figure:
     fig, axes, _ = L.facet(
         summary, draw, overlay=False, size=size, panel_w=max(L.PANEL_W, 0.45 * len(widths) + 1.5), sharey=True
     )
-    L.label_outer(axes, L.WIDTH_LABEL, "share of certified end points")
+    L.label_outer(axes, L.axis_label("width", axes[-1, 0]), "share of certified end points")
     colors = kind_colors()
     L.legend(
         fig, [mpatches.Patch(color=colors[k], label=k) for k in KIND_ORDER], KIND_ORDER, "end point", size

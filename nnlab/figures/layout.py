@@ -178,6 +178,13 @@ def legend(
     fig.legend(handles, labels, title=title, loc="outside lower center", ncols=ncols)
 
 
+def axis_label(axis: str, ax: Axes) -> str:
+    """The name of the width or depth axis: in words ("hidden units per layer"), or the short
+    column name on a narrow panel (under 2.5 inches: a paper's column) where the words would not fit."""
+    narrow = ax.get_position().width * ax.figure.get_figwidth() < 2.5
+    return axis if narrow else AXIS_LABELS[axis]
+
+
 def label_outer(axes: np.ndarray, xlabel: str, ylabel: str) -> None:
     """Axis names on the bottom row and left column only (shared axes need them once)."""
     nrows, ncols = axes.shape
@@ -522,7 +529,7 @@ def ticks(log: bool, lo: float, hi: float, axis: str) -> tuple[np.ndarray, mtick
     room = 5 if axis == "x" else 6
     if not log:
         found = mticker.MaxNLocator(nbins=room - 1, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
-        formatter = mticker.ScalarFormatter(useOffset=False)
+        formatter = mticker.FuncFormatter(lambda v, _: f"{v:.6g}")
     elif math.log10(hi / lo) >= 2:
         k0, k1 = math.ceil(math.log10(lo) - 1e-9), math.floor(math.log10(hi) + 1e-9)
         found = 10.0 ** np.arange(k0, k1 + 1, max(1, math.ceil((k1 - k0 + 1) / room)))

@@ -88,13 +88,25 @@ class LossView:
     def shows(self, value: float) -> bool:
         return self.lo * (1 - 1e-9) <= value <= self.hi * (1 + 1e-9)
 
-    def apply(self, ax: Axes, axis: str, limits: tuple[float, float], start: float | None = None) -> None:
+    def apply(
+        self,
+        ax: Axes,
+        axis: str,
+        limits: tuple[float, float],
+        start: float | None = None,
+        band: str | None = None,
+    ) -> None:
         """Scale, limits and ticks (`layout.ticks`) of ``ax``'s ``axis`` ("x" or "y"); ticks only
-        from the loss ``start`` up (none beside the solved bar)."""
+        from the loss ``start`` up, and with ``band`` one more beside the solved bar, named so
+        ("< 0.001")."""
         which = ax.xaxis if axis == "x" else ax.yaxis
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log" if self.log else "linear")
         (ax.set_xlim if axis == "x" else ax.set_ylim)(*limits)
         found, formatter = L.ticks(self.log, limits[0] if start is None else start, limits[1], axis)
+        if band is not None:
+            at = self.at(sum(BAND) / 2, limits)
+            found = np.r_[at, found]
+            formatter = mticker.FuncFormatter(lambda v, pos, f=formatter: band if v == at else f(v, pos))
         which.set_major_locator(mticker.FixedLocator(found))
         which.set_major_formatter(formatter)
         which.set_minor_locator(mticker.NullLocator())
@@ -125,24 +137,17 @@ def final_view(runs: pd.DataFrame, threshold: L.Threshold) -> LossView | None:
     return LossView.of(loss[shown], L.lowest(threshold))
 
 
-def mark_threshold(ax: Axes, view: LossView, lane: L.Lane, axis: str, label: bool) -> None:
-    """The solved bar's name "< threshold" where the tick labels of the loss ``axis`` are (with
-    ``label``: the outer panels), and the threshold as a dashed line where the axis shows it."""
-    threshold = lane.threshold
-    middle = sum(BAND) / 2
-    if label and lane.k == 0:
-        y = axis == "y"
-        ax.text(
-            *((-0.02, middle) if y else (middle, -0.02)),
-            f"< {threshold:g}" if lane.name is None else "< threshold",
-            transform=ax.transAxes,
-            ha="right" if y else "center",
-            va="center" if y else "top",
-            fontsize=mpl.rcParams[f"{axis}tick.labelsize"],
-        )
-    if view.shows(threshold):
+def band_label(threshold: L.Threshold) -> str:
+    """The name of the solved bar's tick: "< 0.001", or "< threshold" for sweeps of several."""
+    values = set(threshold.values()) - {None} if isinstance(threshold, dict) else {threshold}
+    return f"< {values.pop():g}" if len(values) == 1 else "< threshold"
+
+
+def threshold_line(ax: Axes, view: LossView, lane: L.Lane, axis: str) -> None:
+    """The lane's threshold as a dashed line across the loss ``axis``, where the axis shows it."""
+    if view.shows(lane.threshold):
         ls = "--" if lane.name is None else (0, (4, 2 + 2 * lane.k))
-        (ax.axhline if axis == "y" else ax.axvline)(threshold, color="0.3", ls=ls, lw=1.2, zorder=1.5)
+        (ax.axhline if axis == "y" else ax.axvline)(lane.threshold, color="0.3", ls=ls, lw=1.2, zorder=1.5)
 
 
 def band_notes(view: LossView, threshold: float | None) -> list[str]:
@@ -166,7 +171,6 @@ def spread_panel(
     hue: L.Hue | None = None,
     view: LossView | None = None,
     lane: L.Lane | None = None,
-    label_threshold: bool = True,
 ) -> Axes:
     """One panel of `spread`: per value of the compared axis (``hue``, default width or depth),
     one jittered point per seed not solved, and with ``threshold`` the solved seeds' bar at the
@@ -180,8 +184,7 @@ def spread_panel(
     band = threshold is not None
     if view is None:
         view = final_view(runs, threshold) or LossView.of([], threshold)
-    if not ax.get_xticks().size or ax.get_xlim() != (-0.5, len(hue.values) - 0.5):
-        _spread_axes(ax, hue, view, band, L.diverged(runs["final_loss"]).any())
+    _spread_axes(ax, hue, view, band_label(threshold) if band else None, L.diverged(runs["final_loss"]).any())
     loss = runs["final_loss"].to_numpy(dtype=np.float64)
     x = hue.index(runs[hue.axis])
     keep = failed(loss, threshold)
@@ -215,7 +218,7 @@ def spread_panel(
         for k in np.unique(x):
             solved = int(np.count_nonzero(loss[x == k] < threshold))
             _solved_bar(ax, k + shift, width, solved, int(np.count_nonzero(x == k)), hue.color(hue.values[k]))
-        mark_threshold(ax, view, lane, "y", label=label_threshold)
+        threshold_line(ax, view, lane, "y")
     # Points that cannot be drawn still count: say how many seeds of each diverged.
     for k, n in pd.Series(x[L.diverged(loss)]).value_counts().items():
         ax.text(
@@ -231,13 +234,14 @@ def spread_panel(
     return ax
 
 
-def _spread_axes(ax: Axes, hue: L.Hue, view: LossView, band: bool, any_lost: bool) -> None:
-    """The categories and the loss axis of a `spread` panel (headroom for the diverged counts)."""
+def _spread_axes(ax: Axes, hue: L.Hue, view: LossView, band: str | None, any_lost: bool) -> None:
+    """The categories and the loss axis of a `spread` panel: ``band``, the solved bar's tick
+    label (or None, no bar); headroom for the diverged counts."""
     limits = view.limits(DATA[0] if band else 0.04, 0.84 if any_lost else DATA[1])
     ax.set_xticks(range(len(hue.values)), [L.fmt(v) for v in hue.values])
     ax.set_xlim(-0.5, len(hue.values) - 0.5)
-    view.apply(ax, "y", limits, start=view.lo if band else None)
-    ax.set_xlabel(L.AXIS_LABELS[hue.axis])
+    view.apply(ax, "y", limits, start=view.lo if band else None, band=band)
+    ax.set_xlabel(L.axis_label(hue.axis, ax))
     ax.set_ylabel(view.label)
 
 
@@ -294,9 +298,7 @@ def spread(runs: pd.DataFrame, threshold: L.Threshold = None, *, size: str | Non
     band = L.lowest(threshold) is not None
 
     def draw(ax, part, lane):
-        spread_panel(
-            part, ax=ax, hue=hue, view=view, lane=lane, label_threshold=ax.get_subplotspec().is_first_col()
-        )
+        spread_panel(part, ax=ax, hue=hue, view=view, lane=lane)
 
     n_lanes = len(L.lanes(runs))
     fig, axes, _ = L.facet(
@@ -312,8 +314,8 @@ def spread(runs: pd.DataFrame, threshold: L.Threshold = None, *, size: str | Non
     )
     any_lost = bool(L.diverged(runs["final_loss"]).any())
     for ax in axes.flat:  # empty panels (a combination not in the grid) still get the categories
-        _spread_axes(ax, hue, view, band, any_lost)
-    L.label_outer(axes, L.AXIS_LABELS[hue.axis], view.label)
+        _spread_axes(ax, hue, view, band_label(threshold) if band else None, any_lost)
+    L.label_outer(axes, L.axis_label(hue.axis, axes[-1, 0]), view.label)
     L.legend(
         fig, L.lane_handles(L.lanes(runs, threshold)), L.lane_labels(L.lanes(runs, threshold)), "sweep", size
     )
@@ -339,7 +341,6 @@ def ecdf_panel(
     hue: L.Hue | None = None,
     view: LossView | None = None,
     lane: L.Lane | None = None,
-    label_threshold: bool = True,
 ) -> Axes:
     """One panel of `ecdf`: per value of the compared axis, the share of seeds whose final loss is
     at most x; with ``threshold`` the solved share is a bar at the left (apart from the loss axis)
@@ -394,10 +395,10 @@ def ecdf_panel(
                 np.r_[x[0], x, limits[1]], np.r_[0.0, y, y[-1]], where="post", color=color, lw=1.8, ls=lane.ls
             )
     if band:
-        mark_threshold(ax, view, lane, "x", label=label_threshold)
+        threshold_line(ax, view, lane, "x")
     ax.set_ylim(-0.03, 1.03)
     ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
-    view.apply(ax, "x", limits, start=view.lo if band else None)
+    view.apply(ax, "x", limits, start=view.lo if band else None, band=band_label(threshold) if band else None)
     ax.set_xlabel(view.label)
     ax.set_ylabel("seeds at or below")
     return ax
@@ -416,10 +417,12 @@ def ecdf(runs: pd.DataFrame, threshold: L.Threshold = None, *, size: str | None 
     hue = L.Hue.of(runs)
 
     def draw(ax, part, lane):
-        last_row = ax.get_subplotspec().is_last_row()
-        ecdf_panel(part, ax=ax, hue=hue, view=view, lane=lane, label_threshold=last_row)
+        ecdf_panel(part, ax=ax, hue=hue, view=view, lane=lane)
 
     fig, axes, _ = L.facet(runs, draw, threshold=threshold, hue=hue.axis, size=size, sharex=True, sharey=True)
+    if L.lowest(threshold) is not None:  # the bar's tick named for every sweep's threshold
+        for ax in axes.flat:
+            view.apply(ax, "x", view.limits(*DATA), start=view.lo, band=band_label(threshold))
     L.label_outer(axes, view.label, "seeds at or below this final loss")
     hue.legend(fig, size, L.lanes(runs, threshold))
     L.title(fig, f"ECDF of the final loss per {L.axis_name(hue.axis)}")
@@ -780,12 +783,14 @@ def seed_curves_panel(
         for kind in OUTCOMES
         if kind in counts
     ]
+    step = 1.25 * mpl.font_manager.FontProperties(size="x-small").get_size_in_points()
     for m, (text, color) in enumerate(lines):
-        ax.text(
-            0.03,
-            0.04 + 0.085 * (len(lines) - 1 - m),
+        ax.annotate(
             text,
-            transform=ax.transAxes,
+            (0.03, 0.04),
+            xycoords="axes fraction",
+            xytext=(0, step * (len(lines) - 1 - m)),  # a line apart at any panel size
+            textcoords="offset points",
             fontsize="x-small",
             color=color,
             va="bottom",

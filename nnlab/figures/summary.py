@@ -64,11 +64,11 @@ def _x_axis(ax: Axes, xs: list, hue: str) -> None:
         ax.set_xticks(xs, [L.fmt(w) for w in xs])
         ax.xaxis.set_minor_locator(mticker.NullLocator())
         ax.set_xlim(min(xs) / 2**0.5, max(xs) * 2**0.5)
-        ax.set_xlabel(f"{L.WIDTH_LABEL} (log 2)")
+        ax.set_xlabel(f"{L.axis_label('width', ax)} (log 2)")
     else:
         ax.set_xticks(xs, [L.fmt(d) for d in xs])
         ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
-        ax.set_xlabel(L.DEPTH_LABEL)
+        ax.set_xlabel(L.axis_label("depth", ax))
 
 
 def _nudged(g: pd.DataFrame, hue: str, n: int, count: int) -> np.ndarray:
@@ -253,8 +253,8 @@ def heatmap_panel(
         ax=ax,
         annot_kws={"fontsize": "small"},
     )
-    ax.set_xlabel(L.WIDTH_LABEL)
-    ax.set_ylabel(L.DEPTH_LABEL)
+    ax.set_xlabel(L.axis_label("width", ax))
+    ax.set_ylabel(L.axis_label("depth", ax))
     ax.tick_params(axis="y", labelrotation=0)
     return ax
 
