@@ -274,9 +274,9 @@ CAPTIONS = {
     "convergence": "Training loss against epoch: the median over the seeds of each width (or depth), with "
     "the band between the 25% and 75% quantiles; the dashed line is the threshold. A median hides the seeds "
     "that fail: the seed_curves figure draws each seed. A diverged seed counts as the worst loss; where a "
-    "median or quartile is a diverged seed's the line stops. The loss axis stops two decades below the "
-    "threshold (its lowest tick, marked ≤, holds the lower losses), the epoch axis is logarithmic where the "
-    "epochs span decades.",
+    "median or quartile is a diverged seed's the line stops. The loss axis stops at the decade of the lowest "
+    "loss, and no lower than two decades below the threshold (then its lowest tick, marked ≤, holds the "
+    "lower losses); the epoch axis is logarithmic where the epochs span decades.",
     "solved": "Share of seeds that have reached the threshold by each epoch, per width (or depth), with its "
     "Wilson 95% interval as a band from the first seed that reached it; a seed counts from the first epoch "
     "its full-data loss is below the threshold, whether or not it stays below. At the last epoch it is the "

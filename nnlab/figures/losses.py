@@ -535,8 +535,9 @@ def convergence(
     (`convergence_panel`), faceted like `spread`.
 
     A diverged seed counts as the worst loss, and where the median or a quartile is a diverged
-    seed's the line stops. The loss axis stops at the threshold / 100 (decade-aligned; its lowest
-    tick says so), the epoch axis is log where the epochs span decades.
+    seed's the line stops. The loss axis stops at the decade of the lowest loss, no lower than the
+    threshold / 100 (its lowest tick then says so), the epoch axis is log where the epochs span
+    decades.
     """
     hue = L.Hue.of(runs)
     keys = [*L.row_axes(runs), *([L.SWEEP] if L.SWEEP in runs.columns else []), "depth", "width"]
@@ -833,8 +834,8 @@ def seed_curves(
     -------
     Figure or None
         One panel per configuration (the compared axis along rows of at most 5 panels filled
-        evenly, the first `MAX_PANELS` configurations in grid order); log y, cut two decades below
-        the lowest threshold; log epochs where they span decades.
+        evenly, the first `MAX_PANELS` configurations in grid order); log y, cut no lower than two
+        decades below the lowest threshold; log epochs where they span decades.
     """
     if L.lowest(threshold) is None or curves is None or not len(runs):
         return None
