@@ -161,7 +161,10 @@ def figures_for(
             f"each architecture at its own best setting of {', '.join(tuned)} (lowest ERT; the report "
             "names each setting)"
         )
-        candidates["capacity_best"] = lambda: capacity(best.drop(columns=tuned), note, size=size)
+        suffix = f", each at its best {', '.join(t.replace('_', ' ') for t in tuned)}"
+        candidates["capacity_best"] = lambda: capacity(
+            best.drop(columns=tuned), note, suffix=suffix, size=size
+        )
     if summary["depth"].nunique() > 1 and summary["width"].nunique() > 1 and summary["success"].nunique() > 1:
         candidates["heatmap"] = lambda: heatmap(summary, size=size)
     if chain is not None:

@@ -119,7 +119,7 @@ def ert_panel(summary: pd.DataFrame, *, ax: Axes, hue: str | None = None) -> Axe
 
 
 @L.styled
-def capacity(summary: pd.DataFrame, note: str = "", *, size: str | None = None) -> Figure:
+def capacity(summary: pd.DataFrame, note: str = "", *, suffix: str = "", size: str | None = None) -> Figure:
     """Success rate and expected running time against width (or depth, when one width was run).
 
     Parameters
@@ -129,6 +129,8 @@ def capacity(summary: pd.DataFrame, note: str = "", *, size: str | None = None) 
         ``sweep`` column, several sweeps' lines on the same axes.
     note : str
         A sentence for the caption (what the rows are, say).
+    suffix : str
+        Added to the title (", each at its best lr", say).
     size : {"single", "double"}, optional
         A paper's column width.
 
@@ -151,7 +153,7 @@ def capacity(summary: pd.DataFrame, note: str = "", *, size: str | None = None) 
     lines = series(summary, hue)
     L.legend(fig, [Line2D([], [], **fmt) for _, _, fmt in lines], [name for name, _, _ in lines], None, size)
     shown = " and ".join({"success": "Success rate", "ert": "ERT"}[p] for p in panels)
-    L.title(fig, f"{shown} against {L.axis_name(hue)}")
+    L.title(fig, f"{shown} against {L.axis_name(hue)}{suffix}")
     infinite = [t.get_text() for t in axes[0, -1].get_yticklabels()] if "ert" in panels else []
     L.note(
         fig,
