@@ -105,6 +105,8 @@ class LossView:
         found, formatter = L.ticks(self.log, limits[0] if start is None else start, limits[1], axis)
         if band is not None:
             at = self.at(sum(BAND) / 2, limits)
+            if axis == "x":  # side by side: no loss tick so close to the bar's that their labels meet
+                found = found[found >= self.at(DATA[0] + 0.1, limits)]
             found = np.r_[at, found]
             formatter = mticker.FuncFormatter(lambda v, pos, f=formatter: band if v == at else f(v, pos))
         which.set_major_locator(mticker.FixedLocator(found))
