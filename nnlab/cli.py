@@ -363,6 +363,11 @@ class FigureFormat(enum.StrEnum):
     svg = "svg"
 
 
+class FigureSize(enum.StrEnum):
+    single = "single"
+    double = "double"
+
+
 Folder = Annotated[Path, typer.Argument(metavar="DIR", help="Results folder written by `nnlab run`.")]
 _CERTIFY = CertifyOptions()  # the defaults of `nnlab landscape`
 Gtol = Annotated[
@@ -386,6 +391,14 @@ Formats = Annotated[
     list[FigureFormat] | None,
     typer.Option(
         "--format", metavar="png|pdf|svg", help="Figure file format, repeatable; png and svg when not given."
+    ),
+]
+Size = Annotated[
+    FigureSize | None,
+    typer.Option(
+        metavar="single|double",
+        help="Figures a paper's column wide (single 3.5 in, double 7 in, paper fonts); by default each "
+        "panel at a size readable on screen.",
     ),
 ]
 
@@ -435,26 +448,33 @@ def summary(
 
 
 @app.command(cls=_Command)
-def figures(folder: Folder, format: Formats = None) -> None:
-    """Draw the figures of a results folder into DIR/figures/."""
+def figures(folder: Folder, format: Formats = None, size: Size = None) -> None:
+    """Draw the figures of a results folder into DIR/figures/, each with its caption in NAME.txt."""
     from nnlab import report
 
     s = _study(folder, curves=True)
-    files = report.write_figures(s, tuple(f.value for f in format) if format else ("png", "svg"))
+    formats = tuple(f.value for f in format) if format else ("png", "svg")
+    files = report.write_figures(s, formats, size.value if size else None)
+    images = [p for p in files if p.suffix != ".txt"]
     typer.echo(
-        f"{len(files)} figure files in {folder / 'figures'}/ ({', '.join(sorted({p.stem for p in files}))})"
+        f"{len(images)} figure files in {folder / 'figures'}/ ({', '.join(sorted({p.stem for p in images}))})"
     )
 
 
 @app.command("report", cls=_Command)
 def report_command(
-    folder: Folder, format: Formats = None, gtol: Gtol = analysis.GTOL, rtol: Rtol = analysis.RTOL
+    folder: Folder,
+    format: Formats = None,
+    gtol: Gtol = analysis.GTOL,
+    rtol: Rtol = analysis.RTOL,
+    size: Size = None,
 ) -> None:
     """Write DIR/report.md: the experiment, the summary, the capacity verdicts and the figures."""
     from nnlab import report
 
     s = _study(folder, curves=True, gtol=gtol, rtol=rtol)
-    path = report.write_report(s, tuple(f.value for f in format) if format else ("png", "svg"))
+    formats = tuple(f.value for f in format) if format else ("png", "svg")
+    path = report.write_report(s, formats, size.value if size else None)
     typer.echo(f"{path}" + (" (partial results)" if s.partial else ""))
 
 
@@ -469,21 +489,25 @@ def compare_command(
         Path | None,
         typer.Option(
             metavar="DIR",
-            help="Also write summary.csv, summary.md and the figures side by side (DIR/figures/) here.",
+            help="Also write summary.csv, summary.md and the figures, the sweeps drawn together "
+            "(DIR/figures/), here.",
         ),
     ] = None,
     figure_format: Annotated[
         list[FigureFormat] | None,
         typer.Option(
-            "--figure-format", metavar="png|pdf|svg", help="With --out: figure file format, repeatable; png."
+            "--figure-format",
+            metavar="png|pdf|svg",
+            help="With --out: figure file format, repeatable; png. svg and pdf are vector.",
         ),
     ] = None,
+    size: Size = None,
 ) -> None:
     """Several sweeps side by side: one summary table, and with --out their figures.
 
     The table has a sweep column (each folder's name, with its parents where names repeat) and each
     sweep's threshold; --out DIR also writes summary.csv, summary.md and every figure with the sweeps
-    side by side into DIR/figures/.
+    drawn together on shared axes (one line style and marker per sweep) into DIR/figures/.
     """
     from nnlab import front
 
@@ -503,14 +527,15 @@ def compare_command(
     if out is not None:
         formats = tuple(f.value for f in figure_format) if figure_format else ("png",)
         try:
-            files = comparison.save(out, formats)
+            files = comparison.save(out, formats, size.value if size else None)
         except InputError as err:
             _fail(str(err))
         except OSError as err:
             _fail(f"--out: cannot write into {out}: {err.strerror or err}", code=1)
         figures = sorted({p.stem for p in files if p.parent.name == "figures"})
         typer.echo(
-            f"{out}/: summary.csv, summary.md and {len(figures)} figures side by side in figures/ "
+            f"{out}/: summary.csv, summary.md and {len(figures)} figures, the sweeps drawn together, in "
+            "figures/ "
             f"({', '.join(figures)})",
             err=format is TableFormat.csv,  # a CSV on stdout stays a CSV
         )

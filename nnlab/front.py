@@ -27,7 +27,7 @@ from nnlab.results import ResultsFolder, check_folder, open_folder
 from nnlab.schema import AXIS_COLUMNS
 from nnlab.sweep.experiment import Experiment, ExperimentError, from_dict
 from nnlab.sweep.experiment import load as load_experiment
-from nnlab.sweep.folder import atomic_write_text, make_dir, write_whole, writing
+from nnlab.sweep.folder import atomic_write_text, make_dir, writing
 from nnlab.sweep.progress import PlainProgress, compile_note, run_line
 
 if TYPE_CHECKING:
@@ -299,25 +299,17 @@ class Comparison:
 
     @functools.cached_property
     def figures(self) -> Mapping[str, Figure]:
-        """Each figure any of the sweeps has, the sweeps' versions side by side, each under its name
-        and threshold (`nnlab.figures.side_by_side`), by figure name; a figure is put together when
-        it is first looked up."""
-        from nnlab.figures import side_by_side
+        """Each figure any of the sweeps has, the sweeps drawn together on shared axes (one line
+        style and marker per sweep, named in the legend; `nnlab.report.together`), by figure name."""
+        return self.figures_at()
 
-        drawn = [f.figures for f in self.folders]
-        titles = [
-            f"{n} (threshold {f.experiment.threshold:g})"
-            for n, f in zip(self.names, self.folders, strict=True)
-        ]
+    def figures_at(self, size: str | None = None) -> dict[str, Figure]:
+        """`figures` at a paper's column width (``size``: "single" or "double")."""
+        return report.together(self.folders, self.names, size)
 
-        def together(stem: str) -> Figure:
-            return side_by_side([(title, figs.get(stem)) for title, figs in zip(titles, drawn, strict=True)])
-
-        return _Lazy(list(dict.fromkeys(stem for figs in drawn for stem in figs)), together)
-
-    def save(self, out: str | Path, formats: Sequence[str] = ("png",)) -> list[Path]:
-        """Write summary.csv, summary.md and figures/NAME.FORMAT (side by side) into ``out``; returns
-        the files written."""
+    def save(self, out: str | Path, formats: Sequence[str] = ("png",), size: str | None = None) -> list[Path]:
+        """Write summary.csv, summary.md and figures/NAME.FORMAT (the sweeps drawn together, each
+        with its caption in NAME.txt) into ``out``; returns the files written."""
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise ExperimentError(f"--out: {out} exists and is not a folder")
@@ -328,35 +320,8 @@ class Comparison:
         for name, format in (("summary.csv", "csv"), ("summary.md", "markdown")):
             atomic_write_text(out / name, self.table(format))
             written.append(out / name)
-        for stem, figure in self.figures.items():
-            for ext in formats:
-                path = figures / f"{stem}.{ext}"
-                meta = {"svg": {"Date": None}}.get(ext)
-                write_whole(
-                    path, lambda tmp, f=figure, m=meta: f.savefig(tmp, dpi=f.get_dpi(), metadata=m), f".{ext}"
-                )
-                written.append(path)
-        return written
-
-
-class _Lazy(Mapping):
-    """A read-only mapping whose values are made on first lookup, then kept."""
-
-    def __init__(self, keys: Sequence[str], make) -> None:
-        self._keys, self._make, self._made = list(keys), make, {}
-
-    def __getitem__(self, key: str):
-        if key not in self._keys:
-            raise KeyError(key)
-        if key not in self._made:
-            self._made[key] = self._make(key)
-        return self._made[key]
-
-    def __iter__(self):
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
+        drawn = self.figures if size is None else self.figures_at(size)
+        return written + report.save_figures(drawn, figures, tuple(formats))
 
 
 def check_compared(folders: Sequence[str | Path | ResultsFolder]) -> list[Path]:
@@ -376,8 +341,8 @@ def check_compared(folders: Sequence[str | Path | ResultsFolder]) -> list[Path]:
 
 
 def compare(*folders: str | Path | ResultsFolder, names: Sequence[str] | None = None) -> Comparison:
-    """Several results folders side by side: one summary with a ``sweep`` column, figures side by
-    side (`nnlab compare`).
+    """Several results folders side by side: one summary with a ``sweep`` column, the figures
+    drawn together (`nnlab compare`).
 
     Parameters
     ----------

@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -134,19 +135,68 @@ def table(s: ResultsFolder, format: str = "text") -> str:
     raise InputError(f"format: expected one of {', '.join(TABLE_FORMATS)}, got {format!r}")
 
 
-def figures(s: ResultsFolder) -> dict:
-    """The figures that apply to the study, by file stem (see `nnlab.figures.figures_for`)."""
+def figure_tables(s: ResultsFolder) -> dict:
+    """The tables the study's figures are drawn from (the arguments of
+    `nnlab.figures.figures_for`): runs, curves, summary, threshold, chain and landscape."""
+    chain = None
+    if s.experiment.task["kind"] == "chain" and single_unit_chains(s.runs):
+        X, Y, _, _ = load_data(s.experiment)
+        lengths = sorted({int(d) + 1 for d in s.runs["depth"]})
+        chain = analysis.chain_gradients(lengths, s.experiment.seeds, X, Y)
+    landscape = (s.endpoints, s.optima, s.barriers) if s.endpoints is not None else None
+    return dict(
+        runs=s.runs,
+        curves=s.curves,
+        summary=s.summary,
+        threshold=s.experiment.threshold,
+        chain=chain,
+        landscape=landscape,
+    )
+
+
+def figures(s: ResultsFolder, size: str | None = None) -> dict:
+    """The figures that apply to the study, by file stem (see `nnlab.figures.figures_for`);
+    ``size``: "single" or "double" for a paper's column width."""
     from nnlab import figures as fig
 
-    r = s
-    chain = None
-    if r.experiment.task["kind"] == "chain" and single_unit_chains(r.runs):
-        X, Y, _, _ = load_data(r.experiment)
-        lengths = sorted({int(d) + 1 for d in r.runs["depth"]})
-        chain = analysis.chain_gradients(lengths, r.experiment.seeds, X, Y)
-    landscape = (s.endpoints, s.optima, s.barriers) if s.endpoints is not None else None
+    return fig.figures_for(**figure_tables(s), size=size)
+
+
+def together(folders: Sequence[ResultsFolder], names: Sequence[str], size: str | None = None) -> dict:
+    """The figures of several studies drawn together (`nnlab compare`): their tables joined with a
+    ``sweep`` column (run ids prefixed by the sweep's name, so that equal configurations of two
+    sweeps stay apart) and each sweep's own threshold, then `nnlab.figures.figures_for`."""
+    import pandas as pd
+
+    from nnlab import figures as fig
+
+    parts = [figure_tables(f) for f in folders]
+
+    def joined(get, prefix=("run_id",)):
+        frames = []
+        for name, p in zip(names, parts, strict=True):
+            table = get(p)
+            if table is None:
+                continue
+            table = table.assign(**{fig.SWEEP: name})
+            for column in prefix:
+                if column in table:
+                    table[column] = name + "/" + table[column].astype(str)
+            frames.append(table)
+        return pd.concat(frames, ignore_index=True, sort=False) if frames else None
+
+    landscape = None
+    if all(p["landscape"] is not None for p in parts):
+        landscape = tuple(joined(lambda p, k=k: p["landscape"][k], ("run_id", "to_run_id")) for k in range(3))
+    curves = joined(lambda p: p["curves"]) if all(p["curves"] is not None for p in parts) else None
     return fig.figures_for(
-        r.runs, r.curves, s.summary, r.experiment.threshold, chain=chain, landscape=landscape
+        joined(lambda p: p["runs"]),
+        curves,
+        joined(lambda p: p["summary"]),
+        {n: p["threshold"] for n, p in zip(names, parts, strict=True)},
+        chain=joined(lambda p: p["chain"]),
+        landscape=landscape,
+        size=size,
     )
 
 
@@ -163,14 +213,30 @@ def single_unit_chains(runs: pd.DataFrame) -> bool:
     )
 
 
-def write_figures(s: ResultsFolder, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
-    """Draw the study's figures into DIR/figures/ in each format; returns the files written."""
+def write_figures(
+    s: ResultsFolder, formats: tuple[str, ...] = ("png", "svg"), size: str | None = None
+) -> list[Path]:
+    """Draw the study's figures into DIR/figures/ in each format, each with its caption in
+    NAME.txt beside it (`caption`); returns the files written."""
+    return save_figures(figures(s, size), make_dir(s.path / "figures"), formats)
+
+
+def caption(stem: str, figure) -> str:
+    """A figure's caption: what it shows (`CAPTIONS`), then what it says about these data."""
+    from nnlab.figures import notes
+
+    return " ".join([CAPTIONS.get(stem, ""), *(n.rstrip(".") + "." for n in notes(figure))]).strip()
+
+
+def save_figures(drawn: dict, folder: Path, formats: tuple[str, ...]) -> list[Path]:
+    """Write each figure (by stem) into ``folder`` in each format, and its caption into STEM.txt;
+    returns the files written. Fixed metadata and SVG ids, so regenerated files differ only where
+    the numbers do."""
     import matplotlib
     import matplotlib.pyplot as plt
 
-    folder = make_dir(s.path / "figures")
     written = []
-    for stem, figure in figures(s).items():
+    for stem, figure in drawn.items():
         # Laid out once, then frozen: every format keeps these positions (figure fractions, the same
         # at every dpi) instead of solving the constrained layout again in a draw of its own.
         figure.draw_without_rendering()
@@ -178,7 +244,6 @@ def write_figures(s: ResultsFolder, formats: tuple[str, ...] = ("png", "svg")) -
             figure.set_layout_engine(None)
         for ext in formats:
             path = folder / f"{stem}.{ext}"
-            # Fixed metadata, so regenerated figures differ only where the numbers do.
             meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(ext, {"Software": None})
             # A fixed salt for the SVG's element ids (clip paths), otherwise random per save.
             with matplotlib.rc_context({"svg.hashsalt": stem}):
@@ -188,36 +253,55 @@ def write_figures(s: ResultsFolder, formats: tuple[str, ...] = ("png", "svg")) -
                     path, lambda tmp, f=figure, m=meta: f.savefig(tmp, dpi=DPI, metadata=m), f".{ext}"
                 )
             written.append(path)
+        atomic_write_text(folder / f"{stem}.txt", caption(stem, figure) + "\n")
+        written.append(folder / f"{stem}.txt")
         plt.close(figure)
     return written
 
 
 CAPTIONS = {
-    "spread": "Final training loss of every seed that did not solve the task, one point each, per "
-    "width (or depth); the seeds whose final loss is below the threshold are counted in the bar at the "
-    "bottom (how far below they went is convergence depth, not a different end point). Where the "
-    "points sit at several levels, the seeds stopped at different end points.",
-    "ecdf": "Share of seeds whose final loss is at most each value, per width (or depth): the bar at "
-    "the left is the share below the threshold, and each curve steps up at the final loss of every "
-    "other seed.",
-    "convergence": "Training loss against epoch: median over the seeds of each width (or depth), with "
-    "the band between the 25% and 75% quantiles (the seed_curves figure shows the seeds a median hides).",
-    "solved": "Share of seeds that have reached the threshold by each epoch, per width (or depth), with "
-    "its Wilson 95% interval; a seed counts from the first epoch its loss is below the threshold. At "
-    "the last epoch it is the success rate, and a curve further left reached it sooner.",
-    "seed_curves": "Training loss of each seed against epoch (a fixed sample when a configuration has "
-    "many seeds), coloured by how the seed ended: solved, reached the threshold and ended above it, "
-    "never reached it, or diverged.",
+    "spread": "Final training loss of every seed that did not solve the task, one point each, per width "
+    "(or per depth when a single width was run; one panel per depth and learning rate). The seeds whose "
+    "final loss is below the threshold are counted in the bar at the bottom, filled to their share of the "
+    "seeds (how far below the threshold they went is convergence depth, not a different end point); the "
+    "dashed line is the threshold. Where the points sit at several levels, the seeds stopped at different "
+    "end points. Where the solved seeds' losses lie within a decade (a task whose loss cannot reach 0), "
+    "every seed is a point over a box plot instead. The loss axis is linear where the losses shown span "
+    "less than a decade, log otherwise.",
+    "ecdf": "Share of seeds whose final loss is at most each value, per width (or depth): the bar at the "
+    "left is the share below the threshold, and each curve steps up at the final loss of every other seed "
+    "(a point); the dashed line is the threshold. A diverged seed never counts, so its curve levels off "
+    "below 100%.",
+    "convergence": "Training loss against epoch: the median over the seeds of each width (or depth), with "
+    "the band between the 25% and 75% quantiles; the dashed line is the threshold. A median hides the seeds "
+    "that fail: the seed_curves figure draws each seed. A diverged seed counts as the worst loss; where a "
+    "median or quartile is a diverged seed's the line stops. The loss axis stops at the decade of the lowest "
+    "loss, and no lower than two decades below the threshold (then its lowest tick, marked ≤, holds the "
+    "lower losses); the epoch axis is logarithmic where the epochs span decades.",
+    "solved": "Share of seeds that have reached the threshold by each epoch, per width (or depth), with its "
+    "Wilson 95% interval as a band from the first seed that reached it; a seed counts from the first epoch "
+    "its full-data loss is below the threshold, whether or not it stays below. At the last epoch it is the "
+    "success rate, and a curve further left reached it sooner.",
+    "seed_curves": "Training loss of each seed against epoch, one panel per configuration, coloured by how "
+    "the seed ended: solved (final loss below the threshold), reached the threshold and ended above it, "
+    "never reached it, or diverged (× where the loss left the finite range); the counts in a panel are of "
+    "all its seeds, the dashed line is the threshold.",
     "capacity_best": "Success rate and ERT against width, each architecture at its own best setting of the "
     "swept learning rate or initialization (the lowest ERT; the settings are listed above).",
-    "capacity": "Success rate (with its Wilson 95% interval) and expected running time (with its "
-    "bootstrap 95% interval) against width, or against depth when a single width was run.",
-    "heatmap": "Success rate (seeds that reached the threshold) per depth and width.",
-    "chain_gradients": "|dLoss/dw_1| at initialization against the chain's length, one point per seed.",
-    "endpoints": "What each seed's end point is after polishing, per width: solved, strict local minimum, "
-    "degenerate, saddle, valley (a minimum at infinity) or unconverged; above a bar, the distinct optima.",
-    "spectra": "Hessian spectra of the end points that did not solve the task, relative to the largest "
-    "eigenvalue; below the dashed line an eigenvalue counts as flat, an open marker is negative.",
+    "capacity": "Success rate (seeds that reached the threshold, with its Wilson 95% interval) and expected "
+    "running time (ERT: expected epochs to reach the threshold, failed runs counting their whole budget, "
+    "with its bootstrap 95% interval) against width, or against depth when a single width was run. An "
+    "arrow: the interval's upper end is infinite (resamples without a success); an open triangle at ∞: no "
+    "seed reached the threshold.",
+    "heatmap": "Success rate (share of seeds that reached the threshold) per depth and width.",
+    "chain_gradients": "|dLoss/dw_1| at initialization of a single-unit tanh chain against its length L, one "
+    "point per seed and the median over seeds.",
+    "endpoints": "What each seed's end point is after polishing (L-BFGS, then Newton with the exact "
+    "Hessian), per width: solved, strict local minimum, degenerate, saddle, valley (a minimum at infinity) "
+    "or unconverged.",
+    "spectra": "Hessian spectra of the end points that did not solve the task, each eigenvalue's size "
+    "relative to the largest: a strict minimum has every eigenvalue above the dashed line, a degenerate "
+    "point some below it, a saddle a negative one (an open marker).",
     "barriers": "Loss along the straight path between distinct optima (hidden units aligned) and from each "
     "optimum to the nearest solved network.",
 }
@@ -413,8 +497,9 @@ def _landscape_section(s: ResultsFolder) -> list[str]:
     return lines
 
 
-def report(s: ResultsFolder, figure_files: list[Path]) -> str:
-    """DIR/report.md's text: the experiment, the summary table, the capacity verdicts, the figures."""
+def report(s: ResultsFolder, figure_files: list[Path], captions: dict[str, str] | None = None) -> str:
+    """DIR/report.md's text: the experiment, the summary table, the capacity verdicts, the figures
+    (each with its caption from ``captions``, by stem, or `CAPTIONS`)."""
     r = s
     exp = r.experiment
     manifest_path = r.path / "manifest.json"
@@ -532,13 +617,18 @@ def report(s: ResultsFolder, figure_files: list[Path]) -> str:
     if shown:
         lines += ["## Figures", ""]
         for path in shown:
-            lines += [f"![{path.stem}](figures/{path.name})", "", CAPTIONS.get(path.stem, ""), ""]
+            text = (captions or {}).get(path.stem) or CAPTIONS.get(path.stem, "")
+            lines += [f"![{path.stem}](figures/{path.name})", "", text, ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(s: ResultsFolder, formats: tuple[str, ...] = ("png", "svg")) -> Path:
+def write_report(
+    s: ResultsFolder, formats: tuple[str, ...] = ("png", "svg"), size: str | None = None
+) -> Path:
     """Write the figures and DIR/report.md; returns the report's path."""
-    files = write_figures(s, formats)
+    drawn = figures(s, size)
+    captions = {stem: caption(stem, figure) for stem, figure in drawn.items()}
+    files = save_figures(drawn, make_dir(s.path / "figures"), formats)
     path = s.path / "report.md"
-    atomic_write_text(path, report(s, files))
+    atomic_write_text(path, report(s, files, captions))
     return path

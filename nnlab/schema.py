@@ -161,6 +161,8 @@ ENDPOINT_COLUMNS = (
     "borderline",
     "iterations",
 )
+# barriers.parquet's columns after the configuration's axes.
+BARRIER_COLUMNS = ("optimum", "to", "to_run_id", "barrier", "path", "bezier", "bezier_t", "bezier_path")
 # What a certified end point is (nnlab.landscape.classify).
 KINDS = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverged")
 

@@ -50,7 +50,8 @@ MODULES = (
     ("nnlab.analysis.verdicts", "Capacity labels, the capacity table, best settings."),
     ("nnlab.analysis.comparisons", "Two sweeps side by side; tests between neighbouring widths."),
     ("nnlab.analysis.pruning", "Saved networks analysed: units not needed, gradients along a chain."),
-    ("nnlab.figures", "Figures: tables in, matplotlib Figure out."),
+    ("nnlab.figures", "Figures: each an axes-level panel (ax=) and a figure-level function; figures_for."),
+    ("nnlab.figures.layout", "What every figure shares: style, sizes, palettes, facets, loss and epoch axes"),
     ("nnlab.results", "One object for a results folder: its experiment, tables and statistics."),
     ("nnlab.report", "Summary table, figures and report.md of a results folder."),
 )

@@ -744,9 +744,12 @@ def test_barriers_figure_one_panel_per_configuration(certified):
     shown = [ax for ax in fig.axes if ax.get_visible()]
     assert len(shown) == barriers["width"].nunique()
     for ax, (_, g) in zip(shown, barriers.groupby("width"), strict=True):
-        assert len(ax.lines) == len(g)
-        for line, path in zip(ax.lines, g["path"], strict=True):
-            np.testing.assert_array_equal(line.get_ydata(), path)
+        # Each path twice: the trained Bezier curve (solid), then the straight line (dashed).
+        assert len(ax.lines) == 2 * len(g)
+        for k, (curve, path) in enumerate(zip(g["bezier_path"], g["path"], strict=True)):
+            np.testing.assert_array_equal(ax.lines[2 * k].get_ydata(), curve)
+            np.testing.assert_array_equal(ax.lines[2 * k + 1].get_ydata(), path)
+            assert ax.lines[2 * k + 1].get_linestyle() == "--"
 
 
 def test_endpoint_counts_of_one_configuration():

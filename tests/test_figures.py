@@ -11,6 +11,7 @@ import pytest
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 
@@ -110,8 +111,14 @@ def tick_labels(ax, axis: str = "x") -> list[str]:
 
 
 def suptitle(fig: Figure) -> str:
-    """The suptitle on one line (it is wrapped to the figure's width)."""
-    return " ".join(fig.get_suptitle().split())
+    """The title: one line."""
+    assert "\n" not in fig.get_suptitle()
+    return fig.get_suptitle()
+
+
+def notes(fig: Figure) -> str:
+    """What the figure adds to its caption about these data."""
+    return " ".join(figures.notes(fig))
 
 
 def legend_labels(fig: Figure) -> list[str]:
@@ -143,7 +150,7 @@ def test_spread_facets_log_scale_and_numeric_width_order():
         assert any(line.get_linestyle() == "--" for line in ax.lines)  # the threshold
     assert axes[-1].get_xlabel() == figures.WIDTH_LABEL
     assert "log" in axes[0].get_ylabel()
-    assert "threshold" in suptitle(fig)
+    assert suptitle(fig) == "Final loss per width"
 
 
 def test_spread_counts_diverged_runs_and_folds_other_axes_into_rows():
@@ -152,7 +159,7 @@ def test_spread_counts_diverged_runs_and_folds_other_axes_into_rows():
     axes = data_axes(fig)
     assert len(axes) == 2
     assert {ax.get_title() for ax in axes} == {"depth 1 | batch size 1", "depth 1 | batch size 4"}
-    assert "6 of 18 runs diverged" in suptitle(fig)
+    assert "6 of 18 runs diverged" in notes(fig)
     assert any("diverged" in t.get_text() for t in axes[0].texts)
     assert not any(line.get_linestyle() == "--" for ax in axes for line in ax.lines)  # no threshold
 
@@ -167,7 +174,7 @@ def test_ecdf_log_x_and_width_legend_in_order():
         assert ax.get_xscale() == "log"
         assert ax.lines
     assert legend_labels(fig)[:3] == ["2", "4", "16"]
-    assert "never reaching" in suptitle(fig)
+    assert "never reaching" in notes(fig)
     # Fractions are of all seeds: every curve ends at 1 (no divergence at depth 1).
     assert max(line.get_ydata()[-1] for line in axes[0].lines if len(line.get_ydata()) > 2) == 1.0
 
@@ -188,8 +195,8 @@ def test_convergence_median_and_band_per_width():
     median = [line for line in axes[0].lines if line.get_linestyle() == "-"][0].get_ydata()
     assert median[0] == pytest.approx(0.5)
     assert median[-1] == pytest.approx(np.median(10.0 ** (-2 / 4) * np.arange(1, 4)))
-    # The title says how many seeds a line summarizes, and where to see each one.
-    assert "3 seeds per configuration" in suptitle(fig) and "seed_curves" in suptitle(fig)
+    # The caption says how many seeds a line summarizes.
+    assert "3 seeds per configuration" in notes(fig)
     # All seeds of depth 2, width 4 diverged: its median line is NaN after epoch 0.
     diverged = axes[1].lines[1].get_ydata()
     assert np.isfinite(diverged[0]) and np.isnan(diverged[1:]).all()
@@ -199,7 +206,7 @@ def test_curve_quantiles_ignores_curves_of_unknown_runs():
     runs = make_runs(widths=(2,), depths=(1,), seeds=2)
     curves = make_curves(runs)
     stray = curves.assign(run_id="not-a-run", loss=1e9)
-    stats = figures._curve_quantiles(runs, pd.concat([curves, stray]), ["depth", "width"])
+    stats = figures.curve_quantiles(runs, pd.concat([curves, stray]), ["depth", "width"])
     assert len(stats) == EPOCHS + 1
     assert stats["q75"].max() < 1
 
@@ -209,7 +216,7 @@ def test_capacity_success_and_ert_panels():
     summary = analysis.summarize(runs, THRESHOLD)
     assert np.isinf(summary["ert"]).any()
     fig = figures.capacity(summary)
-    check_labels(fig)
+    check_labels(fig, panel_titles=False)
     ax_s, ax_e = data_axes(fig)
     assert ax_e.get_yscale() == "log"
     assert ax_s.get_xscale() == ax_e.get_xscale() == "log"
@@ -217,7 +224,7 @@ def test_capacity_success_and_ert_panels():
     assert "success" in ax_s.get_ylabel() and "ERT" in ax_e.get_ylabel()
     assert ax_s.collections  # the Wilson error bars
     assert any(line.get_marker() == "^" for line in ax_e.lines)  # an infinite ERT, pinned on top
-    assert "∞" in ax_e.get_title()
+    assert "∞" in notes(fig)
     assert legend_labels(fig) == ["depth 1, lr 0.1", "depth 1, lr 0.3", "depth 2, lr 0.1", "depth 2, lr 0.3"]
 
 
@@ -227,7 +234,7 @@ def test_capacity_when_no_configuration_succeeds():
     fig = figures.capacity(summary)
     (ax_s,) = data_axes(fig)  # every ERT is infinite: no ERT panel
     assert tick_labels(ax_s) == ["1"] and "success" in ax_s.get_ylabel()
-    assert "no ERT panel" in suptitle(fig)
+    assert "no ERT panel" in notes(fig)
 
 
 def test_heatmap_one_panel_per_lr_with_percentages():
@@ -254,7 +261,7 @@ def test_chain_gradients_points_and_median():
     assert ax.get_yscale() == "log"
     assert ax.collections and ax.lines
     assert tick_labels(ax) == ["1", "2", "3", "4"]
-    assert "(1 − fᵢ²)·wᵢ₊₁" in suptitle(fig)
+    assert "(1 − fᵢ²)·wᵢ₊₁" in notes(fig)
 
 
 def test_single_width_single_seed():
@@ -271,7 +278,7 @@ def test_all_runs_diverged():
     summary = analysis.summarize(runs, THRESHOLD)
     figs = figures.figures_for(runs, make_curves(runs), summary, THRESHOLD)
     assert list(figs) == ["convergence", "seed_curves", "capacity"]  # no final loss left to spread
-    assert "4 of 4 runs diverged" in suptitle(figs["convergence"])
+    assert "4 of 4 runs diverged" in notes(figs["convergence"])
     texts = [t.get_text() for ax in figs["convergence"].axes for t in ax.texts]
     assert "median diverged: width 2, 4" in texts
     for fig in figs.values():
@@ -286,7 +293,7 @@ def test_a_loss_exploding_towards_inf_counts_as_diverged():
     curves.loc[curves["run_id"] == runs.loc[0, "run_id"], "loss"] = np.logspace(0, 290, EPOCHS + 1)
     summary = analysis.summarize(runs, THRESHOLD)
     figs = figures.figures_for(runs, curves, summary, THRESHOLD)
-    assert "1 of 6 runs diverged (loss inf, NaN or > 1e100)" in suptitle(figs["spread"])
+    assert "1 of 6 runs diverged (loss inf, NaN or > 1e100)" in notes(figs["spread"])
     for fig in figs.values():
         FigureCanvasAgg(fig).draw()
 
@@ -338,15 +345,17 @@ def test_spread_counts_the_solved_seeds_in_a_bar_and_draws_only_failures():
     points = np.concatenate([c.get_offsets() for c in ax.collections])
     assert sorted(points[:, 1]) == [0.2, 0.3]  # only the failures are points
     texts = [t.get_text() for t in ax.texts]
-    assert {"3/5", "5/5", f"< {THRESHOLD:g}"} <= set(texts)
+    assert {"3/5", "5/5"} <= set(texts) and tick_labels(ax, "y")[0] == f"< {THRESHOLD:g}"  # the bar's tick
     # 0.2 and 0.3 span less than a decade: a linear axis, on which the threshold does not fit.
-    assert ax.get_yscale() == "linear" and ax.get_ylabel() == figures.LOSS_LABEL
+    assert ax.get_yscale() == "linear" and ax.get_ylabel() == figures.LOSS_LABEL + " (linear)"
     lo, hi = ax.get_ylim()
     assert THRESHOLD < lo < 0.2 and 0.3 < hi
     assert not any(line.get_linestyle() == "--" for line in ax.lines)
-    assert "threshold 0.001 is below the losses shown" in suptitle(fig) and "linear axis" in suptitle(fig)
-    # No tick beside the bar: every tick is a loss shown.
-    assert all(float(t) >= 0.2 for t in tick_labels(ax, "y"))
+    assert (
+        "threshold 0.001 is below the losses shown" in notes(fig) and "linear loss axis" in notes(fig).lower()
+    )
+    # No other tick beside the bar: every tick is a loss shown.
+    assert all(float(t) >= 0.2 for t in tick_labels(ax, "y")[1:])
 
 
 def test_spread_goes_log_over_a_decade_and_is_left_out_when_every_seed_solved():
@@ -372,7 +381,7 @@ def test_ecdf_starts_each_curve_at_its_solved_share():
     assert list(points[0].get_xdata()) == [0.2, 0.3] and len(points[1].get_xdata()) == 0
     bars = sorted(p.get_height() for p in ax.patches)
     assert bars[:2] == [0.6, 1.0]  # the bars, beside the grey ground (height 1)
-    assert f"< {THRESHOLD:g}" in [t.get_text() for t in ax.texts]
+    assert tick_labels(ax)[0] == f"< {THRESHOLD:g}"
 
 
 @pytest.mark.parametrize(
@@ -421,7 +430,6 @@ def test_solved_counts_a_seed_from_its_first_hit_with_a_wilson_band():
     lo, hi = analysis.wilson(1, 4)
     assert band[:, 1].max() == pytest.approx(hi) and band[:, 1].min() == pytest.approx(lo)
     assert band[:, 0].min() == 2
-    assert "whether or not it stays below" in suptitle(fig)
     # Without curves, from the stored epochs to threshold; nothing to draw without a threshold or a hit.
     assert figures.solved(runs, None, THRESHOLD) is not None
     assert figures.solved(runs, curves, None) is None
@@ -466,7 +474,7 @@ def test_seed_curves_colour_each_seed_by_outcome_in_a_fixed_sample():
     texts = [t.get_text() for t in axes[1].texts]
     assert texts == ["of 40 seeds:", "9 solved", "1 reached, ended above", "30 never reached"]
     assert legend_labels(fig) == [text for _, text in figures.OUTCOMES.values()]
-    assert "At most 30 seeds drawn per configuration" in suptitle(fig)
+    assert "At most 30 seeds drawn per configuration" in notes(fig)
     assert axes[0].get_yscale() == "log" and axes[0].get_ylim()[0] >= THRESHOLD / 100 / 1.5
     # The same sample every time.
     again = data_axes(figures.seed_curves(runs, curves, THRESHOLD))[1]
@@ -479,10 +487,10 @@ def test_seed_curves_colour_each_seed_by_outcome_in_a_fixed_sample():
 
 def test_sample_keeps_outcomes_in_proportion_and_each_at_least_once():
     outcome = np.array(["solved"] * 95 + ["never"] * 4 + ["diverged"])
-    pick = figures._sample(outcome, 30, np.random.default_rng(0))
+    pick = figures.sample(outcome, 30, np.random.default_rng(0))
     assert len(set(pick)) == 30 and list(pick) == sorted(pick)
     assert collections.Counter(outcome[pick]) == {"solved": 28, "never": 1, "diverged": 1}
-    assert list(figures._sample(outcome[:20], 30, np.random.default_rng(0))) == list(range(20))
+    assert list(figures.sample(outcome[:20], 30, np.random.default_rng(0))) == list(range(20))
 
 
 # -- capacity: intervals, infinite ends, panels with something to say ----------------------------------
@@ -510,7 +518,6 @@ def test_capacity_draws_the_ert_interval_and_its_infinite_ends():
     assert len(arrows) == 1 and arrows[0].xyann[1] == 1500.0  # width 4: upper end infinite
     assert any(line.get_marker() == "^" for line in ax_e.lines)  # width 2: no seed solved it
     assert tick_labels(ax_e, "y")[-1] == "∞"
-    assert "↑" in ax_e.get_title() and "△" in ax_e.get_title()
     assert [c.has_yerr for c in ax_s.containers] == [True]  # the Wilson bars
 
 
@@ -519,8 +526,8 @@ def test_capacity_leaves_out_the_success_panel_when_every_seed_solved():
     fig = figures.capacity(summary)
     (ax,) = data_axes(fig)
     assert "ERT" in ax.get_ylabel() and "∞" not in tick_labels(ax, "y")
-    assert "no success-rate panel" in suptitle(fig)
-    assert suptitle(fig).startswith("Expected running time against width")
+    assert "no success-rate panel" in notes(fig)
+    assert suptitle(fig) == "ERT against width"
 
 
 # -- one width, several depths (the chain study): depth is compared ------------------------------------
@@ -566,18 +573,101 @@ def test_solved_seeds_are_points_where_their_losses_lie_within_a_decade():
     summary = analysis.summarize(runs, 0.05)
     figs = figures.figures_for(runs, None, summary, 0.05)
     points = sum(len(c.get_offsets()) for ax in figs["spread"].axes for c in ax.collections)
-    assert points == len(runs) and "bar" not in suptitle(figs["spread"])
+    assert points == len(runs) and "box plot" in notes(figs["spread"])
     deep = make_runs(widths=(4, 16, 32), depths=(1,), seeds=4)  # solved losses from 4e-4 to 1e-8
     figs = figures.figures_for(deep, None, analysis.summarize(deep, THRESHOLD), THRESHOLD)
-    assert "bar" in suptitle(figs["spread"])
+    assert "box plot" not in notes(figs["spread"])
 
 
 def test_capacity_at_each_architectures_best_setting_when_lr_is_swept():
     runs = make_runs(widths=(2, 4), depths=(1,), lrs=(0.1, 0.3), seeds=3)
     summary = analysis.summarize(runs, THRESHOLD)
     figs = figures.figures_for(runs, None, summary, THRESHOLD)
-    assert "capacity_best" in figs and "best setting of lr" in suptitle(figs["capacity_best"])
+    assert "capacity_best" in figs and "best setting of lr" in notes(figs["capacity_best"])
     single = runs[runs["lr"] == 0.1]
     assert "capacity_best" not in figures.figures_for(
         single, None, analysis.summarize(single, THRESHOLD), THRESHOLD
     )
+
+
+# -- axes-level panels, one-line titles, palettes, paper sizes -------------------------------------------
+
+
+def test_every_panel_draws_into_the_axes_it_is_given():
+    runs = make_runs(depths=(1,), seeds=4)
+    curves = make_curves(runs)
+    summary = analysis.summarize(runs, THRESHOLD)
+    X = np.linspace(-1, 1, 8)[:, None]
+    chain = analysis.chain_gradients(range(1, 4), range(4), X, 0.5 * X)
+    one = runs[runs["width"] == 2]
+    panels = [
+        (figures.spread_panel, (runs, THRESHOLD)),
+        (figures.ecdf_panel, (runs, THRESHOLD)),
+        (figures.convergence_panel, (figures.curve_quantiles(runs, curves, ["depth", "width"]), THRESHOLD)),
+        (figures.solved_panel, (runs, curves, THRESHOLD)),
+        (figures.seed_curves_panel, (one, curves, THRESHOLD)),
+        (figures.success_panel, (summary,)),
+        (figures.ert_panel, (summary,)),
+        (figures.heatmap_panel, (summary,)),
+        (figures.chain_gradients_panel, (chain,)),
+    ]
+    mine = Figure()
+    grid = mine.subplots(3, 3).ravel()
+    for (panel, args), ax in zip(panels, grid, strict=True):
+        assert panel(*args, ax=ax) is ax, panel.__name__
+        assert ax.lines or ax.collections or ax.patches, panel.__name__
+        assert ax.get_xlabel() and ax.get_ylabel(), panel.__name__
+    assert len(mine.axes) == 9  # nothing added to the caller's figure
+    alone = figures.spread_panel(runs, THRESHOLD)  # without ax: a new figure's one Axes
+    assert isinstance(alone.figure, Figure) and alone.figure.axes == [alone]
+    assert plt.get_fignums() == []
+
+
+def test_titles_are_one_line_and_ordered_axes_take_a_sequential_palette():
+    runs = make_runs(depths=(1,), widths=(2, 4, 16), lrs=(0.01, 0.1, 1.0), seeds=3)
+    summary = analysis.summarize(runs, THRESHOLD)
+    figs = figures.figures_for(runs, make_curves(runs), summary, THRESHOLD)
+    for stem, fig in figs.items():
+        assert fig.get_suptitle() and "\n" not in fig.get_suptitle(), stem
+    # capacity: one colour per learning rate, dark to light as lr grows (viridis), not one blue.
+    lines = [(line.get_label(), line.get_color()) for line in figs["capacity"].legends[0].get_lines()]
+    colors = [np.asarray(to_rgb(c)) for _, c in lines]
+    assert len({tuple(c) for c in colors}) == 3
+    luminance = [c @ [0.2126, 0.7152, 0.0722] for c in colors]
+    assert luminance == sorted(luminance)  # lr 0.01, 0.1, 1 in order
+    assert colors[0] == pytest.approx(to_rgb(plt.get_cmap(figures.SEQUENTIAL)(0.0)))
+    # Widths too: the ECDF's legend runs through the same palette.
+    ecdf = [np.asarray(to_rgb(line.get_color())) for line in figs["ecdf"].legends[0].get_lines()]
+    assert ecdf[0] == pytest.approx(colors[0]) and len({tuple(c) for c in ecdf}) == 3
+
+
+def test_paper_sizes_and_seed_curves_without_a_lone_panel():
+    runs = make_runs(depths=(1,), widths=(1, 2, 3, 4, 6, 10, 20), seeds=2)
+    summary = analysis.summarize(runs, THRESHOLD)
+    curves = make_curves(runs)
+    for size, inches in figures.SIZES.items():
+        figs = figures.figures_for(runs, curves, summary, THRESHOLD, size=size)
+        assert {stem: fig.get_figwidth() for stem, fig in figs.items()} == dict.fromkeys(figs, inches)
+    with pytest.raises(ValueError, match="size: expected one of single, double"):
+        figures.spread(runs, THRESHOLD, size="a4")
+    # Seven widths: two rows of four and three, not five and a lone two.
+    fig = figures.seed_curves(runs, curves, THRESHOLD)
+    rows = collections.Counter(ax.get_subplotspec().rowspan.start for ax in data_axes(fig))
+    assert sorted(rows.values()) == [3, 4]
+
+
+def test_loss_curves_stop_two_decades_below_the_threshold_and_epochs_go_log():
+    runs = make_runs(widths=(2, 32), depths=(1,), seeds=3)  # width 32 ends near 1e-8
+    curves = make_curves(runs)
+    curves = curves.assign(epoch=curves["epoch"] * 100)  # 0..500 epochs: more than a decade
+    runs = runs.assign(epochs=EPOCHS * 100)
+    fig = figures.convergence(runs, curves, THRESHOLD)
+    (ax,) = data_axes(fig)
+    assert ax.get_ylim()[0] == pytest.approx(THRESHOLD / 100)  # not down to 1e-4 x 16 decades
+    assert tick_labels(ax, "y")[0].startswith("≤")
+    assert ax.get_xscale() == "symlog" and ax.get_xlabel() == "epoch (log)"
+    assert "Losses below 1e-05 drawn at 1e-05" in notes(fig)
+    # Losses that stay above the threshold / 100: the axis stops at their decade, unmarked.
+    shallow = runs[runs["width"] == 2]
+    (ax,) = data_axes(figures.convergence(shallow, curves, THRESHOLD))
+    assert ax.get_ylim()[0] == pytest.approx(0.1) and not tick_labels(ax, "y")[0].startswith("≤")

@@ -173,11 +173,15 @@ def test_compare_labels_the_sweeps(folder, tmp_path):
     named = nnlab.compare(nnlab.load(folder), other, names=["small", "wide"])
     assert named.summary["sweep"].unique().tolist() == ["small", "wide"]
     assert "capacity" in named.figures and "seed_curves" in list(named.figures)
-    capacity = named.figures["capacity"]
-    assert [t.get_text() for ax in capacity.axes for t in ax.texts] == [
-        "small (threshold 0.001)",
-        "wide (threshold 0.01)",
-    ]
+    # The sweeps drawn together, one line style each, named (with their thresholds) in the legend.
+    convergence = named.figures["convergence"]
+    legend = [t.get_text() for legend in convergence.legends for t in legend.get_texts()]
+    assert legend[-2:] == ["small (threshold 0.001)", "wide (threshold 0.01)"]
+    styles = {
+        line.get_linestyle() for ax in convergence.axes for line in ax.lines if len(line.get_xdata()) > 2
+    }
+    assert {"-", "--"} <= styles
+    assert [t.get_text() for t in named.figures["capacity"].legends[0].get_texts()][-1].endswith("sweep wide")
 
 
 def test_labels_tell_folders_of_one_name_apart():
@@ -198,6 +202,18 @@ def test_cli_compare(folder, tmp_path):
     assert result.stdout.splitlines()[0] == "tiny, wide: final losses"
     assert result.stdout.strip().splitlines()[-1].startswith(f"{out}/: summary.csv, summary.md and ")
     assert (out / "figures" / "capacity.png").is_file() and (out / "summary.csv").is_file()
+    assert (out / "figures" / "capacity.txt").is_file()
+    # SVG: the sweeps are vector paths on shared axes, not pasted bitmaps.
+    result = runner.invoke(
+        app, ["compare", str(folder), str(other), "--out", str(out), "--figure-format", "svg"]
+    )
+    assert result.exit_code == 0, result.output
+    svg = (out / "figures" / "convergence.svg").read_text(encoding="utf-8")
+    assert "<image" not in svg
+    drawn = front.compare(folder, other).figures["convergence"]
+    lines = [line for ax in drawn.axes for line in ax.lines if len(line.get_xdata()) > 2]
+    assert {line.get_linestyle() for line in lines} == {"-", "--"}  # one line style per sweep
+    assert svg.count("<path ") >= len(lines)
     assert (out / "summary.md").read_text().startswith("| sweep | threshold |")
     for args, message in [
         (["compare", str(folder)], "nnlab: compare: give two or more results folders, got 1"),

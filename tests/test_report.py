@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from nnlab import sweep
+from nnlab import report, sweep
 from nnlab.cli import app
 from nnlab.results import open_folder
 from nnlab.sweep.experiment import validate
@@ -72,6 +72,11 @@ def test_figures_and_report_are_written(folder):
     assert result.exit_code == 0, result.output
     svgs = sorted(p.stem for p in (folder / "figures").glob("*.svg"))
     assert svgs == ["capacity", "convergence", "ecdf", "heatmap", "seed_curves", "solved", "spread"]
+    # Each figure's caption beside it: what it shows (report.CAPTIONS), then what these data add.
+    captions = sorted(p.stem for p in (folder / "figures").glob("*.txt"))
+    assert captions == svgs
+    spread = (folder / "figures" / "spread.txt").read_text(encoding="utf-8")
+    assert spread.startswith(report.CAPTIONS["spread"]) and spread.endswith(".\n")
     result = runner.invoke(app, ["report", str(folder), "--format", "png"])
     assert result.exit_code == 0, result.output
     text = (folder / "report.md").read_text()
@@ -85,6 +90,7 @@ def test_figures_and_report_are_written(folder):
         "units redundant",
     ):
         assert needed in text, needed
+    assert spread.strip() in text  # the report prints the same caption
     assert len(list((folder / "figures").glob("*.png"))) == 7
     verdicts = [
         line for line in text.split("## Verdicts")[1].split("##")[0].splitlines() if line.startswith("- ")

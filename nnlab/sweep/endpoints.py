@@ -39,7 +39,7 @@ from nnlab.landscape.escape import escape
 from nnlab.landscape.paths import bezier
 from nnlab.landscape.polish import PROCEDURE
 from nnlab.network import flat_params, loss_of, network_from_flat
-from nnlab.schema import AXIS_COLUMNS, ENDPOINT_COLUMNS, Config
+from nnlab.schema import AXIS_COLUMNS, BARRIER_COLUMNS, ENDPOINT_COLUMNS, Config
 from nnlab.schema import LANDSCAPE_TABLES as TABLES
 from nnlab.sweep import folder, workers
 from nnlab.sweep.experiment import Experiment, ExperimentError
@@ -497,9 +497,6 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str], param
     for name, frame in zip(TABLES, (endpoints, optima, barriers), strict=True):
         folder.write_whole(out / name, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
     return endpoints, optima, barriers
-
-
-BARRIER_COLUMNS = ("optimum", "to", "to_run_id", "barrier", "path", "bezier", "bezier_t", "bezier_path")
 
 
 def _best_solved(runs: pd.DataFrame, run_ids, params: dict | None, threshold: float) -> str | None:
