@@ -153,6 +153,16 @@ def vfnma(typingctx, a, b, c):
 
 
 @intrinsic
+def vsqrt(typingctx, v):
+    """sqrt lane-wise (IEEE, correctly rounded)."""
+
+    def codegen(context, builder, sig, args):
+        return builder.call(_intrinsic_fn(builder, f"llvm.sqrt.v{W}f64", 1), [args[0]])
+
+    return f64xW(v), codegen
+
+
+@intrinsic
 def vselect(typingctx, mask, a, b):
     """Lane-wise: a where mask != 0 else b (mask: a vector of 0.0 / 1.0)."""
 
@@ -320,6 +330,70 @@ LANES = W
 
 # No fast-math: the vector code spells out every FMA, and divergence detection needs NaN and inf.
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
+
+# The update rules (`nnlab.sgd.OptimizerSpec`): their codes, and what a kernel knows of one.
+SGD, MOMENTUM, NESTEROV, ADAM, ADAMW = 0, 1, 2, 3, 4
+OPTIMIZER_CODES = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV, "adam": ADAM, "adamw": ADAMW}
+Rule = collections.namedtuple("Rule", ["kind", "momentum", "beta1", "beta2", "eps", "weight_decay"])
+
+
+@njit(**_OPTS)
+def _fused_sgd(rule):
+    """Whether the steps are plain SGD without decay: the kernels then fuse each step into the
+    backward pass (W -= lr f^T delta as delta goes by) and keep no gradient or state."""
+    return rule.kind == SGD and rule.weight_decay == 0.0
+
+
+@njit(**_OPTS)
+def _step_constants(rule, rates, j):
+    """The scalars of update step j of a slice: rates[j] = (lr_t, 1 - beta1^t, sqrt(1 - beta2^t))
+    (`nnlab.sgd.OptimizerSpec.rates`). Returns (lr_t, momentum, beta1, 1 - beta1, beta2, 1 - beta2,
+    eps, weight_decay, lr_t / (1 - beta1^t), 1 / sqrt(1 - beta2^t), 1 - lr_t weight_decay)."""
+    lr = rates[j, 0]
+    b1, b2, wd = rule.beta1, rule.beta2, rule.weight_decay
+    return (
+        lr,
+        rule.momentum,
+        b1,
+        1.0 - b1,
+        b2,
+        1.0 - b2,
+        rule.eps,
+        wd,
+        lr / rates[j, 1],
+        1.0 / rates[j, 2],
+        1.0 - lr * wd,
+    )
+
+
+@njit(**_OPTS)
+def _v_update(kind, pv, gv, s, oa, ob, on, k):
+    """One optimizer step on a vector of parameters pv with gradient gv (the batch mean): returns the
+    new parameters; the state (momentum: buf at s[oa:]; adam: m at s[oa:], v at s[ob:]) is updated in
+    place where on != 0 (the caller stores the parameters alike). k: `_step_constants`. As torch.optim:
+    coupled decay g += wd theta for all but adamw, which scales theta by 1 - lr_t wd first."""
+    lr, mu, b1, c1, b2, c2, eps, wd, step, inv2, decay = k
+    if kind != ADAMW and wd != 0.0:
+        gv = vfma(vsplat(wd), pv, gv)
+    if kind == SGD:
+        return vfnma(vsplat(lr), gv, pv)
+    if kind == MOMENTUM or kind == NESTEROV:
+        old = vload(s, oa)
+        buf = vfma(vsplat(mu), old, gv)  # zero at the start: buf = g at the first step
+        vstore(s, oa, vselect(on, buf, old))
+        if kind == NESTEROV:
+            return vfnma(vsplat(lr), vfma(vsplat(mu), buf, gv), pv)
+        return vfnma(vsplat(lr), buf, pv)
+    if kind == ADAMW:
+        pv = vmul(pv, vsplat(decay))
+    m_old, v_old = vload(s, oa), vload(s, ob)
+    m = vfma(vsplat(b1), m_old, vmul(vsplat(c1), gv))
+    v = vfma(vsplat(b2), v_old, vmul(vsplat(c2), vmul(gv, gv)))
+    vstore(s, oa, vselect(on, m, m_old))
+    vstore(s, ob, vselect(on, v, v_old))
+    # m_hat / (sqrt(v_hat) + eps) as torch.optim arranges it: lr_t / (1 - beta1^t) times
+    # m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+    return vfnma(vsplat(step), vdiv(m, vfma(vsqrt(v), vsplat(inv2), vsplat(eps))), pv)
 
 
 @njit(**_OPTS)
@@ -769,13 +843,30 @@ def _lanes_buffers(lay, foff, P):
     return f, d, g, y, acc
 
 
+@njit(**_OPTS)
+def _lanes_update(p, acc, s, P, m, kind, k, on):
+    """One optimizer step (`_v_update`) on the lanes where on != 0, from acc = the gradient summed
+    over the batch's m samples; the state s (S * P rows) holds the optimizer's S arrays."""
+    mv = vsplat(float(m))
+    for q in range(P):
+        o = q * W
+        pv = vload(p, o)
+        gv = vload(acc, o)
+        if m > 1:
+            gv = vdiv(gv, mv)
+        vstore(p, o, vselect(on, _v_update(kind, pv, gv, s, o, o + P * W, on, k), pv))
+
+
 @njit(parallel=True, **_OPTS)
-def lanes_train(params, lay, foff, X3, Y3, order3, lr, B, hid, outc, lossc, active, curve):
+def lanes_train(params, state, lay, foff, X3, Y3, order3, rates, rule, B, hid, outc, lossc, active, curve):
     """Train every replica through the epochs of order3.
 
-    params (C, P, LANES) updated in place; X3 (1 or R, n, d); Y3 (1 or R, n, out); order3 (1 or R,
-    E, n); active (R,) uint8, cleared when a replica's loss stops being finite (it then stops
-    updating); curve (R, E) receives the full-data loss after each epoch.
+    params (C, P, LANES) updated in place; state (C, S * P, LANES) the optimizer's state, laid out
+    like params (S = 0, 1 or 2 arrays), updated in place; X3 (1 or R, n, d); Y3 (1 or R, n, out);
+    order3 (1 or R, E, n); rates (E * ceil(n / B), 3) the step constants of
+    `nnlab.sgd.OptimizerSpec.rates`; rule a `Rule`; active (R,) uint8, cleared when a replica's loss
+    stops being finite (it then stops updating, its state too); curve (R, E) receives the full-data
+    loss after each epoch.
     """
     C, P = params.shape[0], params.shape[1]
     R = active.shape[0]
@@ -783,8 +874,9 @@ def lanes_train(params, lay, foff, X3, Y3, order3, lr, B, hid, outc, lossc, acti
     nx = X3.shape[2]
     L = lay.shape[0]
     nout = lay[L - 1, 1]
+    fused = _fused_sgd(rule)
     for c in prange(C):
-        p = params[c]
+        p, s = params[c], state[c]
         f, d, g, y, acc = _lanes_buffers(lay, foff, P)
         idx = np.zeros(W, dtype=np.int64)
         gn = np.zeros(W)
@@ -795,12 +887,15 @@ def lanes_train(params, lay, foff, X3, Y3, order3, lr, B, hid, outc, lossc, acti
             r = c * W + l
             onb[l] = 1.0 if r < R and active[r] != 0 else 0.0
         on = vload(onb, 0)
+        j = 0  # the update step within the slice
         for e in range(E):
             start = 0
             while start < n:
                 stop = min(start + B, n)
                 m = stop - start
-                if m > 1:
+                lr = rates[j, 0]
+                per_sample = fused and m == 1
+                if not per_sample:
                     acc[:] = 0.0
                 bl = vsplat(0.0)
                 for t in range(start, stop):
@@ -810,20 +905,24 @@ def lanes_train(params, lay, foff, X3, Y3, order3, lr, B, hid, outc, lossc, acti
                     _lanes_gather(Y3, xr, idx, nout, y)
                     _lanes_forward(p, lay, foff, f, hid, _forward_code(outc, lossc))
                     bl = vadd(bl, _lanes_output_delta(f, foff[L], y, nout, outc, lossc, d))
-                    if m == 1:
+                    if per_sample:
                         on = vmul(on, visfinite(bl))
                         _lanes_backward_update(p, lay, foff, f, d, g, hid, lr, on)
                     else:
                         _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc)
-                if m > 1:
+                if not per_sample:
                     on = vmul(on, visfinite(bl))
-                    lrv = vsplat(lr)
-                    mv = vsplat(float(m))
-                    for q in range(P):
-                        pv = vload(p, q * W)
-                        step = vmul(lrv, vdiv(vload(acc, q * W), mv))
-                        vstore(p, q * W, vselect(on, vsub(pv, step), pv))
+                    if fused:
+                        lrv = vsplat(lr)
+                        mv = vsplat(float(m))
+                        for q in range(P):
+                            pv = vload(p, q * W)
+                            step = vmul(lrv, vdiv(vload(acc, q * W), mv))
+                            vstore(p, q * W, vselect(on, vsub(pv, step), pv))
+                    else:
+                        _lanes_update(p, acc, s, P, m, rule.kind, _step_constants(rule, rates, j), on)
                 start = stop
+                j += 1
             out = _lanes_full(p, lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx, False, gn)
             on = vmul(on, visfinite(out))
             for l in range(W):
@@ -1087,27 +1186,71 @@ def _pick(r, A3):
 
 
 @njit(**_OPTS)
-def _replica_epochs(gemm, p, spec, X, Y, order, lr, B, on, curve):
-    """One replica through the epochs of order (E, n); returns whether it is still active. (The
-    parallel loops below only call this and `_rows_full`: numba's parfors mishandle a Work tuple
-    made inside their body.)"""
+def _rows_update(p, acc, s, m, kind, k, tail):
+    """One optimizer step (`_v_update`) on one replica's P parameters from acc = the gradient summed
+    over the batch's m samples; its state s holds the optimizer's arrays (each P long) one after the
+    other. 16 parameters at a time, the last few through ``tail`` (4 vectors), so that every
+    parameter goes through the same vector code."""
+    P = p.shape[0]
+    full = P - P % W
+    one, mv = vsplat(1.0), vsplat(float(m))
+    for q in range(0, full, W):
+        gv = vload(acc, q)
+        if m > 1:
+            gv = vdiv(gv, mv)
+        vstore(p, q, _v_update(kind, vload(p, q), gv, s, q, q + P, one, k))
+    if full < P:
+        # tail rows: p, g, then the state's two arrays
+        tail[:] = 0.0
+        S = s.shape[0] // P if P > 0 else 0
+        for q in range(full, P):
+            tail[q - full] = p[q]
+            tail[W + q - full] = acc[q]
+            for a in range(S):
+                tail[(2 + a) * W + q - full] = s[a * P + q]
+        gv = vload(tail, W)
+        if m > 1:
+            gv = vdiv(gv, mv)
+        vstore(tail, 0, _v_update(kind, vload(tail, 0), gv, tail, 2 * W, 3 * W, one, k))
+        for q in range(full, P):
+            p[q] = tail[q - full]
+            for a in range(S):
+                s[a * P + q] = tail[(2 + a) * W + q - full]
+
+
+@njit(**_OPTS)
+def _replica_epochs(gemm, p, s, spec, X, Y, order, rates, rule, B, on, curve):
+    """One replica through the epochs of order (E, n) with the step constants ``rates`` and update
+    rule ``rule`` (its state s); returns whether it is still active. (The parallel loops below only
+    call this and `_rows_full`: numba's parfors mishandle a Work tuple made inside their body.)"""
     E, n = order.shape
     nx = X.shape[1]
     work = _work(spec, max(min(B, n), loss_block(spec.lay, spec.foff)))  # a batch is at most n rows
     none = np.zeros(0)
+    fused = _fused_sgd(rule)
+    acc = aligned_zeros(0 if fused else p.shape[0])
+    tail = aligned_zeros(4 * W)
+    j = 0  # the update step within the slice
     for e in range(E):
         start = 0
         while on and start < n:
             m = min(B, n - start)
             idx = order[e, start : start + m]
-            for s in range(m):
-                work.f[s * nx : (s + 1) * nx] = X[idx[s]]
+            for s_ in range(m):
+                work.f[s_ * nx : (s_ + 1) * nx] = X[idx[s_]]
             _rows_forward(gemm, p, spec, work, m)
             if not math.isfinite(_rows_output(spec, work, Y, idx, m)):
                 on = False  # the batch loss before the step: this replica has diverged
                 break
-            _rows_backward(gemm, p, spec, work, m, lr, none)
+            if fused:
+                if rates[j, 0] > 0.0:  # (a step schedule's lr may underflow to 0: no step)
+                    _rows_backward(gemm, p, spec, work, m, rates[j, 0], none)
+            else:
+                acc[:] = 0.0
+                _rows_backward(gemm, p, spec, work, m, 0.0, acc)
+                _rows_update(p, acc, s, m, rule.kind, _step_constants(rule, rates, j), tail)
             start += m
+            j += 1
         curve[e] = _rows_full(gemm, p, spec, work, X, Y, none)
         on = on and math.isfinite(curve[e])
     return on
@@ -1125,16 +1268,20 @@ def _replica_loss(gemm, p, spec, X, Y, want_grad):
 
 
 @njit(parallel=True, **_OPTS)
-def replica_train(gemm, params, spec, X3, Y3, order3, lr, B, active, curve):
+def replica_train(gemm, params, state, spec, X3, Y3, order3, rates, rule, B, active, curve):
     """Train every replica through the epochs of order3, one replica per thread at a time.
 
-    params (R, P) updated in place; spec a `Spec`; X3 (1 or R, n, d); Y3 (1 or R, n, out); order3
-    (1 or R, E, n); active (R,) uint8, cleared when a replica's loss stops being finite (it then
-    stops updating); curve (R, E) receives the full-data loss after each epoch.
+    params (R, P) updated in place; state (R, S * P) the optimizer's S arrays (0, 1 or 2) of each
+    replica, updated in place; spec a `Spec`; X3 (1 or R, n, d); Y3 (1 or R, n, out); order3 (1 or R,
+    E, n); rates (E * ceil(n / B), 3) the step constants of `nnlab.sgd.OptimizerSpec.rates`; rule a
+    `Rule`; active (R,) uint8, cleared when a replica's loss stops being finite (it then stops
+    updating, its state too); curve (R, E) receives the full-data loss after each epoch.
     """
     for r in prange(params.shape[0]):
         X, Y, order = X3[_pick(r, X3)], Y3[_pick(r, Y3)], order3[_pick(r, order3)]
-        on = _replica_epochs(gemm, params[r], spec, X, Y, order, lr, B, active[r] != 0, curve[r])
+        on = _replica_epochs(
+            gemm, params[r], state[r], spec, X, Y, order, rates, rule, B, active[r] != 0, curve[r]
+        )
         active[r] = 1 if on else 0
 
 
