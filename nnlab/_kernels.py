@@ -367,10 +367,11 @@ def _step_constants(rule, rates, j):
 
 
 @njit(**_OPTS)
-def _v_update(kind, pv, gv, s, oa, ob, on, k):
+def _v_update(kind, pv, gv, s, oa, ob, k):
     """One optimizer step on a vector of parameters pv with gradient gv (the batch mean): returns the
-    new parameters; the state (momentum: buf at s[oa:]; adam: m at s[oa:], v at s[ob:]) is updated in
-    place where on != 0 (the caller stores the parameters alike). k: `_step_constants`. As torch.optim:
+    new parameters, which the caller stores where the replica is active; the state (momentum: buf at
+    s[oa:]; adam: m at s[oa:], v at s[ob:]) is updated in place on every lane (a diverged replica's
+    state is never read again: it stops updating for good). k: `_step_constants`. As torch.optim:
     coupled decay g += wd theta for all but adamw, which scales theta by 1 - lr_t wd first."""
     lr, mu, b1, c1, b2, c2, eps, wd, step, inv2, decay = k
     if kind != ADAMW and wd != 0.0:
@@ -378,19 +379,17 @@ def _v_update(kind, pv, gv, s, oa, ob, on, k):
     if kind == SGD:
         return vfnma(vsplat(lr), gv, pv)
     if kind == MOMENTUM or kind == NESTEROV:
-        old = vload(s, oa)
-        buf = vfma(vsplat(mu), old, gv)  # zero at the start: buf = g at the first step
-        vstore(s, oa, vselect(on, buf, old))
+        buf = vfma(vsplat(mu), vload(s, oa), gv)  # zero at the start: buf = g at the first step
+        vstore(s, oa, buf)
         if kind == NESTEROV:
             return vfnma(vsplat(lr), vfma(vsplat(mu), buf, gv), pv)
         return vfnma(vsplat(lr), buf, pv)
     if kind == ADAMW:
         pv = vmul(pv, vsplat(decay))
-    m_old, v_old = vload(s, oa), vload(s, ob)
-    m = vfma(vsplat(b1), m_old, vmul(vsplat(c1), gv))
-    v = vfma(vsplat(b2), v_old, vmul(vsplat(c2), vmul(gv, gv)))
-    vstore(s, oa, vselect(on, m, m_old))
-    vstore(s, ob, vselect(on, v, v_old))
+    m = vfma(vsplat(b1), vload(s, oa), vmul(vsplat(c1), gv))
+    v = vfma(vsplat(b2), vload(s, ob), vmul(vsplat(c2), vmul(gv, gv)))
+    vstore(s, oa, m)
+    vstore(s, ob, v)
     # m_hat / (sqrt(v_hat) + eps) as torch.optim arranges it: lr_t / (1 - beta1^t) times
     # m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
     return vfnma(vsplat(step), vdiv(m, vfma(vsqrt(v), vsplat(inv2), vsplat(eps))), pv)
@@ -747,6 +746,38 @@ def _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc):
 
 
 @njit(**_OPTS)
+def _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, kind, k, on):
+    """One sample's optimizer step (`_v_update`, rule ``kind``, step constants k) on the lanes where
+    on != 0, fused like `_lanes_backward_update`: each weight's gradient f_{i-1}[j] delta_i[k] is
+    used as it is formed, delta_{i-1} taken from the old W_i. d rows hold delta_L; the state s holds
+    the optimizer's arrays (P rows each) one after the other."""
+    L = lay.shape[0]
+    PW = s.shape[0] // 2 * W if kind >= ADAM else 0  # where the second array (v) starts
+    for i in range(L - 1, -1, -1):
+        nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
+        fi = foff[i]
+        if bo >= 0:
+            for kk in range(nout):
+                q = (bo + kk) * W
+                pv = vload(p, q)
+                vstore(p, q, vselect(on, _v_update(kind, pv, vload(d, kk * W), s, q, q + PW, k), pv))
+        for j in range(nin):
+            fj = vload(f, (fi + j) * W)
+            gacc = vsplat(0.0)
+            for kk in range(nout):
+                q = (wo + j * nout + kk) * W
+                dv = vload(d, kk * W)
+                wv = vload(p, q)
+                gacc = vfma(wv, dv, gacc)
+                vstore(p, q, vselect(on, _v_update(kind, wv, vmul(fj, dv), s, q, q + PW, k), wv))
+            if i > 0:
+                vstore(g, j * W, vmul(gacc, _v_dact(fj, hid)))
+        if i > 0:
+            for q in range(nin * W):
+                d[q] = g[q]
+
+
+@njit(**_OPTS)
 def _lanes_gather(A3, rows, idx, width, out):
     """out[j, l] = A3[rows[l], idx[l], j]: each lane's sample (A3 C-contiguous)."""
     flat = A3.reshape(A3.size)
@@ -854,7 +885,7 @@ def _lanes_update(p, acc, s, P, m, kind, k, on):
         gv = vload(acc, o)
         if m > 1:
             gv = vdiv(gv, mv)
-        vstore(p, o, vselect(on, _v_update(kind, pv, gv, s, o, o + P * W, on, k), pv))
+        vstore(p, o, vselect(on, _v_update(kind, pv, gv, s, o, o + P * W, k), pv))
 
 
 @njit(parallel=True, **_OPTS)
@@ -894,8 +925,7 @@ def lanes_train(params, state, lay, foff, X3, Y3, order3, rates, rule, B, hid, o
                 stop = min(start + B, n)
                 m = stop - start
                 lr = rates[j, 0]
-                per_sample = fused and m == 1
-                if not per_sample:
+                if m > 1:
                     acc[:] = 0.0
                 bl = vsplat(0.0)
                 for t in range(start, stop):
@@ -905,12 +935,16 @@ def lanes_train(params, state, lay, foff, X3, Y3, order3, rates, rule, B, hid, o
                     _lanes_gather(Y3, xr, idx, nout, y)
                     _lanes_forward(p, lay, foff, f, hid, _forward_code(outc, lossc))
                     bl = vadd(bl, _lanes_output_delta(f, foff[L], y, nout, outc, lossc, d))
-                    if per_sample:
+                    if m == 1 and fused:
                         on = vmul(on, visfinite(bl))
                         _lanes_backward_update(p, lay, foff, f, d, g, hid, lr, on)
+                    elif m == 1:
+                        on = vmul(on, visfinite(bl))
+                        k = _step_constants(rule, rates, j)
+                        _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, rule.kind, k, on)
                     else:
                         _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc)
-                if not per_sample:
+                if m > 1:
                     on = vmul(on, visfinite(bl))
                     if fused:
                         lrv = vsplat(lr)
@@ -1107,6 +1141,14 @@ def _rows_output(spec, work, Y, idx, m):
 
 
 @njit(**_OPTS)
+def _rows_delta(gemm, p, spec, work, i, m, d, g):
+    """g rows = delta_{i-1} = act'(f_{i-1}) * (delta_i W_i^T) from d rows = delta_i (layer i > 0)."""
+    nin, nout, wo = spec.lay[i, 0], spec.lay[i, 1], spec.lay[i, 2]
+    _mm_bt(gemm, d, p[wo:], g, m, nout, nin, work.iw, work.fw)
+    _rows_times_dact(g, work.f, work.rows * spec.foff[i], m, nin, spec.hid, work.tmp)
+
+
+@njit(**_OPTS)
 def _rows_backward(gemm, p, spec, work, m, lr, acc):
     """From delta_L (rows of work.d): with lr > 0 one SGD step, W_i -= lr/m f_{i-1}^T delta_i and
     b_i -= lr mean(delta_i), each delta_{i-1} = act'(f_{i-1}) * (delta_i W_i^T) taken from the old
@@ -1117,14 +1159,33 @@ def _rows_backward(gemm, p, spec, work, m, lr, acc):
         nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
         fi = rows * spec.foff[i]
         if i > 0:
-            _mm_bt(gemm, d, p[wo:], g, m, nout, nin, iw, fw)
-            _rows_times_dact(g, f, fi, m, nin, spec.hid, work.tmp)
+            _rows_delta(gemm, p, spec, work, i, m, d, g)
         if lr > 0.0:
             _mm_at(gemm, f[fi:], d, p[wo:], m, nin, nout, -lr / m, 1.0, iw, fw)
         else:
             _mm_at(gemm, f[fi:], d, acc[wo:], m, nin, nout, 1.0, 1.0, iw, fw)
         if bo >= 0:
             _rows_bias_step(p, acc, bo, d, m, nout, lr)
+        d, g = g, d
+
+
+@njit(**_OPTS)
+def _rows_backward_rule(gemm, p, s, spec, work, m, kind, k, acc, tail):
+    """From delta_L (rows of work.d): one optimizer step (`_rows_update`, rule ``kind``, step
+    constants k) layer by layer from the top, each layer's summed gradient written to its part of
+    acc (laid out like p) just before its update, each delta_{i-1} taken from the old W_i."""
+    lay, f, rows, iw, fw = spec.lay, work.f, work.rows, work.iw, work.fw
+    d, g = work.d, work.g
+    for i in range(lay.shape[0] - 1, -1, -1):
+        nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
+        if i > 0:
+            _rows_delta(gemm, p, spec, work, i, m, d, g)
+        _mm_at(gemm, f[rows * spec.foff[i] :], d, acc[wo:], m, nin, nout, 1.0, 0.0, iw, fw)
+        _rows_update(p, acc, s, wo, wo + nin * nout, m, kind, k, tail)
+        if bo >= 0:
+            acc[bo : bo + nout] = 0.0
+            _rows_bias_step(p, acc, bo, d, m, nout, 0.0)
+            _rows_update(p, acc, s, bo, bo + nout, m, kind, k, tail)
         d, g = g, d
 
 
@@ -1186,24 +1247,23 @@ def _pick(r, A3):
 
 
 @njit(**_OPTS)
-def _rows_update(p, acc, s, m, kind, k, tail):
-    """One optimizer step (`_v_update`) on one replica's P parameters from acc = the gradient summed
-    over the batch's m samples; its state s holds the optimizer's arrays (each P long) one after the
-    other. 16 parameters at a time, the last few through ``tail`` (4 vectors), so that every
-    parameter goes through the same vector code."""
+def _rows_update(p, acc, s, lo, hi, m, kind, k, tail):
+    """One optimizer step (`_v_update`) on one replica's parameters p[lo:hi] from acc = the gradient
+    summed over the batch's m samples (laid out like p); its state s holds the optimizer's arrays
+    (each as long as p) one after the other. 16 parameters at a time, the last few through ``tail``
+    (4 vectors: p, g and the two state arrays), so that every parameter goes through the same
+    vector code."""
     P = p.shape[0]
-    full = P - P % W
-    one, mv = vsplat(1.0), vsplat(float(m))
-    for q in range(0, full, W):
+    full = hi - (hi - lo) % W
+    mv = vsplat(float(m))
+    for q in range(lo, full, W):
         gv = vload(acc, q)
         if m > 1:
             gv = vdiv(gv, mv)
-        vstore(p, q, _v_update(kind, vload(p, q), gv, s, q, q + P, one, k))
-    if full < P:
-        # tail rows: p, g, then the state's two arrays
-        tail[:] = 0.0
-        S = s.shape[0] // P if P > 0 else 0
-        for q in range(full, P):
+        vstore(p, q, _v_update(kind, vload(p, q), gv, s, q, q + P, k))
+    if full < hi:
+        S = s.shape[0] // P
+        for q in range(full, hi):
             tail[q - full] = p[q]
             tail[W + q - full] = acc[q]
             for a in range(S):
@@ -1211,8 +1271,8 @@ def _rows_update(p, acc, s, m, kind, k, tail):
         gv = vload(tail, W)
         if m > 1:
             gv = vdiv(gv, mv)
-        vstore(tail, 0, _v_update(kind, vload(tail, 0), gv, tail, 2 * W, 3 * W, one, k))
-        for q in range(full, P):
+        vstore(tail, 0, _v_update(kind, vload(tail, 0), gv, tail, 2 * W, 3 * W, k))
+        for q in range(full, hi):
             p[q] = tail[q - full]
             for a in range(S):
                 s[a * P + q] = tail[(2 + a) * W + q - full]
@@ -1246,9 +1306,8 @@ def _replica_epochs(gemm, p, s, spec, X, Y, order, rates, rule, B, on, curve):
                 if rates[j, 0] > 0.0:  # (a step schedule's lr may underflow to 0: no step)
                     _rows_backward(gemm, p, spec, work, m, rates[j, 0], none)
             else:
-                acc[:] = 0.0
-                _rows_backward(gemm, p, spec, work, m, 0.0, acc)
-                _rows_update(p, acc, s, m, rule.kind, _step_constants(rule, rates, j), tail)
+                k = _step_constants(rule, rates, j)
+                _rows_backward_rule(gemm, p, s, spec, work, m, rule.kind, k, acc, tail)
             start += m
             j += 1
         curve[e] = _rows_full(gemm, p, spec, work, X, Y, none)

@@ -486,19 +486,23 @@ def train_memory(
     batch_size: int = 1,
     bias: bool = True,
     threads: int = 2,
+    optimizer: str = "sgd",
 ) -> dict[str, int]:
     """The bytes `train` allocates for a run of ``replicas`` seeds of ``sizes`` on n samples shared by
     the replicas (beyond the caller's network and data), by part; the largest at once is their sum.
 
-    - ``parameters``: the kernels' copy of every replica's weights and biases and the trained
-      network returned (float64, R x P each; the lane layout pads R to a multiple of 16, the replica
-      layout each layer to a multiple of 8 numbers);
-    - ``orders``: the shuffled sample orders, generated ORDER_BUDGET indices (32 MB) at a time;
+    - ``parameters``: the kernels' copy of every replica's weights and biases, the optimizer's state
+      in the same layout (momentum and nesterov one copy, adam and adamw two) and the trained network
+      returned (float64, R x P each; the lane layout pads R to a multiple of 16, the replica layout
+      each layer to a multiple of 8 numbers);
+    - ``orders``: the shuffled sample orders, generated ORDER_BUDGET indices (32 MB) at a time, and
+      the same epochs' step constants (learning rate and bias corrections, three numbers a step);
     - ``curves``: the loss curve, R x (epochs + 1), and one slice's part of it;
     - ``buffers``: each engine thread's activations, deltas and gradient (replica layout: up to 256
       samples' activations of every layer; lanes: four samples' for 16 replicas);
     - ``data``: X and Y as one contiguous float64 copy.
     """
+    check_choice("optimizer", optimizer, OPTIMIZERS)
     sizes = [int(s) for s in sizes]
     R = int(replicas)
     widths = sum(sizes)
@@ -515,11 +519,14 @@ def train_memory(
         P = sum(up(a * b) + (up(b) if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         rows = R
         block = max(8, min(256, (131072 // widths) // 8 * 8))  # nnlab._kernels.loss_block
-        per_thread = max(min(batch_size, n), block) * (widths + 2 * wmax) + P
+        # (a rule other than plain SGD also keeps one replica's gradient)
+        per_thread = max(min(batch_size, n), block) * (widths + 2 * wmax) + P * (optimizer != "sgd")
     chunk = min(int(epochs), max(1, ORDER_BUDGET // max(1, R * n)))  # epochs per slice of orders
+    state = OptimizerSpec(optimizer).state_size
+    steps = -(-int(n) // int(batch_size))
     return {
-        "parameters": 8 * (rows * P + R * P),
-        "orders": 8 * chunk * R * n,
+        "parameters": 8 * ((1 + state) * rows * P + R * P),
+        "orders": 8 * chunk * (R * n + 3 * steps),
         "curves": 8 * R * (int(epochs) + 1 + chunk),
         "buffers": 8 * per_thread * min(int(threads), R),
         "data": 8 * n * (sizes[0] + sizes[-1]),
