@@ -746,11 +746,21 @@ def _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc):
 
 
 @njit(**_OPTS)
-def _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, kind, k, on):
-    """One sample's optimizer step (`_v_update`, rule ``kind``, step constants k) on the lanes where
-    on != 0, fused like `_lanes_backward_update`: each weight's gradient f_{i-1}[j] delta_i[k] is
-    used as it is formed, delta_{i-1} taken from the old W_i. d rows hold delta_L; the state s holds
-    the optimizer's arrays (P rows each) one after the other."""
+def _lanes_masked(on, c, R):
+    """Whether a replica of chunk c has diverged (on == 0 in a lane r < R): only then must an update
+    be masked lane by lane (the padding lanes r >= R may step freely: they are never read)."""
+    for l in range(W):
+        if vget(on, l) == 0.0 and c * W + l < R:
+            return True
+    return False
+
+
+@njit(**_OPTS)
+def _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, kind, k, on, masked):
+    """One sample's optimizer step (`_v_update`, rule ``kind``, step constants k), fused like
+    `_lanes_backward_update`: each weight's gradient f_{i-1}[j] delta_i[k] is used as it is formed,
+    delta_{i-1} taken from the old W_i; with ``masked``, only on the lanes where on != 0. d rows hold
+    delta_L; the state s holds the optimizer's arrays (P rows each) one after the other."""
     L = lay.shape[0]
     PW = s.shape[0] // 2 * W if kind >= ADAM else 0  # where the second array (v) starts
     for i in range(L - 1, -1, -1):
@@ -760,7 +770,8 @@ def _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, kind, k, on):
             for kk in range(nout):
                 q = (bo + kk) * W
                 pv = vload(p, q)
-                vstore(p, q, vselect(on, _v_update(kind, pv, vload(d, kk * W), s, q, q + PW, k), pv))
+                new = _v_update(kind, pv, vload(d, kk * W), s, q, q + PW, k)
+                vstore(p, q, vselect(on, new, pv) if masked else new)
         for j in range(nin):
             fj = vload(f, (fi + j) * W)
             gacc = vsplat(0.0)
@@ -769,7 +780,8 @@ def _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, kind, k, on):
                 dv = vload(d, kk * W)
                 wv = vload(p, q)
                 gacc = vfma(wv, dv, gacc)
-                vstore(p, q, vselect(on, _v_update(kind, wv, vmul(fj, dv), s, q, q + PW, k), wv))
+                new = _v_update(kind, wv, vmul(fj, dv), s, q, q + PW, k)
+                vstore(p, q, vselect(on, new, wv) if masked else new)
             if i > 0:
                 vstore(g, j * W, vmul(gacc, _v_dact(fj, hid)))
         if i > 0:
@@ -941,7 +953,8 @@ def lanes_train(params, state, lay, foff, X3, Y3, order3, rates, rule, B, hid, o
                     elif m == 1:
                         on = vmul(on, visfinite(bl))
                         k = _step_constants(rule, rates, j)
-                        _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, rule.kind, k, on)
+                        masked = _lanes_masked(on, c, R)
+                        _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, rule.kind, k, on, masked)
                     else:
                         _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc)
                 if m > 1:
@@ -1180,8 +1193,12 @@ def _rows_backward_rule(gemm, p, s, spec, work, m, kind, k, acc, tail):
         nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
         if i > 0:
             _rows_delta(gemm, p, spec, work, i, m, d, g)
-        _mm_at(gemm, f[rows * spec.foff[i] :], d, acc[wo:], m, nin, nout, 1.0, 0.0, iw, fw)
-        _rows_update(p, acc, s, wo, wo + nin * nout, m, kind, k, tail)
+        fi = rows * spec.foff[i]
+        if m == 1:
+            _rows_rank1_update(p, acc, s, wo, nin, nout, f, fi, d, kind, k, tail)
+        else:
+            _mm_at(gemm, f[fi:], d, acc[wo:], m, nin, nout, 1.0, 0.0, iw, fw)
+            _rows_update(p, acc, s, wo, wo + nin * nout, m, kind, k, tail)
         if bo >= 0:
             acc[bo : bo + nout] = 0.0
             _rows_bias_step(p, acc, bo, d, m, nout, 0.0)
@@ -1244,6 +1261,25 @@ def _rows_full(gemm, p, spec, work, X, Y, acc):
 def _pick(r, A3):
     """The row of A3 (1 or R rows: shared or per replica) that replica r reads."""
     return min(np.int64(r), A3.shape[0] - 1)  # (prange's index may be unsigned)
+
+
+@njit(**_OPTS)
+def _rows_rank1_update(p, acc, s, wo, nin, nout, f, fi, d, kind, k, tail):
+    """One sample's step (`_v_update`) on W_i (nin, nout at p[wo:]): its gradient, the outer product
+    f_{i-1}^T delta_i, formed 16 entries at a time as the update goes (no pass through acc but for
+    each row's last few entries, which go through `_rows_update`)."""
+    P = p.shape[0]
+    full = nout - nout % W
+    for j in range(nin):
+        fj = vsplat(f[fi + j])
+        row = wo + j * nout
+        for kk in range(0, full, W):
+            q = row + kk
+            vstore(p, q, _v_update(kind, vload(p, q), vmul(fj, vload(d, kk)), s, q, q + P, k))
+        if full < nout:
+            for kk in range(full, nout):
+                acc[row + kk] = f[fi + j] * d[kk]
+            _rows_update(p, acc, s, row + full, row + nout, 1, kind, k, tail)
 
 
 @njit(**_OPTS)
