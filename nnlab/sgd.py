@@ -540,19 +540,36 @@ def train_memory(
 STEP_SECONDS = {"lanes": (45e-9, 0.6e-9), "replica": (0.0, 0.28e-9), "replica per sample": (0.0, 0.5e-9)}
 
 
+# Seconds per parameter per update step that a rule adds to plain SGD's step, one engine thread:
+# the ratios to SGD that `scripts/bench_engine.py --optimizers` measured on the reference grid
+# (Intel Xeon, AVX-512; momentum 0.72-0.94, adam 0.23-0.65 of SGD's rate, per-sample) applied to
+# the per-sample rate above. Adam's cost is the division and square root of every parameter's step.
+UPDATE_SECONDS = {"sgd": 0.0, "momentum": 0.12e-9, "nesterov": 0.12e-9, "adam": 2.0e-9, "adamw": 2.0e-9}
+
+
 def train_seconds(
-    sizes: Sequence[int], *, replicas: int, n: int, epochs: int, batch_size: int = 1, bias: bool = True
+    sizes: Sequence[int],
+    *,
+    replicas: int,
+    n: int,
+    epochs: int,
+    batch_size: int = 1,
+    bias: bool = True,
+    optimizer: str = "sgd",
 ) -> float:
     """A rough estimate of the seconds `train` takes for ``replicas`` seeds of ``sizes`` on n
     samples with one engine thread: replicas x epochs x n steps at `STEP_SECONDS` (this machine's
-    rates; another machine scales them, and a compile on first use adds about 20-40 s per layout)."""
+    rates; another machine scales them, and a compile on first use adds about 20-40 s per layout),
+    and for a rule other than plain SGD, its cost per update step (`UPDATE_SECONDS`)."""
+    check_choice("optimizer", optimizer, OPTIMIZERS)
     sizes = [int(s) for s in sizes]
     P = sum(a * b + (b if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     kind = layout(sizes, batch_size)
     if kind == "replica" and batch_size == 1:
         kind = "replica per sample"
     a, b = STEP_SECONDS[kind]
-    return float(replicas) * epochs * n * (a + b * P)
+    steps = -(-int(n) // int(batch_size))
+    return float(replicas) * epochs * (n * (a + b * P) + steps * UPDATE_SECONDS[optimizer] * P)
 
 
 def uncompiled(layouts: Sequence[str]) -> list[str]:

@@ -344,6 +344,18 @@ def test_train_memory_counts_the_state():
     assert 4 * 4 * 76_810 * 8 <= memory < 4.01 * 4 * 76_810 * 8
 
 
+def test_train_seconds_counts_the_rule():
+    """Per-sample Adam costs more than momentum, which costs more than SGD; with batches of 16 the
+    update's share shrinks."""
+    base = dict(replicas=8, n=64, epochs=3)
+    times = {o: sgd_module.train_seconds([2, 32, 32, 1], optimizer=o, **base) for o in OPTIMIZERS}
+    assert times["sgd"] < times["momentum"] == times["nesterov"] < times["adam"] == times["adamw"]
+    batched = {
+        o: sgd_module.train_seconds([2, 32, 32, 1], optimizer=o, batch_size=16, **base) for o in OPTIMIZERS
+    }
+    assert batched["adam"] / batched["sgd"] < times["adam"] / times["sgd"]
+
+
 # ------------------------------------------------------------------------------------------------
 # Bad fields: one line each, naming the field
 
