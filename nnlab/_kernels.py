@@ -1,4 +1,10 @@
-"""Compiled SGD kernels (numba): the fast path of `nnlab.sgd.train`.
+"""Compiled training kernels (numba): the fast path of `nnlab.sgd.train`.
+
+Plain SGD without weight decay fuses each step into the backward pass and keeps no state; every other
+rule (momentum, nesterov, adam, adamw, SGD with decay: `_v_update`) keeps its state in arrays laid out
+exactly like the parameters, and takes each update step's constants (learning rate, bias corrections)
+from a table computed once in Python (`nnlab.sgd.OptimizerSpec.rates`), so every engine and layout
+uses the same numbers.
 
 They run the recursion of `nnlab.network.backprop` one sample at a time, with replicas as the innermost,
 contiguous axis: params (C, P, LANES), C = ceil(R / LANES) chunks of LANES replicas (the last padded
