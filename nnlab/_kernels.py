@@ -1,4 +1,10 @@
-"""Compiled SGD kernels (numba): the fast path of `nnlab.sgd.train`.
+"""Compiled training kernels (numba): the fast path of `nnlab.sgd.train`.
+
+Plain SGD without weight decay fuses each step into the backward pass and keeps no state; every other
+rule (momentum, nesterov, adam, adamw, SGD with decay: `_v_update`) keeps its state in arrays laid out
+exactly like the parameters, and takes each update step's constants (learning rate, bias corrections)
+from a table computed once in Python (`nnlab.sgd.OptimizerSpec.rates`), so every engine and layout
+uses the same numbers.
 
 They run the recursion of `nnlab.network.backprop` one sample at a time, with replicas as the innermost,
 contiguous axis: params (C, P, LANES), C = ceil(R / LANES) chunks of LANES replicas (the last padded
@@ -150,6 +156,16 @@ def vfnma(typingctx, a, b, c):
         return builder.call(_intrinsic_fn(builder, f"llvm.fma.v{W}f64", 3), [neg, args[1], args[2]])
 
     return f64xW(a, b, c), codegen
+
+
+@intrinsic
+def vsqrt(typingctx, v):
+    """sqrt lane-wise (IEEE, correctly rounded)."""
+
+    def codegen(context, builder, sig, args):
+        return builder.call(_intrinsic_fn(builder, f"llvm.sqrt.v{W}f64", 1), [args[0]])
+
+    return f64xW(v), codegen
 
 
 @intrinsic
@@ -320,6 +336,69 @@ LANES = W
 
 # No fast-math: the vector code spells out every FMA, and divergence detection needs NaN and inf.
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
+
+# The update rules (`nnlab.sgd.OptimizerSpec`): their codes, and what a kernel knows of one.
+SGD, MOMENTUM, NESTEROV, ADAM, ADAMW = 0, 1, 2, 3, 4
+OPTIMIZER_CODES = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV, "adam": ADAM, "adamw": ADAMW}
+Rule = collections.namedtuple("Rule", ["kind", "momentum", "beta1", "beta2", "eps", "weight_decay"])
+
+
+@njit(**_OPTS)
+def _fused_sgd(rule):
+    """Whether the steps are plain SGD without decay: the kernels then fuse each step into the
+    backward pass (W -= lr f^T delta as delta goes by) and keep no gradient or state."""
+    return rule.kind == SGD and rule.weight_decay == 0.0
+
+
+@njit(**_OPTS)
+def _step_constants(rule, rates, j):
+    """The scalars of update step j of a slice: rates[j] = (lr_t, 1 - beta1^t, sqrt(1 - beta2^t))
+    (`nnlab.sgd.OptimizerSpec.rates`). Returns (lr_t, momentum, beta1, 1 - beta1, beta2, 1 - beta2,
+    eps, weight_decay, lr_t / (1 - beta1^t), 1 / sqrt(1 - beta2^t), 1 - lr_t weight_decay)."""
+    lr = rates[j, 0]
+    b1, b2, wd = rule.beta1, rule.beta2, rule.weight_decay
+    return (
+        lr,
+        rule.momentum,
+        b1,
+        1.0 - b1,
+        b2,
+        1.0 - b2,
+        rule.eps,
+        wd,
+        lr / rates[j, 1],
+        1.0 / rates[j, 2],
+        1.0 - lr * wd,
+    )
+
+
+@njit(**_OPTS)
+def _v_update(kind, pv, gv, s, oa, ob, k):
+    """One optimizer step on a vector of parameters pv with gradient gv (the batch mean): returns the
+    new parameters, which the caller stores where the replica is active; the state (momentum: buf at
+    s[oa:]; adam: m at s[oa:], v at s[ob:]) is updated in place on every lane (a diverged replica's
+    state is never read again: it stops updating for good). k: `_step_constants`. As torch.optim:
+    coupled decay g += wd theta for all but adamw, which scales theta by 1 - lr_t wd first."""
+    lr, mu, b1, c1, b2, c2, eps, wd, step, inv2, decay = k
+    if kind != ADAMW and wd != 0.0:
+        gv = vfma(vsplat(wd), pv, gv)
+    if kind == SGD:
+        return vfnma(vsplat(lr), gv, pv)
+    if kind == MOMENTUM or kind == NESTEROV:
+        buf = vfma(vsplat(mu), vload(s, oa), gv)  # zero at the start: buf = g at the first step
+        vstore(s, oa, buf)
+        if kind == NESTEROV:
+            return vfnma(vsplat(lr), vfma(vsplat(mu), buf, gv), pv)
+        return vfnma(vsplat(lr), buf, pv)
+    if kind == ADAMW:
+        pv = vmul(pv, vsplat(decay))
+    m = vfma(vsplat(b1), vload(s, oa), vmul(vsplat(c1), gv))
+    v = vfma(vsplat(b2), vload(s, ob), vmul(vsplat(c2), vmul(gv, gv)))
+    vstore(s, oa, m)
+    vstore(s, ob, v)
+    # m_hat / (sqrt(v_hat) + eps) as torch.optim arranges it: lr_t / (1 - beta1^t) times
+    # m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+    return vfnma(vsplat(step), vdiv(m, vfma(vsqrt(v), vsplat(inv2), vsplat(eps))), pv)
 
 
 @njit(**_OPTS)
@@ -673,6 +752,50 @@ def _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc):
 
 
 @njit(**_OPTS)
+def _lanes_masked(on, c, R):
+    """Whether a replica of chunk c has diverged (on == 0 in a lane r < R): only then must an update
+    be masked lane by lane (the padding lanes r >= R may step freely: they are never read)."""
+    for l in range(W):
+        if vget(on, l) == 0.0 and c * W + l < R:
+            return True
+    return False
+
+
+@njit(**_OPTS)
+def _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, kind, k, on, masked):
+    """One sample's optimizer step (`_v_update`, rule ``kind``, step constants k), fused like
+    `_lanes_backward_update`: each weight's gradient f_{i-1}[j] delta_i[k] is used as it is formed,
+    delta_{i-1} taken from the old W_i; with ``masked``, only on the lanes where on != 0. d rows hold
+    delta_L; the state s holds the optimizer's arrays (P rows each) one after the other."""
+    L = lay.shape[0]
+    PW = s.shape[0] // 2 * W if kind >= ADAM else 0  # where the second array (v) starts
+    for i in range(L - 1, -1, -1):
+        nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
+        fi = foff[i]
+        if bo >= 0:
+            for kk in range(nout):
+                q = (bo + kk) * W
+                pv = vload(p, q)
+                new = _v_update(kind, pv, vload(d, kk * W), s, q, q + PW, k)
+                vstore(p, q, vselect(on, new, pv) if masked else new)
+        for j in range(nin):
+            fj = vload(f, (fi + j) * W)
+            gacc = vsplat(0.0)
+            for kk in range(nout):
+                q = (wo + j * nout + kk) * W
+                dv = vload(d, kk * W)
+                wv = vload(p, q)
+                gacc = vfma(wv, dv, gacc)
+                new = _v_update(kind, wv, vmul(fj, dv), s, q, q + PW, k)
+                vstore(p, q, vselect(on, new, wv) if masked else new)
+            if i > 0:
+                vstore(g, j * W, vmul(gacc, _v_dact(fj, hid)))
+        if i > 0:
+            for q in range(nin * W):
+                d[q] = g[q]
+
+
+@njit(**_OPTS)
 def _lanes_gather(A3, rows, idx, width, out):
     """out[j, l] = A3[rows[l], idx[l], j]: each lane's sample (A3 C-contiguous)."""
     flat = A3.reshape(A3.size)
@@ -769,13 +892,30 @@ def _lanes_buffers(lay, foff, P):
     return f, d, g, y, acc
 
 
+@njit(**_OPTS)
+def _lanes_update(p, acc, s, P, m, kind, k, on):
+    """One optimizer step (`_v_update`) on the lanes where on != 0, from acc = the gradient summed
+    over the batch's m samples; the state s (S * P rows) holds the optimizer's S arrays."""
+    mv = vsplat(float(m))
+    for q in range(P):
+        o = q * W
+        pv = vload(p, o)
+        gv = vload(acc, o)
+        if m > 1:
+            gv = vdiv(gv, mv)
+        vstore(p, o, vselect(on, _v_update(kind, pv, gv, s, o, o + P * W, k), pv))
+
+
 @njit(parallel=True, **_OPTS)
-def lanes_train(params, lay, foff, X3, Y3, order3, lr, B, hid, outc, lossc, active, curve):
+def lanes_train(params, state, lay, foff, X3, Y3, order3, rates, rule, B, hid, outc, lossc, active, curve):
     """Train every replica through the epochs of order3.
 
-    params (C, P, LANES) updated in place; X3 (1 or R, n, d); Y3 (1 or R, n, out); order3 (1 or R,
-    E, n); active (R,) uint8, cleared when a replica's loss stops being finite (it then stops
-    updating); curve (R, E) receives the full-data loss after each epoch.
+    params (C, P, LANES) updated in place; state (C, S * P, LANES) the optimizer's state, laid out
+    like params (S = 0, 1 or 2 arrays), updated in place; X3 (1 or R, n, d); Y3 (1 or R, n, out);
+    order3 (1 or R, E, n); rates (E * ceil(n / B), 3) the step constants of
+    `nnlab.sgd.OptimizerSpec.rates`; rule a `Rule`; active (R,) uint8, cleared when a replica's loss
+    stops being finite (it then stops updating, its state too); curve (R, E) receives the full-data
+    loss after each epoch.
     """
     C, P = params.shape[0], params.shape[1]
     R = active.shape[0]
@@ -783,8 +923,9 @@ def lanes_train(params, lay, foff, X3, Y3, order3, lr, B, hid, outc, lossc, acti
     nx = X3.shape[2]
     L = lay.shape[0]
     nout = lay[L - 1, 1]
+    fused = _fused_sgd(rule)
     for c in prange(C):
-        p = params[c]
+        p, s = params[c], state[c]
         f, d, g, y, acc = _lanes_buffers(lay, foff, P)
         idx = np.zeros(W, dtype=np.int64)
         gn = np.zeros(W)
@@ -795,11 +936,13 @@ def lanes_train(params, lay, foff, X3, Y3, order3, lr, B, hid, outc, lossc, acti
             r = c * W + l
             onb[l] = 1.0 if r < R and active[r] != 0 else 0.0
         on = vload(onb, 0)
+        j = 0  # the update step within the slice
         for e in range(E):
             start = 0
             while start < n:
                 stop = min(start + B, n)
                 m = stop - start
+                lr = rates[j, 0]
                 if m > 1:
                     acc[:] = 0.0
                 bl = vsplat(0.0)
@@ -810,20 +953,29 @@ def lanes_train(params, lay, foff, X3, Y3, order3, lr, B, hid, outc, lossc, acti
                     _lanes_gather(Y3, xr, idx, nout, y)
                     _lanes_forward(p, lay, foff, f, hid, _forward_code(outc, lossc))
                     bl = vadd(bl, _lanes_output_delta(f, foff[L], y, nout, outc, lossc, d))
-                    if m == 1:
+                    if m == 1 and fused:
                         on = vmul(on, visfinite(bl))
                         _lanes_backward_update(p, lay, foff, f, d, g, hid, lr, on)
+                    elif m == 1:
+                        on = vmul(on, visfinite(bl))
+                        k = _step_constants(rule, rates, j)
+                        masked = _lanes_masked(on, c, R)
+                        _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, rule.kind, k, on, masked)
                     else:
                         _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc)
                 if m > 1:
                     on = vmul(on, visfinite(bl))
-                    lrv = vsplat(lr)
-                    mv = vsplat(float(m))
-                    for q in range(P):
-                        pv = vload(p, q * W)
-                        step = vmul(lrv, vdiv(vload(acc, q * W), mv))
-                        vstore(p, q * W, vselect(on, vsub(pv, step), pv))
+                    if fused:
+                        lrv = vsplat(lr)
+                        mv = vsplat(float(m))
+                        for q in range(P):
+                            pv = vload(p, q * W)
+                            step = vmul(lrv, vdiv(vload(acc, q * W), mv))
+                            vstore(p, q * W, vselect(on, vsub(pv, step), pv))
+                    else:
+                        _lanes_update(p, acc, s, P, m, rule.kind, _step_constants(rule, rates, j), on)
                 start = stop
+                j += 1
             out = _lanes_full(p, lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx, False, gn)
             on = vmul(on, visfinite(out))
             for l in range(W):
@@ -1008,6 +1160,14 @@ def _rows_output(spec, work, Y, idx, m):
 
 
 @njit(**_OPTS)
+def _rows_delta(gemm, p, spec, work, i, m, d, g):
+    """g rows = delta_{i-1} = act'(f_{i-1}) * (delta_i W_i^T) from d rows = delta_i (layer i > 0)."""
+    nin, nout, wo = spec.lay[i, 0], spec.lay[i, 1], spec.lay[i, 2]
+    _mm_bt(gemm, d, p[wo:], g, m, nout, nin, work.iw, work.fw)
+    _rows_times_dact(g, work.f, work.rows * spec.foff[i], m, nin, spec.hid, work.tmp)
+
+
+@njit(**_OPTS)
 def _rows_backward(gemm, p, spec, work, m, lr, acc):
     """From delta_L (rows of work.d): with lr > 0 one SGD step, W_i -= lr/m f_{i-1}^T delta_i and
     b_i -= lr mean(delta_i), each delta_{i-1} = act'(f_{i-1}) * (delta_i W_i^T) taken from the old
@@ -1018,14 +1178,37 @@ def _rows_backward(gemm, p, spec, work, m, lr, acc):
         nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
         fi = rows * spec.foff[i]
         if i > 0:
-            _mm_bt(gemm, d, p[wo:], g, m, nout, nin, iw, fw)
-            _rows_times_dact(g, f, fi, m, nin, spec.hid, work.tmp)
+            _rows_delta(gemm, p, spec, work, i, m, d, g)
         if lr > 0.0:
             _mm_at(gemm, f[fi:], d, p[wo:], m, nin, nout, -lr / m, 1.0, iw, fw)
         else:
             _mm_at(gemm, f[fi:], d, acc[wo:], m, nin, nout, 1.0, 1.0, iw, fw)
         if bo >= 0:
             _rows_bias_step(p, acc, bo, d, m, nout, lr)
+        d, g = g, d
+
+
+@njit(**_OPTS)
+def _rows_backward_rule(gemm, p, s, spec, work, m, kind, k, acc, tail):
+    """From delta_L (rows of work.d): one optimizer step (`_rows_update`, rule ``kind``, step
+    constants k) layer by layer from the top, each layer's summed gradient written to its part of
+    acc (laid out like p) just before its update, each delta_{i-1} taken from the old W_i."""
+    lay, f, rows, iw, fw = spec.lay, work.f, work.rows, work.iw, work.fw
+    d, g = work.d, work.g
+    for i in range(lay.shape[0] - 1, -1, -1):
+        nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
+        if i > 0:
+            _rows_delta(gemm, p, spec, work, i, m, d, g)
+        fi = rows * spec.foff[i]
+        if m == 1:
+            _rows_rank1_update(p, acc, s, wo, nin, nout, f, fi, d, kind, k, tail)
+        else:
+            _mm_at(gemm, f[fi:], d, acc[wo:], m, nin, nout, 1.0, 0.0, iw, fw)
+            _rows_update(p, acc, s, wo, wo + nin * nout, m, kind, k, tail)
+        if bo >= 0:
+            acc[bo : bo + nout] = 0.0
+            _rows_bias_step(p, acc, bo, d, m, nout, 0.0)
+            _rows_update(p, acc, s, bo, bo + nout, m, kind, k, tail)
         d, g = g, d
 
 
@@ -1087,27 +1270,88 @@ def _pick(r, A3):
 
 
 @njit(**_OPTS)
-def _replica_epochs(gemm, p, spec, X, Y, order, lr, B, on, curve):
-    """One replica through the epochs of order (E, n); returns whether it is still active. (The
-    parallel loops below only call this and `_rows_full`: numba's parfors mishandle a Work tuple
-    made inside their body.)"""
+def _rows_rank1_update(p, acc, s, wo, nin, nout, f, fi, d, kind, k, tail):
+    """One sample's step (`_v_update`) on W_i (nin, nout at p[wo:]): its gradient, the outer product
+    f_{i-1}^T delta_i, formed 16 entries at a time as the update goes (no pass through acc but for
+    each row's last few entries, which go through `_rows_update`)."""
+    P = p.shape[0]
+    full = nout - nout % W
+    for j in range(nin):
+        fj = vsplat(f[fi + j])
+        row = wo + j * nout
+        for kk in range(0, full, W):
+            q = row + kk
+            vstore(p, q, _v_update(kind, vload(p, q), vmul(fj, vload(d, kk)), s, q, q + P, k))
+        if full < nout:
+            for kk in range(full, nout):
+                acc[row + kk] = f[fi + j] * d[kk]
+            _rows_update(p, acc, s, row + full, row + nout, 1, kind, k, tail)
+
+
+@njit(**_OPTS)
+def _rows_update(p, acc, s, lo, hi, m, kind, k, tail):
+    """One optimizer step (`_v_update`) on one replica's parameters p[lo:hi] from acc = the gradient
+    summed over the batch's m samples (laid out like p); its state s holds the optimizer's arrays
+    (each as long as p) one after the other. 16 parameters at a time, the last few through ``tail``
+    (4 vectors: p, g and the two state arrays), so that every parameter goes through the same
+    vector code."""
+    P = p.shape[0]
+    full = hi - (hi - lo) % W
+    mv = vsplat(float(m))
+    for q in range(lo, full, W):
+        gv = vload(acc, q)
+        if m > 1:
+            gv = vdiv(gv, mv)
+        vstore(p, q, _v_update(kind, vload(p, q), gv, s, q, q + P, k))
+    if full < hi:
+        S = s.shape[0] // P
+        for q in range(full, hi):
+            tail[q - full] = p[q]
+            tail[W + q - full] = acc[q]
+            for a in range(S):
+                tail[(2 + a) * W + q - full] = s[a * P + q]
+        gv = vload(tail, W)
+        if m > 1:
+            gv = vdiv(gv, mv)
+        vstore(tail, 0, _v_update(kind, vload(tail, 0), gv, tail, 2 * W, 3 * W, k))
+        for q in range(full, hi):
+            p[q] = tail[q - full]
+            for a in range(S):
+                s[a * P + q] = tail[(2 + a) * W + q - full]
+
+
+@njit(**_OPTS)
+def _replica_epochs(gemm, p, s, spec, X, Y, order, rates, rule, B, on, curve):
+    """One replica through the epochs of order (E, n) with the step constants ``rates`` and update
+    rule ``rule`` (its state s); returns whether it is still active. (The parallel loops below only
+    call this and `_rows_full`: numba's parfors mishandle a Work tuple made inside their body.)"""
     E, n = order.shape
     nx = X.shape[1]
     work = _work(spec, max(min(B, n), loss_block(spec.lay, spec.foff)))  # a batch is at most n rows
     none = np.zeros(0)
+    fused = _fused_sgd(rule)
+    acc = aligned_zeros(0 if fused else p.shape[0])
+    tail = aligned_zeros(4 * W)
+    j = 0  # the update step within the slice
     for e in range(E):
         start = 0
         while on and start < n:
             m = min(B, n - start)
             idx = order[e, start : start + m]
-            for s in range(m):
-                work.f[s * nx : (s + 1) * nx] = X[idx[s]]
+            for s_ in range(m):
+                work.f[s_ * nx : (s_ + 1) * nx] = X[idx[s_]]
             _rows_forward(gemm, p, spec, work, m)
             if not math.isfinite(_rows_output(spec, work, Y, idx, m)):
                 on = False  # the batch loss before the step: this replica has diverged
                 break
-            _rows_backward(gemm, p, spec, work, m, lr, none)
+            if fused:
+                if rates[j, 0] > 0.0:  # (a step schedule's lr may underflow to 0: no step)
+                    _rows_backward(gemm, p, spec, work, m, rates[j, 0], none)
+            else:
+                k = _step_constants(rule, rates, j)
+                _rows_backward_rule(gemm, p, s, spec, work, m, rule.kind, k, acc, tail)
             start += m
+            j += 1
         curve[e] = _rows_full(gemm, p, spec, work, X, Y, none)
         on = on and math.isfinite(curve[e])
     return on
@@ -1125,16 +1369,20 @@ def _replica_loss(gemm, p, spec, X, Y, want_grad):
 
 
 @njit(parallel=True, **_OPTS)
-def replica_train(gemm, params, spec, X3, Y3, order3, lr, B, active, curve):
+def replica_train(gemm, params, state, spec, X3, Y3, order3, rates, rule, B, active, curve):
     """Train every replica through the epochs of order3, one replica per thread at a time.
 
-    params (R, P) updated in place; spec a `Spec`; X3 (1 or R, n, d); Y3 (1 or R, n, out); order3
-    (1 or R, E, n); active (R,) uint8, cleared when a replica's loss stops being finite (it then
-    stops updating); curve (R, E) receives the full-data loss after each epoch.
+    params (R, P) updated in place; state (R, S * P) the optimizer's S arrays (0, 1 or 2) of each
+    replica, updated in place; spec a `Spec`; X3 (1 or R, n, d); Y3 (1 or R, n, out); order3 (1 or R,
+    E, n); rates (E * ceil(n / B), 3) the step constants of `nnlab.sgd.OptimizerSpec.rates`; rule a
+    `Rule`; active (R,) uint8, cleared when a replica's loss stops being finite (it then stops
+    updating, its state too); curve (R, E) receives the full-data loss after each epoch.
     """
     for r in prange(params.shape[0]):
         X, Y, order = X3[_pick(r, X3)], Y3[_pick(r, Y3)], order3[_pick(r, order3)]
-        on = _replica_epochs(gemm, params[r], spec, X, Y, order, lr, B, active[r] != 0, curve[r])
+        on = _replica_epochs(
+            gemm, params[r], state[r], spec, X, Y, order, rates, rule, B, active[r] != 0, curve[r]
+        )
         active[r] = 1 if on else 0
 
 

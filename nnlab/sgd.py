@@ -1,21 +1,25 @@
-"""Plain stochastic gradient descent on all replicas at once.
+"""Stochastic gradient descent and its variants on all replicas at once.
 
-For each batch of sample indices (in the given order, or a per-replica shuffle every epoch):
+For each batch of sample indices (in the given order, or a per-replica shuffle every epoch), with
+g = dLoss_batch/dtheta for every weight and bias array theta, Loss_batch the mean over the batch of
+the per-sample loss (the last, partial batch of an epoch uses its own mean), plain SGD steps
 
-    W_i <- W_i - lr * dLoss_batch/dW_i,   b_i <- b_i - lr * dLoss_batch/db_i
+    theta <- theta - lr_t * g
 
-where Loss_batch is the mean over the batch of the per-sample loss (the last, partial batch of an
-epoch uses its own mean). Two engines compute the same trajectories: "numpy", the readable reference
-built on `backprop`, and "numba", the compiled kernels of `nnlab._kernels`.
+and momentum, Nesterov, Adam and AdamW follow torch.optim's rules (`OptimizerSpec`), with a state per
+replica and parameter starting at zero and the learning rate lr_t of update step t from a schedule.
+Two engines compute the same trajectories: "numpy", the readable reference built on `backprop`, and
+"numba", the compiled kernels of `nnlab._kernels`.
 
 A replica whose batch loss (before the step) or end-of-epoch loss is not finite has diverged: it stops
-updating and is flagged; the other replicas are unaffected.
+updating (its optimizer state too) and is flagged; the other replicas are unaffected.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +41,116 @@ from nnlab.network import (
 ENGINES = ("auto", "numba", "numpy")
 # The shuffled order is generated in slices of epochs so its memory stays bounded (about 32 MB).
 ORDER_BUDGET = 4_000_000
+
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "linear", "step")
+# The optimizers that use a field (every one uses weight_decay, the schedule and warmup).
+_USED_BY = {
+    "momentum": ("momentum", "nesterov"),
+    "beta1": ("adam", "adamw"),
+    "beta2": ("adam", "adamw"),
+    "eps": ("adam", "adamw"),
+}
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """How `train` updates the parameters: the rule and the learning-rate schedule (all but lr).
+
+    `train` builds one from its keywords of the same names; its fields are checked here, each bad one
+    a one-line ValueError naming it. With g the gradient of the batch-mean loss, for every weight and
+    bias array theta, a state per replica and array starting at zero and t = 1, 2, ... the update
+    step (torch.optim's rules):
+
+    - weight_decay wd: g <- g + wd theta (coupled L2) for all but adamw; adamw first scales
+      theta <- theta (1 - lr_t wd) (decoupled);
+    - "sgd": theta <- theta - lr_t g;
+    - "momentum" (heavy ball, dampening 0): buf <- momentum buf + g (= g at the first step),
+      theta <- theta - lr_t buf; "nesterov": the same buf, theta <- theta - lr_t (g + momentum buf);
+    - "adam", "adamw": m <- beta1 m + (1 - beta1) g, v <- beta2 v + (1 - beta2) g^2,
+      theta <- theta - lr_t (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps).
+
+    The schedule gives lr_t for update steps t = 0 .. T-1 of the whole run (T = epochs x steps per
+    epoch, ceil(n / batch_size), a partial last batch counting as a step): "constant" lr; "cosine"
+    lr (1 + cos(pi t / T)) / 2; "linear" lr (1 - t / T); "step" lr gamma^(epoch // step_every), epoch
+    = t // steps per epoch. A warmup of w > 0 steps multiplies any of them by min(1, (t + 1) / w).
+
+    A field the chosen optimizer or schedule does not use must keep its default (a different value
+    is refused, naming who uses it).
+    """
+
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup: int = 0
+    gamma: float = 0.1
+    step_every: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        for name in ("momentum", "beta1", "beta2"):
+            _check_number(name, getattr(self, name), "a number in [0, 1)", lambda x: 0.0 <= x < 1.0)
+        _check_number("eps", self.eps, "a finite number > 0", lambda x: x > 0.0)
+        _check_number("weight_decay", self.weight_decay, "a finite number >= 0", lambda x: x >= 0.0)
+        _check_number("gamma", self.gamma, "a finite number > 0", lambda x: x > 0.0)
+        if not _is_int(self.warmup) or self.warmup < 0:
+            raise ValueError(f"warmup: expected an int >= 0 (update steps), got {self.warmup!r}")
+        if self.step_every is not None and (not _is_int(self.step_every) or self.step_every < 1):
+            raise ValueError(f"step_every: expected an int >= 1 (epochs), got {self.step_every!r}")
+        defaults = OptimizerSpec.__dataclass_fields__
+        for name, users in _USED_BY.items():
+            if self.optimizer not in users and getattr(self, name) != defaults[name].default:
+                raise ValueError(f"{name}: {' and '.join(users)} use it, not {self.optimizer}")
+        if self.schedule != "step":
+            for name in ("gamma", "step_every"):
+                if getattr(self, name) != defaults[name].default:
+                    raise ValueError(f"{name}: the step schedule uses it, not {self.schedule}")
+        elif self.step_every is None:
+            raise ValueError("step_every: the step schedule needs it (an int >= 1, in epochs)")
+
+    @property
+    def state_size(self) -> int:
+        """The arrays of state the optimizer keeps per parameter array: 0, 1 (buf) or 2 (m, v)."""
+        return {"sgd": 0, "momentum": 1, "nesterov": 1}.get(self.optimizer, 2)
+
+    def rates(self, lr: float, epochs: int, steps_per_epoch: int, first: int, count: int) -> np.ndarray:
+        """(count, 3): for update steps t = first .. first + count - 1 (from 0) of a run of
+        ``epochs`` x ``steps_per_epoch`` steps, (lr_t, 1 - beta1^(t+1), sqrt(1 - beta2^(t+1))).
+        Every engine reads its step constants here, so they are the same numbers everywhere."""
+        t = np.arange(first, first + count, dtype=np.float64)
+        T = float(epochs * steps_per_epoch)
+        if self.schedule == "cosine":
+            lr_t = lr * (1.0 + np.cos(np.pi * t / T)) / 2.0
+        elif self.schedule == "linear":
+            lr_t = lr * (1.0 - t / T)
+        elif self.schedule == "step":
+            epoch = np.arange(first, first + count) // steps_per_epoch
+            lr_t = lr * self.gamma ** (epoch // self.step_every).astype(np.float64)
+        else:
+            lr_t = np.full(count, float(lr))
+        if self.warmup > 0:
+            lr_t = lr_t * np.minimum(1.0, (t + 1.0) / self.warmup)
+        out = np.empty((count, 3))
+        out[:, 0] = lr_t
+        out[:, 1] = 1.0 - self.beta1 ** (t + 1.0)
+        out[:, 2] = np.sqrt(1.0 - self.beta2 ** (t + 1.0))
+        return out
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_number(name: str, value: object, what: str, ok) -> None:
+    number = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or not ok(float(value)):
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,12 +244,22 @@ def train(
     epochs: int,
     batch_size: int = 1,
     loss: str = "half_squared",
+    optimizer: str = "sgd",
+    momentum: float = 0.9,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    schedule: str = "constant",
+    warmup: int = 0,
+    gamma: float = 0.1,
+    step_every: int | None = None,
     seeds: int | Sequence[int] | None = None,
     order: np.ndarray | None = None,
     engine: str = "auto",
     threads: int | None = None,
 ) -> TrainResult:
-    """Train all replicas of ``net`` with plain SGD.
+    """Train all replicas of ``net`` with SGD or one of its variants.
 
     Parameters
     ----------
@@ -145,7 +269,7 @@ def train(
     Y : ndarray (n, out) or (R, n, out)
         Targets; for cross_entropy with out >= 2 also class labels 0..out-1, shaped (n,) or (n, 1).
     lr : float
-        Learning rate, > 0.
+        Learning rate, > 0 (the schedule's peak).
     epochs : int
         Passes over the data, >= 1.
     batch_size : int
@@ -153,6 +277,20 @@ def train(
     loss : {"half_squared", "squared", "hinge", "cross_entropy"}
         See `nnlab.functions`; cross_entropy needs the softmax output (with one output unit, softmax
         or sigmoid), hinge an identity or tanh output.
+    optimizer : {"sgd", "momentum", "nesterov", "adam", "adamw"}
+        The update rule, as torch.optim's (`OptimizerSpec` gives the formulas); "sgd" is plain SGD.
+    momentum : float
+        momentum and nesterov's coefficient, in [0, 1).
+    beta1, beta2, eps : float
+        adam and adamw's: beta1, beta2 in [0, 1), eps > 0.
+    weight_decay : float
+        >= 0: coupled L2 (g + wd theta) for all but adamw, decoupled for adamw.
+    schedule : {"constant", "cosine", "linear", "step"}
+        The learning rate lr_t of each update step over the whole run (`OptimizerSpec`).
+    warmup : int
+        Update steps of a linear warmup, lr_t times min(1, (t + 1) / warmup); 0: none.
+    gamma, step_every : float, int
+        The step schedule's: lr times gamma every step_every epochs.
     seeds : int or sequence of int, optional
         Shuffling seeds, one per replica; default ``net.seeds``, else 0..R-1. Replica r visits the
         samples in the order ``shuffled_orders(seeds, epochs, n)[r]``, which depends on its seed only.
@@ -172,6 +310,9 @@ def train(
     _check_positive("lr", lr, float)
     _check_positive("epochs", epochs, int)
     _check_positive("batch_size", batch_size, int)
+    spec = OptimizerSpec(
+        optimizer, momentum, beta1, beta2, eps, weight_decay, schedule, warmup, gamma, step_every
+    )
     Y = check_loss(net, loss, Y)
     check_choice("engine", engine, ENGINES)
     if threads is not None:
@@ -200,9 +341,21 @@ def train(
                 raise InputError(f"seeds: expected {R} non-negative ints (one per replica), got {seeds!r}")
         keys = shuffle_keys(seed_list)
     chunks = _order_chunks(order, keys, R, epochs, n)
+    run = (net, X3, Y3, chunks, float(lr), int(epochs), int(batch_size), loss, spec)
     if engine == "numpy":
-        return _train_numpy(net, X3, Y3, chunks, float(lr), int(epochs), int(batch_size), loss)
-    return _train_compiled(net, X3, Y3, chunks, float(lr), int(epochs), int(batch_size), loss, threads)
+        return _train_numpy(*run)
+    return _train_compiled(*run, threads)
+
+
+def _rate_slices(
+    chunks: Iterator[np.ndarray], spec: OptimizerSpec, lr: float, epochs: int, steps: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each slice of the epoch order with its update steps' constants (`OptimizerSpec.rates`)."""
+    t = 0
+    for order in chunks:
+        count = order.shape[1] * steps
+        yield order, spec.rates(lr, epochs, steps, t, count)
+        t += count
 
 
 def _train_numpy(
@@ -214,42 +367,84 @@ def _train_numpy(
     epochs: int,
     batch_size: int,
     loss: str,
+    spec: OptimizerSpec,
 ) -> TrainResult:
-    """The reference: one back-propagation (`backprop`'s recursion) per batch across all replicas."""
+    """The reference: one back-propagation (`backprop`'s recursion) per batch across all replicas,
+    then one update of every parameter array (`_update`)."""
     R, n = net.n_replicas, X3.shape[1]
-    W = [w.copy() for w in net.weights]
-    b = None if net.biases is None else [v.copy() for v in net.biases]
+    L = len(net.weights)
+    # The parameter arrays theta: W_1 .. W_L, then b_1 .. b_L; the optimizer's state alike.
+    theta = [w.copy() for w in net.weights] + ([] if net.biases is None else [v.copy() for v in net.biases])
+    state = [[np.zeros_like(p) for p in theta] for _ in range(spec.state_size)]
+
+    def network(seeds=None):
+        return Network(tuple(theta[:L]), tuple(theta[L:]) or None, net.hidden, net.output, seeds)
+
+    steps = -(-n // batch_size)
     curve = np.empty((R, epochs + 1))
     with np.errstate(all="ignore"):
         curve[:, 0] = loss_of(net, X3, Y3, loss=loss)
         active = np.isfinite(curve[:, 0])
         rx = np.arange(X3.shape[0])[:, None]
         e = 0
-        for order in chunks:
+        for order, rates in _rate_slices(chunks, spec, lr, epochs, steps):
+            j = 0  # the update step within the slice
             for order_e in order.transpose(1, 0, 2):  # (1 or R, n)
                 for start in range(0, n, batch_size):
                     idx = order_e[:, start : start + batch_size]
                     # (1 or R, batch, d): replica r's batch is X3[r or 0, idx[r or 0]].
                     Xb, Yb = X3[rx, idx], Y3[rx, idx]
-                    cur = Network(tuple(W), None if b is None else tuple(b), net.hidden, net.output)
+                    cur = network()
                     # train checked X3 and Y3 once: each step is the recursion alone.
                     g = _recursion(cur, *_forward(cur, Xb), Yb, loss)
                     active &= np.isfinite(g.loss)
-                    for i in range(len(W)):
-                        W[i] = np.where(active[:, None, None], W[i] - lr * g.weights[i], W[i])
-                        if b is not None:
-                            b[i] = np.where(active[:, None], b[i] - lr * g.biases[i], b[i])
-                cur = Network(tuple(W), None if b is None else tuple(b), net.hidden, net.output)
+                    grads = list(g.weights) + ([] if g.biases is None else list(g.biases))
+                    for i, (p, gp) in enumerate(zip(theta, grads, strict=True)):
+                        new, new_state = _update(spec, p, gp, [s[i] for s in state], *rates[j])
+                        keep = active.reshape((R,) + (1,) * (p.ndim - 1))
+                        theta[i] = np.where(keep, new, p)
+                        for s, ns in zip(state, new_state, strict=True):
+                            s[i] = np.where(keep, ns, s[i])
+                    j += 1
                 e += 1
-                curve[:, e] = loss_of(cur, X3, Y3, loss=loss)
+                curve[:, e] = loss_of(network(), X3, Y3, loss=loss)
                 active &= np.isfinite(curve[:, e])
-        final = Network(tuple(W), None if b is None else tuple(b), net.hidden, net.output, net.seeds)
+        final = network(net.seeds)
         g = backprop(final, X3, Y3, loss=loss)
         sq = sum((gw**2).sum(axis=(1, 2)) for gw in g.weights)
         if g.biases is not None:
             sq = sq + sum((gb**2).sum(axis=1) for gb in g.biases)
         grad_norm = np.sqrt(sq)
     return TrainResult(final, curve, grad_norm, ~active)
+
+
+def _update(
+    spec: OptimizerSpec,
+    theta: np.ndarray,
+    g: np.ndarray,
+    state: list[np.ndarray],
+    lr_t: float,
+    bc1: float,
+    bc2_sqrt: float,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One step of ``spec``'s rule on one parameter array theta with gradient g (the batch mean)
+    and its state (buf, or m and v); bc1 = 1 - beta1^t, bc2_sqrt = sqrt(1 - beta2^t). Returns the
+    new theta and state. Arranged as torch.optim computes them."""
+    wd = spec.weight_decay
+    if spec.optimizer == "adamw":
+        theta = theta * (1.0 - lr_t * wd)
+    elif wd != 0.0:
+        g = g + wd * theta
+    if spec.optimizer == "sgd":
+        return theta - lr_t * g, []
+    if spec.optimizer in ("momentum", "nesterov"):
+        buf = spec.momentum * state[0] + g  # the state starts at zero: buf = g at the first step
+        step = buf if spec.optimizer == "momentum" else g + spec.momentum * buf
+        return theta - lr_t * step, [buf]
+    m = spec.beta1 * state[0] + (1.0 - spec.beta1) * g
+    v = spec.beta2 * state[1] + (1.0 - spec.beta2) * g * g
+    denom = np.sqrt(v) / bc2_sqrt + spec.eps
+    return theta - (lr_t / bc1) * (m / denom), [m, v]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -292,19 +487,23 @@ def train_memory(
     batch_size: int = 1,
     bias: bool = True,
     threads: int = 2,
+    optimizer: str = "sgd",
 ) -> dict[str, int]:
     """The bytes `train` allocates for a run of ``replicas`` seeds of ``sizes`` on n samples shared by
     the replicas (beyond the caller's network and data), by part; the largest at once is their sum.
 
-    - ``parameters``: the kernels' copy of every replica's weights and biases and the trained
-      network returned (float64, R x P each; the lane layout pads R to a multiple of 16, the replica
-      layout each layer to a multiple of 8 numbers);
-    - ``orders``: the shuffled sample orders, generated ORDER_BUDGET indices (32 MB) at a time;
+    - ``parameters``: the kernels' copy of every replica's weights and biases, the optimizer's state
+      in the same layout (momentum and nesterov one copy, adam and adamw two) and the trained network
+      returned (float64, R x P each; the lane layout pads R to a multiple of 16, the replica layout
+      each layer to a multiple of 8 numbers);
+    - ``orders``: the shuffled sample orders, generated ORDER_BUDGET indices (32 MB) at a time, and
+      the same epochs' step constants (learning rate and bias corrections, three numbers a step);
     - ``curves``: the loss curve, R x (epochs + 1), and one slice's part of it;
     - ``buffers``: each engine thread's activations, deltas and gradient (replica layout: up to 256
       samples' activations of every layer; lanes: four samples' for 16 replicas);
     - ``data``: X and Y as one contiguous float64 copy.
     """
+    check_choice("optimizer", optimizer, OPTIMIZERS)
     sizes = [int(s) for s in sizes]
     R = int(replicas)
     widths = sum(sizes)
@@ -321,11 +520,14 @@ def train_memory(
         P = sum(up(a * b) + (up(b) if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         rows = R
         block = max(8, min(256, (131072 // widths) // 8 * 8))  # nnlab._kernels.loss_block
-        per_thread = max(min(batch_size, n), block) * (widths + 2 * wmax) + P
+        # (a rule other than plain SGD also keeps one replica's gradient)
+        per_thread = max(min(batch_size, n), block) * (widths + 2 * wmax) + P * (optimizer != "sgd")
     chunk = min(int(epochs), max(1, ORDER_BUDGET // max(1, R * n)))  # epochs per slice of orders
+    state = OptimizerSpec(optimizer).state_size
+    steps = -(-int(n) // int(batch_size))
     return {
-        "parameters": 8 * (rows * P + R * P),
-        "orders": 8 * chunk * R * n,
+        "parameters": 8 * ((1 + state) * rows * P + R * P),
+        "orders": 8 * chunk * (R * n + 3 * steps),
         "curves": 8 * R * (int(epochs) + 1 + chunk),
         "buffers": 8 * per_thread * min(int(threads), R),
         "data": 8 * n * (sizes[0] + sizes[-1]),
@@ -339,19 +541,36 @@ def train_memory(
 STEP_SECONDS = {"lanes": (45e-9, 0.6e-9), "replica": (0.0, 0.28e-9), "replica per sample": (0.0, 0.5e-9)}
 
 
+# Seconds per parameter per update step that a rule adds to plain SGD's step, one engine thread:
+# the ratios to SGD that `scripts/bench_engine.py --optimizers` measured on the reference grid
+# (Intel Xeon, AVX-512; momentum 0.72-0.94, adam 0.23-0.65 of SGD's rate, per-sample) applied to
+# the per-sample rate above. Adam's cost is the division and square root of every parameter's step.
+UPDATE_SECONDS = {"sgd": 0.0, "momentum": 0.12e-9, "nesterov": 0.12e-9, "adam": 2.0e-9, "adamw": 2.0e-9}
+
+
 def train_seconds(
-    sizes: Sequence[int], *, replicas: int, n: int, epochs: int, batch_size: int = 1, bias: bool = True
+    sizes: Sequence[int],
+    *,
+    replicas: int,
+    n: int,
+    epochs: int,
+    batch_size: int = 1,
+    bias: bool = True,
+    optimizer: str = "sgd",
 ) -> float:
     """A rough estimate of the seconds `train` takes for ``replicas`` seeds of ``sizes`` on n
     samples with one engine thread: replicas x epochs x n steps at `STEP_SECONDS` (this machine's
-    rates; another machine scales them, and a compile on first use adds about 20-40 s per layout)."""
+    rates; another machine scales them, and a compile on first use adds about 20-40 s per layout),
+    and for a rule other than plain SGD, its cost per update step (`UPDATE_SECONDS`)."""
+    check_choice("optimizer", optimizer, OPTIMIZERS)
     sizes = [int(s) for s in sizes]
     P = sum(a * b + (b if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     kind = layout(sizes, batch_size)
     if kind == "replica" and batch_size == 1:
         kind = "replica per sample"
     a, b = STEP_SECONDS[kind]
-    return float(replicas) * epochs * n * (a + b * P)
+    steps = -(-int(n) // int(batch_size))
+    return float(replicas) * epochs * (n * (a + b * P) + steps * UPDATE_SECONDS[optimizer] * P)
 
 
 def uncompiled(layouts: Sequence[str]) -> list[str]:
@@ -464,6 +683,7 @@ def _train_compiled(
     epochs: int,
     batch_size: int,
     loss: str,
+    spec: OptimizerSpec,
     threads: int | None,
 ) -> TrainResult:
     import numba
@@ -474,13 +694,26 @@ def _train_compiled(
     X3 = np.ascontiguousarray(X3, dtype=np.float64)
     Y3 = np.ascontiguousarray(Y3, dtype=np.float64)
     codes = (K.ACTIVATION_CODES[net.hidden], K.ACTIVATION_CODES[net.output], K.LOSS_CODES[loss])
+    rule = K.Rule(
+        K.OPTIMIZER_CODES[spec.optimizer],
+        float(spec.momentum),
+        float(spec.beta1),
+        float(spec.beta2),
+        float(spec.eps),
+        float(spec.weight_decay),
+    )
+    S = spec.state_size
     if layout(net.sizes, batch_size) == "lanes":
         lay, foff, P = _plan(net)
         params = _to_lanes(_pack(net, lay, P), K.LANES)
+        # The optimizer's state: S arrays laid out like params, one after the other in each chunk.
+        state = K.aligned_zeros(params.shape[0] * S * P * K.LANES).reshape(params.shape[0], S * P, K.LANES)
         blas = contextlib.nullcontext()
 
-        def run(order, active, part):
-            K.lanes_train(params, lay, foff, X3, Y3, order, lr, batch_size, *codes, active, part)
+        def run(order, rates, active, part):
+            K.lanes_train(
+                params, state, lay, foff, X3, Y3, order, rates, rule, batch_size, *codes, active, part
+            )
 
         def evaluate(want_grad, loss, gnorm):
             K.lanes_evaluate(params, lay, foff, X3, Y3, *codes, want_grad, loss, gnorm)
@@ -490,17 +723,18 @@ def _train_compiled(
     else:
         lay, foff, P = _plan(net, align=8)
         params = _pack(net, lay, P)
+        state = K.aligned_zeros(R * S * P).reshape(R, S * P)
         gemm = K.blas_dgemm()
         # One BLAS thread: the kernels call it from every engine thread at once.
         blas = _blas_threads().limit(limits=1, user_api="blas")
 
-        spec = K.Spec(lay, foff, *codes)
+        kspec = K.Spec(lay, foff, *codes)
 
-        def run(order, active, part):
-            K.replica_train(gemm, params, spec, X3, Y3, order, lr, batch_size, active, part)
+        def run(order, rates, active, part):
+            K.replica_train(gemm, params, state, kspec, X3, Y3, order, rates, rule, batch_size, active, part)
 
         def evaluate(want_grad, loss, gnorm):
-            K.replica_evaluate(gemm, params, spec, X3, Y3, want_grad, loss, gnorm)
+            K.replica_evaluate(gemm, params, kspec, X3, Y3, want_grad, loss, gnorm)
 
         def result():
             return params
@@ -508,6 +742,7 @@ def _train_compiled(
     curve = np.empty((R, epochs + 1))
     grad_norm = np.zeros(R)
     previous = numba.get_num_threads()
+    steps = -(-X3.shape[1] // batch_size)
     try:
         if threads is not None:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
@@ -517,10 +752,10 @@ def _train_compiled(
             curve[:, 0] = first
             active = np.isfinite(first).astype(np.uint8)
             e = 1
-            for order in chunks:
+            for order, rates in _rate_slices(chunks, spec, lr, epochs, steps):
                 E = order.shape[1]
                 part = np.empty((R, E))
-                run(order, active, part)
+                run(order, rates, active, part)
                 curve[:, e : e + E] = part
                 e += E
             last = np.empty(R)

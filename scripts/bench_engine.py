@@ -32,6 +32,12 @@ step).
     python scripts/bench_engine.py [--configs DIG1024,D1W32] [--repeats 3] [--no-jax] [--no-torch]
                                    [--markdown]
     python scripts/bench_engine.py --crossover
+    python scripts/bench_engine.py --optimizers sgd,momentum,nesterov,adam,adamw [--configs ...]
+
+--optimizers times nnlab alone with each optimizer on the same job (default configs: the reference
+grid), in interleaved rounds (each round runs every optimizer once; best of --repeats rounds), and
+prints each one's rate over SGD's. Adam and AdamW take lr 0.001 (lr 0.05 is SGD's), so that no run
+diverges (a diverged replica costs the replica layout nothing).
 
 --crossover measures what `nnlab.sgd.layout` rests on: both compiled layouts, forced, on one thread,
 over a grid of shapes and batch sizes (n = 512 samples, 32 seeds), and prints the replica layout's
@@ -41,6 +47,7 @@ rate over the lanes'.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -52,6 +59,9 @@ from dataclasses import dataclass
 import numpy as np
 
 LR = 0.05
+# The learning rate of each optimizer in --optimizers (the adaptive ones at Adam's usual step size).
+OPTIMIZER_LR = {"sgd": LR, "momentum": LR, "nesterov": LR, "adam": 1e-3, "adamw": 1e-3}
+REFERENCE_GRID = ["D1W4", "D1W32", "D1W128", "D3W4", "D3W32", "D3W128"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,56 @@ def rate_nnlab(case: Case, repeats: int) -> tuple[float, str, int]:
     seconds = best_time(run, repeats)
     diverged = int(result["r"].diverged.sum())
     return case.seeds * case.n * case.epochs / seconds, layout(case.sizes, case.batch), diverged
+
+
+def optimizer_rates(names: list[str], optimizers: list[str], repeats: int) -> None:
+    """nnlab's rate with each optimizer (weight decay 0.01 for adamw), interleaved rounds, best of
+    ``repeats``; prints a table of rates and ratios to SGD."""
+    import nnlab
+    from nnlab.sgd import layout
+
+    print(f"# interleaved rounds: {repeats}; lr {', '.join(f'{o} {OPTIMIZER_LR[o]:g}' for o in optimizers)}")
+    header = [
+        "config",
+        "layout",
+        *(f"{o} steps/s" for o in optimizers),
+        *(f"{o}/sgd" for o in optimizers[1:]),
+    ]
+    rows = []
+    for name in names:
+        case = CASES[name]
+        net, X, Y, order = workload(case)
+        runs, best, diverged = {}, {}, {}
+        for opt in optimizers:
+            runs[opt] = functools.partial(
+                nnlab.train,
+                net,
+                X,
+                Y,
+                lr=OPTIMIZER_LR[opt],
+                epochs=case.epochs,
+                batch_size=case.batch,
+                order=order,
+                optimizer=opt,
+                weight_decay=0.01 if opt == "adamw" else 0.0,
+            )
+            diverged[opt] = int(runs[opt]().diverged.sum())  # warm-up (compiles on first use)
+            best[opt] = float("inf")
+        for _ in range(repeats):
+            for opt in optimizers:
+                t = time.perf_counter()
+                runs[opt]()
+                best[opt] = min(best[opt], time.perf_counter() - t)
+        rate = {o: case.seeds * case.n * case.epochs / best[o] for o in optimizers}
+        flag = {o: f" ({diverged[o]} div.)" if diverged[o] else "" for o in optimizers}
+        row = [name, layout(case.sizes, case.batch), *(f"{rate[o]:,.0f}{flag[o]}" for o in optimizers)]
+        row += [f"{rate[o] / rate[optimizers[0]]:.2f}" for o in optimizers[1:]]
+        rows.append(row)
+        print("# " + " ".join(row), file=sys.stderr, flush=True)
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(["---", "---"] + ["--:"] * (len(header) - 2)) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
 
 
 CROSSOVER_SHAPES = [
@@ -379,6 +439,18 @@ def run_worker(kind: str, threads: str, names: list[str], repeats: int) -> dict[
     return out
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)}")
@@ -387,6 +459,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     ap.add_argument("--markdown", action="store_true", help="print the table in markdown")
     ap.add_argument("--crossover", action="store_true", help="time both layouts over a grid of shapes")
+    ap.add_argument(
+        "--optimizers", help="nnlab only: comma-separated optimizers (the first, sgd, is the baseline)"
+    )
     ap.add_argument("--worker", choices=["jax", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -395,11 +470,26 @@ def main(argv=None) -> int:
         crossover(args.repeats)
         return 0
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
+    if args.optimizers and args.configs == ap.get_default("configs"):
+        names = REFERENCE_GRID
     unknown = [c for c in names if c not in CASES]
     if unknown:
         print(f"--configs: unknown {unknown}; choose from {', '.join(CASES)}", file=sys.stderr)
         return 2
     import numba
+
+    if args.optimizers:
+        optimizers = [o.strip() for o in args.optimizers.split(",") if o.strip()]
+        if not optimizers or any(o not in OPTIMIZER_LR for o in optimizers):
+            print(f"--optimizers: choose from {', '.join(OPTIMIZER_LR)}", file=sys.stderr)
+            return 2
+        print(
+            f"# {_cpu_name()}, {os.cpu_count()} cores, numba {numba.__version__} "
+            f"({numba.get_num_threads()} threads); load average {os.getloadavg()[0]:.2f}"
+        )
+        optimizer_rates(names, optimizers, args.repeats)
+        print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return 0
 
     one, peak = machine_peak()
     load = os.getloadavg()

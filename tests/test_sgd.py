@@ -7,6 +7,7 @@ engine="numba" compiles the kernels (cached on disk afterwards). The compiled en
 reference and with each layout forced, whatever the shapes.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -449,13 +450,54 @@ def assert_compiled_matches_reference(net, X, Y, **kwargs):
     np.testing.assert_allclose(fast.grad_norm, reference.grad_norm, rtol=1e-10, atol=1e-15)
 
 
-@pytest.mark.parametrize("batch_size", [1, 3])
-@pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("loss", ["half_squared", "squared"])
-@pytest.mark.parametrize("output", ACTS)
-@pytest.mark.parametrize("hidden", ACTS)
-@pytest.mark.parametrize("sizes", [ARCHS["deep"], ARCHS["wide"]], ids=["deep", "wide"])
-def test_compiled_engine_matches_numpy_reference(rng, layout, sizes, hidden, output, loss, bias, batch_size):
+def pairwise_cases(axes):
+    """A covering design of strength 2 for up to five axes of at most 4 values each, plus 2-valued
+    axes folded two to a column: 16 cases in which every pair of values of any two axes occurs.
+
+    The rows (a, b) of GF(4)^2 with columns a, b, a + b, a + 2b, a + 3b (arithmetic in GF(4)) form
+    an orthogonal array OA(16, 5, 4, 2): any two columns take each of the 16 pairs of values once.
+    Axes are a list of lists; axes after the first two are 2-valued and paired into the remaining
+    columns (a column's value 0..3 encodes two bits, one per axis)."""
+    mul = [[0, 0, 0, 0], [0, 1, 2, 3], [0, 2, 3, 1], [0, 3, 1, 2]]  # GF(4), x^2 = x + 1
+    rows = [(a, b, a ^ b, a ^ mul[2][b], a ^ mul[3][b]) for a in range(4) for b in range(4)]
+    cases = []
+    for row in rows:
+        values = [axes[0][row[0] % len(axes[0])], axes[1][row[1] % len(axes[1])]]
+        for i, axis in enumerate(axes[2:]):
+            column, bit = row[2 + i // 2], i % 2
+            values.append(axis[(column >> bit) & 1])
+        cases.append(tuple(values))
+    return cases
+
+
+ENGINE_AXES = [
+    ACTS,  # hidden
+    ACTS,  # output
+    [ARCHS["deep"], ARCHS["wide"]],
+    ["half_squared", "squared"],
+    [True, False],  # bias
+    [1, 3],  # batch_size
+    LAYOUTS,
+]
+ENGINE_CASES = pairwise_cases(ENGINE_AXES)
+
+
+def test_the_engine_cases_cover_every_pair_of_values():
+    """Every value of every axis, and every pair of values of two axes, occurs in ENGINE_CASES
+    (16 cases instead of the 512 of the full product)."""
+    assert len(ENGINE_CASES) == 16
+    for i, j in itertools.combinations(range(len(ENGINE_AXES)), 2):
+        seen = {(str(case[i]), str(case[j])) for case in ENGINE_CASES}
+        assert seen == {(str(a), str(b)) for a in ENGINE_AXES[i] for b in ENGINE_AXES[j]}, (i, j)
+
+
+@pytest.mark.parametrize(
+    ("hidden", "output", "sizes", "loss", "bias", "batch_size", "layout_name"), ENGINE_CASES
+)
+def test_compiled_engine_matches_numpy_reference(
+    rng, monkeypatch, sizes, hidden, output, loss, bias, batch_size, layout_name
+):
+    force_layout(monkeypatch, layout_name)
     n, epochs = 16, 2
     X, Y = make_data(rng, n, sizes[0], sizes[-1])
     net = init_network(sizes, seeds=[0, 1, 2], hidden=hidden, output=output, bias=bias)
