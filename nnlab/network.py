@@ -424,10 +424,10 @@ def forward(net: Network, X: np.ndarray) -> tuple[np.ndarray, ...]:
 
     X (n, d) or (R, n, d); f_i for i >= 1 is (R, n, h_i).
     """
-    return _forward(net, X)[0]
+    return forward_pass(net, X)[0]
 
 
-def _forward(net: Network, X: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+def forward_pass(net: Network, X: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """f_0, ..., f_L and the output layer's pre-activation z_L (the losses read it)."""
     f = as_replicated(net, X, "X", net.sizes[0])
     fs = [f]
@@ -444,7 +444,7 @@ def _forward(net: Network, X: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.nd
 def loss_of(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_squared") -> np.ndarray:
     """Mean over the samples of the per-sample loss, (R,)."""
     Y = as_replicated(net, check_loss(net, loss, Y), "Y", net.sizes[-1])
-    _, z_L = _forward(net, X)
+    _, z_L = forward_pass(net, X)
     return np.broadcast_to(output_loss(net.output, loss, z_L, Y).mean(axis=1), (net.n_replicas,)).copy()
 
 
@@ -486,7 +486,7 @@ def forward_checked(
     activation, the targets) and that X and Y have as many samples: what every recursion over (X, Y)
     starts from."""
     Y = as_replicated(net, check_loss(net, loss, Y), "Y", net.sizes[-1])
-    fs, z_L = _forward(net, X)
+    fs, z_L = forward_pass(net, X)
     if Y.shape[1] != fs[0].shape[1]:
         raise InputError(f"Y: expected {fs[0].shape[1]} samples like X, got {Y.shape[1]}")
     return fs, z_L, Y
@@ -514,12 +514,12 @@ def backprop(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_sq
     fs, z_L, Y = forward_checked(net, X, Y, loss)
     check_finite(fs[0], "X")
     check_finite(Y, "Y")
-    return _recursion(net, fs, z_L, Y, loss)
+    return recursion(net, fs, z_L, Y, loss)
 
 
-def _recursion(net: Network, fs: tuple, z_L: np.ndarray, Y: np.ndarray, loss: str) -> Gradients:
+def recursion(net: Network, fs: tuple, z_L: np.ndarray, Y: np.ndarray, loss: str) -> Gradients:
     """`backprop` after its checks: the recursion on a forward pass (f_0, ..., f_L and z_L, as
-    `_forward` gives them) and targets Y (1 or R, n, out) as the loss reads them. For callers that
+    `forward_pass` gives them) and targets Y (1 or R, n, out) as the loss reads them. For callers that
     checked their data once and step many times (the SGD reference, `nnlab.sgd`)."""
     R, n = net.n_replicas, fs[0].shape[1]
     L = len(net.weights)

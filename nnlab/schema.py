@@ -56,6 +56,20 @@ class Config:
     # runs.parquet names the loss ``loss_fn``, so that no column called loss holds text
     # (curves.parquet's ``loss`` is a number).
     loss: str = _axis("train", "half_squared", "loss", column="loss_fn")
+    # The update rule and the learning rate's schedule (nnlab.sgd.OptimizerSpec, torch.optim's rules);
+    # added later, so left out of run ids at their defaults (plain SGD at a constant rate).
+    optimizer: str = _axis("train", "sgd", "optimizer", since=True)
+    momentum: float = _axis("train", 0.9, "unit", since=True)
+    beta1: float = _axis("train", 0.9, "unit", since=True)
+    beta2: float = _axis("train", 0.999, "unit", since=True)
+    eps: float = _axis("train", 1e-8, "pos_float", since=True)
+    weight_decay: float = _axis("train", 0.0, "nonneg_float", since=True)
+    schedule: str = _axis("train", "constant", "schedule", since=True)
+    warmup: int = _axis("train", 0, "nonneg_int", since=True)
+    gamma: float = _axis("train", 0.1, "pos_float", since=True)
+    # The step schedule's epochs between steps; 0 means unset (a table's group keys and TOML have no
+    # None), and the step schedule needs it set.
+    step_every: int = _axis("train", 0, "nonneg_int", since=True)
 
     @property
     def sizes_hidden(self) -> list[int]:
@@ -74,12 +88,30 @@ class Config:
             task.pop("path", None)
         return json.dumps({"task": task, **fields}, sort_keys=True, separators=(",", ":"))
 
+    @property
+    def optimizer_fields(self) -> dict[str, Any]:
+        """The keywords of `nnlab.train` (and nnlab.sgd.OptimizerSpec) this configuration sets."""
+        fields = {name: getattr(self, name) for name in OPTIMIZER_AXES}
+        return fields | {"step_every": self.step_every or None}
+
     def run_id(self, seed: int) -> str:
         """Stable id of the run (this configuration, this seed): 16 hex digits of a SHA-256."""
         return hashlib.sha256(f"{self.key}|seed={int(seed)}".encode()).hexdigest()[:16]
 
 
 _AXIS_FIELDS = tuple(f for f in dataclasses.fields(Config) if "section" in f.metadata)
+OPTIMIZER_AXES = (
+    "optimizer",
+    "momentum",
+    "beta1",
+    "beta2",
+    "eps",
+    "weight_decay",
+    "schedule",
+    "warmup",
+    "gamma",
+    "step_every",
+)
 AXES = tuple(f.name for f in _AXIS_FIELDS)
 # Fields of [model] and [train]: (default, kind); any of them may be a list, a sweep axis.
 # train.seeds (a count or a list of seeds) is checked on its own.

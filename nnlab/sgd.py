@@ -28,15 +28,16 @@ import numpy as np
 from nnlab.errors import InputError
 from nnlab.network import (
     Network,
-    _forward,
-    _recursion,
     as_replicated,
     backprop,
     check_choice,
     check_finite,
     check_loss,
+    forward_pass,
     loss_of,
+    recursion,
 )
+from nnlab.schema import MAX_EPOCHS, MAX_INT
 
 ENGINES = ("auto", "numba", "numpy")
 # The shuffled order is generated in slices of epochs so its memory stays bounded (about 32 MB).
@@ -100,19 +101,19 @@ class OptimizerSpec:
         _check_number("weight_decay", self.weight_decay, "a finite number >= 0", lambda x: x >= 0.0)
         _check_number("gamma", self.gamma, "a finite number > 0", lambda x: x > 0.0)
         if not _is_int(self.warmup) or self.warmup < 0:
-            raise ValueError(f"warmup: expected an int >= 0 (update steps), got {self.warmup!r}")
+            raise InputError(f"warmup: expected an int >= 0 (update steps), got {self.warmup!r}")
         if self.step_every is not None and (not _is_int(self.step_every) or self.step_every < 1):
-            raise ValueError(f"step_every: expected an int >= 1 (epochs), got {self.step_every!r}")
+            raise InputError(f"step_every: expected an int >= 1 (epochs), got {self.step_every!r}")
         defaults = OptimizerSpec.__dataclass_fields__
         for name, users in _USED_BY.items():
             if self.optimizer not in users and getattr(self, name) != defaults[name].default:
-                raise ValueError(f"{name}: {' and '.join(users)} use it, not {self.optimizer}")
+                raise InputError(f"{name}: {' and '.join(users)} use it, not {self.optimizer}")
         if self.schedule != "step":
             for name in ("gamma", "step_every"):
                 if getattr(self, name) != defaults[name].default:
-                    raise ValueError(f"{name}: the step schedule uses it, not {self.schedule}")
+                    raise InputError(f"{name}: the step schedule uses it, not {self.schedule}")
         elif self.step_every is None:
-            raise ValueError("step_every: the step schedule needs it (an int >= 1, in epochs)")
+            raise InputError("step_every: the step schedule needs it (an int >= 1, in epochs)")
 
     @property
     def state_size(self) -> int:
@@ -143,6 +144,13 @@ class OptimizerSpec:
         return out
 
 
+def unused_fields(optimizer: str, schedule: str) -> tuple[str, ...]:
+    """The fields of `OptimizerSpec` that ``optimizer`` with ``schedule`` does not read (an experiment
+    sweeping optimizers keeps those at their defaults for the rules that ignore them)."""
+    unused = [name for name, users in _USED_BY.items() if optimizer not in users]
+    return (*unused, *(("gamma", "step_every") if schedule != "step" else ()))
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
@@ -150,7 +158,7 @@ def _is_int(value: object) -> bool:
 def _check_number(name: str, value: object, what: str, ok) -> None:
     number = isinstance(value, int | float | np.number) and not isinstance(value, bool)
     if not number or not math.isfinite(value) or not ok(float(value)):
-        raise ValueError(f"{name}: expected {what}, got {value!r}")
+        raise InputError(f"{name}: expected {what}, got {value!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,6 +199,18 @@ def shuffled_orders(seeds: Sequence[int], epochs: int, n: int, *, first_epoch: i
     from nnlab._kernels import shuffled_orders as kernel
 
     return kernel(shuffle_keys(seeds), int(first_epoch), int(epochs), int(n))
+
+
+def _check_int(name: str, value: object, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 1 <= value <= high:
+        raise InputError(f"{name}: expected an int in 1..{high:_}, got {value!r}")
+
+
+def _kernel_ready(A: np.ndarray) -> np.ndarray:
+    """``A`` as the kernels' signature wants it (a copy only when it is not already)."""
+    if A.flags.writeable and A.flags.c_contiguous and A.dtype == np.float64:
+        return A
+    return np.array(A, dtype=np.float64, order="C")
 
 
 def _check_positive(name: str, value: object, kind: type) -> None:
@@ -308,8 +328,10 @@ def train(
     if not isinstance(net, Network):
         raise InputError(f"net: expected a Network, got {type(net).__name__}")
     _check_positive("lr", lr, float)
-    _check_positive("epochs", epochs, int)
-    _check_positive("batch_size", batch_size, int)
+    # The bounds of experiment files (nnlab.schema): every epoch's loss is kept, and batch sizes are
+    # int64 in the kernels (larger than n means the full batch).
+    _check_int("epochs", epochs, MAX_EPOCHS)
+    _check_int("batch_size", batch_size, MAX_INT)
     spec = OptimizerSpec(
         optimizer, momentum, beta1, beta2, eps, weight_decay, schedule, warmup, gamma, step_every
     )
@@ -396,7 +418,7 @@ def _train_numpy(
                     Xb, Yb = X3[rx, idx], Y3[rx, idx]
                     cur = network()
                     # train checked X3 and Y3 once: each step is the recursion alone.
-                    g = _recursion(cur, *_forward(cur, Xb), Yb, loss)
+                    g = recursion(cur, *forward_pass(cur, Xb), Yb, loss)
                     active &= np.isfinite(g.loss)
                     grads = list(g.weights) + ([] if g.biases is None else list(g.biases))
                     for i, (p, gp) in enumerate(zip(theta, grads, strict=True)):
@@ -691,8 +713,9 @@ def _train_compiled(
     from nnlab import _kernels as K
 
     R = net.n_replicas
-    X3 = np.ascontiguousarray(X3, dtype=np.float64)
-    Y3 = np.ascontiguousarray(Y3, dtype=np.float64)
+    # The one array type the kernels are compiled for: C-contiguous, float64 and writeable (numba
+    # compiles a read-only array, a view of a read-only X, as a type of its own: 20-40 s, silently).
+    X3, Y3 = _kernel_ready(X3), _kernel_ready(Y3)
     codes = (K.ACTIVATION_CODES[net.hidden], K.ACTIVATION_CODES[net.output], K.LOSS_CODES[loss])
     rule = K.Rule(
         K.OPTIMIZER_CODES[spec.optimizer],

@@ -135,7 +135,16 @@ EXPERIMENTS = [
         toml(train='seeds = "5"'),
         "train.seeds: expected a count in 1..1_000_000 or a list of ints in 0..2**63-1, got '5'",
     ),
-    (toml(train="momentum = 0.9"), "train.momentum: unknown field"),
+    (toml(train="momentum = 0.5"), "train.momentum: only momentum and nesterov use it"),
+    (
+        toml(train='optimizer = "adma"'),
+        "train.optimizer: expected one of sgd, momentum, nesterov, adam, adamw, got 'adma' "
+        "(did you mean 'adam'?)",
+    ),
+    (toml(train='optimizer = "adam"\nbeta1 = 1.0'), "train.beta1: expected a number in [0, 1), got 1.0"),
+    (toml(train="weight_decay = -0.1"), "train.weight_decay: expected a number >= 0, got -0.1"),
+    (toml(train='schedule = "step"'), "train.step_every: the step schedule needs it"),
+    (toml(train="gamma = 0.5"), 'train.gamma: only the schedule "step" uses it'),
     # issue 20
     (toml(top='name = "c"\nthreshold = [1e-3, 1e-2]'), "threshold: expected one value (not a sweep axis)"),
     (toml(top='name = "c"\nsave_networks = [true, false]'), "save_networks: expected one value (not a sweep"),
@@ -323,3 +332,33 @@ def test_train_refuses_masked_and_ragged_data_naming_them():
         nnlab.train(net, [[0.0, 1.0], [1.0]], [[1.0], [0.0]], lr=0.1, epochs=1)
     unmasked = np.ma.masked_array([[0.0, 1.0], [1.0, 0.0]], mask=False)
     assert nnlab.train(net, unmasked, [[1.0], [0.0]], lr=0.1, epochs=1).loss_curve.shape == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "message"),
+    [
+        ("epochs", 10**12, "epochs: expected an int in 1..1_000_000"),
+        ("batch_size", 2**63, "batch_size: expected an int in 1..9_223_372_036_854_775_807"),
+    ],
+)
+def test_train_takes_the_bounds_of_experiment_files(keyword, value, message):
+    """train refuses what an experiment file refuses, before allocating (10^12 epochs: 21.8 TiB)."""
+    net = nnlab.init_network([2, 2, 1], seeds=0)
+    args = {"lr": 0.1, "epochs": 1, "batch_size": 1, keyword: value}
+    with pytest.raises(InputError, match=message):
+        nnlab.train(net, [[0.0, 1.0]], [[1.0]], **args)
+
+
+def test_a_read_only_x_trains_with_the_compiled_kernels_as_they_are():
+    """A read-only X (a memory-mapped file, a view) gives the same numbers without a compile of its
+    own: the kernels get the one array type they are compiled for."""
+    from nnlab.sgd import _kernel_ready
+
+    X = np.array([[0.0, 1.0], [1.0, 0.0]])
+    X.setflags(write=False)
+    ready = _kernel_ready(X)
+    assert ready.flags.writeable and ready is not X
+    net = nnlab.init_network([2, 2, 1], seeds=0)
+    a = nnlab.train(net, X, [[1.0], [0.0]], lr=0.1, epochs=3).loss_curve
+    b = nnlab.train(net, X.copy(), [[1.0], [0.0]], lr=0.1, epochs=3).loss_curve
+    np.testing.assert_array_equal(a, b)

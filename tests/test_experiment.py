@@ -1,7 +1,9 @@
 """Experiment files: loading, defaults, overrides, the grid, run ids and every validation error."""
 
+import pandas as pd
 import pytest
 
+import nnlab
 from nnlab.sweep.experiment import ExperimentError, from_dict, load, parse_override, validate
 
 BASE = {
@@ -179,3 +181,29 @@ def test_from_dict_is_load_without_a_file():
     assert exp.train["epochs"] == 20 and exp.threshold == 0.01 and data["train"]["epochs"] == 10
     with pytest.raises(ExperimentError, match=r"^model: expected a \[model\] section"):
         from_dict(with_(None, model=3), ["model.width=2"])
+
+
+def test_optimizers_are_axes_that_keep_old_run_ids(tmp_path):
+    """train.optimizer and its fields are sweep axes: at their defaults a run's id is what it was
+    before they existed, a field the rule does not read keeps its default there (one plain SGD
+    configuration however many betas are listed), and runs.parquet names every one."""
+    from nnlab.sweep.experiment import from_dict
+
+    base = {"name": "o", "task": {"kind": "xor"}, "model": {"width": 2}, "train": {"epochs": 5, "seeds": 2}}
+    plain = from_dict(base).configs()
+    assert len(plain) == 1 and plain[0].run_id(0) == "287d23321c73ed39"  # its id before optimizers existed
+    train = {**base["train"], "optimizer": ["sgd", "adam"], "beta1": [0.8, 0.95]}
+    configs = from_dict({**base, "train": train}).configs()
+    assert [(c.optimizer, c.beta1) for c in configs] == [("sgd", 0.9), ("adam", 0.8), ("adam", 0.95)]
+    assert configs[0].run_id(0) == plain[0].run_id(0)
+    out = tmp_path / "o"
+    nnlab.run({**base, "train": train}, out=out, quiet=True)
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert sorted(set(zip(runs["optimizer"], runs["beta1"], strict=True))) == [
+        ("adam", 0.8),
+        ("adam", 0.95),
+        ("sgd", 0.9),
+    ]
+    # Each run trained with its rule: the Adam runs differ from SGD's from the first epoch on.
+    first = pd.read_parquet(out / "curves.parquet").query("epoch == 1").merge(runs, on="run_id")
+    assert first.groupby("optimizer")["loss"].mean().nunique() == 2

@@ -35,9 +35,11 @@ from nnlab.schema import (
     MAX_SEEDS,
     MAX_WIDTH,
     NOT_AXES,
+    OPTIMIZER_AXES,
     SECTION_FIELDS,
     Config,
 )
+from nnlab.sgd import OPTIMIZERS, SCHEDULES, OptimizerSpec, unused_fields
 from nnlab.tasks import TASKS, check_data_file, file_sha256
 
 ACTIVATION_NAMES = tuple(ACTIVATIONS)
@@ -70,7 +72,23 @@ KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "hidden": (lambda v: v in HIDDEN_NAMES, "one of " + ", ".join(HIDDEN_NAMES) + " (softmax: output only)"),
     "loss": (lambda v: v in LOSS_NAMES, "one of " + ", ".join(LOSS_NAMES)),
     "init": (lambda v: v in INITS, "one of " + ", ".join(INITS)),
+    "optimizer": (lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
+    "schedule": (lambda v: v in SCHEDULES, "one of " + ", ".join(SCHEDULES)),
+    "unit": (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1,
+        "a number in [0, 1)",
+    ),
+    "nonneg_float": (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < float("inf"),
+        "a number >= 0",
+    ),
+    "nonneg_int": (_int_in(0, MAX_INT), "an int >= 0"),
 }
+FLOAT_KINDS = (
+    "pos_float",
+    "unit",
+    "nonneg_float",
+)  # numbers that come back as floats (1 and 1.0: one run id)
 FIELDS = SECTION_FIELDS
 TASK_COMMON = {"kind", "seed", "test_fraction"}
 
@@ -103,7 +121,13 @@ class Experiment:
         values = {**self.model, **{k: v for k, v in self.train.items() if k not in NOT_AXES}}
         axes = [values[a] if isinstance(values[a], list) else [values[a]] for a in AXES]
         task = tuple(sorted(self.task.items()))
-        return [Config(self.name, task, *combo) for combo in itertools.product(*axes)]
+        # A field the configuration's optimizer or schedule does not read keeps its default there (a
+        # sweep over optimizers with beta1 = 0.95 trains plain SGD once, as plain SGD's run ids say).
+        configs = [_normalized(Config(self.name, task, *combo)) for combo in itertools.product(*axes)]
+        first = {}
+        for c in configs:
+            first.setdefault(c.key, c)
+        return list(first.values())
 
     def to_toml(self) -> str:
         """The resolved experiment as TOML (every default filled in)."""
@@ -119,6 +143,38 @@ class Experiment:
                     # A count here, where nnlab.init_network(seeds=5) is one replica of seed 5.
                     lines[-1] += f"  # a count: seeds 0..{value - 1}"
         return "\n".join(lines) + "\n"
+
+
+def _normalized(c: Config) -> Config:
+    """``c`` with the optimizer fields its rule and schedule do not read at their defaults."""
+    unused = unused_fields(c.optimizer, c.schedule)
+    defaults = {f.name: f.default for f in dataclasses.fields(Config) if f.name in unused}
+    return dataclasses.replace(c, **defaults) if any(getattr(c, k) != v for k, v in defaults.items()) else c
+
+
+def _check_optimizers(train: Mapping[str, Any]) -> None:
+    """Every optimizer field must be read by some configuration's rule or schedule (a field no
+    configuration reads is a mistake worth one line), and every configuration's fields must make an
+    `nnlab.sgd.OptimizerSpec` (the step schedule needs step_every)."""
+    listed = {k: train[k] if isinstance(train[k], list) else [train[k]] for k in OPTIMIZER_AXES}
+    defaults = {f.name: f.default for f in dataclasses.fields(Config) if f.name in OPTIMIZER_AXES}
+    combos = [(o, sch) for o in listed["optimizer"] for sch in listed["schedule"]]
+    for name in OPTIMIZER_AXES:
+        if listed[name] != [defaults[name]] and all(name in unused_fields(o, sch) for o, sch in combos):
+            users = "momentum and nesterov use" if name == "momentum" else "adam and adamw use"
+            if name in ("gamma", "step_every"):
+                users = 'the schedule "step" uses'
+            raise ExperimentError(
+                f"train.{name}: only {users} it; this experiment's optimizer is "
+                f"{shown(train['optimizer'])} and its schedule {shown(train['schedule'])}"
+            )
+    for optimizer, schedule in combos:
+        values = {k: v[0] for k, v in listed.items()} | {"optimizer": optimizer, "schedule": schedule}
+        config = _normalized(dataclasses.replace(Config("", ()), **values))
+        try:
+            OptimizerSpec(**config.optimizer_fields)
+        except ValueError as err:
+            raise ExperimentError(f"train.{err}") from None
 
 
 def task_columns(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -171,6 +227,8 @@ NAMES = {
     "hidden": HIDDEN_NAMES,
     "init": tuple(INITS),
     "loss": LOSS_NAMES,
+    "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
 }
 
 
@@ -204,7 +262,7 @@ def _check(field: str, value: Any, kind: str) -> Any:
             names = NAMES.get(kind, ())
             hint = did_you_mean(v, names) if isinstance(v, str) else ""
             raise ExperimentError(f"{field}: expected {description}, got {shown(v)}{hint}")
-    if kind != "pos_float":
+    if kind not in FLOAT_KINDS:
         return value
     return [float(v) for v in value] if isinstance(value, list) else float(value)
 
@@ -265,6 +323,7 @@ def validate(data: Mapping[str, Any]) -> Experiment:
         sections[section] = values
     model, train = sections["model"], sections["train"]
     _check_pairings(model["output"], train["loss"])
+    _check_optimizers(train)
     record = train["record"]
     if not (record in ("all", "log") or _int_in(1, MAX_EPOCHS)(record)):
         raise ExperimentError(

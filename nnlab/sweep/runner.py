@@ -29,7 +29,7 @@ import numpy as np
 
 from nnlab.functions import CLASSIFICATION, check_pairing, targets
 from nnlab.network import accuracy, flat_params, init_network, loss_of
-from nnlab.schema import Config
+from nnlab.schema import AXES, COLUMN_OF, Config
 from nnlab.sgd import train
 from nnlab.sweep import folder, workers
 from nnlab.sweep.experiment import Experiment, ExperimentError, task_columns
@@ -162,7 +162,15 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndar
     start = time.perf_counter()
     with np.errstate(all="ignore"):
         result = train(
-            net, X, Y, lr=c.lr, epochs=c.epochs, batch_size=c.batch_size, loss=c.loss, threads=threads
+            net,
+            X,
+            Y,
+            lr=c.lr,
+            epochs=c.epochs,
+            batch_size=c.batch_size,
+            loss=c.loss,
+            threads=threads,
+            **c.optimizer_fields,
         )
     seconds = (time.perf_counter() - start) / len(job.seeds)
     curve = result.loss_curve
@@ -172,17 +180,8 @@ def run_job(job: Job, exp: Experiment, threads: int | None) -> dict[str, np.ndar
         "experiment": [exp.name] * r,
         "task": [exp.task["kind"]] * r,
         **{name: [value] * r for name, value in task_columns(exp.task).items()},
-        "depth": np.full(r, c.depth),
-        "width": np.full(r, c.width),
-        "hidden": [c.hidden] * r,
-        "output": [c.output] * r,
-        "bias": np.full(r, c.bias),
-        "init": [c.init] * r,
-        "init_scale": np.full(r, c.init_scale),
-        "loss_fn": [c.loss] * r,
-        "lr": np.full(r, c.lr),
-        "batch_size": np.full(r, c.batch_size),
-        "epochs": np.full(r, c.epochs),
+        # Every axis (nnlab.schema.Config's fields), under its runs.parquet name.
+        **{COLUMN_OF.get(a, a): [getattr(c, a)] * r for a in AXES},
         "seed": np.array(job.seeds, dtype=np.int64),
         "n_params": np.full(r, net.n_params),
         "final_loss": curve[:, -1],

@@ -390,6 +390,9 @@ def _foreign(out: Path, stale: set[str]) -> str | None:
     return f"parts/{names[0]}{more}, from another experiment"
 
 
+MERGE_NOTICE = 500  # part files from which a merge says what it is doing
+
+
 def merge(out: Path, threshold: float, *, into: Path | None = None, on_progress=None) -> dict[str, str]:
     """Merge the part files into runs.parquet, curves.parquet (and networks.parquet): one row per
     run, sorted by configuration (grid order) and seed; curves sorted by run id and epoch.
@@ -407,10 +410,12 @@ def merge(out: Path, threshold: float, *, into: Path | None = None, on_progress=
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    say = on_progress or (lambda line: None)
     if not os.path.isdir(out / PARTS) or not part_files(out / PARTS):
         return {}
-    say(f"merging: reading {len(part_files(out / PARTS)):,} part files")
+    count = len(part_files(out / PARTS))
+    # Only a merge long enough to be noticed says its steps (a few seconds from some 500 parts on).
+    say = on_progress if on_progress is not None and count >= MERGE_NOTICE else (lambda line: None)
+    say(f"merging: reading {count:,} part files")
     table = read_parts(out)
     if table is None:
         return {}
