@@ -592,18 +592,16 @@ def test_summary_counts_the_certified_end_points(certified, swept):
         assert [row[f"end_{k}"] for k in KINDS] == [int((g["kind"] == k).sum()) for k in KINDS]
         assert row["optima"] == (optima["width"] == width).sum() == g["optimum"].nunique()
         assert row["successes"] <= row["end_solved"]  # solved by SGD: solved (polishing only helps)
-    text = runner.invoke(app, ["summary", str(out)]).stdout
-    assert "optima (certified)" in text and "uncertified" not in text
+    text = runner.invoke(app, ["summary", str(out), "--wide"]).stdout
+    assert "certified" in text and "estimated" not in text
     assert "end points: solved/min/degen/saddle/valley/unconv" in text
-    md = runner.invoke(app, ["summary", str(out), "--format", "markdown"]).stdout
-    assert "| optima (certified) |" in md
+    md = runner.invoke(app, ["summary", str(out), "--format", "markdown", "--wide"]).stdout
+    assert "| optima |" in md and " certified |" in md
     # Not certified: the old grouping, labelled as an estimate.
     plain = pd.read_csv(StringIO(runner.invoke(app, ["summary", str(swept), "--format", "csv"]).stdout))
     assert "optima_estimate" in plain and "certified" not in plain and "end_minimum" not in plain
-    assert "optima (uncertified estimate)" in runner.invoke(app, ["summary", str(swept)]).stdout
-    assert (
-        "optima (certified)" not in runner.invoke(app, ["summary", str(swept), "--format", "markdown"]).stdout
-    )
+    wide = runner.invoke(app, ["summary", str(swept), "--wide"]).stdout
+    assert "estimated" in wide and "certified" not in wide
 
 
 # The report's words for the kinds, singular or plural.
