@@ -622,7 +622,7 @@ def test_report_says_what_the_end_points_are(certified, swept, tmp_path):
     out = copy(certified[0], tmp_path)
     e, optima, _ = endpoints.read_endpoints(out)
     runs = sweep.read_results(out, curves=False).runs
-    result = runner.invoke(app, ["report", str(out), "--format", "png"])
+    result = runner.invoke(app, ["report", str(out), "--figure-format", "png"])
     assert result.exit_code == 0, result.output
     text = (out / "report.md").read_text()
     assert text.index("## Summary") < text.index("## What the end points are") < text.index("## Verdicts")
@@ -654,7 +654,7 @@ def test_report_says_what_the_end_points_are(certified, swept, tmp_path):
 
 def test_figures_command_draws_the_landscape_figures(certified, tmp_path):
     out = copy(certified[0], tmp_path)
-    result = runner.invoke(app, ["figures", str(out), "--format", "svg"])
+    result = runner.invoke(app, ["figures", str(out), "--figure-format", "svg"])
     assert result.exit_code == 0, result.output
     stems = sorted(p.stem for p in (out / "figures").glob("*.svg"))
     assert {"endpoints", "spectra", "barriers"} <= set(stems)
