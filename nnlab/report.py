@@ -467,7 +467,7 @@ def _best_section(s: ResultsFolder) -> list[str]:
         lines.append(
             f"- depth {row['depth']}, width {row['width']}: {setting} (of {row['chosen_from']}): success "
             f"{_pct(row['success'])} [{_pct(row['success_lo'])}, {_pct(row['success_hi'])}], ERT "
-            f"{_ert(row['ert'])}, {row['verdict']}."
+            f"{_ert(row['ert'])}, {analysis.verdict_text(row)}."
         )
     return [*lines, ""]
 
@@ -621,8 +621,8 @@ def report(s: ResultsFolder, figure_files: list[Path]) -> str:
         "## Verdicts",
         "",
         f"Per configuration: over-capacity when the success rate's Wilson lower bound is at least "
-        f"{analysis.RELIABLE:.0%}, critical when its upper bound is below it, undecided in between (more "
-        "seeds decide); a configuration never solved is diverged (half its runs or more), worse than at "
+        f"{analysis.RELIABLE:.0%}, critical when its upper bound is below it, undecided in between (with "
+        "the seeds at which the same success rate would decide); a configuration never solved is diverged (half its runs or more), worse than at "
         "start (half its runs or more ended above their initial loss: the learning rate failed), "
         "under-capacity only when `nnlab landscape` certified every end point a non-solving minimum, "
         "degenerate point or "
