@@ -622,8 +622,8 @@ def report(s: ResultsFolder, figure_files: list[Path]) -> str:
         "",
         f"Per configuration: over-capacity when the success rate's Wilson lower bound is at least "
         f"{analysis.RELIABLE:.0%}, critical when its upper bound is below it, undecided in between (with "
-        "the seeds at which the same success rate would decide); a configuration never solved is diverged (half its runs or more), worse than at "
-        "start (half its runs or more ended above their initial loss: the learning rate failed), "
+        "the seeds at which the same success rate would decide); a configuration never solved is "
+        "diverged (half its runs or more), worse than at start (half its runs or more ended above their initial loss: the learning rate failed), "
         "under-capacity only when `nnlab landscape` certified every end point a non-solving minimum, "
         "degenerate point or "
         "valley, else unsolved within budget (most runs still descending at the end) or stuck (the loss "
