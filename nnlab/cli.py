@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import inspect
 import math
 import os
 import signal
@@ -44,8 +45,21 @@ class _ReadableHelp:
         return params
 
 
+def _paragraphs(text: str | None) -> str | None:
+    """A docstring's paragraphs each on one line: typer's rich help keeps a docstring's line breaks,
+    and then wraps those lines again, which broke sentences mid-way."""
+    if not text:
+        return text
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+
+
 class _Command(_ReadableHelp, TyperCommand):
-    """A command whose help reads plainly (`_ReadableHelp`)."""
+    """A command whose help reads plainly (`_ReadableHelp`), its paragraphs wrapped at the
+    terminal's width only."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.help = _paragraphs(self.help)
 
 
 class _OneLineErrors(_ReadableHelp, TyperGroup):
@@ -207,8 +221,32 @@ def _progress(name: str, what: str = "runs"):
     return progress, update
 
 
+AUTO = "auto"
+
+
+def _jobs(text: str) -> int | str:
+    """--jobs: an int in 1..256, or auto (`_auto_jobs`)."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise typer.BadParameter(f"expected an int in 1..256 or auto, got {text!r}") from None
+    if not 1 <= jobs <= 256:
+        raise typer.BadParameter(f"expected an int in 1..256 or auto, got {jobs}")
+    return jobs
+
+
 Jobs = Annotated[
-    int, typer.Option(min=1, max=256, metavar="N", help="Worker processes (Dask: local workers).")
+    str,  # (an int or "auto": `_jobs` parses it)
+    typer.Option(
+        parser=_jobs,
+        metavar="N|auto",
+        envvar="NNLAB_JOBS",
+        show_envvar=True,
+        help="Worker processes (Dask: local workers); auto: one per core this process may use, no "
+        "more than there are jobs, nor than fit in the memory available.",
+    ),
 ]
 BackendOption = Annotated[Backend, typer.Option(metavar="loky|dask", help="joblib backend for --jobs > 1.")]
 Scheduler = Annotated[
@@ -245,7 +283,7 @@ def run_command(
         Path | None,
         typer.Option(parser=_folder, metavar="DIR", help="Results folder (default: results/NAME/)."),
     ] = None,
-    jobs: Jobs = 1,
+    jobs: Jobs = AUTO,
     backend: BackendOption = Backend.loky,
     scheduler: Scheduler = None,
     set_: Annotated[
@@ -284,6 +322,8 @@ def run_command(
     try:
         exp = front.experiment_of(experiment, set_ or [])
         folder = front.folder_of(exp, out)
+        if jobs == AUTO:
+            jobs = _auto_jobs(exp, None if scheduler else folder)
         progress, on_progress = (None, None) if dry_run else _feedback(exp.name, "runs", quiet)
 
         def compiling(layouts: list[str]) -> None:
@@ -321,6 +361,24 @@ def run_command(
     typer.echo(run_line(manifest, folder))
     if manifest["failures"]:
         raise typer.Exit(1)
+
+
+def _auto_jobs(exp, folder: Path | None) -> int:
+    """--jobs auto for a sweep: one worker per core (`nnlab.sweep.planning.cores`), no more than the
+    sweep has jobs, nor than fit in the memory available now (its largest job and a worker process
+    each); ``folder`` None (a Dask scheduler elsewhere): the cores only."""
+    from nnlab.sweep import planning
+
+    n = planning.cores()
+    if folder is None:
+        return max(1, n)
+    try:
+        plan = planning.preview(exp, shape=planning.data_shape(exp), jobs=1, check_compiled=False)
+    except InputError:
+        return 1  # the run itself says what is wrong
+    n_jobs = plan.n_configs * math.ceil(plan.n_seeds / planning.SEEDS_PER_JOB)
+    fit = plan.memory["available"] // max(1, plan.job_bytes + planning.WORKER_BYTES) if plan.memory else n
+    return int(max(1, min(n, n_jobs, fit)))
 
 
 def _failures(failures: list[str], stopped: str | None, covered: int | None = None) -> None:
@@ -370,27 +428,35 @@ class FigureSize(enum.StrEnum):
 
 Folder = Annotated[Path, typer.Argument(metavar="DIR", help="Results folder written by `nnlab run`.")]
 _CERTIFY = CertifyOptions()  # the defaults of `nnlab landscape`
-Gtol = Annotated[
+StopGtol = Annotated[
     float,
     typer.Option(
+        "--stop-gtol",
         callback=_at_least(0.0),
         metavar="FLOAT",
-        help="A run has stopped moving when its final gradient norm is at most this.",
+        help="A run has stopped moving when its final gradient norm is at most this (an absolute norm; "
+        "not landscape's --gtol, which is relative to the Hessian's scale).",
     ),
 ]
-Rtol = Annotated[
+StopRtol = Annotated[
     float,
     typer.Option(
+        "--stop-rtol",
         callback=_at_least(0.0),
         metavar="FLOAT",
         help="Relative tolerance: final losses this close are one optimum, and a run whose loss changed "
         "by no more over its last tenth of epochs has stopped moving.",
     ),
 ]
-Formats = Annotated[
+# The old spellings, hidden: summary's --gtol meant a gradient norm where landscape's is relative.
+OldGtol = Annotated[float | None, typer.Option("--gtol", callback=_at_least(0.0), hidden=True)]
+OldRtol = Annotated[float | None, typer.Option("--rtol", callback=_at_least(0.0), hidden=True)]
+FigureFormats = Annotated[
     list[FigureFormat] | None,
     typer.Option(
-        "--format", metavar="png|pdf|svg", help="Figure file format, repeatable; png and svg when not given."
+        "--figure-format",
+        metavar="png|pdf|svg",
+        help="Figure file format, repeatable; png and svg when not given.",
     ),
 ]
 Size = Annotated[
@@ -401,6 +467,29 @@ Size = Annotated[
         "panel at a size readable on screen.",
     ),
 ]
+
+
+OldFormats = Annotated[list[FigureFormat] | None, typer.Option("--format", hidden=True)]
+Wide = Annotated[
+    bool,
+    typer.Option(
+        "--wide", help="Every column of the text or markdown table (default: the few that fit the terminal)."
+    ),
+]
+
+
+def _renamed(old, new, name: str, spelled: str):
+    """An option's value given under its old, hidden spelling, with a line saying the new one."""
+    if old is None:
+        return new
+    _notice(f"warning: {spelled} is now {name} (the old spelling still works, for now)")
+    return old
+
+
+def _figure_formats(formats, old) -> tuple[str, ...]:
+    """The --figure-format values (or the old --format's), png and svg by default."""
+    formats = _renamed(old or None, formats, "--figure-format", "--format")
+    return tuple(f.value for f in formats) if formats else ("png", "svg")
 
 
 def _study(
@@ -437,23 +526,35 @@ TableFormatOption = Annotated[TableFormat, typer.Option(metavar="text|markdown|c
 def summary(
     folder: Folder,
     format: TableFormatOption = TableFormat.text,
-    gtol: Gtol = analysis.GTOL,
-    rtol: Rtol = analysis.RTOL,
+    wide: Wide = False,
+    stop_gtol: StopGtol = analysis.GTOL,
+    stop_rtol: StopRtol = analysis.RTOL,
+    gtol: OldGtol = None,
+    rtol: OldRtol = None,
 ) -> None:
-    """Print the per-configuration statistics table of a results folder."""
+    """Print the per-configuration statistics table of a results folder.
+
+    The text and markdown tables show the swept axes and the columns that fit the terminal (solved,
+    the success rate's 95% interval, median loss, ERT, the verdict); --wide shows every column of the
+    report's table, and --format csv prints every statistic.
+    """
     from nnlab import report
 
+    gtol = _renamed(gtol, stop_gtol, "--stop-gtol", "--gtol")
+    rtol = _renamed(rtol, stop_rtol, "--stop-rtol", "--rtol")
     s = _study(folder, curves=True, gtol=gtol, rtol=rtol)
-    typer.echo(report.table(s, format.value), nl=False)
+    typer.echo(report.table(s, format.value, wide=wide), nl=False)
 
 
 @app.command(cls=_Command)
-def figures(folder: Folder, format: Formats = None, size: Size = None) -> None:
+def figures(
+    folder: Folder, figure_format: FigureFormats = None, size: Size = None, format: OldFormats = None
+) -> None:
     """Draw the figures of a results folder into DIR/figures/, each with its caption in NAME.txt."""
     from nnlab import report
 
+    formats = _figure_formats(figure_format, format)
     s = _study(folder, curves=True)
-    formats = tuple(f.value for f in format) if format else ("png", "svg")
     files = report.write_figures(s, formats, size.value if size else None)
     images = [p for p in files if p.suffix != ".txt"]
     typer.echo(
@@ -464,16 +565,21 @@ def figures(folder: Folder, format: Formats = None, size: Size = None) -> None:
 @app.command("report", cls=_Command)
 def report_command(
     folder: Folder,
-    format: Formats = None,
-    gtol: Gtol = analysis.GTOL,
-    rtol: Rtol = analysis.RTOL,
+    figure_format: FigureFormats = None,
+    stop_gtol: StopGtol = analysis.GTOL,
+    stop_rtol: StopRtol = analysis.RTOL,
+    format: OldFormats = None,
+    gtol: OldGtol = None,
+    rtol: OldRtol = None,
     size: Size = None,
 ) -> None:
     """Write DIR/report.md: the experiment, the summary, the capacity verdicts and the figures."""
     from nnlab import report
 
+    formats = _figure_formats(figure_format, format)
+    gtol = _renamed(gtol, stop_gtol, "--stop-gtol", "--gtol")
+    rtol = _renamed(rtol, stop_rtol, "--stop-rtol", "--rtol")
     s = _study(folder, curves=True, gtol=gtol, rtol=rtol)
-    formats = tuple(f.value for f in format) if format else ("png", "svg")
     path = report.write_report(s, formats, size.value if size else None)
     typer.echo(f"{path}" + (" (partial results)" if s.partial else ""))
 
@@ -485,6 +591,7 @@ def compare_command(
         typer.Argument(metavar="DIR", help="Two or more results folders written by `nnlab run`."),
     ],
     format: TableFormatOption = TableFormat.text,
+    wide: Wide = False,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -505,9 +612,13 @@ def compare_command(
 ) -> None:
     """Several sweeps side by side: one summary table, and with --out their figures.
 
-    The table has a sweep column (each folder's name, with its parents where names repeat) and each
-    sweep's threshold; --out DIR also writes summary.csv, summary.md and every figure with the sweeps
-    drawn together on shared axes (one line style and marker per sweep) into DIR/figures/.
+    The table has a sweep column (each folder's name, with its parents where names repeat), the
+    experiment fields that differ between the sweeps (the threshold, a task's parameters, ...), every
+    axis that varies within or between them, then the columns `nnlab summary` shows and the optima:
+    "3 certified" (nnlab landscape) or "~2 estimated" (from final losses). --wide shows every column,
+    --format csv every statistic. --out DIR also writes summary.csv, summary.md and every figure with
+    the sweeps drawn together on shared axes (one line style and marker per sweep) into
+    DIR/figures/.
     """
     from nnlab import front
 
@@ -523,7 +634,7 @@ def compare_command(
         s = _study(folder, curves=True, label=name)
         opened.append(s)
     comparison = front.Comparison(tuple(opened), tuple(names))
-    typer.echo(comparison.table(format.value), nl=False)
+    typer.echo(comparison.table(format.value, wide=wide), nl=False)
     if out is not None:
         formats = tuple(f.value for f in figure_format) if figure_format else ("png",)
         try:
@@ -544,7 +655,7 @@ def compare_command(
 @app.command("landscape", cls=_Command)
 def landscape_command(
     folder: Folder,
-    jobs: Jobs = 1,
+    jobs: Jobs = AUTO,
     backend: BackendOption = Backend.loky,
     scheduler: Scheduler = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard the certificates already stored.")] = False,
@@ -586,6 +697,10 @@ def landscape_command(
 
     if scheduler and backend is not Backend.dask:
         _fail("--scheduler: only with --backend dask")
+    if jobs == AUTO:
+        from nnlab.sweep.planning import cores
+
+        jobs = cores()
     try:
         options = CertifyOptions(
             lbfgs_iters=lbfgs_iters,

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from nnlab import analysis, report
 from nnlab.errors import InputError
 from nnlab.results import ResultsFolder, check_folder, open_folder
-from nnlab.schema import AXIS_COLUMNS
 from nnlab.sweep.experiment import Experiment, ExperimentError, from_dict
 from nnlab.sweep.experiment import load as load_experiment
 from nnlab.sweep.folder import atomic_write_text, make_dir, writing
@@ -273,29 +272,13 @@ class Comparison:
         table = pd.concat(frames, ignore_index=True, sort=False)
         return table[["sweep", *[c for c in table.columns if c != "sweep"]]]
 
-    def table(self, format: str = "text") -> str:
-        """The combined summary: "csv" (every column, `summary`), or "markdown" / "text" (each sweep's
-        main columns as `nnlab summary` shows them, a ``sweep`` column first)."""
-        import pandas as pd
-
+    def table(self, format: str = "text", *, wide: bool = False) -> str:
+        """The combined summary: "csv" (every column, `summary`), or "markdown" / "text"
+        (`nnlab.report.compare_table`: the fields and axes that differ, each sweep's main columns,
+        or with ``wide`` every column `nnlab summary --wide` shows, a ``sweep`` column first)."""
         if format == "csv":
             return self.summary.to_csv(index=False)
-        shown = [report.display(f.summary) for f in self.folders]
-        # An axis shown for one sweep is shown for all, with each sweep's own values (a fixed lr of
-        # one sweep is not "-" next to another's swept lrs).
-        axes = [a for a in AXIS_COLUMNS if any(a in d for d in shown)]
-        frames = []
-        for name, f, d in zip(self.names, self.folders, shown, strict=True):
-            head = {"sweep": name, "threshold": f"{f.experiment.threshold:g}"}
-            head |= {a: f.summary[a].astype(str) if a in f.summary else "-" for a in axes}
-            rest = d.drop(columns=axes, errors="ignore")
-            frames.append(pd.concat([pd.DataFrame(head, index=d.index), rest], axis=1))
-        table = pd.concat(frames, ignore_index=True, sort=False).fillna("-")
-        if format == "markdown":
-            return report.markdown(table) + "\n"
-        if format == "text":
-            return report.text(table, title=f"{', '.join(self.names)}: final losses") + "\n"
-        raise InputError(f"format: expected one of {', '.join(report.TABLE_FORMATS)}, got {format!r}")
+        return report.compare_table(list(self.folders), list(self.names), format, wide=wide)
 
     @functools.cached_property
     def figures(self) -> Mapping[str, Figure]:
@@ -318,7 +301,7 @@ class Comparison:
         figures = make_dir(out / "figures")
         written = []
         for name, format in (("summary.csv", "csv"), ("summary.md", "markdown")):
-            atomic_write_text(out / name, self.table(format))
+            atomic_write_text(out / name, self.table(format, wide=True))
             written.append(out / name)
         drawn = self.figures if size is None else self.figures_at(size)
         return written + report.save_figures(drawn, figures, tuple(formats))

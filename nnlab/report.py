@@ -19,6 +19,7 @@ import pandas as pd
 
 from nnlab import analysis
 from nnlab.errors import InputError
+from nnlab.schema import AXIS_COLUMNS
 from nnlab.sweep.folder import atomic_write_text, make_dir, write_whole
 from nnlab.sweep.runner import load_data
 
@@ -38,12 +39,16 @@ def _loss(x: float) -> str:
     return "diverged" if not np.isfinite(x) else f"{x:.2e}"
 
 
-def display(summary: pd.DataFrame) -> pd.DataFrame:
+def display(summary: pd.DataFrame, *, wide: bool = True) -> pd.DataFrame:
     """The summary as short strings, for people: the swept axes (depth and width always), then the
-    statistics that matter most."""
+    statistics that matter most (``wide``) or the few that fit a terminal's 80-100 columns: solved
+    (successes/runs), the success rate's 95% interval, the median final loss, the ERT and the
+    verdict in words (`narrow`)."""
     axes = [a for a in analysis.config_axes(summary) if a in ("depth", "width")]
     axes += [a for a in analysis.varying_axes(summary) if a not in axes]
     out = pd.DataFrame({a: summary[a].astype(str) for a in axes})
+    if not wide:
+        return narrow(summary, out)
     out["runs"] = summary["runs"].astype(str)
     out["diverged"] = summary["diverged"].astype(str)
     out["median loss [95% CI]"] = [
@@ -64,14 +69,12 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
     ]
     out["median epochs"] = summary["median_epochs"].map(_epochs)
     if "certified" in summary:
-        # What polishing found at each end point, and the distinct certified minima.
+        # What polishing found at each end point.
         out["end points: solved/min/degen/saddle/valley/unconv"] = [
-            "/".join(str(int(row[f"end_{k}"])) for k in analysis.KINDS) for _, row in summary.iterrows()
+            "-" if pd.isna(row["certified"]) else "/".join(str(int(row[f"end_{k}"])) for k in analysis.KINDS)
+            for _, row in summary.iterrows()
         ]
-        out["optima (certified)"] = summary["optima"].astype(str)
-    else:
-        # 0 means no run stopped moving (and none solved): unknown, not "none".
-        out["optima (uncertified estimate)"] = summary["optima_estimate"].map(lambda k: str(k) if k else "-")
+    out["optima"] = optima_words(summary)
     if "redundant_units" in summary:
         out["redundant units"] = summary["redundant_units"].map(lambda u: "-" if np.isnan(u) else f"{u:g}")
     if "median_test_loss" in summary:
@@ -82,8 +85,45 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
     ):
         if column in summary and summary[column].notna().any():
             out[title] = summary[column].map(lambda a: "-" if np.isnan(a) else f"{a:.1%}")
-    out["verdict"] = summary["verdict"]
+    out["verdict"] = [analysis.verdict_text(row) for row in summary.to_dict("records")]
     return out
+
+
+def narrow(summary: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+    """`display`'s few columns (``out`` holds the axes already): solved, the success rate's
+    interval, median loss, ERT and the verdict, whose words leave out the solved count beside it."""
+    out["solved"] = [f"{k}/{n}" for k, n in zip(summary["successes"], summary["runs"], strict=True)]
+    out["success 95% CI"] = [
+        f"[{_pct(lo)}, {_pct(hi)}]"
+        for lo, hi in zip(summary["success_lo"], summary["success_hi"], strict=True)
+    ]
+    out["median loss"] = summary["median"].map(lambda x: "diverged" if not np.isfinite(x) else f"{x:.1e}")
+    out["ERT"] = summary["ert"].map(_ert)
+    out["verdict"] = [
+        analysis.verdict_text(row).replace(f"{row['successes']}/{row['runs']} solved, ", "")
+        for row in summary.to_dict("records")
+    ]
+    return out
+
+
+# `narrow`'s columns given up, in this order, while a table is wider than the terminal.
+OPTIONAL = ("median loss", "ERT", "success 95% CI")
+
+
+def optima_words(summary: pd.DataFrame) -> list[str]:
+    """Per configuration, its optima in words that cannot be confused: "3 certified" (distinct
+    certified minima, `nnlab landscape`) or "~2 estimated" (the uncertified estimate from final
+    losses; '-' where no run stopped moving: unknown, not none)."""
+    words = []
+    for row in summary.to_dict("records"):
+        certified, estimate = row.get("optima"), row.get("optima_estimate")
+        if certified is not None and not pd.isna(certified) and not pd.isna(row.get("certified", np.nan)):
+            words.append(f"{int(certified)} certified")
+        elif estimate is not None and not pd.isna(estimate) and estimate:
+            words.append(f"~{int(estimate)} estimated")
+        else:
+            words.append("-")
+    return words
 
 
 def _epochs(e: float) -> str:
@@ -96,7 +136,8 @@ def _ert(e: float) -> str:
 
 def markdown(table: pd.DataFrame) -> str:
     """A table of strings as a GitHub-flavoured markdown table (numbers right-aligned)."""
-    right = [c for c in table.columns if c not in ("sweep", "verdict", "hidden", "output", "loss_fn", "init")]
+    left = ("sweep", "verdict", "hidden", "output", "loss_fn", "init", "optima")
+    right = [c for c in table.columns if c not in left and not c.startswith("task.")]
     head = "| " + " | ".join(table.columns) + " |"
     rule = "|" + "|".join("--:" if c in right else "---" for c in table.columns) + "|"
     rows = [
@@ -105,33 +146,101 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join([head, rule, *rows])
 
 
-def text(table: pd.DataFrame, title: str = "") -> str:
-    """A table of strings as fixed-width text (a rich table, no colour)."""
+def text(table: pd.DataFrame, title: str = "", *, width: int | None = None) -> str:
+    """A table of strings as fixed-width text (a rich table, no colour); with ``width``, the
+    `OPTIONAL` columns are given up one by one while a line is wider."""
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title or None, box=None, pad_edge=False, title_justify="left")
-    for c in table.columns:
-        t.add_column(c, justify="left" if c == "verdict" else "right", no_wrap=True)
-    for row in table.itertuples(False):
-        t.add_row(*map(str, row))
-    console = Console(width=400, color_system=None, record=True, file=io.StringIO())
-    console.print(t)
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+    def render(table: pd.DataFrame) -> str:
+        t = Table(title=title or None, box=None, pad_edge=False, title_justify="left")
+        for c in table.columns:
+            t.add_column(c, justify="left" if c in ("verdict", "optima", "sweep") else "right", no_wrap=True)
+        for row in table.itertuples(False):
+            t.add_row(*map(str, row))
+        console = Console(width=400, color_system=None, record=True, file=io.StringIO())
+        console.print(t)
+        return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+
+    out = render(table)
+    for column in OPTIONAL if width else ():
+        if max(len(line) for line in out.splitlines()[1:] or [""]) <= width or column not in table:
+            continue
+        table = table.drop(columns=column)
+        out = render(table)
+    return out
 
 
 TABLE_FORMATS = ("text", "markdown", "csv")
 
 
-def table(s: ResultsFolder, format: str = "text") -> str:
+def terminal_width() -> int:
+    """The columns a narrow table may take: the terminal's (COLUMNS), at least 80, else 100."""
+    import shutil
+
+    return max(80, shutil.get_terminal_size((100, 24)).columns)
+
+
+def table(s: ResultsFolder, format: str = "text", *, wide: bool = False) -> str:
     """The summary as `nnlab summary --format FORMAT` prints it: "csv" (every column), "markdown" or
-    "text" (the main columns, `display`)."""
+    "text" (`display`: the main columns with ``wide``, else the few that fit a terminal)."""
     if format == "csv":
         return s.summary.to_csv(index=False)
+    shown = display(s.summary, wide=wide)
     if format == "markdown":
-        return markdown(display(s.summary)) + "\n"
+        return markdown(shown) + "\n"
     if format == "text":
-        return text(display(s.summary), title=f"{s.experiment.name}: final losses") + "\n"
+        title = f"{s.experiment.name}: final losses"
+        return text(shown, title=title, width=None if wide else terminal_width()) + "\n"
+    raise InputError(f"format: expected one of {', '.join(TABLE_FORMATS)}, got {format!r}")
+
+
+def differing_fields(folders: list[ResultsFolder]) -> dict[str, list[str]]:
+    """The experiment fields that are not axes and differ between the sweeps (the threshold, a
+    task's parameters, ...), as ``section.key`` -> each sweep's value as text."""
+    fields: dict[str, list[str]] = {}
+    if any(f.experiment.threshold != folders[0].experiment.threshold for f in folders):
+        fields["threshold"] = [f"{f.experiment.threshold:g}" for f in folders]
+    for section in ("task", "model", "train"):
+        keys = dict.fromkeys(k for f in folders for k in getattr(f.experiment, section))
+        for key in keys:
+            if key in AXIS_COLUMNS or key in ("seeds", "record"):
+                continue
+            values = [getattr(f.experiment, section).get(key, "-") for f in folders]
+            if any(v != values[0] for v in values):
+                fields[f"{section}.{key}"] = [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+    return fields
+
+
+def compare_table(
+    folders: list[ResultsFolder], names: list[str], format: str = "text", *, wide: bool = False
+) -> str:
+    """`nnlab compare`'s table (text or markdown): a ``sweep`` column, the fields that differ between
+    the sweeps (`differing_fields`; the threshold only where it does), every axis that varies within
+    or between them, then each sweep's `display` columns (``wide``) or the few that fit a terminal,
+    with the ``optima`` in words (certified or estimated)."""
+    summaries = [f.summary for f in folders]
+    every = pd.concat(summaries, ignore_index=True, sort=False)
+    axes = [
+        a
+        for a in analysis.config_axes(every)
+        if a in ("depth", "width") or every[a].astype(str).nunique() > 1
+    ]
+    fields = differing_fields(folders)
+    frames = []
+    for i, (name, summary) in enumerate(zip(names, summaries, strict=True)):
+        head = {"sweep": name} | {k: v[i] for k, v in fields.items()}
+        head |= {a: summary[a].astype(str) if a in summary else "-" for a in axes}
+        rest = display(summary, wide=wide).drop(columns=axes, errors="ignore")
+        if not wide:
+            rest.insert(len(rest.columns) - 1, "optima", optima_words(summary))
+        frames.append(pd.concat([pd.DataFrame(head, index=rest.index), rest], axis=1))
+    shown = pd.concat(frames, ignore_index=True, sort=False).fillna("-")
+    if format == "markdown":
+        return markdown(shown) + "\n"
+    if format == "text":
+        title = f"{', '.join(names)}: final losses"
+        return text(shown, title=title, width=None if wide else terminal_width()) + "\n"
     raise InputError(f"format: expected one of {', '.join(TABLE_FORMATS)}, got {format!r}")
 
 
@@ -339,14 +448,9 @@ def _verdicts(s: ResultsFolder) -> list[str]:
             if np.isnan(row["min_width_solves"])
             else f"the smallest width that ever solves the task is {row['min_width_solves']:g}"
         )
-        reliable = (
-            f"none is over-capacity (95% sure that {analysis.RELIABLE:.0%} of seeds succeed)"
-            if np.isnan(row["min_width_reliable"])
-            else f"the smallest over-capacity width (95% sure that {analysis.RELIABLE:.0%} of seeds "
-            f"succeed) is {row['min_width_reliable']:g}"
-        )
-        # This group's widths by label, so that verdicts of different depths or lrs never mix.
+        # This group's widths, so that verdicts of different depths or lrs never mix.
         mine = s.summary[(s.summary[axes] == pd.Series(row)[axes]).all(axis=1)]
+        reliable = _reliable(row, mine)
         labels = [
             f"{label} {', '.join(str(w) for w in sorted(mine.loc[mine['verdict'] == label, 'width']))}"
             for label in analysis.LABELS
@@ -361,16 +465,49 @@ def _verdicts(s: ResultsFolder) -> list[str]:
     return lines
 
 
+def _reliable(row: dict, mine: pd.DataFrame) -> str:
+    """What the group's widths say about over-capacity, never surer than the intervals: the smallest
+    over-capacity width, or that none is yet and which are undecided, with the seeds that would
+    decide them (`nnlab.analysis.decide_seeds`), or that every width solved is critical."""
+    sure = f"95% sure that {analysis.RELIABLE:.0%} of seeds succeed"
+    if not np.isnan(row["min_width_reliable"]):
+        return f"the smallest over-capacity width ({sure}) is {row['min_width_reliable']:g}"
+    open_ = mine[mine["verdict"] == analysis.UNDECIDED].sort_values("width")
+    if not len(open_):
+        return f"none is over-capacity ({sure}): every width is critical or never solved it"
+    undecided = ", ".join(
+        f"{r['width']} ({r['successes']}/{r['runs']} solved"
+        + (f", {int(r['decide_seeds']):,} seeds could decide)" if np.isfinite(r["decide_seeds"]) else ")")
+        for r in open_.to_dict("records")
+    )
+    return f"no width is over-capacity yet ({sure}); undecided: {undecided}"
+
+
 def _tests_section(s: ResultsFolder) -> list[str]:
     """Neighbouring widths compared, every difference called significant or not."""
     if s.tests is None or not len(s.tests):
         return []
+    paired = s.tests["paired"].to_numpy(dtype=bool)
+    tests = []
+    if paired.any():
+        streams = "the same seeds, so the same initialization and shuffling streams"
+        tests.append(
+            f"{'the runs' if paired.all() else 'where the runs'} pair by seed ({streams}): success by "
+            "McNemar's exact test (a binomial test on the seeds solved by one width and not the other), "
+            "epochs to threshold by the Wilcoxon signed-rank test (a run that never got there counted at "
+            "its budget + 1, a censored value; seeds where neither did drop out)"
+        )
+    if not paired.all():
+        tests.append(
+            f"{'elsewhere' if paired.any() else 'the runs do not pair by seed'}: success by Fisher's exact "
+            "test, epochs to threshold by the Mann-Whitney rank test (a run that never got there ranked last)"
+        )
+    said = "; ".join(tests)
     lines = [
         "## Neighbouring widths compared",
         "",
-        f"Success: Fisher's exact test; epochs to threshold: Mann-Whitney rank test (a run that never got "
-        f"there ranked last); two-sided, significant when p < {analysis.ALPHA:g}, not adjusted for the "
-        f"{len(s.tests)} comparisons.",
+        f"{said[0].upper()}{said[1:]}; two-sided, significant when p < "
+        f"{analysis.ALPHA:g}, not adjusted for the {len(s.tests)} comparisons. Each line names its tests.",
         "",
     ]
     others = [a for a in analysis.varying_axes(s.summary) if a not in ("width",)]
@@ -378,15 +515,16 @@ def _tests_section(s: ResultsFolder) -> list[str]:
         where = ", ".join(f"{a} {row[a]}" for a in others)
         rate_a = row["successes_a"] / row["runs_a"]
         rate_b = row["successes_b"] / row["runs_b"]
-        success = f"success {_pct(rate_a)} -> {_pct(rate_b)}, p = {row['p_success']:.2g}, " + (
-            "significant" if row["significant_success"] else "not significant"
+        success = (
+            f"success {_pct(rate_a)} -> {_pct(rate_b)}, {row['test_success']} p = {row['p_success']:.2g}, "
+            + ("significant" if row["significant_success"] else "not significant")
         )
         epochs = (
             "epochs to threshold: neither solved it, nothing to compare (not significant)"
             if np.isnan(row["p_epochs"])
             else f"median epochs to threshold {_epochs(row['median_epochs_a'])} -> "
             f"{_epochs(row['median_epochs_b'])}, "
-            f"p = {row['p_epochs']:.2g}, "
+            f"{row['test_epochs']} p = {row['p_epochs']:.2g}, "
             + ("significant" if row["significant_epochs"] else "not significant")
         )
         lead = f"{where}, width" if where else "width"
@@ -413,7 +551,7 @@ def _best_section(s: ResultsFolder) -> list[str]:
         lines.append(
             f"- depth {row['depth']}, width {row['width']}: {setting} (of {row['chosen_from']}): success "
             f"{_pct(row['success'])} [{_pct(row['success_lo'])}, {_pct(row['success_hi'])}], ERT "
-            f"{_ert(row['ert'])}, {row['verdict']}."
+            f"{_ert(row['ert'])}, {analysis.verdict_text(row)}."
         )
     return [*lines, ""]
 
@@ -568,9 +706,10 @@ def report(s: ResultsFolder, figure_files: list[Path], captions: dict[str, str] 
         "## Verdicts",
         "",
         f"Per configuration: over-capacity when the success rate's Wilson lower bound is at least "
-        f"{analysis.RELIABLE:.0%}, critical when its upper bound is below it, undecided in between (more "
-        "seeds decide); a configuration never solved is diverged (half its runs or more), worse than at "
-        "start (half its runs or more ended above their initial loss: the learning rate failed), "
+        f"{analysis.RELIABLE:.0%}, critical when its upper bound is below it, undecided in between (with "
+        "the seeds at which the same success rate would decide); a configuration never solved is "
+        "diverged (half its runs or more), worse than at start (half its runs or more ended above "
+        "their initial loss: the learning rate failed), "
         "under-capacity only when `nnlab landscape` certified every end point a non-solving minimum, "
         "degenerate point or "
         "valley, else unsolved within budget (most runs still descending at the end) or stuck (the loss "

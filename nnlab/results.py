@@ -177,9 +177,9 @@ class ResultsFolder:
         """The text of _report().md as `nnlab report` writes it (the figures as figures/NAME.png)."""
         return _report().report(self, [Path("figures") / f"{stem}.png" for stem in self.figures])
 
-    def table(self, format: str = "text") -> str:
-        """The summary as `nnlab summary --format FORMAT` prints it: text, markdown or csv."""
-        return _report().table(self, format)
+    def table(self, format: str = "text", *, wide: bool = False) -> str:
+        """The summary as `nnlab summary --format FORMAT [--wide]` prints it: text, markdown or csv."""
+        return _report().table(self, format, wide=wide)
 
     def save_figures(self, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
         """Write the figures into DIR/figures/, as `nnlab figures` does; returns the files."""

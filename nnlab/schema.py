@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,3 +202,23 @@ KINDS = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverged")
 # -- Statistics -----------------------------------------------------------------------------------
 LEVEL = 0.95  # every interval's coverage
 ALPHA = 1 - LEVEL  # a difference is significant below this p-value
+# Over-capacity: the Wilson lower bound of the success rate (at LEVEL) is at least this: we are 95%
+# sure that 90% or more of the seeds succeed.
+RELIABLE = 0.9
+
+
+def decisive_seeds(rate: float) -> float:
+    """The fewest seeds at which a success rate of ``rate`` gives a decisive verdict: a Wilson
+    interval (at `LEVEL`) that lies at or above `RELIABLE` (over-capacity) or wholly below it
+    (critical). The Wilson interval holds r exactly when n (rate - r)^2 <= z^2 r (1 - r), so the
+    bound is n = z^2 r (1 - r) / (rate - r)^2 (reached: over-capacity; passed: critical); inf at
+    rate = RELIABLE, where no number of seeds decides."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + LEVEL / 2)
+    gap = (rate - RELIABLE) ** 2
+    if gap == 0:
+        return math.inf
+    n = z * z * RELIABLE * (1 - RELIABLE) / gap
+    # (A hair of slack: 34.99999... must be 35 seeds, not 36, when the bound is an integer.)
+    return float(math.ceil(n - 1e-9) if rate > RELIABLE else math.floor(n + 1e-9) + 1)

@@ -27,7 +27,7 @@ for name in "${STUDIES[@]}"; do
   fi
   "$NNLAB" summary "results/$name" --format markdown > "results/$name/summary.md"
   "$NNLAB" summary "results/$name" --format csv > "results/$name/summary.csv"
-  "$NNLAB" report "results/$name" --format png --format svg
+  "$NNLAB" report "results/$name" --figure-format png --figure-format svg
   echo "$name: $((SECONDS - t)) s"
 done
 echo "all: $((SECONDS - start)) s"

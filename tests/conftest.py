@@ -1,7 +1,13 @@
 """Shared fixtures."""
 
+import os
+
 import numpy as np
 import pytest
+
+# `nnlab run` and `nnlab landscape` default to --jobs auto (a worker per core): the tests' tiny sweeps
+# run in the test process, as with --jobs 1, unless a test asks for workers.
+os.environ.setdefault("NNLAB_JOBS", "1")
 
 
 @pytest.fixture

@@ -417,3 +417,38 @@ def test_descending_compares_the_means_of_the_last_two_twentieths():
     )
     np.testing.assert_array_equal(analysis.descending_runs(runs, curves), [True, False])
     assert not analysis.descending_runs(runs, None).any()  # without curves nothing is known
+
+
+def test_decide_seeds_is_where_the_wilson_bound_first_decides():
+    """The closed form against the Wilson interval itself: at n = decide_seeds the same rate is
+    decisive, one seed fewer it is not (30/30 needs 35: 35 / (35 + 1.96^2) >= 90% > 34 / (34 + 1.96^2))."""
+    assert analysis.decide_seeds(30, 30) == 35 and analysis.decide_seeds(32, 32) == 35
+    assert analysis.decide_seeds(9, 10) == np.inf  # exactly 90%: no number of seeds decides
+    for k, n in [(30, 30), (31, 32), (26, 32), (95, 100), (7, 8)]:
+        m = analysis.decide_seeds(k, n)
+        rate = k / n
+
+        def decisive(m, rate=rate):
+            lo, hi = analysis.wilson(rate * m, m)
+            return lo >= analysis.RELIABLE or hi < analysis.RELIABLE
+
+        assert decisive(m) and not decisive(m - 1), (k, n, m)
+
+
+def test_paired_tests_against_closed_forms():
+    """Seeds pair (the same seeds, in any order): McNemar's exact test on the 5 seeds solved by a
+    alone (none by b alone) is a binomial test, p = 2 / 2^5; Wilcoxon's signed-rank test with 8
+    differences of one sign and no ties, p = 2 / 2^8 (b's failures counted at its budget + 1)."""
+    a = pd.DataFrame({"seed": range(8), "epochs": 100, "epochs_to_threshold": [1, 2, 3, 4, 5, 6, 7, 8]})
+    b = pd.DataFrame(
+        {"seed": range(7, -1, -1), "epochs": 100, "epochs_to_threshold": [np.nan] * 5 + [10, 11, 12]}
+    )
+    out = analysis.compare(a, b)
+    assert out["paired"] and (out["test_success"], out["test_epochs"]) == analysis.comparisons.PAIRED
+    assert out["p_success"] == pytest.approx(2 / 2**5)
+    assert out["p_epochs"] == pytest.approx(2 / 2**8) and out["significant_epochs"]
+    # Other seeds: unpaired, Fisher and Mann-Whitney as before.
+    out = analysis.compare(a, b.assign(seed=b["seed"] + 1))
+    assert not out["paired"] and out["test_success"] == "Fisher exact"
+    with pytest.raises(ValueError, match="paired"):
+        analysis.compare(a, b.assign(seed=b["seed"] + 1), paired=True)

@@ -210,7 +210,7 @@ COMMANDS = [
         ["report", "{d}", "--rtol", "inf"],
         "Invalid value for '--rtol': expected a finite number >= 0, got inf",
     ),
-    (["figures", "{d}", "--format", "gif"], "Invalid value for '--format'"),
+    (["figures", "{d}", "--figure-format", "gif"], "Invalid value for '--figure-format'"),
     (["landscape", "{d}", "--gtol", "nan"], "--gtol: expected a number > 0, got nan"),
     (["landscape", "{d}", "--lbfgs-iters", "0"], "Invalid value for '--lbfgs-iters'"),
     (["landscape", "{f}"], "a file, not a results folder"),

@@ -592,18 +592,16 @@ def test_summary_counts_the_certified_end_points(certified, swept):
         assert [row[f"end_{k}"] for k in KINDS] == [int((g["kind"] == k).sum()) for k in KINDS]
         assert row["optima"] == (optima["width"] == width).sum() == g["optimum"].nunique()
         assert row["successes"] <= row["end_solved"]  # solved by SGD: solved (polishing only helps)
-    text = runner.invoke(app, ["summary", str(out)]).stdout
-    assert "optima (certified)" in text and "uncertified" not in text
+    text = runner.invoke(app, ["summary", str(out), "--wide"]).stdout
+    assert "certified" in text and "estimated" not in text
     assert "end points: solved/min/degen/saddle/valley/unconv" in text
-    md = runner.invoke(app, ["summary", str(out), "--format", "markdown"]).stdout
-    assert "| optima (certified) |" in md
+    md = runner.invoke(app, ["summary", str(out), "--format", "markdown", "--wide"]).stdout
+    assert "| optima |" in md and " certified |" in md
     # Not certified: the old grouping, labelled as an estimate.
     plain = pd.read_csv(StringIO(runner.invoke(app, ["summary", str(swept), "--format", "csv"]).stdout))
     assert "optima_estimate" in plain and "certified" not in plain and "end_minimum" not in plain
-    assert "optima (uncertified estimate)" in runner.invoke(app, ["summary", str(swept)]).stdout
-    assert (
-        "optima (certified)" not in runner.invoke(app, ["summary", str(swept), "--format", "markdown"]).stdout
-    )
+    wide = runner.invoke(app, ["summary", str(swept), "--wide"]).stdout
+    assert "estimated" in wide and "certified" not in wide
 
 
 # The report's words for the kinds, singular or plural.
@@ -624,7 +622,7 @@ def test_report_says_what_the_end_points_are(certified, swept, tmp_path):
     out = copy(certified[0], tmp_path)
     e, optima, _ = endpoints.read_endpoints(out)
     runs = sweep.read_results(out, curves=False).runs
-    result = runner.invoke(app, ["report", str(out), "--format", "png"])
+    result = runner.invoke(app, ["report", str(out), "--figure-format", "png"])
     assert result.exit_code == 0, result.output
     text = (out / "report.md").read_text()
     assert text.index("## Summary") < text.index("## What the end points are") < text.index("## Verdicts")
@@ -656,7 +654,7 @@ def test_report_says_what_the_end_points_are(certified, swept, tmp_path):
 
 def test_figures_command_draws_the_landscape_figures(certified, tmp_path):
     out = copy(certified[0], tmp_path)
-    result = runner.invoke(app, ["figures", str(out), "--format", "svg"])
+    result = runner.invoke(app, ["figures", str(out), "--figure-format", "svg"])
     assert result.exit_code == 0, result.output
     stems = sorted(p.stem for p in (out / "figures").glob("*.svg"))
     assert {"endpoints", "spectra", "barriers"} <= set(stems)

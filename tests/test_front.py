@@ -191,7 +191,7 @@ def test_labels_tell_folders_of_one_name_apart():
 
 def test_cli_compare(folder, tmp_path):
     other = tmp_path / "wide"
-    nnlab.run({**TINY, "model": {"width": [8]}}, out=other, quiet=True)
+    nnlab.run({**TINY, "model": {"width": [8], "init_scale": 0.5}}, out=other, quiet=True)
     result = runner.invoke(app, ["compare", str(folder), str(other), "--format", "csv"])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(StringIO(result.stdout))
@@ -199,7 +199,13 @@ def test_cli_compare(folder, tmp_path):
     out = tmp_path / "cmp"
     result = runner.invoke(app, ["compare", str(folder), str(other), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[0] == "tiny, wide: final losses"
+    lines = result.stdout.splitlines()
+    assert lines[0] == "tiny, wide: final losses"
+    # init_scale is fixed in each sweep but differs between them: shown; the threshold is the same:
+    # not. Optima in words that cannot be confused; the table fits a terminal.
+    assert lines[1].split()[:4] == ["sweep", "depth", "width", "init_scale"] and "optima" in lines[1]
+    assert all(line.split()[3] == "0.5" for line in lines[2:] if line.startswith("wide"))
+    assert "estimated" in result.stdout and max(map(len, lines[:-1])) <= 100
     assert result.stdout.strip().splitlines()[-1].startswith(f"{out}/: summary.csv, summary.md and ")
     assert (out / "figures" / "capacity.png").is_file() and (out / "summary.csv").is_file()
     assert (out / "figures" / "capacity.txt").is_file()
@@ -214,7 +220,7 @@ def test_cli_compare(folder, tmp_path):
     lines = [line for ax in drawn.axes for line in ax.lines if len(line.get_xdata()) > 2]
     assert {line.get_linestyle() for line in lines} == {"-", "--"}  # one line style per sweep
     assert svg.count("<path ") >= len(lines)
-    assert (out / "summary.md").read_text().startswith("| sweep | threshold |")
+    assert (out / "summary.md").read_text().startswith("| sweep | depth | width | init_scale | runs |")
     for args, message in [
         (["compare", str(folder)], "nnlab: compare: give two or more results folders, got 1"),
         (["compare", str(folder), str(tmp_path / "nope")], "nnlab: "),

@@ -31,7 +31,7 @@ def stored(tmp_path_factory) -> Path:
     out = base / "out"
     assert runner.invoke(app, ["run", str(base / "h.toml"), "--out", str(out), "--quiet"]).exit_code == 0
     assert runner.invoke(app, ["landscape", str(out), "--quiet"]).exit_code == 0
-    assert runner.invoke(app, ["figures", str(out), "--format", "png"]).exit_code == 0
+    assert runner.invoke(app, ["figures", str(out), "--figure-format", "png"]).exit_code == 0
     return out
 
 
@@ -180,7 +180,7 @@ def test_a_link_inside_figures_is_refused(dirs):
     out, _, sentinel = dirs
     replace_with_link(out / "figures" / "spread.png", sentinel / "a.png")
     before = snapshot(sentinel)
-    refused(["figures", out, "--format", "png"], out / "figures" / "spread.png", "a link")
+    refused(["figures", out, "--figure-format", "png"], out / "figures" / "spread.png", "a link")
     assert snapshot(sentinel) == before
 
 

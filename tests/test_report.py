@@ -45,9 +45,15 @@ def test_study_summary_has_one_row_per_configuration(folder):
 
 
 def test_summary_formats(folder):
-    text = runner.invoke(app, ["summary", str(folder)])
+    text = runner.invoke(app, ["summary", str(folder)], env={"COLUMNS": "80"})
     assert text.exit_code == 0, text.output
-    assert "success [95% CI]" in text.output and "verdict" in text.output
+    # Narrow by default (fits 80 columns); an undecided verdict says what would decide it: 8/8
+    # solved, and 35/35 would put the Wilson lower bound at 35 / (35 + 1.96^2) >= 90%.
+    assert "solved" in text.output and "verdict" in text.output
+    assert max(map(len, text.output.splitlines())) <= 80
+    assert "undecided: 35 seeds could decide" in text.output
+    wide = runner.invoke(app, ["summary", str(folder), "--wide"])
+    assert "success [95% CI]" in wide.output and "undecided: 8/8 solved, 35 seeds could decide" in wide.output
     md = runner.invoke(app, ["summary", str(folder), "--format", "markdown"])
     lines = md.output.strip().splitlines()
     assert lines[0].startswith("| depth | width |") and lines[1].startswith("|--:|")
@@ -64,11 +70,14 @@ def test_summary_formats(folder):
         "ert_hi",
         "optima_estimate",
         "verdict",
+        "decide_seeds",
     } <= set(table.columns)
+    undecided = table["verdict"] == "undecided"
+    assert undecided.any() and table["decide_seeds"].notna().tolist() == undecided.tolist()
 
 
 def test_figures_and_report_are_written(folder):
-    result = runner.invoke(app, ["figures", str(folder), "--format", "svg"])
+    result = runner.invoke(app, ["figures", str(folder), "--figure-format", "svg"])
     assert result.exit_code == 0, result.output
     svgs = sorted(p.stem for p in (folder / "figures").glob("*.svg"))
     assert svgs == ["capacity", "convergence", "ecdf", "heatmap", "seed_curves", "solved", "spread"]
@@ -77,8 +86,10 @@ def test_figures_and_report_are_written(folder):
     assert captions == svgs
     spread = (folder / "figures" / "spread.txt").read_text(encoding="utf-8")
     assert spread.startswith(report.CAPTIONS["spread"]) and spread.endswith(".\n")
+    # (The old spelling --format still works, with a line naming the new one.)
     result = runner.invoke(app, ["report", str(folder), "--format", "png"])
     assert result.exit_code == 0, result.output
+    assert "--format is now --figure-format" in result.stderr
     text = (folder / "report.md").read_text()
     assert text.startswith("# tiny\n") and "Partial" not in text
     for needed in (
@@ -97,8 +108,13 @@ def test_figures_and_report_are_written(folder):
     ]
     assert verdicts[0].startswith("- depth 1") and "Widths: " in verdicts[0]  # one line per group
     assert "epochs)" in verdicts[0] and "lr " in verdicts[0]  # its conditions named
+    # Never surer than the intervals: no "none is over-capacity" while a width is undecided.
+    assert "none is over-capacity" not in text
+    assert any("undecided: 4 (8/8 solved, 35 seeds could decide)" in line for line in verdicts), verdicts
     tests = text.split("## Neighbouring widths compared")[1].split("##")[0]
-    assert all("significant" in line for line in tests.splitlines() if line.startswith("- "))
+    assert "pair by seed" in tests and "McNemar" in tests
+    listed = [line for line in tests.splitlines() if line.startswith("- ")]
+    assert listed and all("significant" in line and "McNemar exact p =" in line for line in listed)
     toml = text.split("```toml\n")[1].split("```")[0]
     assert tomllib.loads(toml)["name"] == "tiny"
 
@@ -126,7 +142,7 @@ def test_partial_results_warn_and_mark_the_report(tmp_path):
     (out / "experiment.toml").write_text(experiment(save_networks=False, seeds=8, depth=(1,)).to_toml())
     result = runner.invoke(app, ["summary", str(out)])
     assert result.exit_code == 0 and "partial results, 12 of 24 runs" in result.output
-    result = runner.invoke(app, ["report", str(out), "--format", "png"])
+    result = runner.invoke(app, ["report", str(out), "--figure-format", "png"])
     assert result.exit_code == 0 and "(partial results)" in result.output
     assert "**Partial results:** 12 of 24 runs" in (out / "report.md").read_text()
 

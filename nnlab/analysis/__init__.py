@@ -52,9 +52,11 @@ from nnlab.analysis.verdicts import (
     WORSE,
     best_settings,
     capacity,
+    decide_seeds,
     verdict,
+    verdict_text,
 )
-from nnlab.schema import ALPHA, KINDS, LEVEL
+from nnlab.schema import ALPHA, KINDS, LEVEL, decisive_seeds
 
 __all__ = [
     "ALPHA",
@@ -85,6 +87,8 @@ __all__ = [
     "chain_gradients",
     "compare",
     "config_axes",
+    "decide_seeds",
+    "decisive_seeds",
     "descending_runs",
     "endpoint_counts",
     "ert",
@@ -99,6 +103,7 @@ __all__ = [
     "summarize",
     "varying_axes",
     "verdict",
+    "verdict_text",
     "wilson",
     "worsened_runs",
 ]

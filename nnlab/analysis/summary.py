@@ -27,7 +27,7 @@ from nnlab.analysis.runs import (
     stopped_runs,
     worsened_runs,
 )
-from nnlab.analysis.verdicts import verdict
+from nnlab.analysis.verdicts import UNDECIDED, decide_seeds, verdict
 from nnlab.schema import KINDS
 
 
@@ -81,7 +81,9 @@ def summarize(
         when no run succeeded) with ``ert_lo``, ``ert_hi``; ``median_epochs`` (to threshold, among
         the successes); ``stopped`` (`stopped_runs`), ``descending`` (`descending_runs`) and
         ``worse`` (`worsened_runs`), the last two among the runs that never succeeded; ``verdict``
-        (see `verdict`); and either, with
+        (see `verdict`) and ``decide_seeds`` (for an ``undecided`` one, the seeds at which its
+        success rate would decide: `decide_seeds`; NaN for the others, inf where none would); and
+        either, with
         ``endpoints``, ``certified`` and ``end_<kind>`` (end points certified, and of each kind)
         and ``optima`` (distinct certified minima), or ``optima_estimate``; with a held-out split
         also ``median_test_loss``;
@@ -168,6 +170,10 @@ def summarize(
     if len(table):
         table["success_lo"], table["success_hi"] = wilson(table["successes"], table["runs"])
         table["verdict"] = [verdict(row) for row in table.to_dict("records")]
+        table["decide_seeds"] = [
+            decide_seeds(k, n) if v == UNDECIDED else np.nan
+            for k, n, v in zip(table["successes"], table["runs"], table["verdict"], strict=True)
+        ]
         first = [*axes, "runs", "diverged", "n_params", "median", "median_lo", "median_hi", "iqm"]
         first += ["q10", "q25", "q75", "q90", "spread", "spread_lo", "spread_hi"]
         first += ["successes", "success", "success_lo", "success_hi", "success_final"]

@@ -7,11 +7,8 @@ import numpy as np
 import pandas as pd
 
 from nnlab.analysis.runs import config_axes
-from nnlab.schema import ALPHA
+from nnlab.schema import ALPHA, RELIABLE, decisive_seeds
 
-# Over-capacity: the Wilson lower bound of the success rate (at `nnlab.schema.LEVEL`, 95%) is at
-# least this: we are 95% sure that 90% or more of the seeds succeed.
-RELIABLE = 0.9
 TUNING = ("lr", "init", "init_scale")  # the axes best_settings may choose per architecture
 OVER, CRITICAL, UNDECIDED = "over-capacity", "critical", "undecided"
 UNDER, UNSOLVED, STUCK, DIVERGED = "under-capacity", "unsolved within budget", "stuck", "diverged"
@@ -49,6 +46,29 @@ def verdict(row: dict) -> str:
         if row["end_minimum"] + row["end_degenerate"] + row["end_valley"] == runs:
             return UNDER
     return UNSOLVED if row.get("descending", 0) > 0.5 * (runs - row["diverged"]) else STUCK
+
+
+def decide_seeds(successes, runs) -> float:
+    """For an ``undecided`` configuration: the fewest seeds at which the same success rate
+    (``successes / runs``) would make the verdict decisive (the Wilson bound at or above `RELIABLE`,
+    or below it; `nnlab.schema.decisive_seeds`), never fewer than ``runs`` + 1; inf when the rate is
+    exactly `RELIABLE` (no number of seeds decides) and NaN without runs."""
+    if not runs:
+        return float("nan")
+    return max(decisive_seeds(successes / runs), float(runs + 1))
+
+
+def verdict_text(row: dict) -> str:
+    """The verdict in words, for people: an ``undecided`` one says what would decide it ("undecided:
+    30/30 solved, 35 seeds could decide"), using the row's ``decide_seeds``."""
+    label = row["verdict"]
+    if label != UNDECIDED:
+        return label
+    solved = f"{row['successes']}/{row['runs']} solved"
+    n = row.get("decide_seeds", decide_seeds(row["successes"], row["runs"]))
+    if n is None or not np.isfinite(n):
+        return f"{UNDECIDED}: {solved}, no number of seeds decides at this rate"
+    return f"{UNDECIDED}: {solved}, {int(n):,} seeds could decide"
 
 
 def capacity(summary: pd.DataFrame) -> pd.DataFrame:

@@ -32,9 +32,10 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnlab.schema import AXES, Config
+from nnlab.schema import AXES, RELIABLE, Config, decisive_seeds
 from nnlab.sgd import STEP_SECONDS, layout, train_memory
 from nnlab.sweep.experiment import Experiment, ExperimentError
+from nnlab.sweep.store import recorded_epochs
 from nnlab.tasks import task_shape
 
 MAX_RUNS = 1_000_000
@@ -45,6 +46,14 @@ WORKER_BYTES = 250 * 2**20  # a worker process's imports (numba and LLVM, numpy,
 COMPILE_SECONDS = 30.0  # the first use of a layout compiles its kernels: 20-40 s on this machine
 START_SECONDS = 2.0  # starting the worker processes of --jobs > 1 (imports, loading the kernels)
 JOB_SECONDS = 0.01  # per job: its data, initialization and part file
+# Disk per stored loss value and per run, measured on XOR sweeps (320 to 150,000 runs: 8.5 to 10.4
+# bytes a value in curves.parquet, about as much again in parts/, which stay beside the tables).
+CURVE_VALUE_BYTES = 10
+RUN_ROW_BYTES = 150  # a runs.parquet row (32 columns), and again in its part file
+# `nnlab summary`'s peak memory: the interpreter and its imports, then per run (runs.parquet in pandas,
+# the configurations' groups and bootstraps): 156 MB at 320 runs, 238 MB at 20,000 (bench_analysis.py).
+ANALYSIS_BASE_BYTES = 160 * 2**20
+ANALYSIS_RUN_BYTES = 4500
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,15 @@ class Plan:
         Why the sweep is refused (a limit, with its reason and a way under it), or None.
     memory : dict
         ``total`` and ``available`` bytes of this machine (what the memory limit compared against).
+    stored_points : int
+        Loss values the curves will store (``train.record`` thins them; `curve_points` counts every
+        epoch).
+    disk_bytes : dict
+        Estimated disk of the finished sweep: ``curves`` (curves.parquet), ``runs`` (runs.parquet),
+        ``networks`` (networks.parquet, with save_networks), ``parts`` (parts/, kept beside them).
+    analysis_bytes : int
+        Estimated peak memory of `nnlab summary`, which reads runs.parquet only (runs x columns), never
+        the curves.
     """
 
     experiment: Experiment
@@ -122,6 +140,9 @@ class Plan:
     refusal: str | None = None
     memory: dict = field(default_factory=dict)
     measured: bool = False  # the step rates were measured on this machine (`step_rates`)
+    stored_points: int = 0
+    disk_bytes: dict = field(default_factory=dict)
+    analysis_bytes: int = 0
 
     @property
     def seconds(self) -> float:
@@ -159,6 +180,7 @@ class Plan:
                     "are available"
                 )
             lines.append(memory)
+            lines += self._analysis_lines()
             how = f"{self.jobs} worker processes" if self.jobs > 1 else "in this process, one thread"
             time = f"time: about {_duration(self.train_seconds)} ({how})"
             if self.compile:
@@ -175,6 +197,20 @@ class Plan:
 
     __str__ = text
 
+    def _analysis_lines(self) -> list[str]:
+        """What the sweep leaves on disk, what reading it takes, and what its seeds can decide."""
+        disk = self.disk_bytes
+        networks = f", networks.parquet {_bytes(disk['networks'])}" if disk.get("networks") else ""
+        lines = [
+            f"disk: about {_bytes(sum(disk.values()))} (curves.parquet {_bytes(disk['curves'])} for "
+            f"{self.stored_points:,} loss values, runs.parquet {_bytes(disk['runs'])}{networks}, and parts/ "
+            f"{_bytes(disk['parts'])}, kept beside them: a rerun resumes from it)",
+            f"analysis: nnlab summary reads runs.parquet only ({self.runs:,} runs x 32 columns), never the "
+            f"curves: about {_bytes(self.analysis_bytes)} of memory; nnlab figures reads the runs and a "
+            "fixed sample of the curves, not curves.parquet whole",
+        ]
+        return [*lines, _seeds_line(self.n_seeds)]
+
     @property
     def todo(self) -> int:
         """Runs still to train: ``runs - stored``."""
@@ -189,6 +225,31 @@ def _seeds(exp: Experiment) -> str:
     if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
         return f"seeds ({seeds[0]}..{seeds[-1]})"
     return "seeds (" + ", ".join(map(str, seeds[:6])) + (", ...)" if len(seeds) > 6 else ")")
+
+
+def _seeds_line(n: int) -> str:
+    """How many seeds a decisive verdict needs (`nnlab.schema.decisive_seeds`), and what ``n`` decide:
+    the success rates at or above which over-capacity is sure, and below which critical is."""
+    need = (
+        f"verdicts: a decisive one (the Wilson 95% interval of the success rate wholly on one side of "
+        f"{RELIABLE:.0%}) needs {decisive_seeds(1.0):.0f} seeds at a 100% success rate, "
+        f"{decisive_seeds(0.95):.0f} at 95%, {decisive_seeds(0.8):.0f} at 80%, more the nearer to "
+        f"{RELIABLE:.0%}"
+    )
+    # n (rate - r)^2 >= z^2 r (1 - r): the rates n seeds decide, either side of r.
+    margin = _z() * math.sqrt(RELIABLE * (1 - RELIABLE) / n)
+    high, low = RELIABLE + margin, RELIABLE - margin
+    over = f"over-capacity from {high:.1%} solved" if high <= 1 else "no rate is sure to be over-capacity"
+    return f"{need}; with {n:,} seeds: {over}, critical below {max(low, 0):.1%}"
+
+
+def _z() -> float:
+    """The standard normal's quantile of the intervals (1.96 at 95%)."""
+    from statistics import NormalDist
+
+    from nnlab.schema import LEVEL
+
+    return NormalDist().inv_cdf(0.5 + LEVEL / 2)
 
 
 def _values(v: list) -> str:
@@ -394,6 +455,7 @@ def preview(
         job_bytes=job_bytes,
         train_seconds=seconds,
         compile=compile_,
+        **_footprint(exp, planned, n_seeds),
     )
     if not remote:
         biggest = max(planned, key=lambda p: p.job_bytes)
@@ -401,6 +463,26 @@ def preview(
         if refusal:
             return dataclasses.replace(plan, refusal=refusal)
     return plan
+
+
+def _footprint(exp: Experiment, planned: list[ConfigPlan], n_seeds: int) -> dict:
+    """The finished sweep's stored loss values, disk and `nnlab summary`'s memory (`Plan`'s
+    ``stored_points``, ``disk_bytes``, ``analysis_bytes``)."""
+    record = exp.train.get("record", "all")
+    kept: dict[int, int] = {}
+    for p in planned:
+        if p.config.epochs not in kept:
+            kept[p.config.epochs] = len(recorded_epochs(p.config.epochs, record))
+    points = n_seeds * sum(kept[p.config.epochs] for p in planned)
+    runs = n_seeds * len(planned)
+    networks = 8 * n_seeds * sum(p.n_params for p in planned) if exp.save_networks else 0
+    disk = {"curves": CURVE_VALUE_BYTES * points, "runs": RUN_ROW_BYTES * runs, "networks": networks}
+    disk["parts"] = sum(disk.values())
+    return {
+        "stored_points": points,
+        "disk_bytes": disk,
+        "analysis_bytes": ANALYSIS_BASE_BYTES + ANALYSIS_RUN_BYTES * runs,
+    }
 
 
 def run_seconds(
