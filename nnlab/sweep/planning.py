@@ -10,7 +10,7 @@ Limits, each with its reason (`Plan.refusal` says which one, and how to get unde
 - `MAX_RUNS` runs in one experiment: every run is hashed into an id and stored as a row, and a resume
   compares the grid against what is stored; past a million, that bookkeeping alone takes minutes.
 - `MAX_CURVE_POINTS` loss values (runs x (epochs + 1)): curves.parquet keeps every epoch's loss and
-  `nnlab summary`, `figures` and `report` read it whole (about 40 bytes a row in pandas).
+  `nnlab figures` and `report` read it whole (about 40 bytes a row in pandas; summary reads runs only).
 - `MAX_DEPTH` hidden layers: the engines walk the layers one by one, and a plain chain of that many
   saturating layers passes no gradient back anyway.
 - Memory: a job (a configuration and up to `SEEDS_PER_JOB` of its seeds) must fit in this machine's
@@ -206,8 +206,8 @@ class Plan:
             f"{self.stored_points:,} loss values, runs.parquet {_bytes(disk['runs'])}{networks}, and parts/ "
             f"{_bytes(disk['parts'])}, kept beside them: a rerun resumes from it)",
             f"analysis: nnlab summary reads runs.parquet only ({self.runs:,} runs x 32 columns), never the "
-            f"curves: about {_bytes(self.analysis_bytes)} of memory; nnlab figures reads the runs and a "
-            "fixed sample of the curves, not curves.parquet whole",
+            f"curves: about {_bytes(self.analysis_bytes)} of memory; nnlab figures and report still read "
+            f"curves.parquet whole: about {_bytes(self.stored_points * 40)}",
         ]
         return [*lines, _seeds_line(self.n_seeds)]
 
