@@ -17,9 +17,10 @@ Lanes never mix, and the per-lane arithmetic does not depend on LANES, on the la
 a replica's numbers depend only on its own initial weights, data, order and hyperparameters.
 
 Numba does not vectorize the short lane loops by itself (it cannot prove that the arrays do not alias),
-so the first section below defines `f64xW`, a numba type whose value is an LLVM <W x double> vector
-held in registers, with loads, stores, arithmetic and the activations written as LLVM IR. The IR has
-no fast-math flags: every FMA is spelled out and each lane gets the same IEEE operations whatever W is.
+so the first section below defines `f64x_lanes` (f64x16), a numba type whose value is an LLVM
+<LANES x double> vector held in registers, with loads, stores, arithmetic and the activations written
+as LLVM IR. The IR has no fast-math flags: every FMA is spelled out and each lane gets the same IEEE
+operations whatever LANES is.
 (It lives in this file on purpose: numba's on-disk cache is invalidated by changes to the file that
 defines a function, not by changes to the modules it imports.)
 """
@@ -40,25 +41,27 @@ from numba.extending import intrinsic
 # ---------------------------------------------------------------------------------------------------
 # The vector type.
 
-W = 16  # lanes per vector: LLVM splits <16 x double> into two AVX-512 registers, two independent chains
+# float64 lanes per vector: LLVM splits <16 x double> into two AVX-512 registers (four AVX2 ones),
+# two (four) independent chains.
+LANES = 16
 _D = ir.DoubleType()
 _I64 = ir.IntType(64)
-_VT = ir.VectorType(_D, W)
-_VI = ir.VectorType(_I64, W)
+_VT = ir.VectorType(_D, LANES)
+_VI = ir.VectorType(_I64, LANES)
 
 
-class F64xW(types.Type):
-    """W float64 lanes held in registers."""
+class F64xLanes(types.Type):
+    """LANES float64 lanes held in registers."""
 
     def __init__(self) -> None:
-        super().__init__(name=f"f64x{W}")
+        super().__init__(name=f"f64x{LANES}")
 
 
-f64xW = F64xW()
+f64x_lanes = F64xLanes()
 
 
-@register_default(F64xW)
-class _F64xWModel(models.PrimitiveModel):
+@register_default(F64xLanes)
+class _F64xLanesModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
         super().__init__(dmm, fe_type, _VT)
 
@@ -68,7 +71,7 @@ def _intrinsic_fn(builder, name, n_args, vtype=_VT):
 
 
 def _splat(value: float) -> ir.Constant:
-    return ir.Constant(_VT, [value] * W)
+    return ir.Constant(_VT, [value] * LANES)
 
 
 def _ptr(context, builder, aryty, ary, off):
@@ -78,17 +81,17 @@ def _ptr(context, builder, aryty, ary, off):
 
 @intrinsic
 def vload(typingctx, arr, off):
-    """arr[off : off + 8] as a vector (arr: contiguous float64 array, flat offset)."""
+    """arr[off : off + LANES] as a vector (arr: contiguous float64 array, flat offset)."""
 
     def codegen(context, builder, sig, args):
         return builder.load(_ptr(context, builder, sig.args[0], args[0], args[1]), align=8)
 
-    return f64xW(arr, off), codegen
+    return f64x_lanes(arr, off), codegen
 
 
 @intrinsic
 def vstore(typingctx, arr, off, v):
-    """arr[off : off + 8] = v."""
+    """arr[off : off + LANES] = v."""
 
     def codegen(context, builder, sig, args):
         builder.store(args[2], _ptr(context, builder, sig.args[0], args[0], args[1]), align=8)
@@ -104,10 +107,10 @@ def vsplat(typingctx, x):
     def codegen(context, builder, sig, args):
         x = context.cast(builder, args[0], sig.args[0], types.float64)
         v = builder.insert_element(ir.Constant(_VT, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), W), [0] * W)
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
         return builder.shuffle_vector(v, ir.Constant(_VT, ir.Undefined), mask)
 
-    return f64xW(x), codegen
+    return f64x_lanes(x), codegen
 
 
 @intrinsic
@@ -126,7 +129,7 @@ def _binary(op):
         def codegen(context, builder, sig, args):
             return getattr(builder, op)(args[0], args[1])
 
-        return f64xW(a, b), codegen
+        return f64x_lanes(a, b), codegen
 
     return fn
 
@@ -142,9 +145,9 @@ def vfma(typingctx, a, b, c):
     """a * b + c, fused (one rounding)."""
 
     def codegen(context, builder, sig, args):
-        return builder.call(_intrinsic_fn(builder, f"llvm.fma.v{W}f64", 3), list(args))
+        return builder.call(_intrinsic_fn(builder, f"llvm.fma.v{LANES}f64", 3), list(args))
 
-    return f64xW(a, b, c), codegen
+    return f64x_lanes(a, b, c), codegen
 
 
 @intrinsic
@@ -153,9 +156,9 @@ def vfnma(typingctx, a, b, c):
 
     def codegen(context, builder, sig, args):
         neg = builder.fneg(args[0])
-        return builder.call(_intrinsic_fn(builder, f"llvm.fma.v{W}f64", 3), [neg, args[1], args[2]])
+        return builder.call(_intrinsic_fn(builder, f"llvm.fma.v{LANES}f64", 3), [neg, args[1], args[2]])
 
-    return f64xW(a, b, c), codegen
+    return f64x_lanes(a, b, c), codegen
 
 
 @intrinsic
@@ -163,9 +166,9 @@ def vsqrt(typingctx, v):
     """sqrt lane-wise (IEEE, correctly rounded)."""
 
     def codegen(context, builder, sig, args):
-        return builder.call(_intrinsic_fn(builder, f"llvm.sqrt.v{W}f64", 1), [args[0]])
+        return builder.call(_intrinsic_fn(builder, f"llvm.sqrt.v{LANES}f64", 1), [args[0]])
 
-    return f64xW(v), codegen
+    return f64x_lanes(v), codegen
 
 
 @intrinsic
@@ -176,7 +179,7 @@ def vselect(typingctx, mask, a, b):
         m = builder.fcmp_unordered("!=", args[0], _splat(0.0))
         return builder.select(m, args[1], args[2])
 
-    return f64xW(mask, a, b), codegen
+    return f64x_lanes(mask, a, b), codegen
 
 
 @intrinsic
@@ -184,18 +187,18 @@ def visfinite(typingctx, v):
     """1.0 where the lane is finite, else 0.0."""
 
     def codegen(context, builder, sig, args):
-        fabs = _intrinsic_fn(builder, f"llvm.fabs.v{W}f64", 1)
+        fabs = _intrinsic_fn(builder, f"llvm.fabs.v{LANES}f64", 1)
         ok = builder.fcmp_ordered("<", builder.call(fabs, [args[0]]), _splat(float("inf")))
         return builder.select(ok, _splat(1.0), _splat(0.0))
 
-    return f64xW(v), codegen
+    return f64x_lanes(v), codegen
 
 
 def _exp_reduce(builder, x):
     """Cephes' exp kernel: x = m ln2 + r with |r| <= ln2 / 2 (ln2 split in two for an exact
     reduction), and exp(r) = (q + p) / (q - p) with p = r P(r^2), q = Q(r^2). Returns (m, p, q)."""
-    fma = _intrinsic_fn(builder, f"llvm.fma.v{W}f64", 3)
-    floor = _intrinsic_fn(builder, f"llvm.floor.v{W}f64", 1)
+    fma = _intrinsic_fn(builder, f"llvm.fma.v{LANES}f64", 3)
+    floor = _intrinsic_fn(builder, f"llvm.floor.v{LANES}f64", 1)
     m = builder.call(floor, [builder.call(fma, [_splat(1.4426950408889634), x, _splat(0.5)])])
     r = builder.call(fma, [builder.fneg(m), _splat(6.93145751953125e-1), x])
     r = builder.call(fma, [builder.fneg(m), _splat(1.42860682030941723212e-6), r])
@@ -215,8 +218,8 @@ def _exp_parts(builder, x):
     # Both parts scaled by 1/4 (the ratio is what matters), so that 2^(m-2) (q + p), with q + p < 4,
     # stays finite up to m = 1024; 2^(m-2) comes from the exponent bits. NaN gives m = 0.
     isnum = builder.fcmp_ordered("==", x, x)
-    mi = builder.select(isnum, builder.fptosi(m, _VI), ir.Constant(_VI, [0] * W))
-    bits = builder.shl(builder.add(mi, ir.Constant(_VI, [1021] * W)), ir.Constant(_VI, [52] * W))
+    mi = builder.select(isnum, builder.fptosi(m, _VI), ir.Constant(_VI, [0] * LANES))
+    bits = builder.shl(builder.add(mi, ir.Constant(_VI, [1021] * LANES)), ir.Constant(_VI, [52] * LANES))
     scaled = builder.fmul(builder.fadd(q, p), builder.bitcast(bits, _VT))
     return scaled, builder.fmul(builder.fsub(q, p), _splat(0.25))
 
@@ -226,17 +229,17 @@ def _tanh_ir(builder, x):
     22, where tanh is 1.0 in float64), 2a = m ln2 + r and exp(r) = (q + p) / (q - p),
     tanh(a) = (e^2a - 1) / (e^2a + 1) = ((2^m - 1) q + (2^m + 1) p) / ((2^m + 1) q + (2^m - 1) p).
     At m = 0 this is p / q, with no cancellation for small a; the sign of x is copied back."""
-    fma = _intrinsic_fn(builder, f"llvm.fma.v{W}f64", 3)
-    fabs = _intrinsic_fn(builder, f"llvm.fabs.v{W}f64", 1)
-    copysign = _intrinsic_fn(builder, f"llvm.copysign.v{W}f64", 2)
+    fma = _intrinsic_fn(builder, f"llvm.fma.v{LANES}f64", 3)
+    fabs = _intrinsic_fn(builder, f"llvm.fabs.v{LANES}f64", 1)
+    copysign = _intrinsic_fn(builder, f"llvm.copysign.v{LANES}f64", 2)
     a = builder.call(fabs, [x])
     a = builder.select(builder.fcmp_ordered(">", a, _splat(22.0)), _splat(22.0), a)  # NaN stays
     m, p, q = _exp_reduce(builder, builder.fadd(a, a))
     # 2^m (0 <= m <= 64) from the exponent bits; NaN gives m = 0 and the NaN flows through p.
     isnum = builder.fcmp_ordered("==", a, a)
-    mi = builder.select(isnum, builder.fptosi(m, _VI), ir.Constant(_VI, [0] * W))
+    mi = builder.select(isnum, builder.fptosi(m, _VI), ir.Constant(_VI, [0] * LANES))
     s = builder.bitcast(
-        builder.shl(builder.add(mi, ir.Constant(_VI, [1023] * W)), ir.Constant(_VI, [52] * W)), _VT
+        builder.shl(builder.add(mi, ir.Constant(_VI, [1023] * LANES)), ir.Constant(_VI, [52] * LANES)), _VT
     )
     sm, sp = builder.fsub(s, _splat(1.0)), builder.fadd(s, _splat(1.0))
     num = builder.call(fma, [sm, q, builder.fmul(sp, p)])
@@ -263,7 +266,7 @@ def vtanh(typingctx, v):
     def codegen(context, builder, sig, args):
         return _tanh_ir(builder, args[0])
 
-    return f64xW(v), codegen
+    return f64x_lanes(v), codegen
 
 
 @intrinsic
@@ -273,7 +276,7 @@ def vsigmoid(typingctx, v):
     def codegen(context, builder, sig, args):
         return _sigmoid_ir(builder, args[0])
 
-    return f64xW(v), codegen
+    return f64x_lanes(v), codegen
 
 
 @intrinsic
@@ -284,7 +287,7 @@ def vrelu(typingctx, v):
         pos = builder.fcmp_ordered(">", args[0], _splat(0.0))
         return builder.select(pos, args[0], builder.fmul(_splat(0.0), args[0]))
 
-    return f64xW(v), codegen
+    return f64x_lanes(v), codegen
 
 
 @intrinsic
@@ -295,7 +298,7 @@ def vstep(typingctx, v):
         pos = builder.fcmp_ordered(">", args[0], _splat(0.0))
         return builder.select(pos, _splat(1.0), _splat(0.0))
 
-    return f64xW(v), codegen
+    return f64x_lanes(v), codegen
 
 
 @intrinsic
@@ -306,7 +309,7 @@ def vpos(typingctx, v):
         keep = builder.fcmp_unordered(">", args[0], _splat(0.0))
         return builder.select(keep, args[0], _splat(0.0))
 
-    return f64xW(v), codegen
+    return f64x_lanes(v), codegen
 
 
 @intrinsic
@@ -317,7 +320,7 @@ def vhinge_slope(typingctx, margin, y):
         inside = builder.fcmp_ordered("<", args[0], _splat(1.0))
         return builder.select(inside, builder.fneg(args[1]), _splat(0.0))
 
-    return f64xW(margin, y), codegen
+    return f64x_lanes(margin, y), codegen
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -332,7 +335,6 @@ LOSS_CODES = {
     "cross_entropy": CROSS_ENTROPY,
     "hinge": HINGE,
 }
-LANES = W
 
 # No fast-math: the vector code spells out every FMA, and divergence detection needs NaN and inf.
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
@@ -503,106 +505,106 @@ def _lanes_forward(p, lay, foff, f, hid, outc):
         code = outc if i == L - 1 else hid
         k = 0
         while k + 4 <= nout:
-            a0 = vload(p, (bo + k) * W) if bo >= 0 else zero
-            a1 = vload(p, (bo + k + 1) * W) if bo >= 0 else zero
-            a2 = vload(p, (bo + k + 2) * W) if bo >= 0 else zero
-            a3 = vload(p, (bo + k + 3) * W) if bo >= 0 else zero
+            a0 = vload(p, (bo + k) * LANES) if bo >= 0 else zero
+            a1 = vload(p, (bo + k + 1) * LANES) if bo >= 0 else zero
+            a2 = vload(p, (bo + k + 2) * LANES) if bo >= 0 else zero
+            a3 = vload(p, (bo + k + 3) * LANES) if bo >= 0 else zero
             for j in range(nin):
-                fj = vload(f, (fi + j) * W)
-                q = (wo + j * nout + k) * W
+                fj = vload(f, (fi + j) * LANES)
+                q = (wo + j * nout + k) * LANES
                 a0 = vfma(fj, vload(p, q), a0)
-                a1 = vfma(fj, vload(p, q + W), a1)
-                a2 = vfma(fj, vload(p, q + 2 * W), a2)
-                a3 = vfma(fj, vload(p, q + 3 * W), a3)
-            vstore(f, (fo + k) * W, _v_act(a0, code))
-            vstore(f, (fo + k + 1) * W, _v_act(a1, code))
-            vstore(f, (fo + k + 2) * W, _v_act(a2, code))
-            vstore(f, (fo + k + 3) * W, _v_act(a3, code))
+                a1 = vfma(fj, vload(p, q + LANES), a1)
+                a2 = vfma(fj, vload(p, q + 2 * LANES), a2)
+                a3 = vfma(fj, vload(p, q + 3 * LANES), a3)
+            vstore(f, (fo + k) * LANES, _v_act(a0, code))
+            vstore(f, (fo + k + 1) * LANES, _v_act(a1, code))
+            vstore(f, (fo + k + 2) * LANES, _v_act(a2, code))
+            vstore(f, (fo + k + 3) * LANES, _v_act(a3, code))
             k += 4
         while k < nout:
             # A lone unit (an output, say): four partial sums over j break the FMA latency chain.
-            a0 = vload(p, (bo + k) * W) if bo >= 0 else zero
+            a0 = vload(p, (bo + k) * LANES) if bo >= 0 else zero
             a1, a2, a3 = zero, zero, zero
             j = 0
             while j + 4 <= nin:
-                q = (wo + j * nout + k) * W
-                a0 = vfma(vload(f, (fi + j) * W), vload(p, q), a0)
-                a1 = vfma(vload(f, (fi + j + 1) * W), vload(p, q + nout * W), a1)
-                a2 = vfma(vload(f, (fi + j + 2) * W), vload(p, q + 2 * nout * W), a2)
-                a3 = vfma(vload(f, (fi + j + 3) * W), vload(p, q + 3 * nout * W), a3)
+                q = (wo + j * nout + k) * LANES
+                a0 = vfma(vload(f, (fi + j) * LANES), vload(p, q), a0)
+                a1 = vfma(vload(f, (fi + j + 1) * LANES), vload(p, q + nout * LANES), a1)
+                a2 = vfma(vload(f, (fi + j + 2) * LANES), vload(p, q + 2 * nout * LANES), a2)
+                a3 = vfma(vload(f, (fi + j + 3) * LANES), vload(p, q + 3 * nout * LANES), a3)
                 j += 4
             while j < nin:
-                a0 = vfma(vload(f, (fi + j) * W), vload(p, (wo + j * nout + k) * W), a0)
+                a0 = vfma(vload(f, (fi + j) * LANES), vload(p, (wo + j * nout + k) * LANES), a0)
                 j += 1
-            vstore(f, (fo + k) * W, _v_act(vadd(vadd(a0, a1), vadd(a2, a3)), code))
+            vstore(f, (fo + k) * LANES, _v_act(vadd(vadd(a0, a1), vadd(a2, a3)), code))
             k += 1
 
 
 @njit(**_OPTS)
 def _lanes_forward4(p, lay, foff, f, nf, hid, outc):
-    """`_lanes_forward` on four samples at once, sample s's rows at f[s * nf * W:]: each weight row
+    """`_lanes_forward` on four samples at once, sample s's rows at f[s * nf * LANES:]: each weight row
     loaded once feeds four samples, which keeps the end-of-epoch loss pass off the memory bus for
     large networks. Every unit sums in exactly the order `_lanes_forward` uses, so the numbers are
     the same."""
     L = lay.shape[0]
     zero = vsplat(0.0)
-    s1, s2, s3 = nf * W, 2 * nf * W, 3 * nf * W
+    s1, s2, s3 = nf * LANES, 2 * nf * LANES, 3 * nf * LANES
     for i in range(L):
         nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
-        fi, fo = foff[i] * W, foff[i + 1] * W
+        fi, fo = foff[i] * LANES, foff[i + 1] * LANES
         code = outc if i == L - 1 else hid
         blocked = nout - nout % 4  # the units `_lanes_forward` sums in order, four at a time
         for k in range(0, blocked, 2):
-            b0 = vload(p, (bo + k) * W) if bo >= 0 else zero
-            b1 = vload(p, (bo + k + 1) * W) if bo >= 0 else zero
+            b0 = vload(p, (bo + k) * LANES) if bo >= 0 else zero
+            b1 = vload(p, (bo + k + 1) * LANES) if bo >= 0 else zero
             a00, a01, a10, a11, a20, a21, a30, a31 = b0, b1, b0, b1, b0, b1, b0, b1
             for j in range(nin):
-                q = (wo + j * nout + k) * W
-                w0, w1 = vload(p, q), vload(p, q + W)
-                x0, x1 = vload(f, fi + j * W), vload(f, s1 + fi + j * W)
-                x2, x3 = vload(f, s2 + fi + j * W), vload(f, s3 + fi + j * W)
+                q = (wo + j * nout + k) * LANES
+                w0, w1 = vload(p, q), vload(p, q + LANES)
+                x0, x1 = vload(f, fi + j * LANES), vload(f, s1 + fi + j * LANES)
+                x2, x3 = vload(f, s2 + fi + j * LANES), vload(f, s3 + fi + j * LANES)
                 a00, a01 = vfma(x0, w0, a00), vfma(x0, w1, a01)
                 a10, a11 = vfma(x1, w0, a10), vfma(x1, w1, a11)
                 a20, a21 = vfma(x2, w0, a20), vfma(x2, w1, a21)
                 a30, a31 = vfma(x3, w0, a30), vfma(x3, w1, a31)
-            o = fo + k * W
+            o = fo + k * LANES
             vstore(f, o, _v_act(a00, code))
-            vstore(f, o + W, _v_act(a01, code))
+            vstore(f, o + LANES, _v_act(a01, code))
             vstore(f, s1 + o, _v_act(a10, code))
-            vstore(f, s1 + o + W, _v_act(a11, code))
+            vstore(f, s1 + o + LANES, _v_act(a11, code))
             vstore(f, s2 + o, _v_act(a20, code))
-            vstore(f, s2 + o + W, _v_act(a21, code))
+            vstore(f, s2 + o + LANES, _v_act(a21, code))
             vstore(f, s3 + o, _v_act(a30, code))
-            vstore(f, s3 + o + W, _v_act(a31, code))
+            vstore(f, s3 + o + LANES, _v_act(a31, code))
         for k in range(blocked, nout):
             # Lone units: the four partial sums over j of `_lanes_forward`, two samples at a time.
             for s in range(0, 4, 2):
-                ta, tb = s * nf * W, (s + 1) * nf * W
-                a0 = vload(p, (bo + k) * W) if bo >= 0 else zero
+                ta, tb = s * nf * LANES, (s + 1) * nf * LANES
+                a0 = vload(p, (bo + k) * LANES) if bo >= 0 else zero
                 c0 = a0
                 a1, a2, a3, c1, c2, c3 = zero, zero, zero, zero, zero, zero
                 j = 0
                 while j + 4 <= nin:
-                    q = (wo + j * nout + k) * W
-                    w0, w1 = vload(p, q), vload(p, q + nout * W)
-                    w2, w3 = vload(p, q + 2 * nout * W), vload(p, q + 3 * nout * W)
-                    r = fi + j * W
+                    q = (wo + j * nout + k) * LANES
+                    w0, w1 = vload(p, q), vload(p, q + nout * LANES)
+                    w2, w3 = vload(p, q + 2 * nout * LANES), vload(p, q + 3 * nout * LANES)
+                    r = fi + j * LANES
                     a0 = vfma(vload(f, ta + r), w0, a0)
-                    a1 = vfma(vload(f, ta + r + W), w1, a1)
-                    a2 = vfma(vload(f, ta + r + 2 * W), w2, a2)
-                    a3 = vfma(vload(f, ta + r + 3 * W), w3, a3)
+                    a1 = vfma(vload(f, ta + r + LANES), w1, a1)
+                    a2 = vfma(vload(f, ta + r + 2 * LANES), w2, a2)
+                    a3 = vfma(vload(f, ta + r + 3 * LANES), w3, a3)
                     c0 = vfma(vload(f, tb + r), w0, c0)
-                    c1 = vfma(vload(f, tb + r + W), w1, c1)
-                    c2 = vfma(vload(f, tb + r + 2 * W), w2, c2)
-                    c3 = vfma(vload(f, tb + r + 3 * W), w3, c3)
+                    c1 = vfma(vload(f, tb + r + LANES), w1, c1)
+                    c2 = vfma(vload(f, tb + r + 2 * LANES), w2, c2)
+                    c3 = vfma(vload(f, tb + r + 3 * LANES), w3, c3)
                     j += 4
                 while j < nin:
-                    wv = vload(p, (wo + j * nout + k) * W)
-                    a0 = vfma(vload(f, ta + fi + j * W), wv, a0)
-                    c0 = vfma(vload(f, tb + fi + j * W), wv, c0)
+                    wv = vload(p, (wo + j * nout + k) * LANES)
+                    a0 = vfma(vload(f, ta + fi + j * LANES), wv, a0)
+                    c0 = vfma(vload(f, tb + fi + j * LANES), wv, c0)
                     j += 1
-                vstore(f, ta + fo + k * W, _v_act(vadd(vadd(a0, a1), vadd(a2, a3)), code))
-                vstore(f, tb + fo + k * W, _v_act(vadd(vadd(c0, c1), vadd(c2, c3)), code))
+                vstore(f, ta + fo + k * LANES, _v_act(vadd(vadd(a0, a1), vadd(a2, a3)), code))
+                vstore(f, tb + fo + k * LANES, _v_act(vadd(vadd(c0, c1), vadd(c2, c3)), code))
 
 
 @njit(**_OPTS)
@@ -612,13 +614,13 @@ def _lanes_output_delta(f, fo, y, nout, outc, lossc, d):
     ls = vsplat(0.0)
     if lossc == CROSS_ENTROPY:
         # Lane by lane (a softmax mixes the units; exp and log1p per sample are cheap here).
-        out = np.empty(W)
-        for l in range(W):
-            out[l] = _output_row(f, fo * W + l, W, y, l, W, nout, outc, lossc, d, l, W)
+        out = np.empty(LANES)
+        for l in range(LANES):
+            out[l] = _output_row(f, fo * LANES + l, LANES, y, l, LANES, nout, outc, lossc, d, l, LANES)
         return vload(out, 0)
     for k in range(nout):
-        fv = vload(f, (fo + k) * W)
-        yv = vload(y, k * W)
+        fv = vload(f, (fo + k) * LANES)
+        yv = vload(y, k * LANES)
         if lossc == HINGE:
             margin = vmul(yv, fv)
             ls = vadd(ls, vpos(vsub(vsplat(1.0), margin)))
@@ -627,7 +629,7 @@ def _lanes_output_delta(f, fo, y, nout, outc, lossc, d):
             e = vsub(fv, yv)
             ls = vfma(e, e, ls)
             g = e if lossc == HALF_SQUARED else vmul(vsplat(2.0), e)
-        vstore(d, k * W, vmul(g, _v_dact(fv, outc)))
+        vstore(d, k * LANES, vmul(g, _v_dact(fv, outc)))
     return vmul(vsplat(0.5), ls) if lossc == HALF_SQUARED else ls
 
 
@@ -645,21 +647,21 @@ def _lanes_backward_update(p, lay, foff, f, d, g, hid, lr, on):
         fi = foff[i]
         if bo >= 0:
             for k in range(nout):
-                q = (bo + k) * W
+                q = (bo + k) * LANES
                 pv = vload(p, q)
-                vstore(p, q, vselect(on, vfnma(lrv, vload(d, k * W), pv), pv))
+                vstore(p, q, vselect(on, vfnma(lrv, vload(d, k * LANES), pv), pv))
         j = 0
         while j + 4 <= nin:
-            c0 = vmul(lrv, vload(f, (fi + j) * W))
-            c1 = vmul(lrv, vload(f, (fi + j + 1) * W))
-            c2 = vmul(lrv, vload(f, (fi + j + 2) * W))
-            c3 = vmul(lrv, vload(f, (fi + j + 3) * W))
+            c0 = vmul(lrv, vload(f, (fi + j) * LANES))
+            c1 = vmul(lrv, vload(f, (fi + j + 1) * LANES))
+            c2 = vmul(lrv, vload(f, (fi + j + 2) * LANES))
+            c3 = vmul(lrv, vload(f, (fi + j + 3) * LANES))
             g0, g1, g2, g3 = zero, zero, zero, zero
-            r0 = (wo + j * nout) * W
-            r1, r2, r3 = r0 + nout * W, r0 + 2 * nout * W, r0 + 3 * nout * W
+            r0 = (wo + j * nout) * LANES
+            r1, r2, r3 = r0 + nout * LANES, r0 + 2 * nout * LANES, r0 + 3 * nout * LANES
             for k in range(nout):
-                dv = vload(d, k * W)
-                kq = k * W
+                dv = vload(d, k * LANES)
+                kq = k * LANES
                 w0 = vload(p, r0 + kq)
                 w1 = vload(p, r1 + kq)
                 w2 = vload(p, r2 + kq)
@@ -673,55 +675,60 @@ def _lanes_backward_update(p, lay, foff, f, d, g, hid, lr, on):
                 vstore(p, r2 + kq, vselect(on, vfnma(c2, dv, w2), w2))
                 vstore(p, r3 + kq, vselect(on, vfnma(c3, dv, w3), w3))
             if i > 0:
-                vstore(g, j * W, vmul(g0, _v_dact(vload(f, (fi + j) * W), hid)))
-                vstore(g, (j + 1) * W, vmul(g1, _v_dact(vload(f, (fi + j + 1) * W), hid)))
-                vstore(g, (j + 2) * W, vmul(g2, _v_dact(vload(f, (fi + j + 2) * W), hid)))
-                vstore(g, (j + 3) * W, vmul(g3, _v_dact(vload(f, (fi + j + 3) * W), hid)))
+                vstore(g, j * LANES, vmul(g0, _v_dact(vload(f, (fi + j) * LANES), hid)))
+                vstore(g, (j + 1) * LANES, vmul(g1, _v_dact(vload(f, (fi + j + 1) * LANES), hid)))
+                vstore(g, (j + 2) * LANES, vmul(g2, _v_dact(vload(f, (fi + j + 2) * LANES), hid)))
+                vstore(g, (j + 3) * LANES, vmul(g3, _v_dact(vload(f, (fi + j + 3) * LANES), hid)))
             j += 4
         while j < nin and i == 0:
             # The input layer needs no delta_0: update only.
-            cf = vmul(lrv, vload(f, (fi + j) * W))
+            cf = vmul(lrv, vload(f, (fi + j) * LANES))
             for k in range(nout):
-                q = (wo + j * nout + k) * W
+                q = (wo + j * nout + k) * LANES
                 wv = vload(p, q)
-                vstore(p, q, vselect(on, vfnma(cf, vload(d, k * W), wv), wv))
+                vstore(p, q, vselect(on, vfnma(cf, vload(d, k * LANES), wv), wv))
             j += 1
         while j < nin:
             # A lone row: four partial sums over k break the FMA latency chain.
-            fj = vload(f, (fi + j) * W)
+            fj = vload(f, (fi + j) * LANES)
             cf = vmul(lrv, fj)
             g0, g1, g2, g3 = zero, zero, zero, zero
-            row = (wo + j * nout) * W
+            row = (wo + j * nout) * LANES
             k = 0
             while k + 4 <= nout:
-                q = row + k * W
-                w0, w1, w2, w3 = vload(p, q), vload(p, q + W), vload(p, q + 2 * W), vload(p, q + 3 * W)
+                q = row + k * LANES
+                w0, w1, w2, w3 = (
+                    vload(p, q),
+                    vload(p, q + LANES),
+                    vload(p, q + 2 * LANES),
+                    vload(p, q + 3 * LANES),
+                )
                 d0, d1, d2, d3 = (
-                    vload(d, k * W),
-                    vload(d, (k + 1) * W),
-                    vload(d, (k + 2) * W),
-                    vload(d, (k + 3) * W),
+                    vload(d, k * LANES),
+                    vload(d, (k + 1) * LANES),
+                    vload(d, (k + 2) * LANES),
+                    vload(d, (k + 3) * LANES),
                 )
                 g0 = vfma(w0, d0, g0)
                 g1 = vfma(w1, d1, g1)
                 g2 = vfma(w2, d2, g2)
                 g3 = vfma(w3, d3, g3)
                 vstore(p, q, vselect(on, vfnma(cf, d0, w0), w0))
-                vstore(p, q + W, vselect(on, vfnma(cf, d1, w1), w1))
-                vstore(p, q + 2 * W, vselect(on, vfnma(cf, d2, w2), w2))
-                vstore(p, q + 3 * W, vselect(on, vfnma(cf, d3, w3), w3))
+                vstore(p, q + LANES, vselect(on, vfnma(cf, d1, w1), w1))
+                vstore(p, q + 2 * LANES, vselect(on, vfnma(cf, d2, w2), w2))
+                vstore(p, q + 3 * LANES, vselect(on, vfnma(cf, d3, w3), w3))
                 k += 4
             while k < nout:
-                q = row + k * W
+                q = row + k * LANES
                 wv = vload(p, q)
-                dv = vload(d, k * W)
+                dv = vload(d, k * LANES)
                 g0 = vfma(wv, dv, g0)
                 vstore(p, q, vselect(on, vfnma(cf, dv, wv), wv))
                 k += 1
-            vstore(g, j * W, vmul(vadd(vadd(g0, g1), vadd(g2, g3)), _v_dact(fj, hid)))
+            vstore(g, j * LANES, vmul(vadd(vadd(g0, g1), vadd(g2, g3)), _v_dact(fj, hid)))
             j += 1
         if i > 0:
-            for q in range(nin * W):
+            for q in range(nin * LANES):
                 d[q] = g[q]
 
 
@@ -734,20 +741,20 @@ def _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc):
         fi = foff[i]
         if bo >= 0:
             for k in range(nout):
-                q = (bo + k) * W
-                vstore(acc, q, vadd(vload(acc, q), vload(d, k * W)))
+                q = (bo + k) * LANES
+                vstore(acc, q, vadd(vload(acc, q), vload(d, k * LANES)))
         for j in range(nin):
-            fj = vload(f, (fi + j) * W)
+            fj = vload(f, (fi + j) * LANES)
             gacc = vsplat(0.0)
             for k in range(nout):
-                q = (wo + j * nout + k) * W
-                dv = vload(d, k * W)
+                q = (wo + j * nout + k) * LANES
+                dv = vload(d, k * LANES)
                 gacc = vfma(vload(p, q), dv, gacc)
                 vstore(acc, q, vfma(fj, dv, vload(acc, q)))
             if i > 0:
-                vstore(g, j * W, vmul(gacc, _v_dact(fj, hid)))
+                vstore(g, j * LANES, vmul(gacc, _v_dact(fj, hid)))
         if i > 0:
-            for q in range(nin * W):
+            for q in range(nin * LANES):
                 d[q] = g[q]
 
 
@@ -755,8 +762,8 @@ def _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc):
 def _lanes_masked(on, c, R):
     """Whether a replica of chunk c has diverged (on == 0 in a lane r < R): only then must an update
     be masked lane by lane (the padding lanes r >= R may step freely: they are never read)."""
-    for l in range(W):
-        if vget(on, l) == 0.0 and c * W + l < R:
+    for l in range(LANES):
+        if vget(on, l) == 0.0 and c * LANES + l < R:
             return True
     return False
 
@@ -768,30 +775,30 @@ def _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, kind, k, on, masked):
     delta_{i-1} taken from the old W_i; with ``masked``, only on the lanes where on != 0. d rows hold
     delta_L; the state s holds the optimizer's arrays (P rows each) one after the other."""
     L = lay.shape[0]
-    PW = s.shape[0] // 2 * W if kind >= ADAM else 0  # where the second array (v) starts
+    PW = s.shape[0] // 2 * LANES if kind >= ADAM else 0  # where the second array (v) starts
     for i in range(L - 1, -1, -1):
         nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
         fi = foff[i]
         if bo >= 0:
             for kk in range(nout):
-                q = (bo + kk) * W
+                q = (bo + kk) * LANES
                 pv = vload(p, q)
-                new = _v_update(kind, pv, vload(d, kk * W), s, q, q + PW, k)
+                new = _v_update(kind, pv, vload(d, kk * LANES), s, q, q + PW, k)
                 vstore(p, q, vselect(on, new, pv) if masked else new)
         for j in range(nin):
-            fj = vload(f, (fi + j) * W)
+            fj = vload(f, (fi + j) * LANES)
             gacc = vsplat(0.0)
             for kk in range(nout):
-                q = (wo + j * nout + kk) * W
-                dv = vload(d, kk * W)
+                q = (wo + j * nout + kk) * LANES
+                dv = vload(d, kk * LANES)
                 wv = vload(p, q)
                 gacc = vfma(wv, dv, gacc)
                 new = _v_update(kind, wv, vmul(fj, dv), s, q, q + PW, k)
                 vstore(p, q, vselect(on, new, wv) if masked else new)
             if i > 0:
-                vstore(g, j * W, vmul(gacc, _v_dact(fj, hid)))
+                vstore(g, j * LANES, vmul(gacc, _v_dact(fj, hid)))
         if i > 0:
-            for q in range(nin * W):
+            for q in range(nin * LANES):
                 d[q] = g[q]
 
 
@@ -800,22 +807,22 @@ def _lanes_gather(A3, rows, idx, width, out):
     """out[j, l] = A3[rows[l], idx[l], j]: each lane's sample (A3 C-contiguous)."""
     flat = A3.reshape(A3.size)
     n = A3.shape[1]
-    for l in range(W):
+    for l in range(LANES):
         at = (rows[l] * n + idx[l]) * width
         for j in range(width):
-            out[j * W + l] = flat[at + j]
+            out[j * LANES + l] = flat[at + j]
 
 
 @njit(**_OPTS)
 def _lanes_sample(A3, rows, s, width, out):
     """out[j, l] = A3[rows[l], s, j]: sample s for every lane, a broadcast when the data is shared."""
     if A3.shape[0] > 1:
-        for l in range(W):
+        for l in range(LANES):
             for j in range(width):
-                out[j * W + l] = A3[rows[l], s, j]
+                out[j * LANES + l] = A3[rows[l], s, j]
     else:
         for j in range(width):
-            vstore(out, j * W, vsplat(A3[0, s, j]))
+            vstore(out, j * LANES, vsplat(A3[0, s, j]))
 
 
 @njit(**_OPTS)
@@ -830,14 +837,16 @@ def _lanes_full(p, lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx
         acc[:] = 0.0
     s = 0
     if not want_grad:
-        nf = f.shape[0] // (4 * W)
+        nf = f.shape[0] // (4 * LANES)
         while s + 4 <= n:
             for t in range(4):
-                _lanes_sample(X3, xr, s + t, nx, f[t * nf * W :])
-                _lanes_sample(Y3, xr, s + t, nout, y[t * nout * W :])
+                _lanes_sample(X3, xr, s + t, nx, f[t * nf * LANES :])
+                _lanes_sample(Y3, xr, s + t, nout, y[t * nout * LANES :])
             _lanes_forward4(p, lay, foff, f, nf, hid, _forward_code(outc, lossc))
             for t in range(4):
-                ls = _lanes_output_delta(f[t * nf * W :], foff[L], y[t * nout * W :], nout, outc, lossc, d)
+                ls = _lanes_output_delta(
+                    f[t * nf * LANES :], foff[L], y[t * nout * LANES :], nout, outc, lossc, d
+                )
                 total = vadd(total, ls)
             s += 4
     while s < n:
@@ -851,10 +860,10 @@ def _lanes_full(p, lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx
     if want_grad:
         sq = vsplat(0.0)
         inv = vsplat(1.0 / n)
-        for q in range(acc.shape[0] // W):
-            m = vmul(vload(acc, q * W), inv)
+        for q in range(acc.shape[0] // LANES):
+            m = vmul(vload(acc, q * LANES), inv)
             sq = vfma(m, m, sq)
-        for l in range(W):
+        for l in range(LANES):
             gn[l] = math.sqrt(vget(sq, l))
     return vmul(total, vsplat(1.0 / n))
 
@@ -862,10 +871,10 @@ def _lanes_full(p, lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx
 @njit(**_OPTS)
 def _lanes_rows(c, R, nrows):
     """Row of each lane of chunk c in an array with nrows (1 or R) replica rows; padding lanes -> 0."""
-    xr = np.zeros(W, dtype=np.int64)
+    xr = np.zeros(LANES, dtype=np.int64)
     if nrows > 1:
-        for l in range(W):
-            r = c * W + l
+        for l in range(LANES):
+            r = c * LANES + l
             xr[l] = r if r < R else 0
     return xr
 
@@ -884,11 +893,11 @@ def _lanes_buffers(lay, foff, P):
     wmax = 1
     for i in range(lay.shape[0]):
         wmax = max(wmax, lay[i, 0], lay[i, 1])
-    f = aligned_zeros(4 * nf * W)  # room for the four samples of `_lanes_forward4`
-    d = aligned_zeros(wmax * W)
-    g = aligned_zeros(wmax * W)
-    y = aligned_zeros(4 * lay[-1, 1] * W)
-    acc = aligned_zeros(P * W)
+    f = aligned_zeros(4 * nf * LANES)  # room for the four samples of `_lanes_forward4`
+    d = aligned_zeros(wmax * LANES)
+    g = aligned_zeros(wmax * LANES)
+    y = aligned_zeros(4 * lay[-1, 1] * LANES)
+    acc = aligned_zeros(P * LANES)
     return f, d, g, y, acc
 
 
@@ -898,12 +907,12 @@ def _lanes_update(p, acc, s, P, m, kind, k, on):
     over the batch's m samples; the state s (S * P rows) holds the optimizer's S arrays."""
     mv = vsplat(float(m))
     for q in range(P):
-        o = q * W
+        o = q * LANES
         pv = vload(p, o)
         gv = vload(acc, o)
         if m > 1:
             gv = vdiv(gv, mv)
-        vstore(p, o, vselect(on, _v_update(kind, pv, gv, s, o, o + P * W, k), pv))
+        vstore(p, o, vselect(on, _v_update(kind, pv, gv, s, o, o + P * LANES, k), pv))
 
 
 @njit(parallel=True, **_OPTS)
@@ -927,13 +936,13 @@ def lanes_train(params, state, lay, foff, X3, Y3, order3, rates, rule, B, hid, o
     for c in prange(C):
         p, s = params[c], state[c]
         f, d, g, y, acc = _lanes_buffers(lay, foff, P)
-        idx = np.zeros(W, dtype=np.int64)
-        gn = np.zeros(W)
-        onb = aligned_zeros(W)
+        idx = np.zeros(LANES, dtype=np.int64)
+        gn = np.zeros(LANES)
+        onb = aligned_zeros(LANES)
         xr = _lanes_rows(c, R, X3.shape[0])
         orow = _lanes_rows(c, R, order3.shape[0])
-        for l in range(W):
-            r = c * W + l
+        for l in range(LANES):
+            r = c * LANES + l
             onb[l] = 1.0 if r < R and active[r] != 0 else 0.0
         on = vload(onb, 0)
         j = 0  # the update step within the slice
@@ -947,7 +956,7 @@ def lanes_train(params, state, lay, foff, X3, Y3, order3, rates, rule, B, hid, o
                     acc[:] = 0.0
                 bl = vsplat(0.0)
                 for t in range(start, stop):
-                    for l in range(W):
+                    for l in range(LANES):
                         idx[l] = order3[orow[l], e, t]
                     _lanes_gather(X3, xr, idx, nx, f)
                     _lanes_gather(Y3, xr, idx, nout, y)
@@ -969,21 +978,21 @@ def lanes_train(params, state, lay, foff, X3, Y3, order3, rates, rule, B, hid, o
                         lrv = vsplat(lr)
                         mv = vsplat(float(m))
                         for q in range(P):
-                            pv = vload(p, q * W)
-                            step = vmul(lrv, vdiv(vload(acc, q * W), mv))
-                            vstore(p, q * W, vselect(on, vsub(pv, step), pv))
+                            pv = vload(p, q * LANES)
+                            step = vmul(lrv, vdiv(vload(acc, q * LANES), mv))
+                            vstore(p, q * LANES, vselect(on, vsub(pv, step), pv))
                     else:
                         _lanes_update(p, acc, s, P, m, rule.kind, _step_constants(rule, rates, j), on)
                 start = stop
                 j += 1
             out = _lanes_full(p, lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx, False, gn)
             on = vmul(on, visfinite(out))
-            for l in range(W):
-                r = c * W + l
+            for l in range(LANES):
+                r = c * LANES + l
                 if r < R:
                     curve[r, e] = vget(out, l)
-        for l in range(W):
-            r = c * W + l
+        for l in range(LANES):
+            r = c * LANES + l
             if r < R:
                 active[r] = 1 if vget(on, l) != 0.0 else 0
 
@@ -995,14 +1004,14 @@ def lanes_evaluate(params, lay, foff, X3, Y3, hid, outc, lossc, want_grad, loss,
     R = loss.shape[0]
     for c in prange(C):
         f, d, g, y, acc = _lanes_buffers(lay, foff, P)
-        idx = np.zeros(W, dtype=np.int64)
-        gn = np.zeros(W)
+        idx = np.zeros(LANES, dtype=np.int64)
+        gn = np.zeros(LANES)
         xr = _lanes_rows(c, R, X3.shape[0])
         out = _lanes_full(
             params[c], lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx, want_grad, gn
         )
-        for l in range(W):
-            r = c * W + l
+        for l in range(LANES):
+            r = c * LANES + l
             if r < R:
                 loss[r] = vget(out, l)
                 gnorm[r] = gn[l]
@@ -1081,10 +1090,10 @@ def _mm_at(gemm, a, b, c, k, m, n, alpha, beta, iw, fw):
 def _rows_bias_act(f, fo, m, nout, p, bo, code, tmp):
     """Rows f[fo + s nout + k] = act(f[...] + b[k]) for s < m, 16 units at a time (the last few
     through `tmp`, so that every unit goes through the same vector code)."""
-    full = nout - nout % W
+    full = nout - nout % LANES
     for s in range(m):
         row = fo + s * nout
-        for k in range(0, full, W):
+        for k in range(0, full, LANES):
             v = vload(f, row + k)
             if bo >= 0:
                 v = vadd(v, vload(p, bo + k))
@@ -1100,10 +1109,10 @@ def _rows_bias_act(f, fo, m, nout, p, bo, code, tmp):
 @njit(**_OPTS)
 def _rows_times_dact(g, f, fi, m, nin, hid, tmp):
     """Rows g[s nin + j] *= act'(f_i[s, j]): delta_i = act'(f_i) * (delta_{i+1} W_{i+1}^T)."""
-    full = nin - nin % W
+    full = nin - nin % LANES
     for s in range(m):
         row = s * nin
-        for j in range(0, full, W):
+        for j in range(0, full, LANES):
             vstore(g, row + j, vmul(vload(g, row + j), _v_dact(vload(f, fi + row + j), hid)))
         if full < nin:
             for j in range(full, nin):
@@ -1129,7 +1138,7 @@ def _work(spec, rows):
         wmax = max(wmax, lay[i, 0], lay[i, 1])
     f = aligned_zeros(rows * (foff[foff.shape[0] - 1] + lay[lay.shape[0] - 1, 1]))
     d, g = aligned_zeros(rows * wmax), aligned_zeros(rows * wmax)
-    return Work(f, d, g, aligned_zeros(W), np.zeros(8, dtype=np.int32), np.zeros(2), rows)
+    return Work(f, d, g, aligned_zeros(LANES), np.zeros(8, dtype=np.int32), np.zeros(2), rows)
 
 
 @njit(**_OPTS)
@@ -1216,9 +1225,9 @@ def _rows_backward_rule(gemm, p, s, spec, work, m, kind, k, acc, tail):
 def _rows_bias_step(p, acc, bo, d, m, nout, lr):
     """b -= lr * (sum of the m rows of d) / m (lr > 0), or acc[b] += that sum (lr = 0); 16 units at
     a time, each unit's rows summed in order."""
-    full = nout - nout % W
+    full = nout - nout % LANES
     lrv, mv = vsplat(lr), vsplat(float(m))
-    for k in range(0, full, W):
+    for k in range(0, full, LANES):
         col = vload(d, k)
         for s in range(1, m):
             col = vadd(col, vload(d, s * nout + k))
@@ -1275,11 +1284,11 @@ def _rows_rank1_update(p, acc, s, wo, nin, nout, f, fi, d, kind, k, tail):
     f_{i-1}^T delta_i, formed 16 entries at a time as the update goes (no pass through acc but for
     each row's last few entries, which go through `_rows_update`)."""
     P = p.shape[0]
-    full = nout - nout % W
+    full = nout - nout % LANES
     for j in range(nin):
         fj = vsplat(f[fi + j])
         row = wo + j * nout
-        for kk in range(0, full, W):
+        for kk in range(0, full, LANES):
             q = row + kk
             vstore(p, q, _v_update(kind, vload(p, q), vmul(fj, vload(d, kk)), s, q, q + P, k))
         if full < nout:
@@ -1296,9 +1305,9 @@ def _rows_update(p, acc, s, lo, hi, m, kind, k, tail):
     (4 vectors: p, g and the two state arrays), so that every parameter goes through the same
     vector code."""
     P = p.shape[0]
-    full = hi - (hi - lo) % W
+    full = hi - (hi - lo) % LANES
     mv = vsplat(float(m))
-    for q in range(lo, full, W):
+    for q in range(lo, full, LANES):
         gv = vload(acc, q)
         if m > 1:
             gv = vdiv(gv, mv)
@@ -1307,17 +1316,17 @@ def _rows_update(p, acc, s, lo, hi, m, kind, k, tail):
         S = s.shape[0] // P
         for q in range(full, hi):
             tail[q - full] = p[q]
-            tail[W + q - full] = acc[q]
+            tail[LANES + q - full] = acc[q]
             for a in range(S):
-                tail[(2 + a) * W + q - full] = s[a * P + q]
-        gv = vload(tail, W)
+                tail[(2 + a) * LANES + q - full] = s[a * P + q]
+        gv = vload(tail, LANES)
         if m > 1:
             gv = vdiv(gv, mv)
-        vstore(tail, 0, _v_update(kind, vload(tail, 0), gv, tail, 2 * W, 3 * W, k))
+        vstore(tail, 0, _v_update(kind, vload(tail, 0), gv, tail, 2 * LANES, 3 * LANES, k))
         for q in range(full, hi):
             p[q] = tail[q - full]
             for a in range(S):
-                s[a * P + q] = tail[(2 + a) * W + q - full]
+                s[a * P + q] = tail[(2 + a) * LANES + q - full]
 
 
 @njit(**_OPTS)
@@ -1331,7 +1340,7 @@ def _replica_epochs(gemm, p, s, spec, X, Y, order, rates, rule, B, on, curve):
     none = np.zeros(0)
     fused = _fused_sgd(rule)
     acc = aligned_zeros(0 if fused else p.shape[0])
-    tail = aligned_zeros(4 * W)
+    tail = aligned_zeros(4 * LANES)
     j = 0  # the update step within the slice
     for e in range(E):
         start = 0
@@ -1434,10 +1443,10 @@ def shuffled_orders(keys, e0, E, n):
 
 @njit(**_OPTS)
 def _apply(x, which):
-    out = aligned_zeros(x.size + W)
-    buf = aligned_zeros(x.size + W)
+    out = aligned_zeros(x.size + LANES)
+    buf = aligned_zeros(x.size + LANES)
     buf[: x.size] = x.ravel()
-    for q in range(0, x.size, W):
+    for q in range(0, x.size, LANES):
         v = vload(buf, q)
         vstore(out, q, vtanh(v) if which == 0 else vsigmoid(v))
     return out[: x.size].reshape(x.shape)

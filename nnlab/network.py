@@ -312,27 +312,43 @@ class ParamLayout:
         [d, h_1, ..., h_k, out].
     bias : bool
         Whether the layers have biases.
+    align : int
+        Every offset a multiple of this (1: packed, as stored; the compiled engine's replica layout
+        uses 8, so that each array starts on a 64-byte boundary).
     """
 
     sizes: tuple[int, ...]
     bias: bool = True
+    align: int = 1
 
     @classmethod
     def of(cls, net: Network) -> ParamLayout:
         """The layout of ``net``'s architecture."""
         return cls(tuple(net.sizes), net.biases is not None)
 
-    @functools.cached_property
+    @property
     def offsets(self) -> tuple[tuple[int, int], ...]:
         """(start of W_i, start of b_i or -1) for i = 1..L; entry 0 is (0, 0), unused, so that
         ``offsets[i]`` is layer i's."""
+        return self._walk()[0]
+
+    @property
+    def size(self) -> int:
+        """Numbers in one replica's row: n_params, plus the padding of an ``align`` > 1."""
+        return self._walk()[1]
+
+    @functools.cache  # noqa: B019  (frozen and small: one walk per layout)
+    def _walk(self) -> tuple[tuple[tuple[int, int], ...], int]:
+        def up(x: int) -> int:
+            return -(-x // self.align) * self.align
+
         out, at = [(0, 0)], 0
         for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=False):
             w_at = at
-            at += n_in * n_out
+            at = up(at + n_in * n_out)
             out.append((w_at, at if self.bias else -1))
-            at += n_out if self.bias else 0
-        return tuple(out)
+            at = up(at + n_out) if self.bias else at
+        return tuple(out), at
 
     @property
     def n_params(self) -> int:
@@ -341,14 +357,17 @@ class ParamLayout:
             a * b + (b if self.bias else 0) for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=False)
         )
 
-    def pack(self, net: Network) -> np.ndarray:
-        """Every replica's parameters in one row: (R, n_params)."""
-        parts = []
-        for i, W in enumerate(net.weights):
-            parts.append(W.reshape(W.shape[0], -1))
+    def pack(self, net: Network, out: np.ndarray | None = None) -> np.ndarray:
+        """Every replica's parameters in one row: (R, size), into ``out`` when given (zeros where
+        an ``align`` > 1 pads)."""
+        R = net.n_replicas
+        flat = np.zeros((R, self.size)) if out is None else out
+        for i, W in enumerate(net.weights, start=1):
+            w_at, b_at = self.offsets[i]
+            flat[:, w_at : w_at + W.shape[1] * W.shape[2]] = W.reshape(R, -1)
             if net.biases is not None:
-                parts.append(net.biases[i])
-        return np.concatenate(parts, axis=1)
+                flat[:, b_at : b_at + W.shape[2]] = net.biases[i - 1]
+        return flat
 
     def unpack(self, flat: np.ndarray, *, hidden: str = "tanh", output: str = "tanh") -> Network:
         """The network whose rows of parameters are ``flat`` (R, n_params): views, not copies."""

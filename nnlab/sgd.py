@@ -28,6 +28,7 @@ import numpy as np
 from nnlab.errors import InputError
 from nnlab.network import (
     Network,
+    ParamLayout,
     as_replicated,
     backprop,
     check_choice,
@@ -615,58 +616,28 @@ def uncompiled(layouts: Sequence[str]) -> list[str]:
     return out
 
 
-def _plan(net: Network, align: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
-    """lay (L, 4) = n_in, n_out, W offset, b offset (-1: none); foff (L + 1,) offsets of f_i; P.
-    Every offset is a multiple of ``align`` (P too)."""
-
-    def up(x: int) -> int:
-        return -(-x // align) * align
-
+def _plan(net: Network, align: int = 1) -> tuple[ParamLayout, np.ndarray, np.ndarray]:
+    """The kernels' view of `ParamLayout` (offsets multiples of ``align``): the layout, lay (L, 4) =
+    n_in, n_out, W offset, b offset (-1: none) per layer, and foff (L + 1,), the offsets of f_i."""
+    layout = ParamLayout(tuple(net.sizes), net.biases is not None, align)
     L = len(net.weights)
-    lay = np.empty((L, 4), dtype=np.int64)
-    foff = np.empty(L + 1, dtype=np.int64)
-    off = 0
-    foff[0] = 0
-    for i, W in enumerate(net.weights):
-        nin, nout = W.shape[1], W.shape[2]
-        lay[i, :3] = nin, nout, off
-        off = up(off + nin * nout)
-        lay[i, 3] = off if net.biases is not None else -1
-        off = up(off + nout) if net.biases is not None else off
-        foff[i + 1] = foff[i] + nin
-    return lay, foff, off
+    lay = np.array([(*net.sizes[i : i + 2], *layout.offsets[i + 1]) for i in range(L)], dtype=np.int64)
+    foff = np.concatenate([[0], np.cumsum(net.sizes[:-1])]).astype(np.int64)
+    return layout, lay, foff
 
 
-def _pack(net: Network, lay: np.ndarray, P: int) -> np.ndarray:
-    """(R, P): each replica's W_1, b_1, W_2, b_2, ... flattened row-major at the offsets of ``lay``,
-    on a 64-byte boundary (with P a multiple of 8, every row is)."""
+def _pack(net: Network, layout: ParamLayout) -> np.ndarray:
+    """(R, P): `ParamLayout.pack` into a 64-byte aligned buffer (with P a multiple of 8, every row
+    starts on a 64-byte boundary)."""
     from nnlab._kernels import aligned_zeros
 
-    R = net.n_replicas
-    flat = aligned_zeros(R * P).reshape(R, P)
-    for i, W in enumerate(net.weights):
-        wo, bo = lay[i, 2], lay[i, 3]
-        flat[:, wo : wo + W.shape[1] * W.shape[2]] = W.reshape(R, -1)
-        if net.biases is not None:
-            flat[:, bo : bo + W.shape[2]] = net.biases[i]
-    return flat
+    return layout.pack(net, aligned_zeros(net.n_replicas * layout.size).reshape(net.n_replicas, -1))
 
 
-def _unpack(net: Network, lay: np.ndarray, flat: np.ndarray) -> Network:
-    R = net.n_replicas
-    weights, biases = [], []
-    for i, W in enumerate(net.weights):
-        wo, bo = lay[i, 2], lay[i, 3]
-        weights.append(flat[:, wo : wo + W.size // R].reshape(W.shape).copy())
-        if net.biases is not None:
-            biases.append(flat[:, bo : bo + W.shape[2]].copy())
-    return Network(
-        tuple(weights),
-        tuple(biases) if net.biases is not None else None,
-        net.hidden,
-        net.output,
-        net.seeds,
-    )
+def _unpack(net: Network, layout: ParamLayout, flat: np.ndarray) -> Network:
+    """The trained network (copies, so that the kernels' buffer can go) with ``net``'s seeds."""
+    trained = layout.unpack(np.ascontiguousarray(flat).copy(), hidden=net.hidden, output=net.output)
+    return Network(trained.weights, trained.biases, net.hidden, net.output, net.seeds)
 
 
 def _to_lanes(flat: np.ndarray, lanes: int) -> np.ndarray:
@@ -727,8 +698,9 @@ def _train_compiled(
     )
     S = spec.state_size
     if layout(net.sizes, batch_size) == "lanes":
-        lay, foff, P = _plan(net)
-        params = _to_lanes(_pack(net, lay, P), K.LANES)
+        packed, lay, foff = _plan(net)
+        P = packed.size
+        params = _to_lanes(_pack(net, packed), K.LANES)
         # The optimizer's state: S arrays laid out like params, one after the other in each chunk.
         state = K.aligned_zeros(params.shape[0] * S * P * K.LANES).reshape(params.shape[0], S * P, K.LANES)
         blas = contextlib.nullcontext()
@@ -744,8 +716,9 @@ def _train_compiled(
         def result():
             return _from_lanes(params, R)
     else:
-        lay, foff, P = _plan(net, align=8)
-        params = _pack(net, lay, P)
+        packed, lay, foff = _plan(net, align=8)
+        P = packed.size
+        params = _pack(net, packed)
         state = K.aligned_zeros(R * S * P).reshape(R, S * P)
         gemm = K.blas_dgemm()
         # One BLAS thread: the kernels call it from every engine thread at once.
@@ -785,4 +758,4 @@ def _train_compiled(
             evaluate(True, last, grad_norm)
     finally:
         numba.set_num_threads(previous)
-    return TrainResult(_unpack(net, lay, result()), curve, grad_norm, active == 0)
+    return TrainResult(_unpack(net, packed, result()), curve, grad_norm, active == 0)

@@ -3,7 +3,7 @@
 # of every end point), then its summary, figures and report, into results/<name>/. At most 15
 # minutes on 2 cores (measured: see docs/studies.md).
 #
-#   scripts/reproduce.sh [--fresh] [NAME ...]     (default: all six studies)
+#   scripts/reproduce.sh [--fresh] [NAME ...]     (default: all eight studies)
 #
 # A rerun resumes: runs already stored are not trained again (their numbers would not change: a
 # run depends only on its configuration and seed). --fresh retrains everything.
@@ -15,7 +15,8 @@ FRESH=()
 if [[ "${1:-}" == "--fresh" ]]; then FRESH=(--fresh); shift; fi
 STUDIES=("$@")
 if [[ ${#STUDIES[@]} -eq 0 ]]; then
-  STUDIES=(xor_capacity teacher_student digits_spread digits_spread_ce depth_width chain_gradients)
+  STUDIES=(xor_capacity teacher_student digits_spread digits_spread_ce depth_width chain_gradients
+           optimizers_xor optimizers_teacher)
 fi
 start=$SECONDS
 for name in "${STUDIES[@]}"; do
@@ -25,7 +26,7 @@ for name in "${STUDIES[@]}"; do
   if grep -q '^save_networks = true' "experiments/$name.toml"; then
     "$NNLAB" landscape "results/$name" --jobs "$JOBS" --quiet "${FRESH[@]}"
   fi
-  "$NNLAB" summary "results/$name" --format markdown > "results/$name/summary.md"
+  "$NNLAB" summary "results/$name" --format markdown --wide > "results/$name/summary.md"
   "$NNLAB" summary "results/$name" --format csv > "results/$name/summary.csv"
   "$NNLAB" report "results/$name" --figure-format png --figure-format svg
   echo "$name: $((SECONDS - t)) s"

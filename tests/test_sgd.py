@@ -684,8 +684,8 @@ def test_blocked_loss_pass_equals_single_sample_pass(rng, sizes, hidden, output,
 
     X, Y = make_data(rng, n, sizes[0], sizes[-1])
     net = init_network(sizes, seeds=range(20), hidden=hidden, output=output, bias=bias)
-    lay, foff, P = _plan(net)
-    params = _to_lanes(_pack(net, lay, P), K.LANES)
+    packed, lay, foff = _plan(net)
+    params = _to_lanes(_pack(net, packed), K.LANES)
     codes = (K.ACTIVATION_CODES[hidden], K.ACTIVATION_CODES[output], K.LOSS_CODES["half_squared"])
     blocked, single, norm = np.empty(20), np.empty(20), np.empty(20)
     K.lanes_evaluate(params, lay, foff, X[None], Y[None], *codes, False, blocked, norm)
