@@ -293,6 +293,11 @@ CAPTIONS = {
     "with its bootstrap 95% interval) against width, or against depth when a single width was run. An "
     "arrow: the interval's upper end is infinite (resamples without a success); an open triangle at ∞: no "
     "seed reached the threshold.",
+    "survival": "Kaplan-Meier estimate of the share of seeds that have reached the threshold by each "
+    "epoch, per width, a seed that never did censored at its budget, with its pointwise 95% interval "
+    "(Greenwood's variance on the log(-log) scale) as a band; in a panel's corner the log-rank p between "
+    "neighbouring widths (two-sided, not adjusted). With one budget per configuration the curve is the "
+    "share solved by each epoch; the test compares whole curves, the seeds that never got there included.",
     "heatmap": "Success rate (share of seeds that reached the threshold) per depth and width.",
     "chain_gradients": "|dLoss/dw_1| at initialization of a single-unit tanh chain against its length L, one "
     "point per seed and the median over seeds.",
@@ -391,6 +396,39 @@ def _tests_section(s: ResultsFolder) -> list[str]:
         )
         lead = f"{where}, width" if where else "width"
         lines.append(f"- {lead} {row['width_a']} -> {row['width_b']}: {success}; {epochs}.")
+    return [*lines, ""]
+
+
+def _survival_section(s: ResultsFolder) -> list[str]:
+    """Success over time: the log-rank test of the epochs to threshold between neighbouring widths
+    (`nnlab.analysis.logrank_tests`), runs that never got there censored at their budget."""
+    if "epochs_to_threshold" not in s.runs or s.runs["width"].nunique() < 2:
+        return []
+    found = analysis.logrank_tests(s.runs)
+    if not len(found):
+        return []
+    lines = [
+        "## Success over time",
+        "",
+        "Kaplan-Meier estimates of the share of seeds that reached the threshold by each epoch (the "
+        "survival figure), a run that never did censored at its budget; neighbouring widths compared by "
+        f"the log-rank test (scipy.stats.logrank, two-sided, significant when p < {analysis.ALPHA:g}, "
+        f"not adjusted for the {len(found)} comparisons): does the wider network reach the threshold "
+        "sooner, counting the seeds that never did?",
+        "",
+    ]
+    others = [a for a in analysis.varying_axes(s.summary) if a != "width"]
+    for row in found.to_dict("records"):
+        where = ", ".join(f"{a} {row[a]}" for a in others)
+        lead = f"{where}, width" if where else "width"
+        pair = f"- {lead} {row['width_a']} -> {row['width_b']}"
+        counts = f"{row['successes_a']} of {row['runs_a']} -> {row['successes_b']} of {row['runs_b']}"
+        if np.isnan(row["p_logrank"]):
+            lines.append(f"{pair}: neither reached it, nothing to test.")
+            continue
+        sooner = "the wider sooner" if row["statistic"] < 0 else "the narrower sooner"
+        verdict = f"significant ({sooner})" if row["significant_logrank"] else "not significant"
+        lines.append(f"{pair}: {counts} reached it; log-rank p = {row['p_logrank']:.2g}, {verdict}.")
     return [*lines, ""]
 
 
@@ -579,6 +617,7 @@ def report(s: ResultsFolder, figure_files: list[Path], captions: dict[str, str] 
         *_verdicts(s),
         "",
         *_tests_section(s),
+        *_survival_section(s),
         *_best_section(s),
     ]
     if s.redundant is not None and "redundant_units" in s.summary:

@@ -1,6 +1,7 @@
 """Figures of a sweep's tables, by job: the losses (`losses`: spread, ecdf, convergence, solved,
-seed_curves), the summary table (`summary`: capacity, heatmap), the end points (`landscape`: endpoints,
-spectra, barriers, chain_gradients), on helpers written once (`layout`: style and paper sizes,
+seed_curves), success over time (`survival`: Kaplan-Meier, censored), the summary table (`summary`:
+capacity, heatmap), the end points (`landscape`: endpoints, spectra, barriers, chain_gradients),
+on helpers written once (`layout`: style and paper sizes,
 palettes, facets, loss and epoch axes).
 
 Each figure is an axes-level panel, ``NAME_panel(data, ..., *, ax=None) -> Axes``, that draws into
@@ -63,6 +64,7 @@ from nnlab.figures.losses import (
     spread_panel,
 )
 from nnlab.figures.summary import capacity, ert_panel, heatmap, heatmap_panel, success_panel
+from nnlab.figures.survival import survival, survival_panel
 
 
 def _solved_span(runs: pd.DataFrame, threshold: float | None) -> float:
@@ -131,6 +133,9 @@ def figures_for(
           outcome): with curves (``seed_curves`` also needs a threshold);
         - ``solved`` (share of seeds that reached the threshold by each epoch): some run reached
           the threshold;
+        - ``survival`` (Kaplan-Meier share of seeds that reached the threshold by each epoch,
+          censored at the budget, with the log-rank p between neighbouring widths): widths vary
+          and some run reached the threshold;
         - ``capacity``: always, with its success panel only when some configuration failed for
           some seed and its ERT panel only when some configuration succeeded;
         - ``capacity_best``: the same for each architecture at its own best setting of the swept
@@ -153,6 +158,8 @@ def figures_for(
         candidates["convergence"] = lambda: convergence(runs, curves, threshold, size=size)
         candidates["seed_curves"] = lambda: seed_curves(runs, curves, threshold, size=size)
     candidates["solved"] = lambda: solved(runs, curves, threshold, size=size)
+    if runs["width"].nunique() > 1:
+        candidates["survival"] = lambda: survival(runs, threshold, size=size)
     candidates["capacity"] = lambda: capacity(summary, size=size)
     best = _best(summary)
     if len(best):
@@ -227,4 +234,6 @@ __all__ = [
     "spread",
     "spread_panel",
     "success_panel",
+    "survival",
+    "survival_panel",
 ]
