@@ -532,7 +532,51 @@ def _landscape_section(s: ResultsFolder) -> list[str]:
                 line += f" {len(mine)} distinct optim{'um' if len(mine) == 1 else 'a'}: {described}."
         lines.append(line)
     lines.append("")
-    return lines
+    return [*lines, *_splits_section(s)]
+
+
+def _splits_section(s: ResultsFolder) -> list[str]:
+    """One more unit (DIR/splits.parquet, `nnlab.sweep.endpoints.split_optima`): does splitting a
+    hidden unit of each certified optimum turn it into a saddle of the wider network?"""
+    path = s.path / "splits.parquet"
+    if not path.is_file():
+        return []
+    splits = pd.read_parquet(path)
+    if not len(splits):
+        return []
+    lines = [
+        "### One more unit",
+        "",
+        "Each distinct optimum of width k embedded into width k + 1 by splitting one hidden unit at a "
+        "time (the unit duplicated, its outgoing weights shared as a and 1 - a, a = "
+        f"{splits['a'].iloc[0]:g}: the same function, the same loss; Fukumizu & Amari 2000) and certified "
+        "again: a saddle means one more unit opens a way down from that optimum; a minimum (or "
+        "degenerate point) that the wider network keeps it and width only shrinks its basin.",
+        "",
+    ]
+    axes = ["depth", "width", *(a for a in analysis.varying_axes(s.summary) if a not in ("depth", "width"))]
+    for key, g in splits.groupby([*axes, "optimum"], sort=True):
+        where = ", ".join(f"{a} {v}" for a, v in zip(axes, key[:-1], strict=True))
+        counts = g["kind"].value_counts()
+        said = []
+        for kind, count in counts.items():
+            text = f"{count} {kind}{'s' if count != 1 and kind in ('saddle', 'minimum') else ''}"
+            if kind == "saddle":
+                orders = sorted({int(o) for o in g.loc[g["kind"] == kind, "saddle_order"]})
+                text += f" (order {', '.join('unresolved' if o < 0 else str(o) for o in orders)})"
+            said.append(text.replace("minimums", "minima"))
+        width = int(key[axes.index("width")])
+        if counts.get("saddle", 0) == len(g):
+            meaning = f"width {width + 1} opens a way down from it"
+        elif counts.get("saddle", 0):
+            meaning = f"some splits open a way down at width {width + 1}, others do not"
+        else:
+            meaning = f"width {width + 1} keeps it (no way down found by splitting)"
+        lines.append(
+            f"- {where}, optimum {key[-1]} (loss {_loss(g['loss'].iloc[0])}): {len(g)} unit"
+            f"{'s' if len(g) != 1 else ''} split: {'; '.join(said)}; {meaning}."
+        )
+    return [*lines, ""]
 
 
 def report(s: ResultsFolder, figure_files: list[Path], captions: dict[str, str] | None = None) -> str:

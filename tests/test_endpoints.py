@@ -31,10 +31,13 @@ from typer.testing import CliRunner
 from nnlab import analysis, figures, loss_of, report, sweep
 from nnlab.cli import app
 from nnlab.landscape import KINDS, Options
+from nnlab.landscape.splitting import split_and_certify
 from nnlab.network import network_from_flat
 from nnlab.results import open_folder
+from nnlab.schema import SPLIT_COLUMNS
 from nnlab.sweep import endpoints
 from nnlab.sweep.experiment import validate
+from nnlab.sweep.runner import load_data
 from tests.test_figures import THRESHOLD, data_axes, legend_labels, make_runs, tick_labels
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -463,7 +466,8 @@ def test_cli_prints_one_summary_line(certified, tmp_path):
     line = result.stdout.strip()
     assert line.startswith(f"48/48 end points certified in {out}/ (")
     assert line.endswith(
-        "endpoints.parquet, optima.parquet, barriers.parquet; this session: 0 certified, 48 reused, 0 failed"
+        "endpoints.parquet, optima.parquet, barriers.parquet, splits.parquet; "
+        "this session: 0 certified, 48 reused, 0 failed"
     )
     for kind, n in e["kind"].value_counts().items():
         assert f"{kind} {n}" in line
@@ -628,7 +632,12 @@ def test_report_says_what_the_end_points_are(certified, swept, tmp_path):
     assert result.exit_code == 0, result.output
     text = (out / "report.md").read_text()
     assert text.index("## Summary") < text.index("## What the end points are") < text.index("## Verdicts")
-    section = text.split("## What the end points are")[1].split("## Verdicts")[0]
+    whole = text.split("## What the end points are")[1].split("## Verdicts")[0]
+    section, more = whole.split("### One more unit")
+    # One line per optimum split, saying what one more unit does.
+    splits = [line for line in more.splitlines() if line.startswith("- ")]
+    assert len(splits) == len(optima) and all("split: " in line for line in splits)
+    assert all(("way down" in line) or ("keeps it" in line) for line in splits)
     assert "200 L-BFGS iterations" in section and "1e-08" in section  # options.json quoted
     lines = [line for line in section.splitlines() if line.startswith("- ")]
     groups = dict(list(per_width(e, runs)))
@@ -660,7 +669,7 @@ def test_figures_command_draws_the_landscape_figures(certified, tmp_path):
     assert result.exit_code == 0, result.output
     stems = sorted(p.stem for p in (out / "figures").glob("*.svg"))
     assert {"endpoints", "spectra", "barriers"} <= set(stems)
-    plain = ["spread", "ecdf", "convergence", "seed_curves", "solved", "capacity"]
+    plain = ["spread", "ecdf", "convergence", "seed_curves", "solved", "survival", "capacity"]
     assert stems == sorted([*plain, "endpoints", "spectra", "barriers"])
 
 
@@ -795,3 +804,28 @@ def test_certificates_of_discarded_runs_are_not_reported(certified, tmp_path):
     s = open_folder(out)
     assert "certified" not in s.summary and "optima_estimate" in s.summary
     assert "## What the end points are" not in report.report(s, [])
+
+
+def test_splits_table_splits_every_unit_of_each_optimum(certified):
+    out = certified[0]
+    _, optima, _ = endpoints.read_endpoints(out)
+    splits = pd.read_parquet(out / "splits.parquet")
+    axes = analysis.config_axes(optima)
+    assert list(splits.columns) == [*axes, *SPLIT_COLUMNS]
+    # One row per hidden unit of each optimum (depth 1 here), the embedding at the optimum's loss.
+    assert len(splits) == sum(min(int(w), endpoints.SPLIT_UNITS) for w in optima["width"])
+    merged = splits.merge(optima[["width", "optimum", "polished_loss"]], on=["width", "optimum"])
+    np.testing.assert_array_equal(merged["loss"], merged["polished_loss_y"])
+    assert set(splits["kind"]) <= set(analysis.KINDS) and (splits["a"] == endpoints.SPLIT_A).all()
+    # Polishing never climbs; a saddle says its order.
+    assert (splits["polished_loss"] <= splits["loss"] * (1 + 1e-9)).all()
+    saddles = splits[splits["kind"] == "saddle"]
+    assert (saddles["saddle_order"] != 0).all()
+    # The table's row is split_and_certify of the representative's polished point.
+    row = splits.iloc[0]
+    e = endpoints.read_endpoints(out)[0].set_index("run_id")
+    sizes = [3, int(row["width"]), 1]
+    net = network_from_flat(np.asarray(e.loc[row["run_id"], "params"])[None, :], sizes)
+    X, Y, _, _ = load_data(sweep.read_results(out, curves=False).experiment)
+    again = split_and_certify(net, X, Y, threshold=1e-4, unit=int(row["unit"]), a=0.5, options=OPTIONS)
+    assert again.kind[0] == row["kind"]
