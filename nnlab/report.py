@@ -144,6 +144,11 @@ def figure_tables(s: ResultsFolder) -> dict:
         lengths = sorted({int(d) + 1 for d in s.runs["depth"]})
         chain = analysis.chain_gradients(lengths, s.experiment.seeds, X, Y)
     landscape = (s.endpoints, s.optima, s.barriers) if s.endpoints is not None else None
+    slices = None
+    if s.endpoints is not None:
+        from nnlab.sweep.endpoints import slices as landscape_slices
+
+        slices = landscape_slices(s.experiment, s.runs, s.endpoints)
     return dict(
         runs=s.runs,
         curves=s.curves,
@@ -151,6 +156,7 @@ def figure_tables(s: ResultsFolder) -> dict:
         threshold=s.experiment.threshold,
         chain=chain,
         landscape=landscape,
+        slices=slices,
     )
 
 
@@ -298,6 +304,13 @@ CAPTIONS = {
     "(Greenwood's variance on the log(-log) scale) as a band; in a panel's corner the log-rank p between "
     "neighbouring widths (two-sided, not adjusted). With one budget per configuration the curve is the "
     "share solved by each epoch; the test compares whole curves, the seeds that never got there included.",
+    "landscape_slices": "Pictures of the landscape (Li et al. 2018) around a few certified end points, one "
+    "per kind per configuration (the lowest loss of each kind): left, the full-data loss along the straight "
+    "line from the run's initial network (t = 0, reproduced from its seed) to its certified, polished point "
+    "(t = 1, a star in the kind's colour); right, the loss (log10, contours) on a plane through the "
+    "certified point (the star) along two random filter-normalized directions (each unit's incoming "
+    "weights scaled to the network's own; biases fixed), [-1, 1] in each. A slice is two of many "
+    "directions: a minimum looks like a bowl in every slice, a saddle's way down is seldom in a random one.",
     "heatmap": "Success rate (share of seeds that reached the threshold) per depth and width.",
     "chain_gradients": "|dLoss/dw_1| at initialization of a single-unit tanh chain against its length L, one "
     "point per seed and the median over seeds.",

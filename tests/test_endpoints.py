@@ -670,7 +670,7 @@ def test_figures_command_draws_the_landscape_figures(certified, tmp_path):
     stems = sorted(p.stem for p in (out / "figures").glob("*.svg"))
     assert {"endpoints", "spectra", "barriers"} <= set(stems)
     plain = ["spread", "ecdf", "convergence", "seed_curves", "solved", "survival", "capacity"]
-    assert stems == sorted([*plain, "endpoints", "spectra", "barriers"])
+    assert stems == sorted([*plain, "endpoints", "spectra", "barriers", "landscape_slices"])
 
 
 def test_figures_for_draws_spectra_and_barriers_only_when_they_apply(certified):
@@ -829,3 +829,33 @@ def test_splits_table_splits_every_unit_of_each_optimum(certified):
     X, Y, _, _ = load_data(sweep.read_results(out, curves=False).experiment)
     again = split_and_certify(net, X, Y, threshold=1e-4, unit=int(row["unit"]), a=0.5, options=OPTIONS)
     assert again.kind[0] == row["kind"]
+
+
+def test_slices_start_at_the_initial_network_and_centre_on_the_certified_point(certified):
+    from nnlab.landscape import slices as pictures
+
+    out = certified[0]
+    s = open_folder(out)
+    table = endpoints.slices(s.experiment, s.runs, s.endpoints)
+    # One per kind per configuration, the lowest loss of each.
+    kinds = s.endpoints.merge(s.runs[["run_id", "width"]], on="run_id").groupby("width")["kind"].nunique()
+    assert len(table) == min(endpoints.SLICES, int(kinds.sum())) and table["drawn"].all()
+    initial = s.runs.set_index("run_id")["initial_loss"]
+    for r in table.itertuples():
+        # t = 0 is the run's initial network, reproduced from its seed; t = 1 its certified point.
+        assert r.line[0] == pytest.approx(initial[r.run_id], rel=1e-12)
+        assert r.line[-1] == pytest.approx(r.polished_loss, rel=1e-9)
+        n = len(r.alpha)
+        assert n == 21 and r.plane.reshape(n, n)[n // 2, n // 2] == pytest.approx(r.polished_loss, rel=1e-9)
+    # Filter normalization: each unit's direction has the norm of its own incoming weights; biases 0.
+    wide = s.runs.loc[s.runs["width"] == 3, "run_id"]
+    flat = np.asarray(s.endpoints.set_index("run_id").loc[wide.iloc[0], "params"])
+    net = network_from_flat(flat[None, :], [3, 3, 1])
+    d = network_from_flat(pictures.filter_normalized(net, np.random.default_rng(0))[None, :], [3, 3, 1])
+    for W, D in zip(net.weights, d.weights, strict=True):
+        np.testing.assert_allclose(np.linalg.norm(D, axis=1), np.linalg.norm(W, axis=1), rtol=1e-12)
+    assert all(not b.any() for b in d.biases)
+    fig = figures.landscape_slices(table)
+    panels = [a for a in fig.axes if a.get_visible() and a.get_label() != "<colorbar>"]
+    assert len(panels) == 2 * len(table) and all(a.get_xlabel() for a in panels)
+    assert figures.landscape_slices(table.assign(drawn=False)) is None

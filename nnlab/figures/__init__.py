@@ -31,6 +31,9 @@ from nnlab.figures.landscape import (
     chain_gradients_panel,
     endpoints,
     endpoints_panel,
+    interpolation_panel,
+    landscape_slices,
+    slice_panel,
     spectra,
     spectra_panel,
 )
@@ -97,6 +100,7 @@ def figures_for(
     threshold: Threshold,
     chain: pd.DataFrame | None = None,
     landscape: tuple | None = None,
+    slices: pd.DataFrame | None = None,
     *,
     size: str | None = None,
 ) -> dict[str, Figure]:
@@ -113,6 +117,8 @@ def figures_for(
         `nnlab.analysis.chain_gradients` output.
     landscape : tuple, optional
         (endpoints, optima, barriers) of `nnlab landscape`.
+    slices : DataFrame, optional
+        `nnlab.sweep.endpoints.slices` output: pictures of the landscape around a few end points.
     size : {"single", "double"}, optional
         A paper's column width (3.5 or 7 inches wide, paper fonts); by default each panel at a
         size readable on screen.
@@ -143,7 +149,8 @@ def figures_for(
         - ``heatmap``: depth and width both swept and the success rate not the same everywhere;
         - ``chain_gradients``: with a chain table;
         - with ``landscape``: ``endpoints``, ``spectra`` (an end point did not solve the task)
-          and ``barriers`` (there are optima).
+          and ``barriers`` (there are optima); ``landscape_slices`` with ``slices`` (some end point
+          small enough to be drawn).
 
         When a single width was run and depth is swept, the figures compare depths (colours, or
         the x-axis of ``capacity``) instead of drawing one width per panel.
@@ -180,6 +187,8 @@ def figures_for(
         candidates["endpoints"] = lambda: endpoints(summary, size=size)
         candidates["spectra"] = lambda: spectra(landscape[0], runs, size=size)
         candidates["barriers"] = lambda: barriers(landscape[2], landscape[1], size=size)
+    if slices is not None:
+        candidates["landscape_slices"] = lambda: landscape_slices(slices, size=size)
     out = {}
     for stem, draw in candidates.items():
         figure = draw()
@@ -223,10 +232,13 @@ __all__ = [
     "figures_for",
     "heatmap",
     "heatmap_panel",
+    "interpolation_panel",
+    "landscape_slices",
     "notes",
     "sample",
     "seed_curves",
     "seed_curves_panel",
+    "slice_panel",
     "solved",
     "solved_panel",
     "spectra",

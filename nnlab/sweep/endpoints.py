@@ -37,12 +37,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nnlab.landscape import Options, barrier, certify, distinct_optima
+from nnlab.landscape import slices as pictures
 from nnlab.landscape.escape import escape
 from nnlab.landscape.paths import bezier
 from nnlab.landscape.polish import PROCEDURE
 from nnlab.landscape.splitting import split_unit
-from nnlab.network import flat_params, loss_of, network_from_flat
-from nnlab.schema import AXIS_COLUMNS, BARRIER_COLUMNS, ENDPOINT_COLUMNS, SPLIT_COLUMNS, SPLITS_TABLE, Config
+from nnlab.network import flat_params, init_network, loss_of, network_from_flat
+from nnlab.schema import (
+    AXIS_COLUMNS,
+    BARRIER_COLUMNS,
+    ENDPOINT_COLUMNS,
+    KINDS,
+    SPLIT_COLUMNS,
+    SPLITS_TABLE,
+    Config,
+)
 from nnlab.schema import LANDSCAPE_TABLES as TABLES
 from nnlab.sweep import folder, workers
 from nnlab.sweep.experiment import Experiment, ExperimentError
@@ -65,6 +74,9 @@ PER_JOB = 16  # end points per job: a few seconds of work each, so progress move
 BARRIER_POINTS = 33
 SPLIT_A = 0.5  # the share of the outgoing weights the original unit keeps; its copy gets 1 - a
 SPLIT_UNITS = 32  # at most this many hidden units of an optimum are split (the first, layer by layer)
+SLICES = 8  # landscape pictures: at most this many end points (one per kind per configuration)
+SLICE_WORK = 5_000_000  # ... and only of networks with parameters x samples at most this (else skipped)
+SLICE_SEED = 20180101  # the Generator of the slices' random directions (with nothing else: fixed)
 
 
 @dataclass(frozen=True, eq=False)
@@ -591,6 +603,69 @@ def _splits(exp: Experiment, endpoints, optima, options: Options) -> pd.DataFram
                     }
                 )
     return pd.DataFrame(rows, columns=[*axes, *SPLIT_COLUMNS])
+
+
+def slices(exp: Experiment, runs: pd.DataFrame, endpoints: pd.DataFrame, *, most: int = SLICES):
+    """Pictures of the landscape around a few certified end points (`nnlab.landscape.slices`): for
+    each configuration (in order) and each kind (solved, minimum, ..., in that order) the end point
+    of that kind with the lowest polished loss, at most ``most`` in all: the loss along the straight
+    line from the run's initial network (`nnlab.network.init_network` from its seed and
+    configuration, as the sweep drew it) to its certified point (polished), and on a 21 x 21 grid of
+    [-1, 1]^2 around the certified point along two filter-normalized random directions (seeded
+    with `SLICE_SEED`). Networks whose parameters x training samples exceed `SLICE_WORK` are listed
+    but not drawn (``drawn`` False).
+
+    Returns
+    -------
+    DataFrame
+        One row per end point: the configuration's axes, ``run_id``, ``kind``, ``polished_loss``,
+        ``params`` (count), ``drawn``, ``t`` and ``line`` (the line's positions and losses), ``alpha``
+        (the grid's coordinates, both directions) and ``plane`` (its losses, flattened row by row:
+        beta down, alpha across).
+    """
+    import pandas as pd
+
+    axes = [a for a in AXIS_COLUMNS if a in runs.columns]
+    X, Y, _, _ = load_data(exp)
+    joined = endpoints.merge(runs[["run_id", "seed", *axes]], on="run_id")
+    picked = []
+    for _, g in joined.groupby(axes, sort=True):
+        for kind in KINDS:
+            mine = g[(g["kind"] == kind) & np.isfinite(g["polished_loss"])]
+            if len(mine) and len(picked) < most:
+                picked.append(mine.loc[mine["polished_loss"].idxmin()])
+    rows = []
+    for row in picked:
+        where = {a: row[a] for a in axes}
+        sizes = [X.shape[1], *[int(row["width"])] * int(row["depth"]), Y.shape[1]]
+        flat = np.asarray(row["params"], dtype=np.float64)
+        drawn = len(flat) * len(X) <= SLICE_WORK
+        out = {
+            **where,
+            "run_id": row["run_id"],
+            "kind": row["kind"],
+            "polished_loss": float(row["polished_loss"]),
+            "params": len(flat),
+            "drawn": drawn,
+            "t": np.zeros(0),
+            "line": np.zeros(0),
+            "alpha": np.zeros(0),
+            "plane": np.zeros(0),
+        }
+        if drawn:
+            arch = dict(bias=bool(row["bias"]), hidden=row["hidden"], output=row["output"])
+            end = network_from_flat(flat[None, :], sizes, **arch)
+            # (Older folders have no init columns, or missing values: the defaults they ran with.)
+            rule, scale = row.get("init"), row.get("init_scale")
+            rule = "auto" if not isinstance(rule, str) else rule
+            scale = 1.0 if scale is None or pd.isna(scale) else float(scale)
+            start = init_network(sizes, seeds=[int(row["seed"])], **arch, init=rule, scale=scale)
+            t, along = pictures.line(start, end, X, Y, loss=row["loss_fn"])
+            grid = pictures.plane(end, X, Y, loss=row["loss_fn"], seed=SLICE_SEED)
+            out.update(t=t, line=along, alpha=grid.alpha, plane=grid.loss.ravel())
+        rows.append(out)
+    columns = [*axes, "run_id", "kind", "polished_loss", "params", "drawn", "t", "line", "alpha", "plane"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _best_solved(runs: pd.DataFrame, run_ids, params: dict | None, threshold: float) -> str | None:
