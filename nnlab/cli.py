@@ -689,8 +689,9 @@ def landscape_command(
     """Certify every stored end point: what each seed's final network sits on (needs saved networks).
 
     Polishes each end point, classifies it (solved, minimum, degenerate, saddle, valley, unconverged),
-    groups the minima into distinct optima modulo symmetry, and measures the barriers; writes
-    endpoints.parquet, optima.parquet and barriers.parquet.
+    groups the minima into distinct optima modulo symmetry, measures the barriers and splits each
+    optimum's hidden units into one more; writes endpoints.parquet, optima.parquet, barriers.parquet
+    and splits.parquet.
     """
     from nnlab.landscape import KINDS
     from nnlab.sweep import endpoints

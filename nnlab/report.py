@@ -253,6 +253,11 @@ def figure_tables(s: ResultsFolder) -> dict:
         lengths = sorted({int(d) + 1 for d in s.runs["depth"]})
         chain = analysis.chain_gradients(lengths, s.experiment.seeds, X, Y)
     landscape = (s.endpoints, s.optima, s.barriers) if s.endpoints is not None else None
+    slices = None
+    if s.endpoints is not None:
+        from nnlab.sweep.endpoints import slices as landscape_slices
+
+        slices = landscape_slices(s.experiment, s.runs, s.endpoints)
     return dict(
         runs=s.runs,
         curves=s.curves,
@@ -260,6 +265,7 @@ def figure_tables(s: ResultsFolder) -> dict:
         threshold=s.experiment.threshold,
         chain=chain,
         landscape=landscape,
+        slices=slices,
     )
 
 
@@ -402,6 +408,18 @@ CAPTIONS = {
     "with its bootstrap 95% interval) against width, or against depth when a single width was run. An "
     "arrow: the interval's upper end is infinite (resamples without a success); an open triangle at ∞: no "
     "seed reached the threshold.",
+    "survival": "Kaplan-Meier estimate of the share of seeds that have reached the threshold by each "
+    "epoch, per width, a seed that never did censored at its budget, with its pointwise 95% interval "
+    "(Greenwood's variance on the log(-log) scale) as a band; in a panel's corner the log-rank p between "
+    "neighbouring widths (two-sided, not adjusted). With one budget per configuration the curve is the "
+    "share solved by each epoch; the test compares whole curves, the seeds that never got there included.",
+    "landscape_slices": "Pictures of the landscape (Li et al. 2018) around a few certified end points, one "
+    "per kind per configuration (the lowest loss of each kind): left, the full-data loss along the straight "
+    "line from the run's initial network (t = 0, reproduced from its seed) to its certified, polished point "
+    "(t = 1, a star in the kind's colour); right, the loss (log10, contours) on a plane through the "
+    "certified point (the star) along two random filter-normalized directions (each unit's incoming "
+    "weights scaled to the network's own; biases fixed), [-1, 1] in each. A slice is two of many "
+    "directions: a minimum looks like a bowl in every slice, a saddle's way down is seldom in a random one.",
     "heatmap": "Success rate (share of seeds that reached the threshold) per depth and width.",
     "chain_gradients": "|dLoss/dw_1| at initialization of a single-unit tanh chain against its length L, one "
     "point per seed and the median over seeds.",
@@ -532,6 +550,39 @@ def _tests_section(s: ResultsFolder) -> list[str]:
     return [*lines, ""]
 
 
+def _survival_section(s: ResultsFolder) -> list[str]:
+    """Success over time: the log-rank test of the epochs to threshold between neighbouring widths
+    (`nnlab.analysis.logrank_tests`), runs that never got there censored at their budget."""
+    if "epochs_to_threshold" not in s.runs or s.runs["width"].nunique() < 2:
+        return []
+    found = analysis.logrank_tests(s.runs)
+    if not len(found):
+        return []
+    lines = [
+        "## Success over time",
+        "",
+        "Kaplan-Meier estimates of the share of seeds that reached the threshold by each epoch (the "
+        "survival figure), a run that never did censored at its budget; neighbouring widths compared by "
+        f"the log-rank test (scipy.stats.logrank, two-sided, significant when p < {analysis.ALPHA:g}, "
+        f"not adjusted for the {len(found)} comparisons): does the wider network reach the threshold "
+        "sooner, counting the seeds that never did?",
+        "",
+    ]
+    others = [a for a in analysis.varying_axes(s.summary) if a != "width"]
+    for row in found.to_dict("records"):
+        where = ", ".join(f"{a} {row[a]}" for a in others)
+        lead = f"{where}, width" if where else "width"
+        pair = f"- {lead} {row['width_a']} -> {row['width_b']}"
+        counts = f"{row['successes_a']} of {row['runs_a']} -> {row['successes_b']} of {row['runs_b']}"
+        if np.isnan(row["p_logrank"]):
+            lines.append(f"{pair}: neither reached it, nothing to test.")
+            continue
+        sooner = "the wider sooner" if row["statistic"] < 0 else "the narrower sooner"
+        verdict = f"significant ({sooner})" if row["significant_logrank"] else "not significant"
+        lines.append(f"{pair}: {counts} reached it; log-rank p = {row['p_logrank']:.2g}, {verdict}.")
+    return [*lines, ""]
+
+
 def _best_section(s: ResultsFolder) -> list[str]:
     """Each architecture at its own best setting, when lr or the initialization is swept."""
     if s.best is None or not len(s.best):
@@ -632,7 +683,51 @@ def _landscape_section(s: ResultsFolder) -> list[str]:
                 line += f" {len(mine)} distinct optim{'um' if len(mine) == 1 else 'a'}: {described}."
         lines.append(line)
     lines.append("")
-    return lines
+    return [*lines, *_splits_section(s)]
+
+
+def _splits_section(s: ResultsFolder) -> list[str]:
+    """One more unit (DIR/splits.parquet, `nnlab.sweep.endpoints.split_optima`): does splitting a
+    hidden unit of each certified optimum turn it into a saddle of the wider network?"""
+    path = s.path / "splits.parquet"
+    if not path.is_file():
+        return []
+    splits = pd.read_parquet(path)
+    if not len(splits):
+        return []
+    lines = [
+        "### One more unit",
+        "",
+        "Each distinct optimum of width k embedded into width k + 1 by splitting one hidden unit at a "
+        "time (the unit duplicated, its outgoing weights shared as a and 1 - a, a = "
+        f"{splits['a'].iloc[0]:g}: the same function, the same loss; Fukumizu & Amari 2000) and certified "
+        "again: a saddle means one more unit opens a way down from that optimum; a minimum (or "
+        "degenerate point) that the wider network keeps it and width only shrinks its basin.",
+        "",
+    ]
+    axes = ["depth", "width", *(a for a in analysis.varying_axes(s.summary) if a not in ("depth", "width"))]
+    for key, g in splits.groupby([*axes, "optimum"], sort=True):
+        where = ", ".join(f"{a} {v}" for a, v in zip(axes, key[:-1], strict=True))
+        counts = g["kind"].value_counts()
+        said = []
+        for kind, count in counts.items():
+            text = f"{count} {kind}{'s' if count != 1 and kind in ('saddle', 'minimum') else ''}"
+            if kind == "saddle":
+                orders = sorted({int(o) for o in g.loc[g["kind"] == kind, "saddle_order"]})
+                text += f" (order {', '.join('unresolved' if o < 0 else str(o) for o in orders)})"
+            said.append(text.replace("minimums", "minima"))
+        width = int(key[axes.index("width")])
+        if counts.get("saddle", 0) == len(g):
+            meaning = f"width {width + 1} opens a way down from it"
+        elif counts.get("saddle", 0):
+            meaning = f"some splits open a way down at width {width + 1}, others do not"
+        else:
+            meaning = f"width {width + 1} keeps it (no way down found by splitting)"
+        lines.append(
+            f"- {where}, optimum {key[-1]} (loss {_loss(g['loss'].iloc[0])}): {len(g)} unit"
+            f"{'s' if len(g) != 1 else ''} split: {'; '.join(said)}; {meaning}."
+        )
+    return [*lines, ""]
 
 
 def report(s: ResultsFolder, figure_files: list[Path], captions: dict[str, str] | None = None) -> str:
@@ -718,6 +813,7 @@ def report(s: ResultsFolder, figure_files: list[Path], captions: dict[str, str] 
         *_verdicts(s),
         "",
         *_tests_section(s),
+        *_survival_section(s),
         *_best_section(s),
     ]
     if s.redundant is not None and "redundant_units" in s.summary:

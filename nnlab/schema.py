@@ -196,6 +196,20 @@ ENDPOINT_COLUMNS = (
 )
 # barriers.parquet's columns after the configuration's axes.
 BARRIER_COLUMNS = ("optimum", "to", "to_run_id", "barrier", "path", "bezier", "bezier_t", "bezier_path")
+# splits.parquet (nnlab.sweep.endpoints.split_optima): its columns after the configuration's axes.
+SPLITS_TABLE = "splits.parquet"
+SPLIT_COLUMNS = (
+    "optimum",
+    "run_id",
+    "layer",
+    "unit",
+    "a",
+    "loss",
+    "kind",
+    "saddle_order",
+    "polished_loss",
+    "reason",
+)
 # What a certified end point is (nnlab.landscape.classify).
 KINDS = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverged")
 

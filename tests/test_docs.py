@@ -149,7 +149,7 @@ def written(tmp_path_factory):
 
 def test_every_column_and_key_is_in_the_reference(written):
     reference = REFERENCE.read_text(encoding="utf-8")
-    for table in ("runs", "curves", "networks", "endpoints", "optima", "barriers"):
+    for table in ("runs", "curves", "networks", "endpoints", "optima", "barriers", "splits"):
         for column in pd.read_parquet(written / f"{table}.parquet").columns:
             assert f"`{column}`" in reference, f"{table}.parquet: {column}"
     for format in ("csv",):

@@ -31,10 +31,13 @@ from typer.testing import CliRunner
 from nnlab import analysis, figures, loss_of, report, sweep
 from nnlab.cli import app
 from nnlab.landscape import KINDS, Options
+from nnlab.landscape.splitting import split_and_certify
 from nnlab.network import network_from_flat
 from nnlab.results import open_folder
+from nnlab.schema import SPLIT_COLUMNS
 from nnlab.sweep import endpoints
 from nnlab.sweep.experiment import validate
+from nnlab.sweep.runner import load_data
 from tests.test_figures import THRESHOLD, data_axes, legend_labels, make_runs, tick_labels
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -463,7 +466,8 @@ def test_cli_prints_one_summary_line(certified, tmp_path):
     line = result.stdout.strip()
     assert line.startswith(f"48/48 end points certified in {out}/ (")
     assert line.endswith(
-        "endpoints.parquet, optima.parquet, barriers.parquet; this session: 0 certified, 48 reused, 0 failed"
+        "endpoints.parquet, optima.parquet, barriers.parquet, splits.parquet; "
+        "this session: 0 certified, 48 reused, 0 failed"
     )
     for kind, n in e["kind"].value_counts().items():
         assert f"{kind} {n}" in line
@@ -626,7 +630,12 @@ def test_report_says_what_the_end_points_are(certified, swept, tmp_path):
     assert result.exit_code == 0, result.output
     text = (out / "report.md").read_text()
     assert text.index("## Summary") < text.index("## What the end points are") < text.index("## Verdicts")
-    section = text.split("## What the end points are")[1].split("## Verdicts")[0]
+    whole = text.split("## What the end points are")[1].split("## Verdicts")[0]
+    section, more = whole.split("### One more unit")
+    # One line per optimum split, saying what one more unit does.
+    splits = [line for line in more.splitlines() if line.startswith("- ")]
+    assert len(splits) == len(optima) and all("split: " in line for line in splits)
+    assert all(("way down" in line) or ("keeps it" in line) for line in splits)
     assert "200 L-BFGS iterations" in section and "1e-08" in section  # options.json quoted
     lines = [line for line in section.splitlines() if line.startswith("- ")]
     groups = dict(list(per_width(e, runs)))
@@ -658,8 +667,8 @@ def test_figures_command_draws_the_landscape_figures(certified, tmp_path):
     assert result.exit_code == 0, result.output
     stems = sorted(p.stem for p in (out / "figures").glob("*.svg"))
     assert {"endpoints", "spectra", "barriers"} <= set(stems)
-    plain = ["spread", "ecdf", "convergence", "seed_curves", "solved", "capacity"]
-    assert stems == sorted([*plain, "endpoints", "spectra", "barriers"])
+    plain = ["spread", "ecdf", "convergence", "seed_curves", "solved", "survival", "capacity"]
+    assert stems == sorted([*plain, "endpoints", "spectra", "barriers", "landscape_slices"])
 
 
 def test_figures_for_draws_spectra_and_barriers_only_when_they_apply(certified):
@@ -793,3 +802,58 @@ def test_certificates_of_discarded_runs_are_not_reported(certified, tmp_path):
     s = open_folder(out)
     assert "certified" not in s.summary and "optima_estimate" in s.summary
     assert "## What the end points are" not in report.report(s, [])
+
+
+def test_splits_table_splits_every_unit_of_each_optimum(certified):
+    out = certified[0]
+    _, optima, _ = endpoints.read_endpoints(out)
+    splits = pd.read_parquet(out / "splits.parquet")
+    axes = analysis.config_axes(optima)
+    assert list(splits.columns) == [*axes, *SPLIT_COLUMNS]
+    # One row per hidden unit of each optimum (depth 1 here), the embedding at the optimum's loss.
+    assert len(splits) == sum(min(int(w), endpoints.SPLIT_UNITS) for w in optima["width"])
+    merged = splits.merge(optima[["width", "optimum", "polished_loss"]], on=["width", "optimum"])
+    np.testing.assert_array_equal(merged["loss"], merged["polished_loss_y"])
+    assert set(splits["kind"]) <= set(analysis.KINDS) and (splits["a"] == endpoints.SPLIT_A).all()
+    # Polishing never climbs; a saddle says its order.
+    assert (splits["polished_loss"] <= splits["loss"] * (1 + 1e-9)).all()
+    saddles = splits[splits["kind"] == "saddle"]
+    assert (saddles["saddle_order"] != 0).all()
+    # The table's row is split_and_certify of the representative's polished point.
+    row = splits.iloc[0]
+    e = endpoints.read_endpoints(out)[0].set_index("run_id")
+    sizes = [3, int(row["width"]), 1]
+    net = network_from_flat(np.asarray(e.loc[row["run_id"], "params"])[None, :], sizes)
+    X, Y, _, _ = load_data(sweep.read_results(out, curves=False).experiment)
+    again = split_and_certify(net, X, Y, threshold=1e-4, unit=int(row["unit"]), a=0.5, options=OPTIONS)
+    assert again.kind[0] == row["kind"]
+
+
+def test_slices_start_at_the_initial_network_and_centre_on_the_certified_point(certified):
+    from nnlab.landscape import slices as pictures
+
+    out = certified[0]
+    s = open_folder(out)
+    table = endpoints.slices(s.experiment, s.runs, s.endpoints)
+    # One per kind per configuration, the lowest loss of each.
+    kinds = s.endpoints.merge(s.runs[["run_id", "width"]], on="run_id").groupby("width")["kind"].nunique()
+    assert len(table) == min(endpoints.SLICES, int(kinds.sum())) and table["drawn"].all()
+    initial = s.runs.set_index("run_id")["initial_loss"]
+    for r in table.itertuples():
+        # t = 0 is the run's initial network, reproduced from its seed; t = 1 its certified point.
+        assert r.line[0] == pytest.approx(initial[r.run_id], rel=1e-12)
+        assert r.line[-1] == pytest.approx(r.polished_loss, rel=1e-9)
+        n = len(r.alpha)
+        assert n == 21 and r.plane.reshape(n, n)[n // 2, n // 2] == pytest.approx(r.polished_loss, rel=1e-9)
+    # Filter normalization: each unit's direction has the norm of its own incoming weights; biases 0.
+    wide = s.runs.loc[s.runs["width"] == 3, "run_id"]
+    flat = np.asarray(s.endpoints.set_index("run_id").loc[wide.iloc[0], "params"])
+    net = network_from_flat(flat[None, :], [3, 3, 1])
+    d = network_from_flat(pictures.filter_normalized(net, np.random.default_rng(0))[None, :], [3, 3, 1])
+    for W, D in zip(net.weights, d.weights, strict=True):
+        np.testing.assert_allclose(np.linalg.norm(D, axis=1), np.linalg.norm(W, axis=1), rtol=1e-12)
+    assert all(not b.any() for b in d.biases)
+    fig = figures.landscape_slices(table)
+    panels = [a for a in fig.axes if a.get_visible() and a.get_label() != "<colorbar>"]
+    assert len(panels) == 2 * len(table) and all(a.get_xlabel() for a in panels)
+    assert figures.landscape_slices(table.assign(drawn=False)) is None

@@ -306,6 +306,7 @@ def test_figures_for_keys_and_no_pyplot_figures():
         "spread",
         "ecdf",
         "solved",
+        "survival",
         "capacity",
     ]
     runs = make_runs(depths=(1, 2))
@@ -319,6 +320,7 @@ def test_figures_for_keys_and_no_pyplot_figures():
         "convergence",
         "seed_curves",
         "solved",
+        "survival",
         "capacity",
         "heatmap",
         "chain_gradients",

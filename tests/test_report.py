@@ -80,7 +80,9 @@ def test_figures_and_report_are_written(folder):
     result = runner.invoke(app, ["figures", str(folder), "--figure-format", "svg"])
     assert result.exit_code == 0, result.output
     svgs = sorted(p.stem for p in (folder / "figures").glob("*.svg"))
-    assert svgs == ["capacity", "convergence", "ecdf", "heatmap", "seed_curves", "solved", "spread"]
+    assert svgs == [
+        *("capacity", "convergence", "ecdf", "heatmap", "seed_curves", "solved", "spread", "survival")
+    ]
     # Each figure's caption beside it: what it shows (report.CAPTIONS), then what these data add.
     captions = sorted(p.stem for p in (folder / "figures").glob("*.txt"))
     assert captions == svgs
@@ -96,13 +98,16 @@ def test_figures_and_report_are_written(folder):
         "## Summary",
         "## Verdicts",
         "## Neighbouring widths compared",
+        "## Success over time",
         "## Figures",
         "![spread](figures/spread.png)",
         "units redundant",
     ):
         assert needed in text, needed
     assert spread.strip() in text  # the report prints the same caption
-    assert len(list((folder / "figures").glob("*.png"))) == 7
+    assert len(list((folder / "figures").glob("*.png"))) == 8
+    logrank = text.split("## Success over time")[1].split("##")[0]
+    assert "log-rank p = " in logrank or "nothing to test" in logrank
     verdicts = [
         line for line in text.split("## Verdicts")[1].split("##")[0].splitlines() if line.startswith("- ")
     ]

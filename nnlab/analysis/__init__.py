@@ -8,6 +8,8 @@ Rooms, by job:
 - `summary`: one row per configuration (`summarize`), every statistic with its interval.
 - `verdicts`: capacity labels (`verdict`), the capacity table, each architecture at its best setting.
 - `comparisons`: two sweeps side by side, tests between neighbouring widths.
+- `survival`: success over time with censoring: Kaplan-Meier curves of the epochs to threshold,
+  the log-rank test between neighbouring widths.
 - `pruning`: saved networks analysed: units a network does not need, gradients along a chain.
 
 Every public name of the rooms is also here (``nnlab.analysis.summarize``, ...).
@@ -38,6 +40,7 @@ from nnlab.analysis.runs import (
     worsened_runs,
 )
 from nnlab.analysis.summary import endpoint_counts, summarize
+from nnlab.analysis.survival import kaplan_meier, logrank_tests, survival_curves
 from nnlab.analysis.verdicts import (
     CRITICAL,
     DIVERGED,
@@ -94,6 +97,8 @@ __all__ = [
     "ert",
     "hit_epochs",
     "iqm",
+    "kaplan_meier",
+    "logrank_tests",
     "neighbour_tests",
     "optima_estimate",
     "quantiles",
@@ -101,6 +106,7 @@ __all__ = [
     "redundant_units",
     "stopped_runs",
     "summarize",
+    "survival_curves",
     "varying_axes",
     "verdict",
     "verdict_text",

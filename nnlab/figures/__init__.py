@@ -1,6 +1,7 @@
 """Figures of a sweep's tables, by job: the losses (`losses`: spread, ecdf, convergence, solved,
-seed_curves), the summary table (`summary`: capacity, heatmap), the end points (`landscape`: endpoints,
-spectra, barriers, chain_gradients), on helpers written once (`layout`: style and paper sizes,
+seed_curves), success over time (`survival`: Kaplan-Meier, censored), the summary table (`summary`:
+capacity, heatmap), the end points (`landscape`: endpoints, spectra, barriers, chain_gradients),
+on helpers written once (`layout`: style and paper sizes,
 palettes, facets, loss and epoch axes).
 
 Each figure is an axes-level panel, ``NAME_panel(data, ..., *, ax=None) -> Axes``, that draws into
@@ -30,6 +31,9 @@ from nnlab.figures.landscape import (
     chain_gradients_panel,
     endpoints,
     endpoints_panel,
+    interpolation_panel,
+    landscape_slices,
+    slice_panel,
     spectra,
     spectra_panel,
 )
@@ -63,6 +67,7 @@ from nnlab.figures.losses import (
     spread_panel,
 )
 from nnlab.figures.summary import capacity, ert_panel, heatmap, heatmap_panel, success_panel
+from nnlab.figures.survival import survival, survival_panel
 
 
 def _solved_span(runs: pd.DataFrame, threshold: float | None) -> float:
@@ -95,6 +100,7 @@ def figures_for(
     threshold: Threshold,
     chain: pd.DataFrame | None = None,
     landscape: tuple | None = None,
+    slices: pd.DataFrame | None = None,
     *,
     size: str | None = None,
 ) -> dict[str, Figure]:
@@ -111,6 +117,8 @@ def figures_for(
         `nnlab.analysis.chain_gradients` output.
     landscape : tuple, optional
         (endpoints, optima, barriers) of `nnlab landscape`.
+    slices : DataFrame, optional
+        `nnlab.sweep.endpoints.slices` output: pictures of the landscape around a few end points.
     size : {"single", "double"}, optional
         A paper's column width (3.5 or 7 inches wide, paper fonts); by default each panel at a
         size readable on screen.
@@ -131,6 +139,9 @@ def figures_for(
           outcome): with curves (``seed_curves`` also needs a threshold);
         - ``solved`` (share of seeds that reached the threshold by each epoch): some run reached
           the threshold;
+        - ``survival`` (Kaplan-Meier share of seeds that reached the threshold by each epoch,
+          censored at the budget, with the log-rank p between neighbouring widths): widths vary
+          and some run reached the threshold;
         - ``capacity``: always, with its success panel only when some configuration failed for
           some seed and its ERT panel only when some configuration succeeded;
         - ``capacity_best``: the same for each architecture at its own best setting of the swept
@@ -138,7 +149,8 @@ def figures_for(
         - ``heatmap``: depth and width both swept and the success rate not the same everywhere;
         - ``chain_gradients``: with a chain table;
         - with ``landscape``: ``endpoints``, ``spectra`` (an end point did not solve the task)
-          and ``barriers`` (there are optima).
+          and ``barriers`` (there are optima); ``landscape_slices`` with ``slices`` (some end point
+          small enough to be drawn).
 
         When a single width was run and depth is swept, the figures compare depths (colours, or
         the x-axis of ``capacity``) instead of drawing one width per panel.
@@ -153,6 +165,8 @@ def figures_for(
         candidates["convergence"] = lambda: convergence(runs, curves, threshold, size=size)
         candidates["seed_curves"] = lambda: seed_curves(runs, curves, threshold, size=size)
     candidates["solved"] = lambda: solved(runs, curves, threshold, size=size)
+    if runs["width"].nunique() > 1:
+        candidates["survival"] = lambda: survival(runs, threshold, size=size)
     candidates["capacity"] = lambda: capacity(summary, size=size)
     best = _best(summary)
     if len(best):
@@ -173,6 +187,8 @@ def figures_for(
         candidates["endpoints"] = lambda: endpoints(summary, size=size)
         candidates["spectra"] = lambda: spectra(landscape[0], runs, size=size)
         candidates["barriers"] = lambda: barriers(landscape[2], landscape[1], size=size)
+    if slices is not None:
+        candidates["landscape_slices"] = lambda: landscape_slices(slices, size=size)
     out = {}
     for stem, draw in candidates.items():
         figure = draw()
@@ -216,10 +232,13 @@ __all__ = [
     "figures_for",
     "heatmap",
     "heatmap_panel",
+    "interpolation_panel",
+    "landscape_slices",
     "notes",
     "sample",
     "seed_curves",
     "seed_curves_panel",
+    "slice_panel",
     "solved",
     "solved_panel",
     "spectra",
@@ -227,4 +246,6 @@ __all__ = [
     "spread",
     "spread_panel",
     "success_panel",
+    "survival",
+    "survival_panel",
 ]

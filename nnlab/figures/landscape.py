@@ -1,6 +1,7 @@
 """Figures of what the end points are (`nnlab landscape`): their kinds per width (`endpoints`),
 the Hessian spectra of those that did not solve the task (`spectra`), the loss barriers between
-optima (`barriers`); and the gradient through a tanh chain at initialization (`chain_gradients`)."""
+optima (`barriers`), pictures around a few of them (`landscape_slices`); and the gradient through
+a tanh chain at initialization (`chain_gradients`)."""
 
 from __future__ import annotations
 
@@ -293,3 +294,90 @@ __all__ = [
     "spectra",
     "spectra_panel",
 ]
+
+
+# -- landscape_slices: the loss along the line from the start and on a plane around the end -----------
+
+
+def _row(table, row):
+    """One end point's row of `nnlab.sweep.endpoints.slices`: a Series, or the one row of a table."""
+    return table.iloc[row] if isinstance(table, pd.DataFrame) else table
+
+
+@L.panel
+def interpolation_panel(table, row: int = 0, *, ax: Axes) -> Axes:
+    """The full-data loss along the straight line from the run's initial network (t = 0) to its
+    certified point (t = 1, marked in its kind's colour) of one end point (row ``row`` of
+    `nnlab.sweep.endpoints.slices`, or that row); a log loss axis where it spans over a decade."""
+    r = _row(table, row)
+    t, loss = np.asarray(r["t"]), np.asarray(r["line"])
+    ax.plot(t, loss, color="0.2", lw=1.5)
+    ax.plot(
+        [1.0], [loss[-1]], marker="*", ms=11, color=kind_colors()[r["kind"]], ls="none", mec="0.1", mew=0.5
+    )
+    positive = loss[np.isfinite(loss) & (loss > 0)]
+    if len(positive) and positive.max() > 10 * positive.min():
+        ax.set_yscale("log")
+    ax.set_xlabel("t: initial network → certified point")
+    ax.set_ylabel("training loss")
+    return ax
+
+
+@L.panel
+def slice_panel(table, row: int = 0, *, ax: Axes) -> Axes:
+    """The full-data loss (log10, filled contours) on the plane through one certified point along
+    two filter-normalized random directions (Li et al. 2018), the point a star in its kind's colour
+    at the centre (row ``row`` of `nnlab.sweep.endpoints.slices`, or that row)."""
+    r = _row(table, row)
+    alpha = np.asarray(r["alpha"])
+    n = len(alpha)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.log10(np.asarray(r["plane"], dtype=np.float64).reshape(n, n))
+    finite = z[np.isfinite(z)]
+    z = np.where(np.isfinite(z), z, finite.max() if len(finite) else 0.0)
+    shown = ax.contourf(alpha, alpha, z, levels=14, cmap="viridis")
+    ax.contour(alpha, alpha, z, levels=shown.levels, colors="white", linewidths=0.3, alpha=0.5)
+    ax.plot([0], [0], marker="*", ms=12, color=kind_colors()[r["kind"]], mec="white", mew=0.8, ls="none")
+    bar = ax.figure.colorbar(shown, ax=ax, shrink=0.9)
+    bar.set_label("log10 loss")
+    ax.set_aspect("equal")
+    ax.set_xlabel("direction 1")
+    ax.set_ylabel("direction 2")
+    return ax
+
+
+@L.styled
+def landscape_slices(table: pd.DataFrame | None, *, size: str | None = None) -> Figure | None:
+    """For each end point drawn by `nnlab.sweep.endpoints.slices` (one per kind per configuration,
+    capped), two panels side by side: the loss from the initial network to the certified point
+    (`interpolation_panel`) and on a plane around it (`slice_panel`); two end points a row. None
+    when no end point was drawn."""
+    if table is None or not len(table) or not table["drawn"].any():
+        return None
+    drawn = table[table["drawn"]].reset_index(drop=True)
+    axes = [a for a in varying_axes(drawn) if a != "kind"] or ["width"]
+    per_row = 2 if len(drawn) > 1 else 1
+    rows = -(-len(drawn) // per_row)
+    fig, grid = L.grid(rows, 2 * per_row, size=size, panel_w=3.3, panel_h=2.9, legend=False)
+    for ax in grid.flat[2 * len(drawn) :]:
+        ax.set_visible(False)
+    for k in range(len(drawn)):
+        r = drawn.iloc[k]
+        where = f"{_name(axes, tuple(r[a] for a in axes))}: {r['kind']}"
+        line_ax, plane_ax = grid.flat[2 * k], grid.flat[2 * k + 1]
+        interpolation_panel(r, ax=line_ax)
+        slice_panel(r, ax=plane_ax)
+        line_ax.set_title(where)
+        plane_ax.set_title(f"around it (loss {r['polished_loss']:.2g})")
+    L.title(fig, "The loss from the start to the certified point, and around it")
+    skipped = table[~table["drawn"]]
+    L.note(
+        fig,
+        f"{len(drawn)} end points, one per kind per configuration (the lowest loss of each kind)",
+        "plane: [-1, 1]^2 along two filter-normalized random directions (biases fixed), 21 x 21 full-data "
+        "losses; the star is the certified (polished) point",
+        f"{len(skipped)} larger end points not drawn (parameters x samples above the cap)"
+        if len(skipped)
+        else "",
+    )
+    return fig

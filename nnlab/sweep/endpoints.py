@@ -19,7 +19,9 @@ solved network) measured, into three tables:
   minimum), ``params`` (polished, flattened like networks.parquet) and ``spectrum``;
 - DIR/optima.parquet, one row per distinct optimum and configuration;
 - DIR/barriers.parquet, one row per pair of optima of a configuration, and per optimum to its
-  nearest solved network.
+  nearest solved network;
+- DIR/splits.parquet (`split_optima`), one row per hidden unit of each optimum's representative
+  split into width + 1 and certified again: does one more unit open a way down?
 """
 
 from __future__ import annotations
@@ -35,11 +37,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nnlab.landscape import Options, barrier, certify, distinct_optima
+from nnlab.landscape import slices as pictures
 from nnlab.landscape.escape import escape
 from nnlab.landscape.paths import bezier
 from nnlab.landscape.polish import PROCEDURE
-from nnlab.network import flat_params, loss_of, network_from_flat
-from nnlab.schema import AXIS_COLUMNS, BARRIER_COLUMNS, ENDPOINT_COLUMNS, Config
+from nnlab.landscape.splitting import split_unit
+from nnlab.network import flat_params, init_network, loss_of, network_from_flat
+from nnlab.schema import (
+    AXIS_COLUMNS,
+    BARRIER_COLUMNS,
+    ENDPOINT_COLUMNS,
+    KINDS,
+    SPLIT_COLUMNS,
+    SPLITS_TABLE,
+    Config,
+)
 from nnlab.schema import LANDSCAPE_TABLES as TABLES
 from nnlab.sweep import folder, workers
 from nnlab.sweep.experiment import Experiment, ExperimentError
@@ -60,6 +72,11 @@ if TYPE_CHECKING:
 LANDSCAPE = "landscape"
 PER_JOB = 16  # end points per job: a few seconds of work each, so progress moves and kills cost little
 BARRIER_POINTS = 33
+SPLIT_A = 0.5  # the share of the outgoing weights the original unit keeps; its copy gets 1 - a
+SPLIT_UNITS = 32  # at most this many hidden units of an optimum are split (the first, layer by layer)
+SLICES = 8  # landscape pictures: at most this many end points (one per kind per configuration)
+SLICE_WORK = 5_000_000  # ... and only of networks with parameters x samples at most this (else skipped)
+SLICE_SEED = 20180101  # the Generator of the slices' random directions (with nothing else: fixed)
 
 
 @dataclass(frozen=True, eq=False)
@@ -332,7 +349,7 @@ def _landscape(
     if fresh:
         for p in folder.entries(parts):
             folder.remove(p)
-        for name in TABLES:
+        for name in (*TABLES, SPLITS_TABLE):
             folder.remove(out / name)
     folder.make_dir(out / LANDSCAPE)
     folder.make_dir(parts)
@@ -359,6 +376,8 @@ def _landscape(
             on_progress(done, total)
     keys = [j.key for j in todo_all]
     tables = merge(out, exp, results.runs, keys, params)
+    if tables[1] is not None:
+        write_splits(out, _splits(exp, tables[0], tables[1], options))
     recorded = {**dataclasses.asdict(options), "threshold": exp.threshold}
     # What the report quotes and checks.
     folder.atomic_write_text(out / LANDSCAPE / "options.json", json.dumps(recorded, indent=2))
@@ -386,7 +405,7 @@ def _landscape(
         "optima": 0 if tables[1] is None else len(tables[1]),
         "without_networks": len(results.runs) - len(params),
         "skipped": skipped,
-        "written": list(TABLES) if endpoints is not None else [],
+        "written": [*TABLES, SPLITS_TABLE] if endpoints is not None else [],
         "stopped": pool.stopped,
         "stopped_jobs": pool.stopped_jobs,
     }
@@ -497,6 +516,156 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str], param
     for name, frame in zip(TABLES, (endpoints, optima, barriers), strict=True):
         folder.write_whole(out / name, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
     return endpoints, optima, barriers
+
+
+def split_optima(out: Path, *, options: Options | None = None) -> pd.DataFrame:
+    """The mechanism of over-capacity (Fukumizu & Amari 2000), for a certified results folder: each
+    distinct optimum's representative (optima.parquet's ``run_id``, its polished parameters from
+    endpoints.parquet) of width k is embedded into width k + 1 by splitting one hidden unit at a
+    time (`nnlab.landscape.splitting.split_unit`, a = `SPLIT_A`: the function, and the loss,
+    unchanged), and the embedding certified again (`nnlab.landscape.certify`, ``options``): a
+    ``saddle`` means one more unit opens a way down from the spurious minimum; a ``minimum`` (or
+    ``degenerate``) that width only shrinks its basin. At most `SPLIT_UNITS` units per optimum.
+    `nnlab landscape` runs it after grouping the optima; written to DIR/splits.parquet and
+    returned (empty, with its columns, when there is no optimum)."""
+    out = Path(out)
+    options = options or Options()
+    check_results_folder(out)
+    with folder.locked(out, "nnlab landscape"):
+        results = read_results(out, curves=False, held=True)
+        endpoints, optima, _ = read_endpoints(out)
+        table = _splits(results.experiment, endpoints, optima, options)
+        write_splits(out, table)
+    return table
+
+
+def write_splits(out: Path, table: pd.DataFrame) -> None:
+    """DIR/splits.parquet, whole (a temporary name, then a rename)."""
+    folder.write_whole(out / SPLITS_TABLE, lambda tmp: table.to_parquet(tmp, index=False))
+
+
+def _splits(exp: Experiment, endpoints, optima, options: Options) -> pd.DataFrame:
+    """`split_optima`'s table from the merged endpoints and optima (see there)."""
+    import pandas as pd
+
+    axes = [a for a in AXIS_COLUMNS if optima is not None and a in optima.columns]
+    rows = []
+    if optima is None or not len(optima) or endpoints is None:
+        return pd.DataFrame(rows, columns=[*axes, *SPLIT_COLUMNS])
+    X, Y, _, _ = load_data(exp)
+    polished = dict(zip(endpoints["run_id"], endpoints["params"], strict=True))
+    for o in optima.to_dict("records"):
+        width, depth = int(o["width"]), int(o["depth"])
+        sizes = [X.shape[1], *[width] * depth, Y.shape[1]]
+        net = network_from_flat(
+            np.asarray(polished[o["run_id"]])[None, :],
+            sizes,
+            bias=bool(o["bias"]),
+            hidden=o["hidden"],
+            output=o["output"],
+        )
+        units = [(layer, u) for layer in range(1, depth + 1) for u in range(width)][:SPLIT_UNITS]
+        for layer in sorted({la for la, _ in units}):
+            mine = [u for la, u in units if la == layer]
+            # Every unit's split of this layer has one shape: certified together, one replica each.
+            split = [split_unit(net, layer=layer, unit=u, a=SPLIT_A) for u in mine]
+            batch = dataclasses.replace(
+                split[0],
+                weights=tuple(np.concatenate(w) for w in zip(*(s.weights for s in split), strict=True)),
+                biases=None
+                if split[0].biases is None
+                else tuple(np.concatenate(b) for b in zip(*(s.biases for s in split), strict=True)),
+                seeds=None,
+            )
+            try:
+                cert = certify(batch, X, Y, threshold=exp.threshold, loss=o["loss_fn"], options=options)
+            except _solver_errors() as err:
+                reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+                kinds, orders, losses = ["unconverged"] * len(mine), [0] * len(mine), [np.nan] * len(mine)
+                reasons = [reason] * len(mine)
+            else:
+                kinds, orders = list(cert.kind), list(cert.saddle_order)
+                losses, reasons = list(cert.polished_loss), list(cert.reason)
+            for r, u in enumerate(mine):
+                rows.append(
+                    {
+                        **{a: o[a] for a in axes},
+                        "optimum": int(o["optimum"]),
+                        "run_id": o["run_id"],
+                        "layer": layer,
+                        "unit": u,
+                        "a": SPLIT_A,
+                        "loss": float(o["polished_loss"]),
+                        "kind": str(kinds[r]),
+                        "saddle_order": int(orders[r]),
+                        "polished_loss": float(losses[r]),
+                        "reason": str(reasons[r]),
+                    }
+                )
+    return pd.DataFrame(rows, columns=[*axes, *SPLIT_COLUMNS])
+
+
+def slices(exp: Experiment, runs: pd.DataFrame, endpoints: pd.DataFrame, *, most: int = SLICES):
+    """Pictures of the landscape around a few certified end points (`nnlab.landscape.slices`): for
+    each configuration (in order) and each kind (solved, minimum, ..., in that order) the end point
+    of that kind with the lowest polished loss, at most ``most`` in all: the loss along the straight
+    line from the run's initial network (`nnlab.network.init_network` from its seed and
+    configuration, as the sweep drew it) to its certified point (polished), and on a 21 x 21 grid of
+    [-1, 1]^2 around the certified point along two filter-normalized random directions (seeded
+    with `SLICE_SEED`). Networks whose parameters x training samples exceed `SLICE_WORK` are listed
+    but not drawn (``drawn`` False).
+
+    Returns
+    -------
+    DataFrame
+        One row per end point: the configuration's axes, ``run_id``, ``kind``, ``polished_loss``,
+        ``params`` (count), ``drawn``, ``t`` and ``line`` (the line's positions and losses), ``alpha``
+        (the grid's coordinates, both directions) and ``plane`` (its losses, flattened row by row:
+        beta down, alpha across).
+    """
+    import pandas as pd
+
+    axes = [a for a in AXIS_COLUMNS if a in runs.columns]
+    X, Y, _, _ = load_data(exp)
+    joined = endpoints.merge(runs[["run_id", "seed", *axes]], on="run_id")
+    picked = []
+    for _, g in joined.groupby(axes, sort=True):
+        for kind in KINDS:
+            mine = g[(g["kind"] == kind) & np.isfinite(g["polished_loss"])]
+            if len(mine) and len(picked) < most:
+                picked.append(mine.loc[mine["polished_loss"].idxmin()])
+    rows = []
+    for row in picked:
+        where = {a: row[a] for a in axes}
+        sizes = [X.shape[1], *[int(row["width"])] * int(row["depth"]), Y.shape[1]]
+        flat = np.asarray(row["params"], dtype=np.float64)
+        drawn = len(flat) * len(X) <= SLICE_WORK
+        out = {
+            **where,
+            "run_id": row["run_id"],
+            "kind": row["kind"],
+            "polished_loss": float(row["polished_loss"]),
+            "params": len(flat),
+            "drawn": drawn,
+            "t": np.zeros(0),
+            "line": np.zeros(0),
+            "alpha": np.zeros(0),
+            "plane": np.zeros(0),
+        }
+        if drawn:
+            arch = dict(bias=bool(row["bias"]), hidden=row["hidden"], output=row["output"])
+            end = network_from_flat(flat[None, :], sizes, **arch)
+            # (Older folders have no init columns, or missing values: the defaults they ran with.)
+            rule, scale = row.get("init"), row.get("init_scale")
+            rule = "auto" if not isinstance(rule, str) else rule
+            scale = 1.0 if scale is None or pd.isna(scale) else float(scale)
+            start = init_network(sizes, seeds=[int(row["seed"])], **arch, init=rule, scale=scale)
+            t, along = pictures.line(start, end, X, Y, loss=row["loss_fn"])
+            grid = pictures.plane(end, X, Y, loss=row["loss_fn"], seed=SLICE_SEED)
+            out.update(t=t, line=along, alpha=grid.alpha, plane=grid.loss.ravel())
+        rows.append(out)
+    columns = [*axes, "run_id", "kind", "polished_loss", "params", "drawn", "t", "line", "alpha", "plane"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _best_solved(runs: pd.DataFrame, run_ids, params: dict | None, threshold: float) -> str | None:
