@@ -717,6 +717,7 @@ def _splits_section(s: ResultsFolder) -> list[str]:
                 text += f" (order {', '.join('unresolved' if o < 0 else str(o) for o in orders)})"
             said.append(text.replace("minimums", "minima"))
         width = int(key[axes.index("width")])
+        units = width * int(key[axes.index("depth")])
         if counts.get("saddle", 0) == len(g):
             meaning = f"width {width + 1} opens a way down from it"
         elif counts.get("saddle", 0):
@@ -724,8 +725,8 @@ def _splits_section(s: ResultsFolder) -> list[str]:
         else:
             meaning = f"width {width + 1} keeps it (no way down found by splitting)"
         lines.append(
-            f"- {where}, optimum {key[-1]} (loss {_loss(g['loss'].iloc[0])}): {len(g)} unit"
-            f"{'s' if len(g) != 1 else ''} split: {'; '.join(said)}; {meaning}."
+            f"- {where}, optimum {key[-1]} (loss {_loss(g['loss'].iloc[0])}): {len(g)} of {units} unit"
+            f"{'s' if units != 1 else ''} split: {'; '.join(said)}; {meaning}."
         )
     return [*lines, ""]
 

@@ -74,6 +74,9 @@ PER_JOB = 16  # end points per job: a few seconds of work each, so progress move
 BARRIER_POINTS = 33
 SPLIT_A = 0.5  # the share of the outgoing weights the original unit keeps; its copy gets 1 - a
 SPLIT_UNITS = 32  # at most this many hidden units of an optimum are split (the first, layer by layer)
+# ... and at most SPLIT_WORK / (the split network's parameters), at least one: a certificate costs
+# about its parameter count (and more), so wide networks get fewer splits.
+SPLIT_WORK = 50_000
 SLICES = 8  # landscape pictures: at most this many end points (one per kind per configuration)
 SLICE_WORK = 5_000_000  # ... and only of networks with parameters x samples at most this (else skipped)
 SLICE_SEED = 20180101  # the Generator of the slices' random directions (with nothing else: fixed)
@@ -525,7 +528,8 @@ def split_optima(out: Path, *, options: Options | None = None) -> pd.DataFrame:
     time (`nnlab.landscape.splitting.split_unit`, a = `SPLIT_A`: the function, and the loss,
     unchanged), and the embedding certified again (`nnlab.landscape.certify`, ``options``): a
     ``saddle`` means one more unit opens a way down from the spurious minimum; a ``minimum`` (or
-    ``degenerate``) that width only shrinks its basin. At most `SPLIT_UNITS` units per optimum.
+    ``degenerate``) that width only shrinks its basin. At most `SPLIT_UNITS` units per optimum, and
+    at most `SPLIT_WORK` / (the split network's parameter count), at least one.
     `nnlab landscape` runs it after grouping the optima; written to DIR/splits.parquet and
     returned (empty, with its columns, when there is no optimum)."""
     out = Path(out)
@@ -564,7 +568,9 @@ def _splits(exp: Experiment, endpoints, optima, options: Options) -> pd.DataFram
             hidden=o["hidden"],
             output=o["output"],
         )
-        units = [(layer, u) for layer in range(1, depth + 1) for u in range(width)][:SPLIT_UNITS]
+        P = len(polished[o["run_id"]])
+        most = min(SPLIT_UNITS, max(1, SPLIT_WORK // (P + P // width)))  # (about the split network's)
+        units = [(layer, u) for layer in range(1, depth + 1) for u in range(width)][:most]
         for layer in sorted({la for la, _ in units}):
             mine = [u for la, u in units if la == layer]
             # Every unit's split of this layer has one shape: certified together, one replica each.
