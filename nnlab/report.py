@@ -614,21 +614,25 @@ def _landscape_section(s: ResultsFolder) -> list[str]:
     lines = [
         "## What the end points are",
         "",
-        "`nnlab landscape` polished each seed's final network on the full-data loss (L-BFGS, then "
-        "Newton steps with the exact Hessian from the second-order recursion) and classified the point "
-        "it reached by its gradient and Hessian spectrum, tolerances relative to the spectrum's scale s "
-        "= max |eigenvalue|"
+        "`nnlab landscape` polished each seed's final network on the full-data loss until convergence "
+        "decided (rounds of L-BFGS, then Newton steps: exact Hessians up to "
+        f"{options.get('max_full', 1500)} parameters, Hessian-vector products above) and classified the "
+        "point it reached, tolerances relative to the spectrum's scale s = max |eigenvalue|"
         + (
-            f" (critical: |gradient| <= {options['gtol']:g} s; flat: |eigenvalue| <= {options['flat']:g} s; "
-            f"clearly negative: below -{options['negative']:g} s; ran off: the parameter norm grew by more "
-            f"than {options['valley']:.0%}; budget {options['lbfgs_iters']} L-BFGS iterations and "
-            f"{options['newton_iters']} Newton steps)"
+            f" (critical: |gradient| <= {options['gtol']:g} s, and a further descent cannot lower the loss; "
+            f"flat: |eigenvalue| <= {options['flat']:g} s; clearly negative: below -{options['negative']:g} "
+            "s; a saddle also where a fourth-order test along flat directions, or a perturbation followed "
+            "by descent, finds a way down; a valley where a continuation along the motion keeps the loss "
+            "falling and the gradient decaying as the norm grows, its mechanism named; "
+            f"a safety budget of {options['lbfgs_iters']} L-BFGS iterations ends in unconverged, never "
+            "in another kind)"
             if options
             else ""
         )
         + ". Strict local minima are grouped into distinct optima modulo hidden-unit permutation and "
-        "sign; a barrier is the highest loss on the straight path between two aligned networks minus "
-        "the higher end.",
+        "sign; a barrier is the highest loss on a path between two aligned networks minus the higher "
+        "end, along a quadratic Bezier curve trained on the loss, beside the straight line (an upper "
+        "bound).",
         "",
     ]
     runs = s.runs
