@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from nnlab.network import ACTIVATIONS, Network, backprop, init_network, loss_of, network_from_flat
+from nnlab.network import Network, backprop, forward, init_network, loss_of, network_from_flat
 
 # Pruning keeps a unit's removal while the loss stays within loss_0 (1 + PRUNE_RTOL) + PRUNE_ATOL
 # * threshold of the trained network's own loss loss_0.
@@ -95,13 +95,11 @@ def redundant_units(
 
 
 def _forward_one(W, b, X, net: Network) -> tuple[np.ndarray, ...]:
-    """f_0, ..., f_L (each (n, h_i)) of one replica given as per-layer 2-D arrays."""
-    f, fs = X, [X]
-    for i, w in enumerate(W):
-        z = f @ w + (b[i] if b is not None else 0.0)
-        f = ACTIVATIONS[net.output if i == len(W) - 1 else net.hidden](z)
-        fs.append(f)
-    return tuple(fs)
+    """f_0, ..., f_L (each (n, h_i)) of one replica given as per-layer 2-D arrays (`nnlab.forward`)."""
+    one = Network(
+        tuple(w[None] for w in W), None if b is None else tuple(v[None] for v in b), net.hidden, net.output
+    )
+    return tuple(f[0] for f in forward(one, X))
 
 
 def redundancy(

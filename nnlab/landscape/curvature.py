@@ -232,6 +232,13 @@ def hessian(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_squ
     return H
 
 
+def hvp_operator(net: Network, X: np.ndarray, Y: np.ndarray, *, loss: str = "half_squared"):
+    """v (P,) -> H v at the one replica of ``net``, the forward and backward passes done once for
+    every product (what Krylov solvers and Lanczos call over and over)."""
+    p = _point(net, X, Y, loss)
+    return lambda v: _products(p, np.asarray(v, dtype=np.float64).reshape(1, 1, -1))[0, 0]
+
+
 def _subset(p: _Point, r: slice) -> _Point:
     """The point's arrays of replicas ``r`` only."""
 

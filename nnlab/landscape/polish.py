@@ -68,7 +68,7 @@ import numpy as np
 
 from nnlab.errors import InputError
 from nnlab.functions import ACTIVATIONS, DERIVATIVES, output_delta, output_loss
-from nnlab.landscape.curvature import _point, _products, hessian, lanczos
+from nnlab.landscape.curvature import hessian, hvp_operator, lanczos
 from nnlab.network import (
     Network,
     ParamLayout,
@@ -705,8 +705,8 @@ def _hvp_operator(objective: _Objective, theta: np.ndarray):
     from scipy.sparse.linalg import LinearOperator
 
     P = len(theta)
-    p = _point(_net_of(objective)(theta), objective.X, objective.Y, objective.loss)
-    return LinearOperator((P, P), matvec=lambda v: _products(p, v.reshape(1, 1, -1))[0, 0], dtype=float)
+    product = hvp_operator(_net_of(objective)(theta), objective.X, objective.Y, loss=objective.loss)
+    return LinearOperator((P, P), matvec=product, dtype=float)
 
 
 def _scale(objective: _Objective, theta: np.ndarray) -> float:
