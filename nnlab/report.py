@@ -19,7 +19,7 @@ import pandas as pd
 
 from nnlab import analysis
 from nnlab.errors import InputError
-from nnlab.schema import AXIS_COLUMNS
+from nnlab.schema import AXIS_COLUMNS, LEVEL_TEXT
 from nnlab.sweep.folder import atomic_write_text, make_dir, write_whole
 from nnlab.sweep.runner import load_data
 
@@ -51,19 +51,19 @@ def display(summary: pd.DataFrame, *, wide: bool = True) -> pd.DataFrame:
         return narrow(summary, out)
     out["runs"] = summary["runs"].astype(str)
     out["diverged"] = summary["diverged"].astype(str)
-    out["median loss [95% CI]"] = [
+    out[f"median loss [{LEVEL_TEXT} CI]"] = [
         f"{_loss(m)} [{_loss(lo)}, {_loss(hi)}]"
         for m, lo, hi in zip(summary["median"], summary["median_lo"], summary["median_hi"], strict=True)
     ]
     out["10% / 90%"] = [
         f"{_loss(a)} / {_loss(b)}" for a, b in zip(summary["q10"], summary["q90"], strict=True)
     ]
-    out["success [95% CI]"] = [
+    out[f"success [{LEVEL_TEXT} CI]"] = [
         f"{_pct(s)} [{_pct(lo)}, {_pct(hi)}]"
         for s, lo, hi in zip(summary["success"], summary["success_lo"], summary["success_hi"], strict=True)
     ]
     out["final < threshold"] = summary["success_final"].map(_pct)
-    out["ERT [95% CI] (epochs)"] = [
+    out[f"ERT [{LEVEL_TEXT} CI] (epochs)"] = [
         _ert(e) + ("" if math.isinf(e) and math.isinf(lo) else f" [{_ert(lo)}, {_ert(hi)}]")
         for e, lo, hi in zip(summary["ert"], summary["ert_lo"], summary["ert_hi"], strict=True)
     ]
@@ -93,7 +93,7 @@ def narrow(summary: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
     """`display`'s few columns (``out`` holds the axes already): solved, the success rate's
     interval, median loss, ERT and the verdict, whose words leave out the solved count beside it."""
     out["solved"] = [f"{k}/{n}" for k, n in zip(summary["successes"], summary["runs"], strict=True)]
-    out["success 95% CI"] = [
+    out[f"success {LEVEL_TEXT} CI"] = [
         f"[{_pct(lo)}, {_pct(hi)}]"
         for lo, hi in zip(summary["success_lo"], summary["success_hi"], strict=True)
     ]
@@ -107,7 +107,7 @@ def narrow(summary: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
 
 
 # `narrow`'s columns given up, in this order, while a table is wider than the terminal.
-OPTIONAL = ("median loss", "ERT", "success 95% CI")
+OPTIONAL = ("median loss", "ERT", f"success {LEVEL_TEXT} CI")
 
 
 def optima_words(summary: pd.DataFrame) -> list[str]:
@@ -394,25 +394,26 @@ CAPTIONS = {
     "loss, and no lower than two decades below the threshold (then its lowest tick, marked ≤, holds the "
     "lower losses); the epoch axis is logarithmic where the epochs span decades.",
     "solved": "Share of seeds that have reached the threshold by each epoch, per width (or depth), with its "
-    "Wilson 95% interval as a band from the first seed that reached it; a seed counts from the first epoch "
-    "its full-data loss is below the threshold, whether or not it stays below. At the last epoch it is the "
-    "success rate, and a curve further left reached it sooner.",
+    f"Wilson {LEVEL_TEXT} interval as a band from the first seed that reached it; a seed counts from "
+    "the first epoch its full-data loss is below the threshold, whether or not it stays below. At the"
+    " last epoch it is the success rate, and a curve further left reached it sooner.",
     "seed_curves": "Training loss of each seed against epoch, one panel per configuration, coloured by how "
     "the seed ended: solved (final loss below the threshold), reached the threshold and ended above it, "
     "never reached it, or diverged (× where the loss left the finite range); the counts in a panel are of "
     "all its seeds, the dashed line is the threshold.",
     "capacity_best": "Success rate and ERT against width, each architecture at its own best setting of the "
     "swept learning rate or initialization (the lowest ERT; the settings are listed above).",
-    "capacity": "Success rate (seeds that reached the threshold, with its Wilson 95% interval) and expected "
-    "running time (ERT: expected epochs to reach the threshold, failed runs counting their whole budget, "
-    "with its bootstrap 95% interval) against width, or against depth when a single width was run. An "
-    "arrow: the interval's upper end is infinite (resamples without a success); an open triangle at ∞: no "
-    "seed reached the threshold.",
+    "capacity": f"Success rate (seeds that reached the threshold, with its Wilson {LEVEL_TEXT} interval) and "
+    "expected running time (ERT: expected epochs to reach the threshold, failed runs counting their "
+    f"whole budget, with its bootstrap {LEVEL_TEXT} interval) against width, or against depth when a "
+    "single width was run. An arrow: the interval's upper end is infinite (resamples without a "
+    "success); an open triangle at ∞: no seed reached the threshold.",
     "survival": "Kaplan-Meier estimate of the share of seeds that have reached the threshold by each "
-    "epoch, per width, a seed that never did censored at its budget, with its pointwise 95% interval "
-    "(Greenwood's variance on the log(-log) scale) as a band; in a panel's corner the log-rank p between "
-    "neighbouring widths (two-sided, not adjusted). With one budget per configuration the curve is the "
-    "share solved by each epoch; the test compares whole curves, the seeds that never got there included.",
+    f"epoch, per width, a seed that never did censored at its budget, with its pointwise {LEVEL_TEXT} "
+    "interval (Greenwood's variance on the log(-log) scale) as a band; in a panel's corner the log-rank p "
+    "between neighbouring widths (two-sided, not adjusted). With one budget per configuration the "
+    "curve is the share solved by each epoch; the test compares whole curves, the seeds that never "
+    "got there included.",
     "landscape_slices": "Pictures of the landscape (Li et al. 2018) around a few certified end points, one "
     "per kind per configuration (the lowest loss of each kind): left, the full-data loss along the straight "
     "line from the run's initial network (t = 0, reproduced from its seed) to its certified, polished point "
@@ -487,7 +488,7 @@ def _reliable(row: dict, mine: pd.DataFrame) -> str:
     """What the group's widths say about over-capacity, never surer than the intervals: the smallest
     over-capacity width, or that none is yet and which are undecided, with the seeds that would
     decide them (`nnlab.analysis.decide_seeds`), or that every width solved is critical."""
-    sure = f"95% sure that {analysis.RELIABLE:.0%} of seeds succeed"
+    sure = f"{LEVEL_TEXT} sure that {analysis.RELIABLE:.0%} of seeds succeed"
     if not np.isnan(row["min_width_reliable"]):
         return f"the smallest over-capacity width ({sure}) is {row['min_width_reliable']:g}"
     open_ = mine[mine["verdict"] == analysis.UNDECIDED].sort_values("width")

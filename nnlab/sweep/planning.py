@@ -32,7 +32,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnlab.schema import AXES, RELIABLE, Config, decisive_seeds
+from nnlab.schema import AXES, LEVEL_TEXT, RELIABLE, Config, decisive_seeds
 from nnlab.sgd import STEP_SECONDS, layout, train_memory
 from nnlab.sweep.experiment import Experiment, ExperimentError
 from nnlab.sweep.store import recorded_epochs
@@ -231,7 +231,8 @@ def _seeds_line(n: int) -> str:
     """How many seeds a decisive verdict needs (`nnlab.schema.decisive_seeds`), and what ``n`` decide:
     the success rates at or above which over-capacity is sure, and below which critical is."""
     need = (
-        f"verdicts: a decisive one (the Wilson 95% interval of the success rate wholly on one side of "
+        f"verdicts: a decisive one (the Wilson {LEVEL_TEXT} interval of the success rate wholly on one "
+        "side of "
         f"{RELIABLE:.0%}) needs {decisive_seeds(1.0):.0f} seeds at a 100% success rate, "
         f"{decisive_seeds(0.95):.0f} at 95%, {decisive_seeds(0.8):.0f} at 80%, more the nearer to "
         f"{RELIABLE:.0%}"
