@@ -171,10 +171,9 @@ def tail_window(epochs: int) -> int:
 
 TABLES = ("runs.parquet", "curves.parquet", "networks.parquet")
 LANDSCAPE_TABLES = ("endpoints.parquet", "optima.parquet", "barriers.parquet")
-# endpoints.parquet's leading columns, in order (more follow).
-ENDPOINT_COLUMNS = (
-    "run_id",
-    "kind",
+# endpoints.parquet: the numbers of a certificate (`nnlab.landscape.Certificate`'s fields of one
+# number per end point), then its leading columns, in order (more follow).
+ENDPOINT_NUMBERS = (
     "start_loss",
     "polished_loss",
     "grad_norm",
@@ -186,6 +185,11 @@ ENDPOINT_COLUMNS = (
     "displacement",
     "norm_start",
     "norm_end",
+)
+ENDPOINT_COLUMNS = (
+    "run_id",
+    "kind",
+    *ENDPOINT_NUMBERS,
     "optimum",
     "condition",
     "saddle_order",
@@ -193,6 +197,19 @@ ENDPOINT_COLUMNS = (
     "reason",
     "borderline",
     "iterations",
+)
+# optima.parquet's columns after the configuration's axes.
+OPTIMA_COLUMNS = (
+    "optimum",
+    "polished_loss",
+    "seeds",
+    "run_id",
+    "lambda_min",
+    "lambda_max",
+    "n_flat",
+    "barrier_to_solved",
+    "bezier_to_solved",
+    "best_solved",
 )
 # barriers.parquet's columns after the configuration's axes.
 BARRIER_COLUMNS = ("optimum", "to", "to_run_id", "barrier", "path", "bezier", "bezier_t", "bezier_path")

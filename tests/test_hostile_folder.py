@@ -198,7 +198,9 @@ def test_compare_out_figures_a_link_is_refused(dirs, tmp_path):
 # -- Tables and files of the folder's top level ------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["runs.parquet", "experiment.toml", "manifest.json", "endpoints.parquet"])
+@pytest.mark.parametrize(
+    "name", ["runs.parquet", "experiment.toml", "manifest.json", "endpoints.parquet", "splits.parquet"]
+)
 def test_a_table_or_file_a_link_is_refused(dirs, name):
     """Replacing a link would not leave the folder, but nothing of nnlab's is one: refused, so that a
     folder never reads or shows what lies elsewhere as its own."""

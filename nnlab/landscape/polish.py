@@ -750,19 +750,6 @@ def _newton_hvp(objective: _Objective, theta: np.ndarray, iters: int, gtol: floa
     return theta
 
 
-def _net_of(objective: _Objective):
-    def net_of(theta: np.ndarray) -> Network:
-        return network_from_flat(
-            theta[None],
-            objective.sizes,
-            bias=objective.bias,
-            hidden=objective.hidden,
-            output=objective.output,
-        )
-
-    return net_of
-
-
 @dataclass(frozen=True, eq=False)
 class _Spectrum:
     """The Hessian's eigenvalues on the complement of the symmetry tangents T (P, m): ``lam``

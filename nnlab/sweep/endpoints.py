@@ -47,7 +47,9 @@ from nnlab.schema import (
     AXIS_COLUMNS,
     BARRIER_COLUMNS,
     ENDPOINT_COLUMNS,
+    ENDPOINT_NUMBERS,
     KINDS,
+    OPTIMA_COLUMNS,
     SPLIT_COLUMNS,
     SPLITS_TABLE,
     Config,
@@ -132,28 +134,13 @@ def _solver_errors() -> tuple[type[BaseException], ...]:
     return (np.linalg.LinAlgError, ArpackNoConvergence, ArpackError, FloatingPointError)
 
 
-_NUMBERS = (
-    "start_loss",
-    "polished_loss",
-    "grad_norm",
-    "lambda_min",
-    "lambda_max",
-    "n_flat",
-    "n_negative",
-    "n_symmetry",
-    "displacement",
-    "norm_start",
-    "norm_end",
-)
-
-
 def _rows(cert) -> list[dict]:
     """A certificate's replicas as one row each."""
     params = flat_params(cert.network)
     return [
         {
             "kind": str(cert.kind[r]),
-            **{name: float(getattr(cert, name)[r]) for name in _NUMBERS},
+            **{name: float(getattr(cert, name)[r]) for name in ENDPOINT_NUMBERS},
             "params": params[r],
             "spectrum": np.asarray(cert.spectrum[r], dtype=np.float64),
             "condition": float(cert.condition[r]),
@@ -172,7 +159,7 @@ def _unconverged(params: np.ndarray, start_loss: float, error: BaseException) ->
     norm = float(np.linalg.norm(params))
     return {
         "kind": "unconverged",
-        **dict.fromkeys(_NUMBERS, np.nan),
+        **dict.fromkeys(ENDPOINT_NUMBERS, np.nan),
         "start_loss": float(start_loss),
         "norm_start": norm,
         "params": params,
@@ -224,7 +211,7 @@ def certify_job(job: EndpointJob, exp: Experiment, options: Options) -> dict:
         "run_id": np.array([job.run_ids[r] for r in keep], dtype=np.str_),
         "kind": np.array([row["kind"] for row in rows], dtype=np.str_),
         # Counts as floats in the parts (NaN for a solved end point), nullable ints in the table.
-        **{name: np.array([row[name] for row in rows], dtype=np.float64) for name in _NUMBERS},
+        **{name: np.array([row[name] for row in rows], dtype=np.float64) for name in ENDPOINT_NUMBERS},
         "condition": np.array([row["condition"] for row in rows], dtype=np.float64),
         "saddle_order": np.array([row["saddle_order"] for row in rows], dtype=np.int64),
         "mechanism": np.array([row["mechanism"] for row in rows], dtype=np.str_),
@@ -499,19 +486,7 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str], param
                 barrier_rows.append(_barrier_row(where, a, str(b), rep_ids[b], reps[a], reps[b], X, Y))
     optima = pd.DataFrame(
         optima_rows,
-        columns=[
-            *axes,
-            "optimum",
-            "polished_loss",
-            "seeds",
-            "run_id",
-            "lambda_min",
-            "lambda_max",
-            "n_flat",
-            "barrier_to_solved",
-            "bezier_to_solved",
-            "best_solved",
-        ],
+        columns=[*axes, *OPTIMA_COLUMNS],
     )
     barriers = pd.DataFrame(barrier_rows, columns=[*axes, *BARRIER_COLUMNS])
     first = list(ENDPOINT_COLUMNS)

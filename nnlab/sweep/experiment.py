@@ -190,8 +190,8 @@ def task_columns(task: Mapping[str, Any]) -> dict[str, Any]:
     return {f"task_{k}": json.dumps(v) if isinstance(v, list) else v for k, v in sorted(values.items())}
 
 
-# TOML's short escapes; every other control character is written as \\uXXXX. Anything else, up to
-# U+10FFFF, is written as itself (TOML files are UTF-8), never as JSON's surrogate pairs.
+# TOML's short escapes; every other control character as \\u and its four hex digits. Anything
+# else, up to U+10FFFF, is written as itself (TOML files are UTF-8), never as JSON's surrogate pairs.
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 

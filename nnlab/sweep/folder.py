@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from nnlab.errors import InputError
-from nnlab.schema import LANDSCAPE_TABLES, TABLES
+from nnlab.schema import LANDSCAPE_TABLES, SPLITS_TABLE, TABLES
 
 try:
     import fcntl
@@ -46,7 +46,7 @@ _TMP = re.compile(r"^\..+\.(\d+)\.tmp(\.\w+)?$")
 
 # What nnlab owns inside a results folder: these names directly in it, these folders and every
 # entry of theirs (the nested ones as "a/b").
-FILES = (LOCK, "experiment.toml", "manifest.json", "report.md", *TABLES, *LANDSCAPE_TABLES)
+FILES = (LOCK, "experiment.toml", "manifest.json", "report.md", *TABLES, *LANDSCAPE_TABLES, SPLITS_TABLE)
 FOLDERS = ("parts", "landscape", "landscape/parts", "figures")
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from nnlab.schema import AXES, LEVEL_TEXT, RELIABLE, Config, decisive_seeds
 from nnlab.sgd import STEP_SECONDS, layout, train_memory
 from nnlab.sweep.experiment import Experiment, ExperimentError
+from nnlab.sweep.folder import StorageError, UnsafePath, atomic_write_text
 from nnlab.sweep.store import recorded_epochs
 from nnlab.tasks import task_shape
 
@@ -553,11 +554,12 @@ def step_rates(*, measure: bool = True) -> tuple[dict, bool]:
     for kind in todo:
         rates[kind] = _measure(CALIBRATION[kind])
     if todo:
-        with contextlib.suppress(OSError):
+        # A cache only: one that cannot be written (or is not a plain file) is measured again later.
+        with contextlib.suppress(OSError, StorageError, UnsafePath):
             path = _rates_path()
             path.parent.mkdir(exist_ok=True)
             record = {"key": _rates_key(), "measured": [*done, *todo], "rates": rates}
-            path.write_text(json.dumps(record), encoding="utf-8")
+            atomic_write_text(path, json.dumps(record))  # whole: another process may read it
     return rates, bool(done or todo)
 
 

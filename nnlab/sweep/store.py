@@ -1,11 +1,9 @@
-"""The sweep runner: an experiment's grid of runs, trained in jobs, stored as they finish.
+"""The part store: each finished job's runs as one part file, their merge into runs.parquet,
+curves.parquet and networks.parquet, and a results folder read back (checked against what it stores).
 
-A run is (configuration, seed). Runs are grouped into jobs (a configuration and a chunk of its
-seeds, trained together on the engine's replica axis), run through joblib, and each finished job is
-written at once as one part file (its runs and their curves; written to a temporary name and
-renamed), so an interrupted sweep loses at most the jobs in flight and a rerun skips every stored
-run. At the end the parts are merged into runs.parquet and curves.parquet, next to experiment.toml
-(resolved) and manifest.json.
+Part files are written to a temporary name and renamed, so an interrupted sweep loses at most the
+jobs in flight; the merge recomputes what depends on the threshold; readers rebuild short, damaged
+or hand-edited tables from the parts (nnlab.sweep.folder keeps every path inside the folder).
 
 pandas and pyarrow are imported where they are used: worker processes only train, and starting
 one without them saves about half a second.
@@ -29,9 +27,11 @@ from nnlab.schema import (
     AXIS_COLUMNS,
     COLUMN_OF,
     CURVES_COLUMNS,
+    LANDSCAPE_TABLES,
     LATER_AXES,
     RUN_STATISTICS,
     RUNS_REQUIRED,
+    SPLITS_TABLE,
     TABLES,
     late_epoch,
     tail_window,
@@ -198,7 +198,7 @@ def stored_run_ids(out: Path) -> set[str]:
 
 # Everything a sweep or its readers wrote, which --fresh discards with the runs: the certificates of
 # `nnlab landscape` (nnlab.sweep.endpoints) and the report describe the runs discarded.
-DERIVED = ("manifest.json", "endpoints.parquet", "optima.parquet", "barriers.parquet", "report.md")
+DERIVED = ("manifest.json", *LANDSCAPE_TABLES, SPLITS_TABLE, "report.md")
 DERIVED_FOLDERS = ("landscape", "figures")
 NAME_MAX = 255  # bytes in one file name on the common file systems
 
