@@ -19,7 +19,7 @@ import pandas as pd
 
 from nnlab import analysis
 from nnlab.errors import InputError
-from nnlab.schema import AXIS_COLUMNS, LEVEL_TEXT
+from nnlab.schema import AXIS_COLUMNS, LEVEL_TEXT, QUANTILE_SEEDS
 from nnlab.sweep.folder import atomic_write_text, make_dir, write_whole
 from nnlab.sweep.runner import load_data
 
@@ -260,7 +260,8 @@ def figure_tables(s: ResultsFolder) -> dict:
         slices = landscape_slices(s.experiment, s.runs, s.endpoints)
     return dict(
         runs=s.runs,
-        curves=s.curves,
+        # A reader, not the table: each figure reads the curves it draws (a fixed sample of seeds).
+        curves=s.curves_of if s.with_curves else None,
         summary=s.summary,
         threshold=s.experiment.threshold,
         chain=chain,
@@ -303,7 +304,9 @@ def together(folders: Sequence[ResultsFolder], names: Sequence[str], size: str |
     landscape = None
     if all(p["landscape"] is not None for p in parts):
         landscape = tuple(joined(lambda p, k=k: p["landscape"][k], ("run_id", "to_run_id")) for k in range(3))
-    curves = joined(lambda p: p["curves"]) if all(p["curves"] is not None for p in parts) else None
+    curves = None
+    if all(p["curves"] is not None for p in parts):
+        curves = _joined_reader({n: p["curves"] for n, p in zip(names, parts, strict=True)})
     return fig.figures_for(
         joined(lambda p: p["runs"]),
         curves,
@@ -313,6 +316,26 @@ def together(folders: Sequence[ResultsFolder], names: Sequence[str], size: str |
         landscape=landscape,
         size=size,
     )
+
+
+def _joined_reader(readers: dict):
+    """One curve reader for several sweeps' (`together`): a run id "NAME/ID" is asked of sweep
+    NAME's reader as ID, and its rows come back under "NAME/ID"."""
+    import pandas as pd
+
+    def read(ids):
+        frames = []
+        for name, reader in readers.items():
+            prefix = name + "/"
+            mine = [str(i)[len(prefix) :] for i in ids if str(i).startswith(prefix)]
+            if mine:
+                frame = reader(mine)
+                frames.append(frame.assign(run_id=prefix + frame["run_id"].astype(str)))
+        if not frames:
+            return pd.DataFrame({"run_id": pd.Series(dtype=str), "epoch": [], "loss": []})
+        return pd.concat(frames, ignore_index=True)
+
+    return read
 
 
 def single_unit_chains(runs: pd.DataFrame) -> bool:
@@ -388,7 +411,9 @@ CAPTIONS = {
     "(a point); the dashed line is the threshold. A diverged seed never counts, so its curve levels off "
     "below 100%.",
     "convergence": "Training loss against epoch: the median over the seeds of each width (or depth), with "
-    "the band between the 25% and 75% quantiles; the dashed line is the threshold. A median hides the seeds "
+    "the band between the 25% and 75% quantiles (exact per epoch; of a configuration with more than "
+    f"{QUANTILE_SEEDS} seeds, those of its first {QUANTILE_SEEDS} seeds, a fixed sample); the dashed line is "
+    "the threshold. A median hides the seeds "
     "that fail: the seed_curves figure draws each seed. A diverged seed counts as the worst loss; where a "
     "median or quartile is a diverged seed's the line stops. The loss axis stops at the decade of the lowest "
     "loss, and no lower than two decades below the threshold (then its lowest tick, marked ≤, holds the "

@@ -234,6 +234,9 @@ KINDS = ("solved", "minimum", "degenerate", "saddle", "valley", "unconverged")
 LEVEL = 0.95  # every interval's coverage
 ALPHA = 1 - LEVEL  # a difference is significant below this p-value
 LEVEL_TEXT = f"{LEVEL:.0%}"  # how the level reads in tables, captions and reports ("95%")
+# The convergence figure's median and band are those of each configuration's first (smallest) seeds,
+# at most this many: a fixed sample, exact per epoch over it, read without the other seeds' curves.
+QUANTILE_SEEDS = 500
 # Over-capacity: the Wilson lower bound of the success rate (at LEVEL) is at least this: we are 95%
 # sure that 90% or more of the seeds succeed.
 RELIABLE = 0.9

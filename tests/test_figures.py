@@ -211,6 +211,47 @@ def test_curve_quantiles_ignores_curves_of_unknown_runs():
     assert stats["q75"].max() < 1
 
 
+def test_curve_quantiles_equal_pandas_quantiles_with_missing_epochs_and_divergence(rng):
+    """The dense block's quantiles against pandas' groupby quantiles (an independent computation),
+    on curves with epochs missing (thinned) and non-finite losses (counted as the worst)."""
+    runs = make_runs(widths=(2, 4), depths=(1,), seeds=7)
+    curves = make_curves(runs)
+    curves["loss"] *= rng.uniform(0.5, 2.0, len(curves))
+    curves.loc[rng.random(len(curves)) < 0.05, "loss"] = np.inf
+    curves = curves[rng.random(len(curves)) > 0.2].reset_index(drop=True)
+    stats = figures.curve_quantiles(runs, curves, ["depth", "width"])
+    table = curves.merge(runs[["run_id", "depth", "width"]], on="run_id")
+    finite = np.isfinite(table["loss"])
+    table["loss"] = table["loss"].where(finite, np.finfo(np.float64).max / 4)
+    want = table.groupby(["depth", "width", "epoch"])["loss"].quantile([0.25, 0.5, 0.75]).unstack()
+    want = want.where(want <= curves.loc[np.isfinite(curves["loss"]), "loss"].max())
+    got = stats.set_index(["depth", "width", "epoch"])[["q25", "median", "q75"]]
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-12)
+
+
+def test_figures_read_only_the_curves_they_draw(monkeypatch):
+    """With a reader for curves, convergence asks for each configuration's first QUANTILE_SEEDS seeds
+    and seed_curves for the seeds it draws, and they draw what the whole table gives."""
+    monkeypatch.setattr(figures.losses, "QUANTILE_SEEDS", 2)
+    runs = make_runs(widths=(2, 4, 16), depths=(1,), seeds=6)
+    curves = make_curves(runs)
+    asked = []
+
+    def reader(ids):
+        asked.append(set(ids))
+        return curves[curves["run_id"].isin(ids)].reset_index(drop=True)
+
+    streamed = figures.convergence(runs, reader, THRESHOLD)
+    assert asked[-1] == set(runs.loc[runs["seed"] < 2, "run_id"])
+    whole = figures.convergence(runs, curves, THRESHOLD)
+    lines = [[line.get_ydata() for line in ax.lines] for ax in (streamed.axes[0], whole.axes[0])]
+    for a, b in zip(*lines, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert "first 2 seeds" in notes(streamed)
+    figures.seed_curves(runs, reader, THRESHOLD, cap=3)
+    assert len(asked[-1]) == 3 * 3 and asked[-1] <= set(runs["run_id"])
+
+
 def test_capacity_success_and_ert_panels():
     runs = make_runs(lrs=(0.1, 0.3), diverged={(2, 2)})
     summary = analysis.summarize(runs, THRESHOLD)

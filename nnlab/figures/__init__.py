@@ -52,10 +52,13 @@ from nnlab.figures.layout import (
 )
 from nnlab.figures.losses import (
     OUTCOMES,
+    QUANTILE_SEEDS,
     SAMPLE,
+    Curves,
     convergence,
     convergence_panel,
     curve_quantiles,
+    curves_of,
     ecdf,
     ecdf_panel,
     sample,
@@ -95,7 +98,7 @@ def _banded(runs: pd.DataFrame, threshold: Threshold) -> Threshold:
 
 def figures_for(
     runs: pd.DataFrame,
-    curves: pd.DataFrame | None,
+    curves: Curves | None,
     summary: pd.DataFrame,
     threshold: Threshold,
     chain: pd.DataFrame | None = None,
@@ -109,8 +112,12 @@ def figures_for(
     Parameters
     ----------
     runs, curves, summary : DataFrame
-        A sweep's tables (``curves`` may be None: no figure of loss curves then); with a ``sweep``
-        column, several sweeps' (run ids unique across them), drawn together.
+        A sweep's tables; with a ``sweep`` column, several sweeps' (run ids unique across them),
+        drawn together. ``curves`` may be a reader instead (run ids -> their rows, as
+        `nnlab.ResultsFolder.curves_of`), so that only the curves drawn are read: the seeds
+        ``seed_curves`` draws and each configuration's first `QUANTILE_SEEDS` seeds for
+        ``convergence``; how seeds ended is then the runs' stored ``epochs_to_threshold``. None:
+        no figure of loss curves.
     threshold : float or None, or one per sweep
         The experiment's success threshold.
     chain : DataFrame, optional
@@ -212,10 +219,12 @@ __all__ = [
     "LOSS_LABEL",
     "OUTCOMES",
     "PALETTE",
+    "QUANTILE_SEEDS",
     "SAMPLE",
     "SEQUENTIAL",
     "SIZES",
     "WIDTH_LABEL",
+    "Curves",
     "barriers",
     "barriers_panel",
     "capacity",
@@ -224,6 +233,7 @@ __all__ = [
     "convergence",
     "convergence_panel",
     "curve_quantiles",
+    "curves_of",
     "ecdf",
     "ecdf_panel",
     "endpoints",

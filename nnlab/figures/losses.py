@@ -13,6 +13,7 @@ seeds drawn) comes from fixed Generators, so regenerated figures are identical.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import matplotlib as mpl
@@ -28,6 +29,7 @@ from matplotlib.lines import Line2D
 
 from nnlab.analysis import hit_epochs, wilson
 from nnlab.figures import layout as L
+from nnlab.schema import QUANTILE_SEEDS
 
 SAMPLE = 30  # seed_curves draws at most this many seeds of a configuration
 SAMPLE_SEED = 20261210  # with a configuration's key, the seed of the Generator that picks them
@@ -36,6 +38,34 @@ MAX_PANELS = 40  # seed_curves draws at most this many configurations
 # losses shown span DATA, so that the bar is clearly apart from the loss scale.
 BAND = (0.02, 0.14)
 DATA = (0.22, 0.95)
+
+
+# -- reading curves: only the runs a figure draws ----------------------------------------------------
+
+# curves.parquet as a DataFrame, or a reader: run ids -> their rows (`nnlab.ResultsFolder.curves_of`).
+Curves = pd.DataFrame | Callable[[Sequence[str]], pd.DataFrame]
+
+
+def curves_of(curves: Curves, ids) -> pd.DataFrame:
+    """The rows (``run_id``, ``epoch``, ``loss``) of the runs ``ids``: filtered from ``curves`` when it
+    is a DataFrame, asked of it when it is a reader (which reads those runs' curves and no others)."""
+    if callable(curves):
+        return curves(list(ids))
+    return curves[curves["run_id"].isin(ids)]
+
+
+def run_hits(runs: pd.DataFrame, curves, threshold: float) -> np.ndarray:
+    """Each run's first epoch below ``threshold`` (NaN: never): counted from ``curves`` when they are
+    a DataFrame (hand-made tables, any threshold), else the runs' stored ``epochs_to_threshold``
+    (counted from every epoch when the runs were stored or read back, for the experiment's
+    threshold): a reader's curves are never read whole for it."""
+    return hit_epochs(runs, curves if isinstance(curves, pd.DataFrame) else None, threshold)
+
+
+def first_seeds(runs: pd.DataFrame, keys: list[str], cap: int) -> pd.DataFrame:
+    """The runs of each group of ``keys``'s first ``cap`` seeds (the smallest): a fixed sample, the
+    same whatever else the folder holds."""
+    return runs.sort_values([*keys, "seed"], kind="stable").groupby(keys, sort=False).head(cap)
 
 
 # -- loss axes: linear under a decade, and the solved bar apart from the scale ---------------------
@@ -443,32 +473,67 @@ def curve_quantiles(runs: pd.DataFrame, curves: pd.DataFrame, keys: list[str]) -
     """25/50/75% quantiles of the training loss over the seeds of each group of ``keys`` and epoch.
 
     Vectorised over millions of curve rows: the run ids are factorised, so each distinct id is
-    looked up in ``runs`` once rather than once per row (mapping the strings row by row is ~20x
-    slower), and one groupby on an integer key does the quantiles.
+    looked up in ``runs`` once rather than once per row, and the losses go into one dense block
+    (runs of a group together x the epochs stored), whose columns each group's quantiles are taken
+    over (numpy's linear interpolation; a run without that epoch left out of it). The block holds
+    the losses once, as float64: no groupby copies.
     A non-finite loss (a diverged run) counts as larger than any finite one; a quantile that
     lands among them comes back NaN, which breaks the line instead of drawing a fake value.
     """
     groups = runs.groupby(keys, sort=True)
-    run_group = pd.Series(groups.ngroup().to_numpy(), index=runs["run_id"].to_numpy())
-    codes, uniques = pd.factorize(curves["run_id"])
-    # A missing id (code -1) or one not in ``runs`` (position -1) belongs to no group.
-    row = np.append(run_group.index.get_indexer(uniques), -1)[codes]
+    group = groups.ngroup().to_numpy()
+    index = groups.size().index.to_frame(index=False)
+    # Runs ordered by group: row k of the block is run order[k].
+    order = np.argsort(group, kind="stable")
+    slot = np.empty(len(runs), dtype=np.int64)
+    slot[order] = np.arange(len(runs))
+    bounds = np.searchsorted(group[order], np.arange(len(index) + 1))
+    ids = curves["run_id"]
+    if isinstance(ids.dtype, pd.CategoricalDtype):  # (as `read_curves` reads them: codes at hand)
+        codes, uniques = ids.cat.codes.to_numpy(), np.asarray(ids.cat.categories, dtype=object)
+    else:
+        codes, uniques = pd.factorize(ids)
+        uniques = np.asarray(uniques, dtype=object)
+    # Each id's row of the block; -1 for a missing id (code -1), one not in ``runs`` or in no group.
+    known = pd.Index(runs["run_id"].to_numpy()).get_indexer(uniques)
+    row_of = np.full(len(known), -1, dtype=np.int64)
+    mine = known >= 0
+    row_of[mine] = np.where(group[known[mine]] >= 0, slot[known[mine]], -1)
+    row = np.append(row_of, -1)[codes]
     found = row >= 0
-    group = run_group.to_numpy()[row[found]]
-    epoch = curves["epoch"].to_numpy()[found].astype(np.int64)
-    loss = curves["loss"].to_numpy(dtype=np.float64)[found]
+    loss = curves["loss"].to_numpy(dtype=np.float64)
+    epoch = curves["epoch"].to_numpy()
+    if not found.all():
+        row, epoch, loss = row[found], epoch[found], loss[found]
     finite = L.finite_positive(loss) | (loss == 0)
     top = loss[finite].max() if finite.any() else 1.0
-    loss = np.where(finite, loss, np.finfo(np.float64).max / 4)
-    n_epochs = int(epoch.max()) + 1 if len(epoch) else 1
+    # The epochs stored (thinned curves: a few of them) as the block's columns.
+    stored_epoch = np.zeros(int(epoch.max()) + 1 if len(epoch) else 0, dtype=bool)
+    stored_epoch[epoch] = True
+    epochs = np.flatnonzero(stored_epoch)
+    column = (np.cumsum(stored_epoch) - 1)[epoch]
+    block = np.full((len(runs), len(epochs)), np.nan)
+    block[row, column] = loss
+    block[row[~finite], column[~finite]] = np.finfo(np.float64).max / 4
+    del row, column, loss, epoch, finite
     levels = [0.25, 0.5, 0.75]
-    q = pd.Series(loss).groupby(group * n_epochs + epoch).quantile(levels).unstack().reindex(columns=levels)
-    q = q.where(q <= top)
-    q.columns = ["q25", "median", "q75"]
-    index = groups.size().index.to_frame(index=False)
-    out = index.iloc[q.index.to_numpy() // n_epochs].reset_index(drop=True)
-    out["epoch"] = q.index.to_numpy() % n_epochs
-    return pd.concat([out, q.reset_index(drop=True)], axis=1)
+    frames = []
+    for g in range(len(index)):
+        part = block[bounds[g] : bounds[g + 1]]
+        stored = ~np.isnan(part)
+        present = stored.any(axis=0)
+        if not present.any():
+            continue
+        part = part[:, present]
+        whole = stored[:, present].all()  # (nanquantile only where some run lacks an epoch: slower)
+        q = np.quantile(part, levels, axis=0) if whole else np.nanquantile(part, levels, axis=0)
+        q = np.where(q <= top, q, np.nan)
+        head = index.iloc[np.full(int(present.sum()), g)].reset_index(drop=True)
+        frames.append(head.assign(epoch=epochs[present], q25=q[0], median=q[1], q75=q[2]))
+    if not frames:
+        empty = {"epoch": np.empty(0, np.int64), **{c: np.empty(0) for c in ("q25", "median", "q75")}}
+        return index.iloc[:0].reset_index(drop=True).assign(**empty)
+    return pd.concat(frames, ignore_index=True)
 
 
 @L.panel
@@ -531,10 +596,15 @@ def convergence_panel(
 
 @L.styled
 def convergence(
-    runs: pd.DataFrame, curves: pd.DataFrame, threshold: L.Threshold = None, *, size: str | None = None
+    runs: pd.DataFrame, curves: Curves, threshold: L.Threshold = None, *, size: str | None = None
 ) -> Figure:
     """Training loss against epoch: per width the median over seeds and its interquartile band
     (`convergence_panel`), faceted like `spread`.
+
+    ``curves``: curves.parquet, or a reader of the runs' curves (`curves_of`). Of a configuration
+    with more than `QUANTILE_SEEDS` seeds, the median and band are its first `QUANTILE_SEEDS` seeds'
+    (exact per epoch over that fixed sample; the figure's note says so), and only their curves are
+    read.
 
     A diverged seed counts as the worst loss, and where the median or a quartile is a diverged
     seed's the line stops. The loss axis stops at the decade of the lowest loss, no lower than the
@@ -543,7 +613,9 @@ def convergence(
     """
     hue = L.Hue.of(runs)
     keys = [*L.row_axes(runs), *([L.SWEEP] if L.SWEEP in runs.columns else []), "depth", "width"]
-    stats = curve_quantiles(runs, curves, list(dict.fromkeys(keys)))
+    keys = list(dict.fromkeys(keys))
+    sample = first_seeds(runs, keys, QUANTILE_SEEDS)
+    stats = curve_quantiles(sample, curves_of(curves, sample["run_id"]), keys)
     floor = L.floor_of(stats["q25"], L.lowest(threshold))
     clip = L.clipped(stats["q25"], floor)
     last = float(stats["epoch"].max())
@@ -559,9 +631,10 @@ def convergence(
     L.label_outer(axes, axes[-1, 0].get_xlabel(), "training loss (log)")
     hue.legend(fig, size, L.lanes(runs, threshold))
     L.title(fig, f"Median training loss per {L.axis_name(hue.axis)}")
+    sampled = f" (median and band of each configuration's first {QUANTILE_SEEDS} seeds)"
     L.note(
         fig,
-        f"{L.seeds_note(runs)}; band: 25-75% of seeds",
+        f"{L.seeds_note(runs)}; band: 25-75% of seeds" + (sampled if len(sample) < len(runs) else ""),
         f"losses below {floor:g} drawn at {floor:g}" if clip else "",
         L.diverged_note(runs, "count as the worst loss"),
     )
@@ -577,7 +650,7 @@ HIT = "hit_epoch"  # the column `solved_panel` reads: each run's first epoch bel
 @L.panel
 def solved_panel(
     runs: pd.DataFrame,
-    curves: pd.DataFrame | None = None,
+    curves: Curves | None = None,
     threshold: float | None = None,
     *,
     ax: Axes,
@@ -595,7 +668,7 @@ def solved_panel(
     range of interest (default: the first hit, the runs' budget)."""
     lane = lane or L.Lane(None, threshold)
     hue = hue or L.Hue.of(runs)
-    hit = runs[HIT].to_numpy(dtype=np.float64) if HIT in runs else hit_epochs(runs, curves, lane.threshold)
+    hit = runs[HIT].to_numpy(dtype=np.float64) if HIT in runs else run_hits(runs, curves, lane.threshold)
     last = last or (float(runs["epochs"].max()) if len(runs) else 1.0)
     first = np.nanmin(hit, initial=last) if first is None else first
     if log is None:
@@ -626,7 +699,7 @@ def solved_panel(
 @L.styled
 def solved(
     runs: pd.DataFrame,
-    curves: pd.DataFrame | None = None,
+    curves: Curves | None = None,
     threshold: L.Threshold = None,
     *,
     size: str | None = None,
@@ -636,8 +709,8 @@ def solved(
 
     A seed counts from the first epoch its full-data loss is below the threshold (hitting-based,
     as `nnlab.analysis.summarize` counts success), whether or not it stays below; at the last
-    epoch the curve is the success rate. Without ``curves`` the runs' stored
-    ``epochs_to_threshold`` are used. None without a threshold or when no seed ever reached it.
+    epoch the curve is the success rate. Without ``curves`` as a DataFrame (none, or a reader) the
+    runs' stored ``epochs_to_threshold`` are used. None without a threshold or when no seed ever reached it.
     """
     if L.lowest(threshold) is None or not len(runs):
         return None
@@ -645,7 +718,7 @@ def solved(
     for lane in L.lanes(runs, threshold):
         mask = np.ones(len(runs), bool) if lane.name is None else (runs[L.SWEEP] == lane.name).to_numpy()
         if lane.threshold is not None:
-            hit[mask] = hit_epochs(runs[mask], curves, lane.threshold)
+            hit[mask] = run_hits(runs[mask], curves, lane.threshold)
     if not np.isfinite(hit).any():
         return None
     hue = L.Hue.of(runs)
@@ -748,9 +821,7 @@ def seed_curves_panel(
     ``curves``: curves.parquet, or run_id -> (epochs, losses); ``picked``: the positions drawn
     (default all); ``floor``: the bottom of the log loss axis (default `layout.floor_of`), the losses
     below it drawn on it."""
-    outcome = (
-        outcome if outcome is not None else outcomes(runs, hit_epochs(runs, curves, threshold), threshold)
-    )
+    outcome = outcome if outcome is not None else outcomes(runs, run_hits(runs, curves, threshold), threshold)
     picked = picked if picked is not None else np.arange(len(runs))
     ids = runs["run_id"].to_numpy()
     curve_of = curves if isinstance(curves, dict) else _curves_by_run(curves, ids[picked])
@@ -810,7 +881,7 @@ def seed_curves_panel(
 @L.styled
 def seed_curves(
     runs: pd.DataFrame,
-    curves: pd.DataFrame | None,
+    curves: Curves | None,
     threshold: L.Threshold,
     *,
     cap: int = SAMPLE,
@@ -821,7 +892,9 @@ def seed_curves(
     Parameters
     ----------
     runs, curves : DataFrame
-        runs.parquet and curves.parquet (with a ``sweep`` column: each sweep's panels in rows).
+        runs.parquet and curves.parquet (with a ``sweep`` column: each sweep's panels in rows);
+        ``curves`` may be a reader (`curves_of`): only the seeds drawn are read, and how each seed
+        ended comes from the runs' stored ``epochs_to_threshold``.
     threshold : float, or one per sweep
         The success threshold (no figure without one, nor without curves).
     cap : int
@@ -849,7 +922,7 @@ def seed_curves(
     hit = np.full(len(runs), np.nan)
     for lane in L.lanes(runs, threshold):
         mask = np.ones(len(runs), bool) if lane.name is None else (runs[L.SWEEP] == lane.name).to_numpy()
-        hit[mask] = hit_epochs(runs[mask], curves, lane.threshold)
+        hit[mask] = run_hits(runs[mask], curves, lane.threshold)
     outcome = outcomes(runs, hit, per_run)
     groups = sorted(
         (
@@ -870,7 +943,8 @@ def seed_curves(
     )
     nrows = int(sum(-(-len(v) // ncols) for v in own.values()))
     picks = {key: idx[sample(outcome[idx], cap, _sample_rng(key))] for key, idx in groups}
-    curve_of = _curves_by_run(curves, runs["run_id"].to_numpy()[np.concatenate(list(picks.values()))])
+    picked_ids = runs["run_id"].to_numpy()[np.concatenate(list(picks.values()))]
+    curve_of = _curves_by_run(curves_of(curves, picked_ids), picked_ids)
     drawn = np.concatenate([L.lowest(threshold), *(loss for _, loss in curve_of.values())], axis=None)
     floor = L.floor_of(drawn, L.lowest(threshold))
     clip = L.clipped(drawn, floor)
@@ -925,14 +999,19 @@ def seed_curves(
 
 __all__ = [
     "OUTCOMES",
+    "QUANTILE_SEEDS",
     "SAMPLE",
+    "Curves",
     "LossView",
     "convergence",
     "convergence_panel",
     "curve_quantiles",
+    "curves_of",
+    "first_seeds",
     "ecdf",
     "ecdf_panel",
     "outcomes",
+    "run_hits",
     "sample",
     "seed_curves",
     "seed_curves_panel",

@@ -9,8 +9,9 @@ Limits, each with its reason (`Plan.refusal` says which one, and how to get unde
 
 - `MAX_RUNS` runs in one experiment: every run is hashed into an id and stored as a row, and a resume
   compares the grid against what is stored; past a million, that bookkeeping alone takes minutes.
-- `MAX_CURVE_POINTS` loss values (runs x (epochs + 1)): curves.parquet keeps every epoch's loss and
-  `nnlab figures` and `report` read it whole (about 40 bytes a row in pandas; summary reads runs only).
+- `MAX_CURVE_POINTS` loss values (runs x (epochs + 1)): the merge holds every stored loss in memory at
+  once (Arrow tables: the parts' lists, then curves.parquet's columns); summary reads runs only, and
+  figures and report only the curves they draw.
 - `MAX_DEPTH` hidden layers: the engines walk the layers one by one, and a plain chain of that many
   saturating layers passes no gradient back anyway.
 - Memory: a job (a configuration and up to `SEEDS_PER_JOB` of its seeds) must fit in this machine's
@@ -32,7 +33,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnlab.schema import AXES, LEVEL_TEXT, RELIABLE, Config, decisive_seeds
+from nnlab.schema import AXES, LEVEL_TEXT, QUANTILE_SEEDS, RELIABLE, Config, decisive_seeds
 from nnlab.sgd import STEP_SECONDS, layout, train_memory
 from nnlab.sweep.experiment import Experiment, ExperimentError
 from nnlab.sweep.folder import StorageError, UnsafePath, atomic_write_text
@@ -55,6 +56,11 @@ RUN_ROW_BYTES = 150  # a runs.parquet row (32 columns), and again in its part fi
 # the configurations' groups and bootstraps): 156 MB at 320 runs, 238 MB at 20,000 (bench_analysis.py).
 ANALYSIS_BASE_BYTES = 160 * 2**20
 ANALYSIS_RUN_BYTES = 4500
+# `nnlab figures`' peak: the summary's, matplotlib's and seaborn's imports, and per loss value read (the
+# convergence figure's sample of seeds as `read_curves` returns it, 20 bytes, and its quantile block):
+# 486 MB at 20,000 runs x 301 epochs, 3 million values read (bench_analysis.py).
+FIGURES_BASE_BYTES = 100 * 2**20
+FIGURES_VALUE_BYTES = 48
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,10 @@ class Plan:
     analysis_bytes : int
         Estimated peak memory of `nnlab summary`, which reads runs.parquet only (runs x columns), never
         the curves.
+    figures_bytes : int
+        Estimated peak memory of `nnlab figures` and `report`: the summary's, and the curves they read
+        (each configuration's first `nnlab.schema.QUANTILE_SEEDS` seeds and the seeds drawn one by one),
+        never curves.parquet whole.
     """
 
     experiment: Experiment
@@ -144,6 +154,7 @@ class Plan:
     stored_points: int = 0
     disk_bytes: dict = field(default_factory=dict)
     analysis_bytes: int = 0
+    figures_bytes: int = 0
 
     @property
     def seconds(self) -> float:
@@ -207,8 +218,9 @@ class Plan:
             f"{self.stored_points:,} loss values, runs.parquet {_bytes(disk['runs'])}{networks}, and parts/ "
             f"{_bytes(disk['parts'])}, kept beside them: a rerun resumes from it)",
             f"analysis: nnlab summary reads runs.parquet only ({self.runs:,} runs x 32 columns), never the "
-            f"curves: about {_bytes(self.analysis_bytes)} of memory; nnlab figures and report still read "
-            f"curves.parquet whole: about {_bytes(self.stored_points * 40)}",
+            f"curves: about {_bytes(self.analysis_bytes)} of memory; nnlab figures and report read only the "
+            f"curves they draw (at most each configuration's first {QUANTILE_SEEDS} seeds, a row group at a "
+            f"time): about {_bytes(self.figures_bytes)}",
         ]
         return [*lines, _seeds_line(self.n_seeds)]
 
@@ -395,8 +407,8 @@ def preview(
     elif curve_points > MAX_CURVE_POINTS:
         refusal = (
             f"the loss curves would hold {curve_points:,} values (runs x (epochs + 1)), more than "
-            f"{MAX_CURVE_POINTS:,} (about {_bytes(MAX_CURVE_POINTS * 40)} when summary and figures read "
-            "curves.parquet); fewer seeds, epochs or configurations"
+            f"{MAX_CURVE_POINTS:,} (the merge holds them in memory at once: about "
+            f"{_bytes(MAX_CURVE_POINTS * 40)}); fewer seeds, epochs or configurations"
         )
     else:
         depths = exp.model["depth"] if isinstance(exp.model["depth"], list) else [exp.model["depth"]]
@@ -468,14 +480,17 @@ def preview(
 
 
 def _footprint(exp: Experiment, planned: list[ConfigPlan], n_seeds: int) -> dict:
-    """The finished sweep's stored loss values, disk and `nnlab summary`'s memory (`Plan`'s
-    ``stored_points``, ``disk_bytes``, ``analysis_bytes``)."""
+    """The finished sweep's stored loss values, disk and the memory of `nnlab summary` and `figures`
+    (`Plan`'s ``stored_points``, ``disk_bytes``, ``analysis_bytes``, ``figures_bytes``)."""
     record = exp.train.get("record", "all")
     kept: dict[int, int] = {}
     for p in planned:
         if p.config.epochs not in kept:
             kept[p.config.epochs] = len(recorded_epochs(p.config.epochs, record))
     points = n_seeds * sum(kept[p.config.epochs] for p in planned)
+    # (convergence's sample of seeds per configuration, and seed_curves' at most 30 seeds of 40 of them)
+    read = min(n_seeds, QUANTILE_SEEDS) * sum(kept[p.config.epochs] for p in planned)
+    read += min(n_seeds, 30) * sum(kept[p.config.epochs] for p in planned[:40])
     runs = n_seeds * len(planned)
     networks = 8 * n_seeds * sum(p.n_params for p in planned) if exp.save_networks else 0
     disk = {"curves": CURVE_VALUE_BYTES * points, "runs": RUN_ROW_BYTES * runs, "networks": networks}
@@ -484,6 +499,10 @@ def _footprint(exp: Experiment, planned: list[ConfigPlan], n_seeds: int) -> dict
         "stored_points": points,
         "disk_bytes": disk,
         "analysis_bytes": ANALYSIS_BASE_BYTES + ANALYSIS_RUN_BYTES * runs,
+        "figures_bytes": ANALYSIS_BASE_BYTES
+        + ANALYSIS_RUN_BYTES * runs
+        + FIGURES_BASE_BYTES
+        + FIGURES_VALUE_BYTES * read,
     }
 
 

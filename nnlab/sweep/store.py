@@ -773,17 +773,39 @@ def _with_statistics(runs: pd.DataFrame, path: Path, threshold: float, warnings:
 _UNCOUNTED = "the summary counts no run as still descending or worse than at start"
 
 
+def curve_batches(path: Path, ids, batch_size: int = 1 << 20):
+    """curves.parquet ``path`` scanned a batch of rows at a time (never the whole table in memory):
+    yields (idx, epoch, loss), numpy arrays of the rows whose run is one of ``ids`` (a sequence of
+    str), ``idx`` its position in ``ids``; the run id is read as a dictionary and each batch's
+    distinct ids are looked up once, not once per row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    value_set = pa.array(np.asarray(ids, dtype=object), pa.string())
+    # Streamed in pages (buffer_size), not a row group's column chunks read whole up front.
+    source = pq.ParquetFile(path, read_dictionary=["run_id"], buffer_size=1 << 20, pre_buffer=False)
+    for batch in source.iter_batches(batch_size=batch_size, columns=list(CURVES_COLUMNS), use_threads=False):
+        column = batch.column("run_id")
+        if pa.types.is_dictionary(column.type):
+            idx = pc.take(pc.index_in(column.dictionary, value_set=value_set), column.indices)
+        else:
+            idx = pc.index_in(column, value_set=value_set)
+        idx = pc.fill_null(idx, -1).to_numpy()
+        mine = idx >= 0
+        if not mine.any():
+            continue
+        epoch = batch.column("epoch").to_numpy(zero_copy_only=False).astype(np.int64)
+        loss = batch.column("loss").to_numpy(zero_copy_only=False).astype(np.float64)
+        yield idx[mine], epoch[mine], loss[mine]
+
+
 def scan_curves(path: Path, runs: pd.DataFrame, threshold: float, *, hits_only: bool = False) -> dict:
     """The per-run statistics of ``runs`` counted from curves.parquet ``path`` in one scan of its row
     groups (never the whole table in memory): the columns of `curve_statistics` (only
     ``epochs_to_threshold`` and ``threshold`` with ``hits_only``), and ``points``, the losses stored
     per run. NaN where a run's curve lacks the epoch."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     n = len(runs)
-    ids = pa.array(runs["run_id"].astype(str).to_numpy(), pa.string())
     E = runs["epochs"].to_numpy(dtype=np.int64)
     w = np.maximum(1, np.rint(0.05 * E).astype(np.int64))
     start, late = E - 2 * w + 1, E - np.maximum(1, np.rint(0.1 * E).astype(np.int64))
@@ -791,19 +813,7 @@ def scan_curves(path: Path, runs: pd.DataFrame, threshold: float, *, hits_only: 
     first, points = np.full(n, never), np.zeros(n, dtype=np.int64)
     initial, late_loss = np.full(n, np.nan), np.full(n, np.nan)
     window = None if hits_only else np.full((n, int(2 * w.max())), np.nan)
-    source = pq.ParquetFile(path, read_dictionary=["run_id"])
-    for batch in source.iter_batches(batch_size=1 << 20, columns=list(CURVES_COLUMNS)):
-        column = batch.column("run_id")
-        if pa.types.is_dictionary(column.type):
-            # Look the (few) distinct ids up once per batch, not once per row.
-            idx = pc.take(pc.index_in(column.dictionary, value_set=ids), column.indices)
-        else:
-            idx = pc.index_in(column, value_set=ids)
-        idx = pc.fill_null(idx, -1).to_numpy()
-        epoch = batch.column("epoch").to_numpy(zero_copy_only=False).astype(np.int64)
-        loss = batch.column("loss").to_numpy(zero_copy_only=False).astype(np.float64)
-        mine = idx >= 0
-        idx, epoch, loss = idx[mine], epoch[mine], loss[mine]
+    for idx, epoch, loss in curve_batches(path, runs["run_id"].astype(str).to_numpy()):
         points += np.bincount(idx, minlength=n)
         hit = loss < threshold
         np.minimum.at(first, idx[hit], epoch[hit])
@@ -956,30 +966,52 @@ def _settings(row) -> str:
 
 def read_curves(out: Path, run_ids=None, *, epochs=None) -> pd.DataFrame:
     """curves.parquet's rows (``run_id``, ``epoch``, ``loss``) of the runs ``run_ids`` (default all) at
-    the ``epochs`` given (default every stored one), sorted by run id and epoch; read through a
-    filtered scan, so that memory goes with the rows asked for, not with the table. The reader the
-    figures use: a fixed sample of seeds (`sample_runs`) for per-seed curves."""
+    the ``epochs`` given (default every stored one), sorted by run id and epoch, each (run, epoch)
+    once. Read a batch of rows at a time (`curve_batches`), so that memory goes with the rows asked
+    for, not with the table; the run id is an ordered categorical column (about 20 bytes a row). The
+    reader the figures use (`nnlab.ResultsFolder.curves_of`): the seeds they draw, never the whole
+    table."""
+    import pandas as pd
     import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
     path = Path(out) / "curves.parquet"
-    where = None
-    if run_ids is not None:
-        where = pc.field("run_id").isin(pa.array(sorted({str(i) for i in run_ids}), pa.string()))
-    if epochs is not None:
-        at = pc.field("epoch").isin(pa.array(np.unique(np.asarray(epochs, dtype=np.int64))))
-        where = at if where is None else where & at
     try:
-        table = ds.dataset(path, format="parquet").to_table(columns=list(CURVES_COLUMNS), filter=where)
+        if run_ids is None:
+            ids = np.asarray(
+                pq.read_table(path, columns=["run_id"], read_dictionary=["run_id"])["run_id"]
+                .unique()
+                .dictionary_decode()
+                .to_pylist(),
+                dtype=object,
+            )
+        else:
+            ids = np.asarray([str(i) for i in run_ids], dtype=object)
+        ids = np.unique(ids)  # (sorted: the codes sort as the ids do)
+        pieces = list(curve_batches(path, ids, batch_size=1 << 16))
     except (OSError, pa.ArrowException) as err:
         raise ExperimentError(
             f"{path} cannot be read ({' '.join(str(err).split())[:120]}); delete it and rerun `nnlab run` "
             "on the experiment: it is rebuilt from parts/"
         ) from None
-    table = table.sort_by([("run_id", "ascending"), ("epoch", "ascending")])
-    frame = table.to_pandas()
-    return frame.drop_duplicates(["run_id", "epoch"], ignore_index=True)
+    code, epoch, loss = (
+        np.concatenate([p[k] for p in pieces]) if pieces else np.empty(0, dtype)
+        for k, dtype in enumerate((np.int32, np.int64, np.float64))
+    )
+    if epochs is not None:
+        at = np.isin(epoch, np.asarray(epochs, dtype=np.int64))
+        code, epoch, loss = code[at], epoch[at], loss[at]
+    # The merge writes the rows sorted by run id and epoch, each once: then nothing is copied again.
+    later = (code[1:] > code[:-1]) | ((code[1:] == code[:-1]) & (epoch[1:] > epoch[:-1]))
+    if not later.all():
+        order = np.lexsort((epoch, code))
+        code, epoch, loss = code[order], epoch[order], loss[order]
+        once = np.ones(len(code), dtype=bool)
+        once[1:] = (code[1:] != code[:-1]) | (epoch[1:] != epoch[:-1])
+        code, epoch, loss = code[once], epoch[once], loss[once]
+    del later
+    run_id = pd.Categorical.from_codes(code, categories=ids, ordered=True)
+    return pd.DataFrame({"run_id": run_id, "epoch": epoch, "loss": loss}, copy=False)
 
 
 def sample_runs(runs: pd.DataFrame, seeds: int) -> pd.DataFrame:
