@@ -1,6 +1,7 @@
 """Analysis at scale: the per-run statistics stored with the runs give the summary the curves would
-(hand-made tables, a trained sweep), thinned curves keep the hitting statistics, and a 10^5-run
-folder built directly with pyarrow round-trips through load, summary and a sample of its curves."""
+(hand-made tables, a trained sweep), thinned curves keep the hitting statistics, and 10^5-run folders
+round-trip: one built directly with pyarrow through load, summary and a sample of its curves; one
+written by the store's own writer (part files, merge) through load, summary and figures."""
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 import nnlab
 from nnlab import analysis, sweep
 from nnlab.results import open_folder
-from nnlab.schema import RUN_STATISTICS
+from nnlab.schema import AXES, COLUMN_OF, RUN_STATISTICS
 from nnlab.sweep.experiment import load
 from nnlab.sweep.store import curve_statistics, recorded_epochs, scan_curves
 
@@ -219,3 +220,53 @@ def test_the_bootstrap_by_ranks_gives_the_sorted_resamples_values(rng):
     idx = rng.integers(0, len(x), size=(300, len(x)))
     np.testing.assert_array_equal(_median(ordered, rank[idx]), rows_median(x[idx]))
     np.testing.assert_array_equal(_spread(ordered, rank[idx]), rows_spread(x[idx]))
+
+
+def test_a_hundred_thousand_runs_stored_by_the_store_round_trip_through_figures(tmp_path):
+    """10^5 runs written as part files by the store's writer and merged (a real results folder, 12
+    epochs each): load, summary and figures read it; the figures read only the curves they draw."""
+    from nnlab.schema import QUANTILE_SEEDS
+    from nnlab.sweep.store import PART, merge, record_tables, write_part
+
+    out = tmp_path / "big"
+    out.mkdir()
+    (out / "experiment.toml").write_text(
+        'name = "big"\nthreshold = 0.01\n[task]\nkind = "xor"\n[model]\nwidth = [2, 3, 4, 8]\n'
+        "[train]\nlr = [0.03, 0.1, 0.3, 1.0, 3.0]\nepochs = 12\nseeds = 5000\n"
+    )
+    exp = load(out / "experiment.toml")
+    E, S = 12, 5000
+    rng = np.random.default_rng(1)
+    (out / "parts").mkdir()
+    for k, c in enumerate(exp.configs()):  # one part per configuration (a job of 5,000 seeds)
+        curve = 0.5 * np.power.outer(rng.uniform(0.3, 0.95, S), np.arange(E + 1))
+        curve[rng.random(S) < 0.01, 6:] = np.inf  # a few diverge
+        columns = {
+            "run_id": [c.run_id(s) for s in range(S)],
+            "experiment": ["big"] * S,
+            "task": ["xor"] * S,
+            **{COLUMN_OF.get(a, a): [getattr(c, a)] * S for a in AXES},
+            "seed": np.arange(S, dtype=np.int64),
+            "n_params": np.full(S, 9),
+            "final_loss": curve[:, -1],
+            "best_loss": np.nanmin(np.where(np.isfinite(curve), curve, np.nan), axis=1),
+            "final_grad_norm": np.full(S, 1e-3),
+            "diverged": ~np.isfinite(curve[:, -1]),
+            "seconds": np.full(S, 1e-3),
+            **curve_statistics(curve, exp.threshold),
+            "curve": curve,
+        }
+        write_part(columns, out / "parts" / f"job-{k}{PART}")
+    record_tables(out, merge(out, exp.threshold))
+    folder = open_folder(out, reps=50)  # nnlab.load's folder, with fewer bootstrap resamples
+    assert len(folder.runs) == 20 * S and not folder.partial and not folder.warnings
+    assert (folder.summary["runs"] == S).all()
+    hits = np.isfinite(folder.runs["epochs_to_threshold"].astype(float))
+    assert folder.summary["successes"].sum() == hits.sum() > 0
+    asked = []
+    reader = folder.curves_of
+    object.__setattr__(folder, "curves_of", lambda ids: asked.append(len(ids)) or reader(ids))
+    figs = folder.figures
+    assert {"spread", "convergence", "seed_curves", "solved", "capacity"} <= set(figs)
+    assert max(asked) == 20 * QUANTILE_SEEDS  # never every run's curve
+    assert f"first {QUANTILE_SEEDS} seeds" in " ".join(nnlab.figures.notes(figs["convergence"]))
