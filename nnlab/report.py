@@ -376,10 +376,12 @@ def save_figures(drawn: dict, folder: Path, formats: tuple[str, ...]) -> list[Pa
     written = []
     for stem, figure in drawn.items():
         # Laid out once, then frozen: every format keeps these positions (figure fractions, the same
-        # at every dpi) instead of solving the constrained layout again in a draw of its own.
-        figure.draw_without_rendering()
-        with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
-            figure.set_layout_engine(None)
+        # at every dpi) instead of solving the constrained layout again in a draw of its own. (One
+        # format: its own draw lays it out, and a draw of the whole figure is saved.)
+        if len(formats) > 1:
+            figure.draw_without_rendering()
+            with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+                figure.set_layout_engine(None)
         for ext in formats:
             path = folder / f"{stem}.{ext}"
             meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(ext, {"Software": None})

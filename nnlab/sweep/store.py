@@ -988,7 +988,7 @@ def read_curves(out: Path, run_ids=None, *, epochs=None) -> pd.DataFrame:
         else:
             ids = np.asarray([str(i) for i in run_ids], dtype=object)
         ids = np.unique(ids)  # (sorted: the codes sort as the ids do)
-        pieces = list(curve_batches(path, ids, batch_size=1 << 16))
+        pieces = list(curve_batches(path, ids, batch_size=1 << 18))
     except (OSError, pa.ArrowException) as err:
         raise ExperimentError(
             f"{path} cannot be read ({' '.join(str(err).split())[:120]}); delete it and rerun `nnlab run` "
@@ -1021,6 +1021,20 @@ def sample_runs(runs: pd.DataFrame, seeds: int) -> pd.DataFrame:
     return runs.sort_values([*axes, "seed"], kind="stable").groupby(axes, sort=False).head(seeds)
 
 
+def _parts_have(out: Path, column: str) -> bool:
+    """Whether any part file of ``out`` has the column ``column`` (read from the files' schemas)."""
+    import pyarrow as pa
+
+    for path in part_files(out / PARTS):
+        try:
+            with pa.memory_map(str(path)) as source:
+                if column in pa.ipc.open_file(source).schema.names:
+                    return True
+        except (OSError, pa.ArrowInvalid):
+            return True  # (read_parts says what is wrong with it)
+    return False
+
+
 def read_networks(out: Path, runs: pd.DataFrame) -> dict[str, np.ndarray]:
     """The final parameters (n_params,) of each run of ``runs`` stored in ``out``/networks.parquet
     (experiments with ``save_networks = true``), by run id; empty when none were saved."""
@@ -1030,7 +1044,10 @@ def read_networks(out: Path, runs: pd.DataFrame) -> dict[str, np.ndarray]:
     path = Path(out) / "networks.parquet"
     wanted = set(runs["run_id"])
     if not path.is_file():
-        # Not merged (a folder that could not be written): the part files hold them.
+        # Not merged (a folder that could not be written): the part files hold them, if any part
+        # has them (its schema says so without reading its rows: most sweeps save no networks).
+        if not _parts_have(Path(out), "params"):
+            return {}
         parts = read_parts(Path(out), ["run_id", "params"])
         if parts is None or "params" not in parts.column_names:
             return {}
