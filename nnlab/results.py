@@ -22,7 +22,7 @@ from nnlab import analysis
 from nnlab.errors import InputError
 from nnlab.network import Network, network_from_flat
 from nnlab.sweep.endpoints import certificates
-from nnlab.sweep.experiment import Experiment
+from nnlab.sweep.experiment import Experiment, ExperimentError
 from nnlab.sweep.store import read_curves, read_networks, read_results, sample_runs
 
 if TYPE_CHECKING:
@@ -122,7 +122,24 @@ class ResultsFolder:
         ids = self.runs["run_id"] if run_ids is None else run_ids
         if seeds is not None:
             ids = sample_runs(self.runs, seeds)["run_id"]
-        return read_curves(self.path, ids, epochs=epochs)
+        ids = {str(i) for i in ids}
+        try:
+            got = read_curves(self.path, ids, epochs=epochs)
+        except ExperimentError:
+            got = None
+        if got is not None and got["run_id"].nunique() == len(ids & self._stored):
+            return got
+        # curves.parquet damaged, or short of runs stored in parts/ (merged for this command only,
+        # the folder not writable): `curves`, which rebuilds it from parts/ as the readers do.
+        whole = self.curves
+        keep = whole["run_id"].isin(ids)
+        if epochs is not None:
+            keep &= whole["epoch"].isin(np.asarray(epochs, dtype=np.int64))
+        return whole[keep].reset_index(drop=True)
+
+    @functools.cached_property
+    def _stored(self) -> set[str]:
+        return set(self.runs["run_id"])
 
     @functools.cached_property
     def manifest(self) -> dict:

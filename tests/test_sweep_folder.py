@@ -261,3 +261,17 @@ def test_the_chain_figure_only_for_single_unit_chains(tmp_path, model, drawn):
     path.write_text(f'name = "c"\n[task]\nkind = "chain"\n[model]\n{model}\n[train]\nepochs = 5\nseeds = 3\n')
     sweep.run(load(path), tmp_path / "out")
     assert ("chain_gradients" in report.figures(open_folder(tmp_path / "out"))) == drawn
+
+
+def test_figures_read_curves_from_parts_when_curves_parquet_is_gone(done):
+    """The figures' reader falls back on the curves the readers rebuild from parts/ (as
+    `ResultsFolder.curves` does) when curves.parquet is missing or short."""
+    from nnlab.results import open_folder
+    from nnlab.sweep.store import sample_runs
+
+    out, runs, curves = done
+    (out / "curves.parquet").unlink()
+    folder = open_folder(out, reps=20)
+    got = folder.curves_of(seeds=2)
+    want = curves[curves["run_id"].isin(sample_runs(runs, 2)["run_id"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got.assign(run_id=got["run_id"].astype(str)), want, check_dtype=False)
