@@ -226,7 +226,10 @@ def certify_job(job: EndpointJob, exp: Experiment, options: Options) -> dict:
     }
 
 
-ESCAPE_COLUMNS = ("escape", "escape_lo", "escape_hi", "escape_epochs")
+# The escape test's columns (`_escape`); the last two are the first stream alone, the run's
+# continuation in its Kaplan-Meier curve (`nnlab.analysis.survival_times`): its epochs to the
+# threshold (NaN if it never got there) and the epochs every stream ran.
+ESCAPE_COLUMNS = ("escape", "escape_lo", "escape_hi", "escape_epochs", "escape_first", "escape_length")
 
 
 def _escape(
@@ -236,7 +239,8 @@ def _escape(
     where it stopped (not from the polished point), at the run's learning rate and batch size, with
     ``options.escape_streams`` fresh streams for ``options.escape_budget`` times its epochs: (the
     share of streams that reached the threshold, its Wilson interval, the median epochs of those
-    that did); NaN for an end point SGD already solved or a diverged one."""
+    that did, the first stream's epochs to the threshold, the epochs each stream ran); NaN for an
+    end point SGD already solved or a diverged one."""
     net = network_from_flat(params[None, :], sizes, bias=c.bias, hidden=c.hidden, output=c.output)
     with np.errstate(all="ignore"):
         final = float(loss_of(net, X, Y, loss=c.loss)[0])
@@ -256,7 +260,8 @@ def _escape(
         seed=int(run_id, 16),  # a stream family per run, the same on every machine
     )
     epochs = float(np.nanmedian(found.epochs)) if found.escaped.any() else np.nan
-    return found.probability, found.lo, found.hi, epochs
+    length = float(found.loss_curve.shape[1] - 1)
+    return found.probability, found.lo, found.hi, epochs, float(found.epochs[0]), length
 
 
 def _work(job: EndpointJob, exp: Experiment, options: Options, parts: Path | None) -> dict | None:
