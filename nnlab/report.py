@@ -645,9 +645,13 @@ def _landscape_section(s: ResultsFolder) -> list[str]:
             else ""
         )
         + ". Strict local minima are grouped into distinct optima modulo hidden-unit permutation and "
-        "sign; a barrier is the highest loss on a path between two aligned networks minus the higher "
-        "end, along a quadratic Bezier curve trained on the loss, beside the straight line (an upper "
-        "bound).",
+        "sign, and minima whose losses agree within what their certificates pin down (|gradient|^2 / "
+        "(2 smallest eigenvalue), plus the further descent the continuation test allows) and whose "
+        "aligned path does not rise by more than that are one optimum: one near-flat minimum reached "
+        "at different points of its softest direction, or a connected flat family (its extent: the "
+        "farthest member's distance from the lowest); a barrier is the highest loss on a path between "
+        "two aligned networks minus the higher end, along a quadratic Bezier curve trained on the "
+        "loss, beside the straight line (an upper bound).",
         "",
     ]
     runs = s.runs
@@ -690,6 +694,11 @@ def _landscape_section(s: ResultsFolder) -> list[str]:
                 described = "; ".join(
                     f"loss {_loss(o.polished_loss)} ({o.seeds} seed{'s' if o.seeds != 1 else ''}, "
                     f"eigenvalues {o.lambda_min:.2g} to {o.lambda_max:.2g}"
+                    + (
+                        f", a flat family of extent {o.extent:.2g}"
+                        if np.isfinite(getattr(o, "extent", np.nan)) and o.extent > 0
+                        else ""
+                    )
                     + (
                         f", barrier {o.bezier_to_solved:.2g} along an optimized curve to the best "
                         f"network SGD solved (straight line: {o.barrier_to_solved:.2g}, an upper bound)"

@@ -65,6 +65,7 @@ OPTIMA = [
     "lambda_min",
     "lambda_max",
     "n_flat",
+    "extent",
     "barrier_to_solved",
     "bezier_to_solved",
     "best_solved",

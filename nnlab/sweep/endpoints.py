@@ -10,7 +10,8 @@ other options make other jobs, and the parts of jobs no longer planned are remov
 is complete.
 
 At the end the parts are merged, the certified minima of each configuration grouped into distinct
-optima (`nnlab.landscape.distinct_optima`), and the barriers between them (and to the nearest
+optima (`nnlab.landscape.distinct_optima`, then joined into connected flat families:
+`nnlab.landscape.flat_families`), and the barriers between them (and to the nearest
 solved network) measured, into three tables:
 
 - DIR/endpoints.parquet, one row per certified run: ``run_id``, ``kind``, ``start_loss``,
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nnlab.landscape import Options, barrier, certify, distinct_optima
+from nnlab.landscape import Options, barrier, certify, distinct_optima, flat_families, loss_margin
 from nnlab.landscape import slices as pictures
 from nnlab.landscape.escape import escape
 from nnlab.landscape.paths import bezier
@@ -450,7 +451,11 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str], param
         minima = g[g["kind"] == "minimum"]
         if not len(minima):
             continue
-        labels = distinct_optima(net_of(minima), X, loss=minima["polished_loss"].to_numpy())
+        values = minima["polished_loss"].to_numpy()
+        labels = distinct_optima(net_of(minima), X, loss=values)
+        # Near-flat minima reached from several seeds: one minimum, or one connected flat family.
+        margin = loss_margin(values, minima["grad_norm"], minima["lambda_min"])
+        labels, extent = flat_families(net_of(minima), X, Y, labels, values, margin, loss=where["loss_fn"])
         endpoints.loc[minima.index, "optimum"] = labels
         target = _best_solved(runs, g["run_id"], params, exp.threshold)
         solved_net = None
@@ -477,6 +482,7 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str], param
                 "lambda_min": float(rep["lambda_min"]),
                 "lambda_max": float(rep["lambda_max"]),
                 "n_flat": int(rep["n_flat"]),
+                "extent": float(extent[k]),
                 "barrier_to_solved": np.nan,
                 "bezier_to_solved": np.nan,
                 "best_solved": target,
