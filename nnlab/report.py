@@ -573,6 +573,7 @@ def _survival_section(s: ResultsFolder) -> list[str]:
         )
     else:
         censoring = "a run that never did censored at its budget"
+    when = " (within the budget or the continuation)" if analysis.continued(runs) else ""
     lines = [
         "## Success over time",
         "",
@@ -594,7 +595,7 @@ def _survival_section(s: ResultsFolder) -> list[str]:
             continue
         sooner = "the wider sooner" if row["statistic"] < 0 else "the narrower sooner"
         verdict = f"significant ({sooner})" if row["significant_logrank"] else "not significant"
-        lines.append(f"{pair}: {counts} reached it; log-rank p = {row['p_logrank']:.2g}, {verdict}.")
+        lines.append(f"{pair}: {counts} reached it{when}; log-rank p = {row['p_logrank']:.2g}, {verdict}.")
     return [*lines, ""]
 
 
