@@ -5,9 +5,9 @@ classified by `nnlab.landscape.certify` in jobs of up to PER_JOB end points of o
 run like the sweep's (in process, on loky workers or on a Dask cluster), each written at once as a
 part file under DIR/landscape/parts/ (a temporary name, then a rename), so an interrupted run loses
 at most the jobs in flight and a rerun resumes. A job's key hashes its configuration, its runs, the
-certification options, the threshold and the procedure's version (`nnlab.landscape.polish.PROCEDURE`):
-other options make other jobs, and the parts of jobs no longer planned are removed once the folder
-is complete.
+certification options, the threshold, the procedure's version (`nnlab.landscape.polish.PROCEDURE`)
+and the escape test's columns (`ESCAPE_COLUMNS`): other options make other jobs, and the parts of
+jobs no longer planned are removed once the folder is complete.
 
 At the end the parts are merged, the certified minima of each configuration grouped into distinct
 optima (`nnlab.landscape.distinct_optima`, then joined into connected flat families:
@@ -108,6 +108,8 @@ def _job_key(config: Config, run_ids: tuple[str, ...], options: Options, thresho
             "options": dataclasses.asdict(options),
             "threshold": threshold,
             "procedure": PROCEDURE,
+            # (A part holds these columns: parts made before one was added are redone, not mixed in.)
+            "escape": ESCAPE_COLUMNS,
         },
         sort_keys=True,
     )
