@@ -259,7 +259,8 @@ def figure_tables(s: ResultsFolder) -> dict:
 
         slices = landscape_slices(s.experiment, s.runs, s.endpoints)
     return dict(
-        runs=s.runs,
+        # (Failed runs carry their SGD continuation, for the survival figure: nnlab.analysis.survival.)
+        runs=analysis.with_continuations(s.runs, s.endpoints),
         # A reader, not the table: each figure reads the curves it draws (a fixed sample of seeds).
         curves=s.curves_of if s.with_curves else None,
         summary=s.summary,
@@ -436,10 +437,12 @@ CAPTIONS = {
     "single width was run. An arrow: the interval's upper end is infinite (resamples without a "
     "success); an open triangle at ∞: no seed reached the threshold.",
     "survival": "Kaplan-Meier estimate of the share of seeds that have reached the threshold by each "
-    f"epoch, per width, a seed that never did censored at its budget, with its pointwise {LEVEL_TEXT} "
+    "epoch, per width, a seed that never did censored at its budget or followed into its SGD continuation "
+    f"(the note below says which), with its pointwise {LEVEL_TEXT} "
     "interval (Greenwood's variance on the log(-log) scale) as a band; in a panel's corner the log-rank p "
-    "between neighbouring widths (two-sided, not adjusted). With one budget per configuration the "
-    "curve is the share solved by each epoch; the test compares whole curves, the seeds that never "
+    "between neighbouring widths (two-sided, not adjusted). With one budget per configuration and no "
+    "continuation the curve is the share solved by each epoch; the test compares whole curves, the seeds "
+    "that never "
     "got there included.",
     "landscape_slices": "Pictures of the landscape (Li et al. 2018) around a few certified end points, one "
     "per kind per configuration (the lowest loss of each kind): left, the full-data loss along the straight "
@@ -580,17 +583,29 @@ def _tests_section(s: ResultsFolder) -> list[str]:
 
 def _survival_section(s: ResultsFolder) -> list[str]:
     """Success over time: the log-rank test of the epochs to threshold between neighbouring widths
-    (`nnlab.analysis.logrank_tests`), runs that never got there censored at their budget."""
+    (`nnlab.analysis.logrank_tests`), runs that never got there censored at their budget or
+    followed into their SGD continuation (`nnlab.analysis.survival_times`)."""
     if "epochs_to_threshold" not in s.runs or s.runs["width"].nunique() < 2:
         return []
-    found = analysis.logrank_tests(s.runs)
+    runs = analysis.with_continuations(s.runs, s.endpoints)
+    found = analysis.logrank_tests(runs)
     if not len(found):
         return []
+    if analysis.continued(runs):
+        censoring = (
+            "a run that did not get there within its budget followed into its continuation (the first "
+            "stream of its SGD escape test, resumed from its end point by plain SGD at its rate: an event "
+            "if that stream reached the threshold, else censored at its end; a run without one, or trained "
+            "by another optimizer or schedule, censored at its budget)"
+        )
+    else:
+        censoring = "a run that never did censored at its budget"
+    when = " (within the budget or the continuation)" if analysis.continued(runs) else ""
     lines = [
         "## Success over time",
         "",
         "Kaplan-Meier estimates of the share of seeds that reached the threshold by each epoch (the "
-        "survival figure), a run that never did censored at its budget; neighbouring widths compared by "
+        f"survival figure), {censoring}; neighbouring widths compared by "
         f"the log-rank test (scipy.stats.logrank, two-sided, significant when p < {analysis.ALPHA:g}, "
         f"not adjusted for the {len(found)} comparisons): does the wider network reach the threshold "
         "sooner, counting the seeds that never did?",
@@ -607,7 +622,7 @@ def _survival_section(s: ResultsFolder) -> list[str]:
             continue
         sooner = "the wider sooner" if row["statistic"] < 0 else "the narrower sooner"
         verdict = f"significant ({sooner})" if row["significant_logrank"] else "not significant"
-        lines.append(f"{pair}: {counts} reached it; log-rank p = {row['p_logrank']:.2g}, {verdict}.")
+        lines.append(f"{pair}: {counts} reached it{when}; log-rank p = {row['p_logrank']:.2g}, {verdict}.")
     return [*lines, ""]
 
 
@@ -658,9 +673,13 @@ def _landscape_section(s: ResultsFolder) -> list[str]:
             else ""
         )
         + ". Strict local minima are grouped into distinct optima modulo hidden-unit permutation and "
-        "sign; a barrier is the highest loss on a path between two aligned networks minus the higher "
-        "end, along a quadratic Bezier curve trained on the loss, beside the straight line (an upper "
-        "bound).",
+        "sign, and minima whose losses agree within what their certificates pin down (|gradient|^2 / "
+        "(2 smallest eigenvalue), plus the further descent the continuation test allows) and whose "
+        "aligned path does not rise by more than that are one optimum: one near-flat minimum reached "
+        "at different points of its softest direction, or a connected flat family (its extent: the "
+        "farthest member's distance from the lowest); a barrier is the highest loss on a path between "
+        "two aligned networks minus the higher end, along a quadratic Bezier curve trained on the "
+        "loss, beside the straight line (an upper bound).",
         "",
     ]
     runs = s.runs
@@ -703,6 +722,11 @@ def _landscape_section(s: ResultsFolder) -> list[str]:
                 described = "; ".join(
                     f"loss {_loss(o.polished_loss)} ({o.seeds} seed{'s' if o.seeds != 1 else ''}, "
                     f"eigenvalues {o.lambda_min:.2g} to {o.lambda_max:.2g}"
+                    + (
+                        f", a flat family of extent {o.extent:.2g}"
+                        if np.isfinite(getattr(o, "extent", np.nan)) and o.extent > 0
+                        else ""
+                    )
                     + (
                         f", barrier {o.bezier_to_solved:.2g} along an optimized curve to the best "
                         f"network SGD solved (straight line: {o.barrier_to_solved:.2g}, an upper bound)"

@@ -207,6 +207,7 @@ OPTIMA_COLUMNS = (
     "lambda_min",
     "lambda_max",
     "n_flat",
+    "extent",
     "barrier_to_solved",
     "bezier_to_solved",
     "best_solved",

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reproduce the canonical studies: every sweep (and, where it saves its networks, the certificate
-# of every end point), then its summary, figures and report, into results/<name>/. At most 15
-# minutes on 2 cores (measured: see docs/studies.md).
+# of every end point), then its summary, figures and report, into results/<name>/. Training takes
+# at most 15 minutes on 2 cores; certifying the six studies that save their networks adds more, the
+# escape tests of digits_spread's 64 unsolved wide end points most (about 40 minutes with JOBS=2,
+# estimated from single end points; see docs/studies.md).
 #
 #   scripts/reproduce.sh [--fresh] [NAME ...]     (default: all eight studies)
 #

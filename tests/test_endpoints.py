@@ -65,6 +65,7 @@ OPTIMA = [
     "lambda_min",
     "lambda_max",
     "n_flat",
+    "extent",
     "barrier_to_solved",
     "bezier_to_solved",
     "best_solved",
@@ -241,6 +242,15 @@ def test_endpoints_table_one_certificate_per_run(certified):
     minima = e[e["kind"] == "minimum"]
     assert (minima["lambda_min"] > 0).all() and (minima["n_flat"] == 0).all()
     assert (minima["grad_norm"] <= OPTIONS.gtol * minima["lambda_max"]).all()
+    # The escape test of each failure: its first stream (the run's continuation in the survival
+    # curves) ran escape_budget times the 300 epochs, and reached the threshold only if some stream did.
+    failed = final >= threshold
+    assert (e.loc[~failed, "escape_length"].isna()).all() and e.loc[~failed, "escape_first"].isna().all()
+    assert (e.loc[failed, "escape_length"] == round(OPTIONS.escape_budget * 300)).all()
+    first = e.loc[failed, "escape_first"]
+    assert first.dropna().between(1, 300).all()
+    assert (first.isna() | (e.loc[failed, "escape"] > 0)).all()
+    assert (first.notna() | (e.loc[failed, "escape"] < 1)).all()
 
 
 def test_optima_table_groups_the_minima(folder):
@@ -656,6 +666,8 @@ def test_report_says_what_the_end_points_are(certified, swept, tmp_path):
     for stem in ("endpoints", "spectra", "barriers"):
         assert (out / "figures" / f"{stem}.png").is_file(), stem
         assert f"![{stem}](figures/{stem}.png)" in text
+    # The failures' SGD continuations count in the survival curves, and the report says so.
+    assert "followed into its continuation" in text.split("## Success over time")[1]
     # Without certificates: no such section, and the estimate is called one.
     plain = report.report(open_folder(swept), [])
     assert "## What the end points are" not in plain and "optima (uncertified estimate)" in plain

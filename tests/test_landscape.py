@@ -882,3 +882,65 @@ def test_activation_table_is_the_one_tested():
     """The parametrizations above cover every activation and loss the engine has."""
     assert sorted(a for a in ACTIVATIONS if a != "softmax") == sorted(ACTS)  # softmax: by `paired`
     assert sorted(LOSSES) == sorted(LOSS_NAMES)
+
+
+def _soft_valley():
+    """Least squares f = x . w on two nearly collinear inputs: a strict minimum w* whose Hessian
+    X^T X / n has a soft direction v (eigenvalue lam ~ 1e-8 of the other). Points w* + t v are the
+    near-flat valley floor: gradient lam t, loss lam t^2 / 2 above the minimum."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(8)
+    X = np.stack([x, x + 1e-4 * rng.standard_normal(8)], axis=1)
+    Q, _ = np.linalg.qr(X)
+    z = rng.standard_normal(8)
+    Y = (X @ [0.3, 0.5] + 0.1 * (z - Q @ (Q.T @ z)))[:, None]  # a residual no w fits: w* = (0.3, 0.5)
+    lam, V = np.linalg.eigh(X.T @ X / len(X))
+    return X, Y, np.array([0.3, 0.5]), lam, V[:, 0]
+
+
+def test_points_on_a_near_flat_valley_floor_are_one_flat_family():
+    """Three points of the soft valley, each certified only to its gradient lam |t|: their losses
+    agree within their margins and the straight path between them never rises, so they are one
+    optimum, whatever distinct_optima's parameter tolerance says; its extent is the farthest point's
+    distance. The same points claimed polished to |g| = 1e-16 have losses the margins tell apart:
+    three optima, though a straight descent joins them."""
+    from nnlab.landscape import flat_families, loss_margin
+
+    X, Y, w, lam, v = _soft_valley()
+    assert lam[0] < 1e-7 * lam[1]
+    t = np.array([0.0, 0.5, -0.8])
+    points = network_from_arrays([(w + np.outer(t, v))[:, :, None]], None, output="identity")
+    values = loss_of(points, X, Y)
+    labels = distinct_optima(points, X, loss=values)
+    assert labels.tolist() == [0, 1, 2]  # apart by more than PTOL: three optima by that rule
+    grad = lam[0] * np.abs(t)
+    margin = loss_margin(values, grad, np.full(3, lam[0]))
+    family, extent = flat_families(points, X, Y, labels, values, margin)
+    assert family.tolist() == [0, 0, 0]
+    np.testing.assert_allclose(extent, [0.8], rtol=1e-9)
+    # Claimed polished to rounding, the gaps lam t^2 / 2 (0.125 lam, 0.32 lam) exceed the margins.
+    sharp = loss_margin(values, np.full(3, 1e-16), np.full(3, lam[0]))
+    family, extent = flat_families(points, X, Y, labels, values, sharp)
+    assert family.tolist() == [0, 1, 2] and extent.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_equal_losses_behind_a_barrier_stay_two_families():
+    """The swap-symmetric pair of 2-2-1 minima (p and its mirror image): the same loss to rounding,
+    but a barrier between them, along the straight line and the trained curve: two optima."""
+    from nnlab.landscape import flat_families, loss_margin
+
+    p = certify(
+        init_network([2, 2, 1], seeds=0),
+        GRID,
+        Y_GRID,
+        threshold=1e-6,
+        options=Options(lbfgs_iters=300, newton_iters=20),
+    )
+    both = stack([p.network, swapped(p.network)])
+    values = loss_of(both, GRID, Y_GRID)
+    margin = loss_margin(values, np.repeat(p.grad_norm, 2), np.repeat(p.lambda_min, 2))
+    assert abs(values[0] - values[1]) <= margin.sum()  # equal losses, as far as the margins tell
+    family, extent = flat_families(
+        both, GRID, Y_GRID, distinct_optima(both, GRID, loss=values), values, margin
+    )
+    assert family.tolist() in ([0, 1], [1, 0]) and extent.tolist() == [0.0, 0.0]

@@ -84,3 +84,74 @@ def test_survival_figure_steps_with_a_band_and_the_logrank_p():
     assert any(f"2→3: p = {p:.2g}" in t.get_text() for t in ax.texts)
     assert figures.survival(runs[runs["width"] == 2], 1e-3) is None  # one width: nothing to compare
     assert plt.get_fignums() == []
+
+
+def test_failed_runs_followed_into_their_escape_continuation():
+    from nnlab.analysis import continued, survival_times, with_continuations
+
+    runs = pd.concat([_runs(2, [5, None, None, None, None], 50), _runs(3, [1, None], 50)], ignore_index=True)
+    runs["run_id"] = ["a0", "a1", "a2", "a3", "a4", "b0", "b1"]
+    runs["optimizer"] = ["sgd"] * 4 + ["adam"] + ["sgd"] * 2
+    # a1's first escape stream reached the threshold 10 epochs on; a2's ran 50 epochs without; a3
+    # has no certified end point; a4 was trained by Adam (its continuation resumed plain SGD).
+    endpoints = pd.DataFrame(
+        {
+            "run_id": ["a1", "a2", "a4", "b0", "b1"],
+            "escape_first": [10.0, np.nan, 3.0, np.nan, 30.0],
+            "escape_length": [50.0, 50.0, 50.0, np.nan, 50.0],
+        }
+    )
+    assert with_continuations(runs, None) is runs
+    assert with_continuations(runs, endpoints[["run_id"]]) is runs  # certified before the columns
+    assert not continued(runs)
+    joined = with_continuations(runs, endpoints)
+    assert continued(joined) and list(joined["run_id"]) == list(runs["run_id"])
+    time, observed = survival_times(joined)
+    np.testing.assert_array_equal(time, [5, 60, 100, 50, 50, 1, 80])
+    np.testing.assert_array_equal(observed, [1, 1, 0, 0, 0, 1, 1])
+    # Recomputed for another threshold from the curves, the continuations (run to the experiment's)
+    # do not count.
+    curves = pd.DataFrame({"run_id": ["a0", "b0"], "epoch": [7, 2], "loss": [0.0, 0.0]})
+    time, observed = survival_times(joined, 0.5, curves)
+    np.testing.assert_array_equal(time, [7, 50, 50, 50, 50, 2, 50])
+    np.testing.assert_array_equal(observed, [1, 0, 0, 0, 0, 1, 0])
+    # By hand, width 2 (SGD's runs): events at 5 (4 at risk) and 60 (2 at risk: the runs followed
+    # to 60 and 100; the one censored at 50 left): S = (3/4)(1/2), success 5/8 from epoch 60 on.
+    joined = joined[joined["optimizer"] == "sgd"]
+    curves = survival_curves(joined)
+    narrow = curves[curves["width"] == 2]
+    assert list(narrow["epoch"]) == [0, 5, 60, 100]
+    assert list(narrow["at_risk"].iloc[1:3]) == [4, 2]
+    np.testing.assert_allclose(narrow["success"], [0, 1 / 4, 5 / 8, 5 / 8], atol=1e-15)
+    row = logrank_tests(joined).iloc[0]
+    t_a, d_a = np.array([5, 60, 100, 50.0]), np.array([1, 1, 0, 0], bool)
+    t_b, d_b = np.array([1, 80.0]), np.array([1, 1], bool)
+    ref = logrank(
+        CensoredData(uncensored=t_a[d_a], right=t_a[~d_a]), CensoredData(uncensored=t_b[d_b], right=t_b[~d_b])
+    )
+    assert row["p_logrank"] == pytest.approx(ref.pvalue, rel=1e-12)
+    assert (row["successes_a"], row["successes_b"]) == (2, 2)
+
+
+def test_survival_figure_says_the_runs_were_followed():
+    import matplotlib.pyplot as plt
+
+    from nnlab import figures
+    from nnlab.analysis import with_continuations
+    from nnlab.figures import notes
+
+    runs = pd.concat([_runs(2, [5, None, None], 50), _runs(3, [1, 2, None], 50)], ignore_index=True)
+    runs["run_id"] = [f"r{i}" for i in range(6)]
+    endpoints = pd.DataFrame({"run_id": ["r1", "r5"], "escape_first": [20.0, np.nan], "escape_length": 50.0})
+    fig = figures.survival(with_continuations(runs, endpoints), 1e-3)
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    assert any("followed into the first stream" in n for n in notes(fig))
+    assert any(list(line.get_xdata()) == [50.0, 50.0] for line in ax.lines)  # the budget, dotted
+    steps = [line for line in ax.lines if line.get_drawstyle() == "steps-post"]
+    # Width 2: r1 followed to an event at 70, the last at risk (r2 left at 50); width 3: r5 to 100.
+    assert [line.get_xdata()[-1] for line in steps] == [70.0, 100.0]
+    assert [line.get_ydata()[-1] for line in steps] == pytest.approx([1.0, 2 / 3])
+    plain = figures.survival(runs, 1e-3)
+    assert any("censored at its budget" in n for n in notes(plain))
+    plt.close(fig), plt.close(plain)
+    assert plt.get_fignums() == []

@@ -8,8 +8,9 @@ Rooms, by job:
 - `summary`: one row per configuration (`summarize`), every statistic with its interval.
 - `verdicts`: capacity labels (`verdict`), the capacity table, each architecture at its best setting.
 - `comparisons`: two sweeps side by side, tests between neighbouring widths.
-- `survival`: success over time with censoring: Kaplan-Meier curves of the epochs to threshold,
-  the log-rank test between neighbouring widths.
+- `survival`: success over time with censoring: Kaplan-Meier curves of the epochs to threshold
+  (failed runs censored at the budget, or followed into their SGD escape continuation), the log-rank
+  test between neighbouring widths.
 - `pruning`: saved networks analysed: units a network does not need, gradients along a chain.
 
 Every public name of the rooms is also here (``nnlab.analysis.summarize``, ...).
@@ -40,7 +41,14 @@ from nnlab.analysis.runs import (
     worsened_runs,
 )
 from nnlab.analysis.summary import endpoint_counts, summarize
-from nnlab.analysis.survival import kaplan_meier, logrank_tests, survival_curves
+from nnlab.analysis.survival import (
+    continued,
+    kaplan_meier,
+    logrank_tests,
+    survival_curves,
+    survival_times,
+    with_continuations,
+)
 from nnlab.analysis.verdicts import (
     CRITICAL,
     DIVERGED,
@@ -90,6 +98,7 @@ __all__ = [
     "chain_gradients",
     "compare",
     "config_axes",
+    "continued",
     "decide_seeds",
     "decisive_seeds",
     "descending_runs",
@@ -107,9 +116,11 @@ __all__ = [
     "stopped_runs",
     "summarize",
     "survival_curves",
+    "survival_times",
     "varying_axes",
     "verdict",
     "verdict_text",
     "wilson",
+    "with_continuations",
     "worsened_runs",
 ]

@@ -6,6 +6,13 @@ one that never did is censored at its budget (``epochs``): it did not succeed wi
 epochs, which says nothing about later. With one budget for every run the Kaplan-Meier success curve
 equals the share of seeds solved by each epoch; with several budgets (runs resumed, sweeps of
 epochs) only the censored estimate is right.
+
+Where `nnlab landscape` ran the SGD escape test of a failed run's end point (SGD resumed from it
+with fresh shuffling streams), the run is followed into the first of those streams, its
+continuation (`with_continuations` joins it from endpoints.parquet): an event at budget + the
+epochs that stream took to reach the threshold, or censored at budget + the epochs it ran. Any
+stream is an equally good continuation (the shuffles after the budget are fresh in either case);
+the first is taken so that each run stays one observation (the log-rank test needs whole counts).
 """
 
 from __future__ import annotations
@@ -66,14 +73,82 @@ def kaplan_meier(time, observed, *, level: float = LEVEL) -> pd.DataFrame:
     )
 
 
-def _times(runs: pd.DataFrame, threshold: float | None, curves: pd.DataFrame | None):
-    """(time, observed): each run's first epoch below the threshold, or its budget, censored."""
+# endpoints.parquet's columns of a failed run's continuation (`nnlab.sweep.endpoints.ESCAPE_COLUMNS`):
+# the first escape stream's epochs to the threshold (NaN: it never got there) and the epochs it ran.
+CONTINUATION = ("escape_first", "escape_length")
+
+
+def with_continuations(runs: pd.DataFrame, endpoints: pd.DataFrame | None) -> pd.DataFrame:
+    """``runs`` with the `CONTINUATION` columns of ``endpoints`` (endpoints.parquet) joined by run
+    id, NaN for a run without one; ``runs`` unchanged without endpoints or when they predate the
+    columns (certified before the continuation was recorded: the runs are censored at the budget)."""
+    if endpoints is None or not set(CONTINUATION) <= set(endpoints.columns):
+        return runs
+    known = endpoints[["run_id", *CONTINUATION]].drop_duplicates("run_id")
+    out = runs.drop(columns=[c for c in CONTINUATION if c in runs.columns])
+    joined = out.merge(known, on="run_id", how="left")
+    joined.index = runs.index
+    return joined
+
+
+def continued(runs: pd.DataFrame) -> bool:
+    """Whether some run of ``runs`` that never reached the threshold is followed into its SGD
+    continuation (`survival_times`), rather than censored at its budget."""
+    if not set(CONTINUATION) <= set(runs.columns):
+        return False
+    hit = pd.to_numeric(runs["epochs_to_threshold"], errors="coerce")
+    length = pd.to_numeric(runs["escape_length"], errors="coerce")
+    return bool((hit.isna() & length.notna() & _plain_sgd(runs)).any())
+
+
+# The training settings under which a run continued is what the escape test resumed: plain SGD.
+PLAIN_SGD = {"optimizer": "sgd", "schedule": "constant", "weight_decay": 0.0}
+
+
+def _plain_sgd(runs: pd.DataFrame) -> np.ndarray:
+    """Which runs were trained by plain SGD at a constant rate (an axis the table lacks: default)."""
+    plain = np.ones(len(runs), dtype=bool)
+    for axis, value in PLAIN_SGD.items():
+        if axis in runs.columns:
+            plain &= (runs[axis] == value).to_numpy()
+    return plain
+
+
+def survival_times(
+    runs: pd.DataFrame, threshold: float | None = None, curves: pd.DataFrame | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each run's time and whether it is an event, as the Kaplan-Meier curves and log-rank tests
+    read them.
+
+    A run that reached the threshold: an event at its first epoch below it. One that did not:
+    with the `CONTINUATION` columns (`with_continuations`) and a finite ``escape_length``, an
+    event at ``epochs`` + ``escape_first`` when its continuation reached the threshold, otherwise
+    censored at ``epochs`` + ``escape_length``; without them, censored at its budget ``epochs``.
+    The continuations were run to the experiment's threshold, so they are not used when
+    ``threshold`` and ``curves`` recompute the epochs for another; and they resume plain SGD at the
+    run's constant rate, so a run trained otherwise (another optimizer, a schedule, weight decay)
+    stays censored at its budget: its continuation is not its training continued.
+
+    Returns
+    -------
+    time : ndarray (n,) of float
+    observed : ndarray (n,) of bool
+    """
     if threshold is None:
         hit = pd.to_numeric(runs["epochs_to_threshold"], errors="coerce").to_numpy(dtype=np.float64)
     else:
         hit = hit_epochs(runs, curves, threshold)
     observed = np.isfinite(hit)
-    return np.where(observed, hit, runs["epochs"].to_numpy(dtype=np.float64)), observed
+    budget = runs["epochs"].to_numpy(dtype=np.float64)
+    time = np.where(observed, hit, budget)
+    if (threshold is None or curves is None) and set(CONTINUATION) <= set(runs.columns):
+        first = pd.to_numeric(runs["escape_first"], errors="coerce").to_numpy(dtype=np.float64)
+        length = pd.to_numeric(runs["escape_length"], errors="coerce").to_numpy(dtype=np.float64)
+        followed = ~observed & np.isfinite(length) & _plain_sgd(runs)
+        escaped = followed & np.isfinite(first)
+        time = np.where(escaped, budget + first, np.where(followed, budget + length, time))
+        observed = observed | escaped
+    return time, observed
 
 
 def survival_curves(
@@ -93,7 +168,8 @@ def survival_curves(
     Returns
     -------
     DataFrame
-        The configuration's axes, then ``epoch`` (0, each event epoch, and the last budget),
+        The configuration's axes, then ``epoch`` (0, each event epoch, and the last time a run
+        was followed: its budget, or the end of its continuation, `survival_times`),
         ``at_risk``, ``events``, ``success`` (the Kaplan-Meier estimate of P(T <= epoch)),
         ``success_lo``, ``success_hi`` and ``runs``. Where the estimate is 0 the interval is
         [0, 0]; where every run at risk succeeded it is [its value just before, 1] (no variance to
@@ -101,7 +177,7 @@ def survival_curves(
     """
     runs = runs.reset_index(drop=True)
     axes = config_axes(runs)
-    time, observed = _times(runs, threshold, curves)
+    time, observed = survival_times(runs, threshold, curves)
     frames = []
     for key, idx in runs.groupby(axes, sort=True).indices.items():
         key = key if isinstance(key, tuple) else (key,)
@@ -138,7 +214,8 @@ def logrank_tests(
 ) -> pd.DataFrame:
     """The log-rank test (scipy.stats.logrank on scipy.stats.CensoredData, two-sided) of the epochs
     to threshold between every pair of neighbouring widths with the other axes equal, runs that
-    never reached the threshold censored at their budget.
+    never reached the threshold censored at their budget or followed into their continuation
+    (`survival_times`).
 
     Returns
     -------
@@ -151,7 +228,7 @@ def logrank_tests(
     from scipy.stats import CensoredData, logrank
 
     runs = runs.reset_index(drop=True)
-    time, observed = _times(runs, threshold, curves)
+    time, observed = survival_times(runs, threshold, curves)
     axes = [a for a in config_axes(runs) if a != "width"]
     rows = []
     for key, g in runs.groupby(axes, sort=True):

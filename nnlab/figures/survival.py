@@ -1,9 +1,12 @@
 """Success over time, censored: Kaplan-Meier curves of the epochs to threshold (`survival`).
 
-A run that never reached the threshold is censored at its budget (`nnlab.analysis.survival_curves`);
-the band is the pointwise 95% interval from Greenwood's variance on the log(-log) scale. With one
-budget per configuration the curve equals the share of seeds solved by each epoch (`solved`), and
-the figure's point is its test: the log-rank p between neighbouring widths, in the panel's corner.
+A run that never reached the threshold is censored at its budget, or, where the runs carry their
+SGD escape continuation (`nnlab.analysis.with_continuations`), followed into it: an event when the
+continuation reached the threshold, censored at its end otherwise (`nnlab.analysis.survival_times`;
+a dotted line marks the budget, and the caption says which was done). The band is the pointwise 95%
+interval from Greenwood's variance on the log(-log) scale. With one budget per configuration and no
+continuation the curve equals the share of seeds solved by each epoch (`solved`), and the figure's
+point is its test: the log-rank p between neighbouring widths, in the panel's corner.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from nnlab.analysis import config_axes, logrank_tests, survival_curves
+from nnlab.analysis import config_axes, continued, logrank_tests, survival_curves, survival_times
 from nnlab.figures import layout as L
 
 
@@ -30,15 +33,16 @@ def survival_panel(
     tests: bool = True,
 ) -> Axes:
     """One panel of `survival`: per value of the compared axis, the Kaplan-Meier share of runs
-    that reached the threshold by each epoch (a step line, censored at the budget) with its
-    log-log Greenwood 95% band; with ``tests``, the log-rank p between neighbouring widths written
-    in the lower right corner. ``threshold``: recompute the epochs to threshold for it (default:
-    the stored ``epochs_to_threshold``); ``log``: a log epoch axis (default: when the first success
-    and the budget are more than a decade apart)."""
+    that reached the threshold by each epoch (a step line, censored at the budget or followed into
+    the continuation, `nnlab.analysis.survival_times`; a dotted line at the budget when some run
+    was followed) with its log-log Greenwood 95% band; with ``tests``, the log-rank p between
+    neighbouring widths written in the lower right corner. ``threshold``: recompute the epochs to
+    threshold for it (default: the stored ``epochs_to_threshold``); ``log``: a log epoch axis
+    (default: when the first success and the last epoch followed are more than a decade apart)."""
     lane = lane or L.Lane(None, threshold)
     hue = hue or L.Hue.of(runs)
     km = survival_curves(runs, threshold)
-    last = float(runs["epochs"].max()) if len(runs) else 1.0
+    last = float(km["epoch"].max()) if len(km) else 1.0
     events = km.loc[km["events"] > 0, "epoch"]
     first = float(events.min()) if len(events) else last
     if log is None:
@@ -75,6 +79,9 @@ def survival_panel(
             )
     if not len(events) and lane.k == 0:
         ax.text(0.5, 0.5, "no seed reached the threshold", transform=ax.transAxes, ha="center", color="0.25")
+    if continued(runs):
+        for budget in sorted(runs["epochs"].unique()):
+            ax.axvline(float(budget), color="0.5", lw=0.8, ls=":", zorder=0)
     ax.set_ylim(-0.03, 1.03)
     ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     L.epoch_axis(ax, last, log, first)
@@ -89,12 +96,11 @@ def survival(runs: pd.DataFrame, threshold: L.Threshold = None, *, size: str | N
     without a threshold, with a single width, or when no run ever reached the threshold."""
     if L.lowest(threshold) is None or not len(runs) or runs["width"].nunique() < 2:
         return None
-    hit = pd.to_numeric(runs["epochs_to_threshold"], errors="coerce")
-    if not hit.notna().any():
+    time, observed = survival_times(runs)
+    if not observed.any():
         return None
     hue = L.Hue.of(runs, "width")
-    last = float(runs["epochs"].max())
-    log = L.log_epochs(float(hit.min()), last)
+    log = L.log_epochs(float(time[observed].min()), float(time.max()))
 
     def draw(ax, part, lane):
         # Several sweeps overlaid: their p-values would collide in one corner, so none then.
@@ -103,8 +109,21 @@ def survival(runs: pd.DataFrame, threshold: L.Threshold = None, *, size: str | N
     fig, axes, _ = L.facet(runs, draw, threshold=threshold, hue="width", size=size, sharex=True, sharey=True)
     L.label_outer(axes, "epoch (log)" if log else "epoch", "reached the threshold (Kaplan-Meier)")
     hue.legend(fig, size, L.lanes(runs, threshold))
-    L.title(fig, "Success over time, censored at the budget, per width")
+    if continued(runs):
+        L.title(fig, "Success over time, failed runs followed into an SGD continuation, per width")
+        how = (
+            "a run that did not reach the threshold within its budget (dotted line) is followed into the "
+            "first stream of its SGD escape test (resumed from its end point, plain SGD at its rate): an "
+            "event if that stream reached the threshold, else censored at its end; runs without one "
+            "censored at the budget"
+        )
+    else:
+        L.title(fig, "Success over time, censored at the budget, per width")
+        how = "a run that never reached the threshold is censored at its budget"
     L.note(
-        fig, L.seeds_note(runs), "band: 95% log-log Greenwood interval; p: log-rank, two-sided, unadjusted"
+        fig,
+        L.seeds_note(runs),
+        how,
+        "band: 95% log-log Greenwood interval; p: log-rank, two-sided, unadjusted",
     )
     return fig

@@ -6,7 +6,8 @@ points, and their symmetries.
 - `nnlab.landscape.polish`: polish an end point to the critical point it sits near and classify it
   (`certify`, `classify`, `Options`, `KINDS`).
 - `nnlab.landscape.symmetry`: canonical forms and alignment modulo hidden-unit permutations and sign
-  flips, distinct optima, and loss barriers (`canonical`, `align`, `distinct_optima`, `barrier`).
+  flips, distinct optima and their flat families, and loss barriers (`canonical`, `align`,
+  `distinct_optima`, `loss_margin`, `flat_families`, `barrier`).
 
 A room between the training engine and the sweep: it reads networks and data, never tables.
 """
@@ -18,7 +19,9 @@ from nnlab.landscape.symmetry import (
     barrier,
     canonical,
     distinct_optima,
+    flat_families,
     function_distance,
+    loss_margin,
     parameter_distance,
 )
 from nnlab.schema import KINDS
@@ -35,11 +38,13 @@ __all__ = [
     "classify",
     "distinct_optima",
     "extreme_eigenvalues",
+    "flat_families",
     "function_distance",
     "gradient",
     "hessian",
     "hvp",
     "lanczos",
+    "loss_margin",
     "parameter_distance",
     "symmetry_directions",
 ]

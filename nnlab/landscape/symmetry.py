@@ -12,6 +12,15 @@ the distances between these vectors, the sign chosen per pair (weight matching, 
 al.'s Git Re-Basin); `canonical` sorts and signs them. Two certified minima are one optimum when
 their functions agree on the training inputs and their aligned parameters agree (`distinct_optima`),
 so that copies of one network fall together and equal losses of different functions do not.
+
+A certified minimum's position is known only as well as its certificate pins it: a point with
+gradient g where the Hessian's smallest eigenvalue is lambda_min may lie up to |g| / lambda_min from
+the minimum it stands for (along the softest direction), its loss up to |g|^2 / (2 lambda_min)
+above it (`loss_margin`). Near-flat minima (lambda_min / lambda_max ~ 1e-8) reached from several
+seeds then differ by more than `distinct_optima`'s parameter tolerance while being one minimum, or
+one connected flat family: `flat_families` joins optima whose losses agree within their margins and
+whose aligned straight path (or, failing that, an optimized Bezier curve) rises above the higher end
+by no more than the margins, and reports how far the family spans.
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ from nnlab.network import Network, flat_params, forward, loss_of, network_from_f
 # and aligned parameters within PTOL of the parameter norm (at least 1) are one optimum.
 FTOL = 1e-5
 PTOL = 1e-4
+# `loss_margin`'s floor: the continuation test's tolerance (nnlab.landscape.Options.ftol), by which
+# a further descent may still lower a certified minimum's loss.
+LTOL = 1e-9
 
 
 def _unit_vectors(W: list, b: list | None, i: int, outgoing: bool = True) -> np.ndarray:
@@ -175,6 +187,101 @@ def distinct_optima(
             labels[r] = len(representatives)
             representatives.append(int(r))
     return labels
+
+
+def loss_margin(loss, grad_norm, lambda_min, *, ltol: float = LTOL) -> np.ndarray:
+    """How far below its loss the minimum a certified point stands for may lie: the quadratic
+    model's gap |g|^2 / (2 lambda_min) (g the gradient, lambda_min > 0 the Hessian's smallest
+    eigenvalue) plus ``ltol`` times the loss (what the continuation test lets a further descent
+    still gain). Arrays (R,) in, (R,) out; where lambda_min is not positive (not a strict minimum:
+    no quadratic model to go on) the floor alone."""
+    loss, g, lam = (np.asarray(v, dtype=np.float64) for v in (loss, grad_norm, lambda_min))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = np.where(lam > 0, g * g / (2 * lam), 0.0)
+    return gap + ltol * np.abs(loss)
+
+
+def flat_families(
+    net: Network,
+    X: np.ndarray,
+    Y: np.ndarray,
+    labels: np.ndarray,
+    loss_values: np.ndarray,
+    margin: np.ndarray,
+    *,
+    loss: str = "half_squared",
+    points: int = 33,
+    optimized: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Join the optima of `distinct_optima` that are one minimum, or one connected flat family.
+
+    Optima are taken in order of loss, each represented by its lowest-loss member. An optimum joins
+    the first family with every one of whose optima it is connected: their losses differ by at most
+    the sum of their `loss_margin` s, and the loss along the straight path between the aligned
+    representatives rises above the higher end by at most that sum (when it rises more, along a
+    quadratic Bezier curve trained on the loss, `nnlab.landscape.paths.bezier`, with ``optimized``).
+    Every member pair of a family is connected (never a chain of small steps between different
+    losses), so minima at losses the certificates tell apart are never joined.
+
+    Parameters
+    ----------
+    net : Network
+        R replicas: the certified minima of one configuration.
+    labels : ndarray (R,) of int
+        `distinct_optima`'s labels.
+    loss_values, margin : ndarray (R,)
+        Each minimum's polished loss and `loss_margin`.
+    loss : str
+        The loss function of the paths.
+
+    Returns
+    -------
+    labels : ndarray (R,) of int
+        The family of each replica, numbered 0, 1, ... in order of loss.
+    extent : ndarray (families,)
+        The largest distance from a family's representative (its lowest-loss member) to a member,
+        |theta - theta_rep| after alignment: 0 for an optimum that joined no other.
+    """
+    labels = np.asarray(labels)
+    loss_values = np.asarray(loss_values, dtype=np.float64)
+    margin = np.asarray(margin, dtype=np.float64)
+    groups = sorted(set(labels.tolist()), key=lambda k: loss_values[labels == k].min())
+    rep = {k: int(np.flatnonzero(labels == k)[np.argmin(loss_values[labels == k])]) for k in groups}
+
+    def connected(a: int, b: int) -> bool:
+        ra, rb = rep[a], rep[b]
+        tol = margin[ra] + margin[rb]
+        if not abs(loss_values[ra] - loss_values[rb]) <= tol:
+            return False
+        one, other = net.replica(ra), net.replica(rb)
+        if barrier(one, other, X, Y, loss=loss, points=points)[0][0] <= tol:
+            return True
+        if not optimized:
+            return False
+        from nnlab.landscape.paths import bezier  # (paths imports this module)
+
+        return bezier(one, other, X, Y, loss=loss, points=points).height <= tol
+
+    families: list[list[int]] = []
+    family_of = {}
+    for k in groups:
+        for f, members in enumerate(families):
+            if all(connected(m, k) for m in members):
+                members.append(k)
+                family_of[k] = f
+                break
+        else:
+            family_of[k] = len(families)
+            families.append([k])
+    out = np.array([family_of[k] for k in labels.tolist()], dtype=np.int64)
+    extent = np.zeros(len(families))
+    for f, members in enumerate(families):
+        rows = np.flatnonzero(out == f)
+        if len(members) > 1:  # (the copies within one optimum of distinct_optima are one point)
+            ref = net.replica(rep[members[0]])
+            theta = flat_params(align(ref, net.replica(list(rows))))
+            extent[f] = float(np.linalg.norm(theta - flat_params(ref), axis=1).max())
+    return out, extent
 
 
 def barrier(

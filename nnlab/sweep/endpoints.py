@@ -5,12 +5,13 @@ classified by `nnlab.landscape.certify` in jobs of up to PER_JOB end points of o
 run like the sweep's (in process, on loky workers or on a Dask cluster), each written at once as a
 part file under DIR/landscape/parts/ (a temporary name, then a rename), so an interrupted run loses
 at most the jobs in flight and a rerun resumes. A job's key hashes its configuration, its runs, the
-certification options, the threshold and the procedure's version (`nnlab.landscape.polish.PROCEDURE`):
-other options make other jobs, and the parts of jobs no longer planned are removed once the folder
-is complete.
+certification options, the threshold, the procedure's version (`nnlab.landscape.polish.PROCEDURE`)
+and the escape test's columns (`ESCAPE_COLUMNS`): other options make other jobs, and the parts of
+jobs no longer planned are removed once the folder is complete.
 
 At the end the parts are merged, the certified minima of each configuration grouped into distinct
-optima (`nnlab.landscape.distinct_optima`), and the barriers between them (and to the nearest
+optima (`nnlab.landscape.distinct_optima`, then joined into connected flat families:
+`nnlab.landscape.flat_families`), and the barriers between them (and to the nearest
 solved network) measured, into three tables:
 
 - DIR/endpoints.parquet, one row per certified run: ``run_id``, ``kind``, ``start_loss``,
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nnlab.landscape import Options, barrier, certify, distinct_optima
+from nnlab.landscape import Options, barrier, certify, distinct_optima, flat_families, loss_margin
 from nnlab.landscape import slices as pictures
 from nnlab.landscape.escape import escape
 from nnlab.landscape.paths import bezier
@@ -107,6 +108,8 @@ def _job_key(config: Config, run_ids: tuple[str, ...], options: Options, thresho
             "options": dataclasses.asdict(options),
             "threshold": threshold,
             "procedure": PROCEDURE,
+            # (A part holds these columns: parts made before one was added are redone, not mixed in.)
+            "escape": ESCAPE_COLUMNS,
         },
         sort_keys=True,
     )
@@ -226,7 +229,10 @@ def certify_job(job: EndpointJob, exp: Experiment, options: Options) -> dict:
     }
 
 
-ESCAPE_COLUMNS = ("escape", "escape_lo", "escape_hi", "escape_epochs")
+# The escape test's columns (`_escape`); the last two are the first stream alone, the run's
+# continuation in its Kaplan-Meier curve (`nnlab.analysis.survival_times`): its epochs to the
+# threshold (NaN if it never got there) and the epochs every stream ran.
+ESCAPE_COLUMNS = ("escape", "escape_lo", "escape_hi", "escape_epochs", "escape_first", "escape_length")
 
 
 def _escape(
@@ -236,7 +242,8 @@ def _escape(
     where it stopped (not from the polished point), at the run's learning rate and batch size, with
     ``options.escape_streams`` fresh streams for ``options.escape_budget`` times its epochs: (the
     share of streams that reached the threshold, its Wilson interval, the median epochs of those
-    that did); NaN for an end point SGD already solved or a diverged one."""
+    that did, the first stream's epochs to the threshold, the epochs each stream ran); NaN for an
+    end point SGD already solved or a diverged one."""
     net = network_from_flat(params[None, :], sizes, bias=c.bias, hidden=c.hidden, output=c.output)
     with np.errstate(all="ignore"):
         final = float(loss_of(net, X, Y, loss=c.loss)[0])
@@ -256,7 +263,8 @@ def _escape(
         seed=int(run_id, 16),  # a stream family per run, the same on every machine
     )
     epochs = float(np.nanmedian(found.epochs)) if found.escaped.any() else np.nan
-    return found.probability, found.lo, found.hi, epochs
+    length = float(found.loss_curve.shape[1] - 1)
+    return found.probability, found.lo, found.hi, epochs, float(found.epochs[0]), length
 
 
 def _work(job: EndpointJob, exp: Experiment, options: Options, parts: Path | None) -> dict | None:
@@ -445,7 +453,11 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str], param
         minima = g[g["kind"] == "minimum"]
         if not len(minima):
             continue
-        labels = distinct_optima(net_of(minima), X, loss=minima["polished_loss"].to_numpy())
+        values = minima["polished_loss"].to_numpy()
+        labels = distinct_optima(net_of(minima), X, loss=values)
+        # Near-flat minima reached from several seeds: one minimum, or one connected flat family.
+        margin = loss_margin(values, minima["grad_norm"], minima["lambda_min"])
+        labels, extent = flat_families(net_of(minima), X, Y, labels, values, margin, loss=where["loss_fn"])
         endpoints.loc[minima.index, "optimum"] = labels
         target = _best_solved(runs, g["run_id"], params, exp.threshold)
         solved_net = None
@@ -472,6 +484,7 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str], param
                 "lambda_min": float(rep["lambda_min"]),
                 "lambda_max": float(rep["lambda_max"]),
                 "n_flat": int(rep["n_flat"]),
+                "extent": float(extent[k]),
                 "barrier_to_solved": np.nan,
                 "bezier_to_solved": np.nan,
                 "best_solved": target,
