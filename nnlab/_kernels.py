@@ -38,12 +38,14 @@ from numba.core import cgutils, types
 from numba.core.datamodel import models, register_default
 from numba.extending import intrinsic, overload
 
+from nnlab import machine
+
 # ---------------------------------------------------------------------------------------------------
 # The vector type.
 
-# float64 lanes per vector: LLVM splits <16 x double> into two AVX-512 registers (four AVX2 ones),
-# two (four) independent chains.
-LANES = 16
+# float64 lanes per vector, chosen for the machine (`nnlab.machine.lanes`: 16 with AVX-512, 8 without, or
+# NNLAB_LANES): LLVM splits <LANES x double> into two registers either way, two independent chains.
+LANES = machine.lanes()
 _D = ir.DoubleType()
 _I64 = ir.IntType(64)
 _VT = ir.VectorType(_D, LANES)
@@ -336,8 +338,9 @@ LOSS_CODES = {
     "hinge": HINGE,
 }
 
-# No fast-math: the vector code spells out every FMA, and divergence detection needs NaN and inf.
-_OPTS = dict(cache=True, nogil=True, error_model="numpy")
+# No fast-math: the vector code spells out every FMA, and divergence detection needs NaN and inf. The
+# disk cache holds the detected lane count's code only (`nnlab.machine.cached_lanes`).
+_OPTS = dict(cache=machine.cached_lanes(), nogil=True, error_model="numpy")
 
 # The update rules (`nnlab.sgd.OptimizerSpec`): their codes, and what a kernel knows of one.
 SGD, MOMENTUM, NESTEROV, ADAM, ADAMW = 0, 1, 2, 3, 4
@@ -1145,7 +1148,7 @@ def _mm_at(gemm, a, b, c, k, m, n, alpha, beta, iw, fw):
 
 @njit(**_OPTS)
 def _rows_bias_act(f, fo, m, nout, p, bo, code, tmp):
-    """Rows f[fo + s nout + k] = act(f[...] + b[k]) for s < m, 16 units at a time (the last few
+    """Rows f[fo + s nout + k] = act(f[...] + b[k]) for s < m, LANES units at a time (the last few
     through `tmp`, so that every unit goes through the same vector code)."""
     full = nout - nout % LANES
     for s in range(m):
@@ -1280,7 +1283,7 @@ def _rows_backward_rule(gemm, p, s, spec, work, m, rule, k, acc, tail):
 
 @njit(**_OPTS)
 def _rows_bias_step(p, acc, bo, d, m, nout, lr):
-    """b -= lr * (sum of the m rows of d) / m (lr > 0), or acc[b] += that sum (lr = 0); 16 units at
+    """b -= lr * (sum of the m rows of d) / m (lr > 0), or acc[b] += that sum (lr = 0); LANES units at
     a time, each unit's rows summed in order."""
     full = nout - nout % LANES
     lrv, mv = vsplat(lr), vsplat(float(m))
@@ -1338,7 +1341,7 @@ def _pick(r, A3):
 @njit(**_OPTS)
 def _rows_rank1_update(p, acc, s, wo, nin, nout, f, fi, d, rule, k, tail):
     """One sample's step (`_v_update`) on W_i (nin, nout at p[wo:]): its gradient, the outer product
-    f_{i-1}^T delta_i, formed 16 entries at a time as the update goes (no pass through acc but for
+    f_{i-1}^T delta_i, formed LANES entries at a time as the update goes (no pass through acc but for
     each row's last few entries, which go through `_rows_update`)."""
     P = p.shape[0]
     full = nout - nout % LANES
@@ -1358,7 +1361,7 @@ def _rows_rank1_update(p, acc, s, wo, nin, nout, f, fi, d, rule, k, tail):
 def _rows_update(p, acc, s, lo, hi, m, rule, k, tail):
     """One optimizer step (`_v_update`) on one replica's parameters p[lo:hi] from acc = the gradient
     summed over the batch's m samples (laid out like p); its state s holds the optimizer's arrays
-    (each as long as p) one after the other. 16 parameters at a time, the last few through ``tail``
+    (each as long as p) one after the other. LANES parameters at a time, the last few through ``tail``
     (4 vectors: p, g and the two state arrays), so that every parameter goes through the same
     vector code."""
     P = p.shape[0]
