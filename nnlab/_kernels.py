@@ -173,6 +173,43 @@ def vsqrt(typingctx, v):
     return f64x_lanes(v), codegen
 
 
+def _sqrt_newton_ir(builder, v):
+    """sqrt lane-wise from FMAs, off the divider (which the division of Adam's step needs): 1/sqrt(v)
+    from the exponent trick's estimate (0x5FE6EB50C7B537A9 - bits / 2, within 3.5%) and four Newton
+    steps y <- y + y (1/2 - v y^2 / 2) (to about 1e-21), then s = v y and Markstein's correction
+    s + (v - s^2) y / 2 with the residual exact by FMA: equal to IEEE sqrt on every one of 176,000
+    test values (tests/test_sgd.py), subnormals, 0, inf and NaN included. v below 2^-900 is scaled by
+    2^1000 first (exact), so that the estimate starts in range."""
+    fma = _intrinsic_fn(builder, f"llvm.fma.v{LANES}f64", 3)
+    tiny = builder.fcmp_ordered("<", v, _splat(2.0**-900))
+    vs = builder.select(tiny, builder.fmul(v, _splat(2.0**1000)), v)
+    magic = ir.Constant(_VI, [0x5FE6EB50C7B537A9] * LANES)
+    half_bits = builder.lshr(builder.bitcast(vs, _VI), ir.Constant(_VI, [1] * LANES))
+    y = builder.bitcast(builder.sub(magic, half_bits), _VT)
+    h = builder.fmul(vs, _splat(0.5))
+    for _ in range(4):
+        e = builder.call(fma, [builder.fneg(h), builder.fmul(y, y), _splat(0.5)])
+        y = builder.call(fma, [y, e, y])
+    s = builder.fmul(vs, y)
+    residual = builder.call(fma, [builder.fneg(s), s, vs])
+    s = builder.call(fma, [residual, builder.fmul(y, _splat(0.5)), s])
+    s = builder.select(tiny, builder.fmul(s, _splat(2.0**-500)), s)
+    # 0, inf and NaN are their own square roots (the iteration would not give them).
+    big = builder.fcmp_unordered(">", v, _splat(1.7976931348623157e308))
+    own = builder.or_(big, builder.fcmp_ordered("==", v, _splat(0.0)))
+    return builder.select(own, v, s)
+
+
+@intrinsic
+def vsqrt_newton(typingctx, v):
+    """sqrt lane-wise by Newton's iteration (`_sqrt_newton_ir`), for v >= 0."""
+
+    def codegen(context, builder, sig, args):
+        return _sqrt_newton_ir(builder, args[0])
+
+    return f64x_lanes(v), codegen
+
+
 @intrinsic
 def vselect(typingctx, mask, a, b):
     """Lane-wise: a where mask != 0 else b (mask: a vector of 0.0 / 1.0)."""
@@ -428,8 +465,9 @@ def _v_update(rule, pv, gv, s, oa, ob, k):
     vstore(s, oa, m)
     vstore(s, ob, v)
     # m_hat / (sqrt(v_hat) + eps) as torch.optim arranges it: lr_t / (1 - beta1^t) times
-    # m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
-    return vfnma(vsplat(step), vdiv(m, vfma(vsqrt(v), vsplat(inv2), vsplat(eps))), pv)
+    # m / (sqrt(v) / sqrt(1 - beta2^t) + eps). The square root by FMAs leaves the divider (shared by
+    # IEEE sqrt and division, and the bottleneck of a per-sample step) to the division alone.
+    return vfnma(vsplat(step), vdiv(m, vfma(vsqrt_newton(v), vsplat(inv2), vsplat(eps))), pv)
 
 
 @njit(**_OPTS)
@@ -1508,7 +1546,12 @@ def _apply(x, which):
     buf[: x.size] = x.ravel()
     for q in range(0, x.size, LANES):
         v = vload(buf, q)
-        vstore(out, q, vtanh(v) if which == 0 else vsigmoid(v))
+        if which == 0:
+            vstore(out, q, vtanh(v))
+        elif which == 1:
+            vstore(out, q, vsigmoid(v))
+        else:
+            vstore(out, q, vsqrt_newton(v))
     return out[: x.size].reshape(x.shape)
 
 
@@ -1520,3 +1563,8 @@ def tanh_array(x: np.ndarray) -> np.ndarray:
 def sigmoid_array(x: np.ndarray) -> np.ndarray:
     """The kernels' vector sigmoid applied to an array (for tests and comparisons)."""
     return _apply(np.ascontiguousarray(x, dtype=np.float64), 1)
+
+
+def sqrt_array(x: np.ndarray) -> np.ndarray:
+    """The kernels' square root by Newton's iteration (Adam's step) applied to an array (x >= 0)."""
+    return _apply(np.ascontiguousarray(x, dtype=np.float64), 2)
