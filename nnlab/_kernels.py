@@ -36,14 +36,16 @@ from llvmlite import ir
 from numba import njit, prange
 from numba.core import cgutils, types
 from numba.core.datamodel import models, register_default
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
+
+from nnlab import machine
 
 # ---------------------------------------------------------------------------------------------------
 # The vector type.
 
-# float64 lanes per vector: LLVM splits <16 x double> into two AVX-512 registers (four AVX2 ones),
-# two (four) independent chains.
-LANES = 16
+# float64 lanes per vector, chosen for the machine (`nnlab.machine.lanes`: 16 with AVX-512, 8 without, or
+# NNLAB_LANES): LLVM splits <LANES x double> into two registers either way, two independent chains.
+LANES = machine.lanes()
 _D = ir.DoubleType()
 _I64 = ir.IntType(64)
 _VT = ir.VectorType(_D, LANES)
@@ -167,6 +169,43 @@ def vsqrt(typingctx, v):
 
     def codegen(context, builder, sig, args):
         return builder.call(_intrinsic_fn(builder, f"llvm.sqrt.v{LANES}f64", 1), [args[0]])
+
+    return f64x_lanes(v), codegen
+
+
+def _sqrt_newton_ir(builder, v):
+    """sqrt lane-wise from FMAs, off the divider (which the division of Adam's step needs): 1/sqrt(v)
+    from the exponent trick's estimate (0x5FE6EB50C7B537A9 - bits / 2, within 3.5%) and four Newton
+    steps y <- y + y (1/2 - v y^2 / 2) (to about 1e-21), then s = v y and Markstein's correction
+    s + (v - s^2) y / 2 with the residual exact by FMA: equal to IEEE sqrt on every one of 176,000
+    test values (tests/test_sgd.py), subnormals, 0, inf and NaN included. v below 2^-900 is scaled by
+    2^1000 first (exact), so that the estimate starts in range."""
+    fma = _intrinsic_fn(builder, f"llvm.fma.v{LANES}f64", 3)
+    tiny = builder.fcmp_ordered("<", v, _splat(2.0**-900))
+    vs = builder.select(tiny, builder.fmul(v, _splat(2.0**1000)), v)
+    magic = ir.Constant(_VI, [0x5FE6EB50C7B537A9] * LANES)
+    half_bits = builder.lshr(builder.bitcast(vs, _VI), ir.Constant(_VI, [1] * LANES))
+    y = builder.bitcast(builder.sub(magic, half_bits), _VT)
+    h = builder.fmul(vs, _splat(0.5))
+    for _ in range(4):
+        e = builder.call(fma, [builder.fneg(h), builder.fmul(y, y), _splat(0.5)])
+        y = builder.call(fma, [y, e, y])
+    s = builder.fmul(vs, y)
+    residual = builder.call(fma, [builder.fneg(s), s, vs])
+    s = builder.call(fma, [residual, builder.fmul(y, _splat(0.5)), s])
+    s = builder.select(tiny, builder.fmul(s, _splat(2.0**-500)), s)
+    # 0, inf and NaN are their own square roots (the iteration would not give them).
+    big = builder.fcmp_unordered(">", v, _splat(1.7976931348623157e308))
+    own = builder.or_(big, builder.fcmp_ordered("==", v, _splat(0.0)))
+    return builder.select(own, v, s)
+
+
+@intrinsic
+def vsqrt_newton(typingctx, v):
+    """sqrt lane-wise by Newton's iteration (`_sqrt_newton_ir`), for v >= 0."""
+
+    def codegen(context, builder, sig, args):
+        return _sqrt_newton_ir(builder, args[0])
 
     return f64x_lanes(v), codegen
 
@@ -336,20 +375,46 @@ LOSS_CODES = {
     "hinge": HINGE,
 }
 
-# No fast-math: the vector code spells out every FMA, and divergence detection needs NaN and inf.
-_OPTS = dict(cache=True, nogil=True, error_model="numpy")
+# No fast-math: the vector code spells out every FMA, and divergence detection needs NaN and inf. The
+# disk cache holds the detected lane count's code only (`nnlab.machine.cached_lanes`).
+_OPTS = dict(cache=machine.cached_lanes(), nogil=True, error_model="numpy")
 
 # The update rules (`nnlab.sgd.OptimizerSpec`): their codes, and what a kernel knows of one.
 SGD, MOMENTUM, NESTEROV, ADAM, ADAMW = 0, 1, 2, 3, 4
 OPTIMIZER_CODES = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV, "adam": ADAM, "adamw": ADAMW}
-Rule = collections.namedtuple("Rule", ["kind", "momentum", "beta1", "beta2", "eps", "weight_decay"])
+# One namedtuple class per rule, with the same fields: numba types a namedtuple by its class, so every
+# kernel taking a rule is compiled once per rule, with the other rules' code left out (`_kind_of` is a
+# constant there). A run compiles only the optimizer it uses.
+_RULE_FIELDS = ["kind", "momentum", "beta1", "beta2", "eps", "weight_decay"]
+SgdRule = collections.namedtuple("SgdRule", _RULE_FIELDS)
+MomentumRule = collections.namedtuple("MomentumRule", _RULE_FIELDS)
+NesterovRule = collections.namedtuple("NesterovRule", _RULE_FIELDS)
+AdamRule = collections.namedtuple("AdamRule", _RULE_FIELDS)
+AdamwRule = collections.namedtuple("AdamwRule", _RULE_FIELDS)
+_RULE_CLASSES = (SgdRule, MomentumRule, NesterovRule, AdamRule, AdamwRule)
+
+
+def Rule(kind, momentum, beta1, beta2, eps, weight_decay):  # noqa: N802 (it builds a namedtuple)
+    """The update rule ``kind`` (an OPTIMIZER_CODES value) with its hyperparameters, as kernels take it."""
+    return _RULE_CLASSES[kind](kind, momentum, beta1, beta2, eps, weight_decay)
+
+
+def _kind_of(rule):
+    """The rule's code, a compile-time constant in the kernels."""
+    return rule.kind
+
+
+@overload(_kind_of, jit_options=_OPTS)
+def _kind_of_compiled(rule):
+    kind = _RULE_CLASSES.index(rule.instance_class)
+    return lambda rule: kind
 
 
 @njit(**_OPTS)
 def _fused_sgd(rule):
     """Whether the steps are plain SGD without decay: the kernels then fuse each step into the
     backward pass (W -= lr f^T delta as delta goes by) and keep no gradient or state."""
-    return rule.kind == SGD and rule.weight_decay == 0.0
+    return _kind_of(rule) == SGD and rule.weight_decay == 0.0
 
 
 @njit(**_OPTS)
@@ -375,12 +440,13 @@ def _step_constants(rule, rates, j):
 
 
 @njit(**_OPTS)
-def _v_update(kind, pv, gv, s, oa, ob, k):
+def _v_update(rule, pv, gv, s, oa, ob, k):
     """One optimizer step on a vector of parameters pv with gradient gv (the batch mean): returns the
     new parameters, which the caller stores where the replica is active; the state (momentum: buf at
     s[oa:]; adam: m at s[oa:], v at s[ob:]) is updated in place on every lane (a diverged replica's
     state is never read again: it stops updating for good). k: `_step_constants`. As torch.optim:
     coupled decay g += wd theta for all but adamw, which scales theta by 1 - lr_t wd first."""
+    kind = _kind_of(rule)
     lr, mu, b1, c1, b2, c2, eps, wd, step, inv2, decay = k
     if kind != ADAMW and wd != 0.0:
         gv = vfma(vsplat(wd), pv, gv)
@@ -399,8 +465,9 @@ def _v_update(kind, pv, gv, s, oa, ob, k):
     vstore(s, oa, m)
     vstore(s, ob, v)
     # m_hat / (sqrt(v_hat) + eps) as torch.optim arranges it: lr_t / (1 - beta1^t) times
-    # m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
-    return vfnma(vsplat(step), vdiv(m, vfma(vsqrt(v), vsplat(inv2), vsplat(eps))), pv)
+    # m / (sqrt(v) / sqrt(1 - beta2^t) + eps). The square root by FMAs leaves the divider (shared by
+    # IEEE sqrt and division, and the bottleneck of a per-sample step) to the division alone.
+    return vfnma(vsplat(step), vdiv(m, vfma(vsqrt_newton(v), vsplat(inv2), vsplat(eps))), pv)
 
 
 @njit(**_OPTS)
@@ -769,34 +836,65 @@ def _lanes_masked(on, c, R):
 
 
 @njit(**_OPTS)
-def _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, kind, k, on, masked):
-    """One sample's optimizer step (`_v_update`, rule ``kind``, step constants k), fused like
+def _lanes_rule_store(p, s, q, wv, gv, rule, PW, k, on, masked):
+    """p[q] = the step (`_v_update`) from wv = p[q] with gradient gv; with ``masked``, only on the
+    lanes where on != 0."""
+    new = _v_update(rule, wv, gv, s, q, q + PW, k)
+    vstore(p, q, vselect(on, new, wv) if masked else new)
+
+
+@njit(**_OPTS)
+def _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, rule, k, on, masked):
+    """One sample's optimizer step (`_v_update`, step constants k), fused like
     `_lanes_backward_update`: each weight's gradient f_{i-1}[j] delta_i[k] is used as it is formed,
     delta_{i-1} taken from the old W_i; with ``masked``, only on the lanes where on != 0. d rows hold
-    delta_L; the state s holds the optimizer's arrays (P rows each) one after the other."""
+    delta_L; the state s holds the optimizer's arrays (P rows each) one after the other. Four input
+    rows at a time, each row's (delta_i W_i^T)[j] summed over k in order (as a lone row's is)."""
     L = lay.shape[0]
-    PW = s.shape[0] // 2 * LANES if kind >= ADAM else 0  # where the second array (v) starts
+    PW = s.shape[0] // 2 * LANES if _kind_of(rule) >= ADAM else 0  # where the second array (v) starts
+    zero = vsplat(0.0)
     for i in range(L - 1, -1, -1):
         nin, nout, wo, bo = lay[i, 0], lay[i, 1], lay[i, 2], lay[i, 3]
         fi = foff[i]
         if bo >= 0:
             for kk in range(nout):
                 q = (bo + kk) * LANES
-                pv = vload(p, q)
-                new = _v_update(kind, pv, vload(d, kk * LANES), s, q, q + PW, k)
-                vstore(p, q, vselect(on, new, pv) if masked else new)
-        for j in range(nin):
+                _lanes_rule_store(p, s, q, vload(p, q), vload(d, kk * LANES), rule, PW, k, on, masked)
+        j = 0
+        while j + 4 <= nin:
+            f0, f1 = vload(f, (fi + j) * LANES), vload(f, (fi + j + 1) * LANES)
+            f2, f3 = vload(f, (fi + j + 2) * LANES), vload(f, (fi + j + 3) * LANES)
+            g0, g1, g2, g3 = zero, zero, zero, zero
+            r0 = (wo + j * nout) * LANES
+            r1, r2, r3 = r0 + nout * LANES, r0 + 2 * nout * LANES, r0 + 3 * nout * LANES
+            for kk in range(nout):
+                dv = vload(d, kk * LANES)
+                kq = kk * LANES
+                w0, w1, w2, w3 = vload(p, r0 + kq), vload(p, r1 + kq), vload(p, r2 + kq), vload(p, r3 + kq)
+                g0, g1 = vfma(w0, dv, g0), vfma(w1, dv, g1)
+                g2, g3 = vfma(w2, dv, g2), vfma(w3, dv, g3)
+                _lanes_rule_store(p, s, r0 + kq, w0, vmul(f0, dv), rule, PW, k, on, masked)
+                _lanes_rule_store(p, s, r1 + kq, w1, vmul(f1, dv), rule, PW, k, on, masked)
+                _lanes_rule_store(p, s, r2 + kq, w2, vmul(f2, dv), rule, PW, k, on, masked)
+                _lanes_rule_store(p, s, r3 + kq, w3, vmul(f3, dv), rule, PW, k, on, masked)
+            if i > 0:
+                vstore(g, j * LANES, vmul(g0, _v_dact(f0, hid)))
+                vstore(g, (j + 1) * LANES, vmul(g1, _v_dact(f1, hid)))
+                vstore(g, (j + 2) * LANES, vmul(g2, _v_dact(f2, hid)))
+                vstore(g, (j + 3) * LANES, vmul(g3, _v_dact(f3, hid)))
+            j += 4
+        while j < nin:
             fj = vload(f, (fi + j) * LANES)
-            gacc = vsplat(0.0)
+            gacc = zero
             for kk in range(nout):
                 q = (wo + j * nout + kk) * LANES
                 dv = vload(d, kk * LANES)
                 wv = vload(p, q)
                 gacc = vfma(wv, dv, gacc)
-                new = _v_update(kind, wv, vmul(fj, dv), s, q, q + PW, k)
-                vstore(p, q, vselect(on, new, wv) if masked else new)
+                _lanes_rule_store(p, s, q, wv, vmul(fj, dv), rule, PW, k, on, masked)
             if i > 0:
                 vstore(g, j * LANES, vmul(gacc, _v_dact(fj, hid)))
+            j += 1
         if i > 0:
             for q in range(nin * LANES):
                 d[q] = g[q]
@@ -902,7 +1000,7 @@ def _lanes_buffers(lay, foff, P):
 
 
 @njit(**_OPTS)
-def _lanes_update(p, acc, s, P, m, kind, k, on):
+def _lanes_update(p, acc, s, P, m, rule, k, on):
     """One optimizer step (`_v_update`) on the lanes where on != 0, from acc = the gradient summed
     over the batch's m samples; the state s (S * P rows) holds the optimizer's S arrays."""
     mv = vsplat(float(m))
@@ -912,7 +1010,7 @@ def _lanes_update(p, acc, s, P, m, kind, k, on):
         gv = vload(acc, o)
         if m > 1:
             gv = vdiv(gv, mv)
-        vstore(p, o, vselect(on, _v_update(kind, pv, gv, s, o, o + P * LANES, k), pv))
+        vstore(p, o, vselect(on, _v_update(rule, pv, gv, s, o, o + P * LANES, k), pv))
 
 
 @njit(parallel=True, **_OPTS)
@@ -969,7 +1067,7 @@ def lanes_train(params, state, lay, foff, X3, Y3, order3, rates, rule, B, hid, o
                         on = vmul(on, visfinite(bl))
                         k = _step_constants(rule, rates, j)
                         masked = _lanes_masked(on, c, R)
-                        _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, rule.kind, k, on, masked)
+                        _lanes_backward_rule(p, s, lay, foff, f, d, g, hid, rule, k, on, masked)
                     else:
                         _lanes_backward_accumulate(p, lay, foff, f, d, g, hid, acc)
                 if m > 1:
@@ -982,7 +1080,7 @@ def lanes_train(params, state, lay, foff, X3, Y3, order3, rates, rule, B, hid, o
                             step = vmul(lrv, vdiv(vload(acc, q * LANES), mv))
                             vstore(p, q * LANES, vselect(on, vsub(pv, step), pv))
                     else:
-                        _lanes_update(p, acc, s, P, m, rule.kind, _step_constants(rule, rates, j), on)
+                        _lanes_update(p, acc, s, P, m, rule, _step_constants(rule, rates, j), on)
                 start = stop
                 j += 1
             out = _lanes_full(p, lay, foff, X3, Y3, xr, hid, outc, lossc, f, d, g, y, acc, idx, False, gn)
@@ -1088,7 +1186,7 @@ def _mm_at(gemm, a, b, c, k, m, n, alpha, beta, iw, fw):
 
 @njit(**_OPTS)
 def _rows_bias_act(f, fo, m, nout, p, bo, code, tmp):
-    """Rows f[fo + s nout + k] = act(f[...] + b[k]) for s < m, 16 units at a time (the last few
+    """Rows f[fo + s nout + k] = act(f[...] + b[k]) for s < m, LANES units at a time (the last few
     through `tmp`, so that every unit goes through the same vector code)."""
     full = nout - nout % LANES
     for s in range(m):
@@ -1198,10 +1296,10 @@ def _rows_backward(gemm, p, spec, work, m, lr, acc):
 
 
 @njit(**_OPTS)
-def _rows_backward_rule(gemm, p, s, spec, work, m, kind, k, acc, tail):
-    """From delta_L (rows of work.d): one optimizer step (`_rows_update`, rule ``kind``, step
-    constants k) layer by layer from the top, each layer's summed gradient written to its part of
-    acc (laid out like p) just before its update, each delta_{i-1} taken from the old W_i."""
+def _rows_backward_rule(gemm, p, s, spec, work, m, rule, k, acc, tail):
+    """From delta_L (rows of work.d): one optimizer step (`_rows_update`, step constants k) layer by
+    layer from the top, each layer's summed gradient written to its part of acc (laid out like p)
+    just before its update, each delta_{i-1} taken from the old W_i."""
     lay, f, rows, iw, fw = spec.lay, work.f, work.rows, work.iw, work.fw
     d, g = work.d, work.g
     for i in range(lay.shape[0] - 1, -1, -1):
@@ -1210,20 +1308,20 @@ def _rows_backward_rule(gemm, p, s, spec, work, m, kind, k, acc, tail):
             _rows_delta(gemm, p, spec, work, i, m, d, g)
         fi = rows * spec.foff[i]
         if m == 1:
-            _rows_rank1_update(p, acc, s, wo, nin, nout, f, fi, d, kind, k, tail)
+            _rows_rank1_update(p, acc, s, wo, nin, nout, f, fi, d, rule, k, tail)
         else:
             _mm_at(gemm, f[fi:], d, acc[wo:], m, nin, nout, 1.0, 0.0, iw, fw)
-            _rows_update(p, acc, s, wo, wo + nin * nout, m, kind, k, tail)
+            _rows_update(p, acc, s, wo, wo + nin * nout, m, rule, k, tail)
         if bo >= 0:
             acc[bo : bo + nout] = 0.0
             _rows_bias_step(p, acc, bo, d, m, nout, 0.0)
-            _rows_update(p, acc, s, bo, bo + nout, m, kind, k, tail)
+            _rows_update(p, acc, s, bo, bo + nout, m, rule, k, tail)
         d, g = g, d
 
 
 @njit(**_OPTS)
 def _rows_bias_step(p, acc, bo, d, m, nout, lr):
-    """b -= lr * (sum of the m rows of d) / m (lr > 0), or acc[b] += that sum (lr = 0); 16 units at
+    """b -= lr * (sum of the m rows of d) / m (lr > 0), or acc[b] += that sum (lr = 0); LANES units at
     a time, each unit's rows summed in order."""
     full = nout - nout % LANES
     lrv, mv = vsplat(lr), vsplat(float(m))
@@ -1279,9 +1377,9 @@ def _pick(r, A3):
 
 
 @njit(**_OPTS)
-def _rows_rank1_update(p, acc, s, wo, nin, nout, f, fi, d, kind, k, tail):
+def _rows_rank1_update(p, acc, s, wo, nin, nout, f, fi, d, rule, k, tail):
     """One sample's step (`_v_update`) on W_i (nin, nout at p[wo:]): its gradient, the outer product
-    f_{i-1}^T delta_i, formed 16 entries at a time as the update goes (no pass through acc but for
+    f_{i-1}^T delta_i, formed LANES entries at a time as the update goes (no pass through acc but for
     each row's last few entries, which go through `_rows_update`)."""
     P = p.shape[0]
     full = nout - nout % LANES
@@ -1290,18 +1388,18 @@ def _rows_rank1_update(p, acc, s, wo, nin, nout, f, fi, d, kind, k, tail):
         row = wo + j * nout
         for kk in range(0, full, LANES):
             q = row + kk
-            vstore(p, q, _v_update(kind, vload(p, q), vmul(fj, vload(d, kk)), s, q, q + P, k))
+            vstore(p, q, _v_update(rule, vload(p, q), vmul(fj, vload(d, kk)), s, q, q + P, k))
         if full < nout:
             for kk in range(full, nout):
                 acc[row + kk] = f[fi + j] * d[kk]
-            _rows_update(p, acc, s, row + full, row + nout, 1, kind, k, tail)
+            _rows_update(p, acc, s, row + full, row + nout, 1, rule, k, tail)
 
 
 @njit(**_OPTS)
-def _rows_update(p, acc, s, lo, hi, m, kind, k, tail):
+def _rows_update(p, acc, s, lo, hi, m, rule, k, tail):
     """One optimizer step (`_v_update`) on one replica's parameters p[lo:hi] from acc = the gradient
     summed over the batch's m samples (laid out like p); its state s holds the optimizer's arrays
-    (each as long as p) one after the other. 16 parameters at a time, the last few through ``tail``
+    (each as long as p) one after the other. LANES parameters at a time, the last few through ``tail``
     (4 vectors: p, g and the two state arrays), so that every parameter goes through the same
     vector code."""
     P = p.shape[0]
@@ -1311,7 +1409,7 @@ def _rows_update(p, acc, s, lo, hi, m, kind, k, tail):
         gv = vload(acc, q)
         if m > 1:
             gv = vdiv(gv, mv)
-        vstore(p, q, _v_update(kind, vload(p, q), gv, s, q, q + P, k))
+        vstore(p, q, _v_update(rule, vload(p, q), gv, s, q, q + P, k))
     if full < hi:
         S = s.shape[0] // P
         for q in range(full, hi):
@@ -1322,7 +1420,7 @@ def _rows_update(p, acc, s, lo, hi, m, kind, k, tail):
         gv = vload(tail, LANES)
         if m > 1:
             gv = vdiv(gv, mv)
-        vstore(tail, 0, _v_update(kind, vload(tail, 0), gv, tail, 2 * LANES, 3 * LANES, k))
+        vstore(tail, 0, _v_update(rule, vload(tail, 0), gv, tail, 2 * LANES, 3 * LANES, k))
         for q in range(full, hi):
             p[q] = tail[q - full]
             for a in range(S):
@@ -1358,7 +1456,7 @@ def _replica_epochs(gemm, p, s, spec, X, Y, order, rates, rule, B, on, curve):
                     _rows_backward(gemm, p, spec, work, m, rates[j, 0], none)
             else:
                 k = _step_constants(rule, rates, j)
-                _rows_backward_rule(gemm, p, s, spec, work, m, rule.kind, k, acc, tail)
+                _rows_backward_rule(gemm, p, s, spec, work, m, rule, k, acc, tail)
             start += m
             j += 1
         curve[e] = _rows_full(gemm, p, spec, work, X, Y, none)
@@ -1448,7 +1546,12 @@ def _apply(x, which):
     buf[: x.size] = x.ravel()
     for q in range(0, x.size, LANES):
         v = vload(buf, q)
-        vstore(out, q, vtanh(v) if which == 0 else vsigmoid(v))
+        if which == 0:
+            vstore(out, q, vtanh(v))
+        elif which == 1:
+            vstore(out, q, vsigmoid(v))
+        else:
+            vstore(out, q, vsqrt_newton(v))
     return out[: x.size].reshape(x.shape)
 
 
@@ -1460,3 +1563,8 @@ def tanh_array(x: np.ndarray) -> np.ndarray:
 def sigmoid_array(x: np.ndarray) -> np.ndarray:
     """The kernels' vector sigmoid applied to an array (for tests and comparisons)."""
     return _apply(np.ascontiguousarray(x, dtype=np.float64), 1)
+
+
+def sqrt_array(x: np.ndarray) -> np.ndarray:
+    """The kernels' square root by Newton's iteration (Adam's step) applied to an array (x >= 0)."""
+    return _apply(np.ascontiguousarray(x, dtype=np.float64), 2)

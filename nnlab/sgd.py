@@ -475,10 +475,13 @@ def _update(
 
 LAYOUTS = ("lanes", "replica")
 # Where the replica layout overtakes the lanes (`scripts/bench_engine.py --crossover`, one engine
-# thread, this project's machine): with a minibatch, once a layer has 2048 weights (its matrix
-# products then beat 16 replicas' sample-by-sample passes; around 1024-1600 the two are within 20%
-# either way); with per-sample SGD, once a replica has 32768 parameters (16 replicas' weights, 4 MB,
-# no longer stay in a core's cache; around it the two are within 20%).
+# thread, measured on an Intel Xeon with AVX-512 and 2 MB of L2 per core): with a minibatch, once a
+# layer has 2048 weights (its matrix products then beat 16 replicas' sample-by-sample passes; around
+# 1024-1600 the two are within 20% either way); with per-sample SGD, once a replica has 32768
+# parameters (16 replicas' weights, 4 MB, no longer stay in a core's cache; around it the two are
+# within 20%). REPLICA_PARAMS is that machine's; another machine's threshold scales with its L2 over
+# its lanes (`nnlab.machine.replica_params`, what `layout` uses). REPLICA_LAYER compares two kinds of
+# vector code and is kept on every machine.
 REPLICA_LAYER = 2048
 REPLICA_PARAMS = 32768
 
@@ -486,17 +489,23 @@ REPLICA_PARAMS = 32768
 def layout(sizes: Sequence[int], batch_size: int) -> str:
     """The compiled layout `train` uses for a network of ``sizes`` trained with ``batch_size``.
 
-    "lanes" keeps 16 replicas in one vector and runs the samples one by one: every weight of 16
-    replicas streams once per sample, which suits small networks and per-sample SGD. "replica" trains
-    one replica at a time, each minibatch step a few matrix products (BLAS) on weights that stay in
-    the core's cache: the layout of wide layers with minibatches, and of large networks. The choice
-    depends on the architecture and the batch size only, never on the number of replicas or threads,
-    so a run's numbers depend only on its configuration and seed.
+    "lanes" keeps 16 replicas (8 without AVX-512: `nnlab.machine`) in one vector and runs the samples
+    one by one: every weight of those replicas streams once per sample, which suits small networks and
+    per-sample SGD. "replica" trains one replica at a time, each minibatch step a few matrix products
+    (BLAS) on weights that stay in the core's cache: the layout of wide layers with minibatches, and
+    of large networks (from `nnlab.machine.replica_params` parameters: 32768 on a machine with
+    AVX-512 and 2 MB of L2 per core). The choice depends on the architecture, the batch size and the
+    machine only, never on the number of replicas or threads, so on one machine a run's numbers
+    depend only on its configuration and seed.
     """
+    from nnlab import machine
+
     pairs = list(zip(sizes[:-1], sizes[1:], strict=False))
     widest = max(a * b for a, b in pairs)
     params = sum(a * b + b for a, b in pairs)
-    if params >= REPLICA_PARAMS or (batch_size >= 2 and widest >= REPLICA_LAYER):
+    if params >= machine.replica_params(machine.host().l2_bytes, machine.lanes()) or (
+        batch_size >= 2 and widest >= REPLICA_LAYER
+    ):
         return "replica"
     return "lanes"
 
@@ -517,15 +526,17 @@ def train_memory(
 
     - ``parameters``: the kernels' copy of every replica's weights and biases, the optimizer's state
       in the same layout (momentum and nesterov one copy, adam and adamw two) and the trained network
-      returned (float64, R x P each; the lane layout pads R to a multiple of 16, the replica layout
+      returned (float64, R x P each; the lane layout pads R to a multiple of its lanes, the replica layout
       each layer to a multiple of 8 numbers);
     - ``orders``: the shuffled sample orders, generated ORDER_BUDGET indices (32 MB) at a time, and
       the same epochs' step constants (learning rate and bias corrections, three numbers a step);
     - ``curves``: the loss curve, R x (epochs + 1), and one slice's part of it;
     - ``buffers``: each engine thread's activations, deltas and gradient (replica layout: up to 256
-      samples' activations of every layer; lanes: four samples' for 16 replicas);
+      samples' activations of every layer; lanes: four samples' for 16 or 8 replicas);
     - ``data``: X and Y as one contiguous float64 copy.
     """
+    from nnlab import machine
+
     check_choice("optimizer", optimizer, OPTIMIZERS)
     sizes = [int(s) for s in sizes]
     R = int(replicas)
@@ -533,8 +544,9 @@ def train_memory(
     wmax = max(sizes)
     if layout(sizes, batch_size) == "lanes":
         P = sum(a * b + (b if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-        rows = -(-R // 16) * 16
-        per_thread = 16 * (4 * widths + 2 * wmax + 4 * sizes[-1] + P)
+        lanes = machine.lanes()
+        rows = -(-R // lanes) * lanes
+        per_thread = lanes * (4 * widths + 2 * wmax + 4 * sizes[-1] + P)
     else:
 
         def up(x: int) -> int:

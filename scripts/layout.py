@@ -20,7 +20,7 @@ PACKAGE = ROOT / "nnlab"
 # Floors, bottom first: a room may import the rooms on the floors below it, never above. A room is a
 # module, or a sub-package taken whole (landscape, sweep, analysis, figures).
 FLOORS = (
-    ("errors", "schema"),
+    ("errors", "schema", "machine"),
     ("functions",),
     ("network",),
     ("_kernels", "tasks"),
@@ -37,6 +37,7 @@ FLOORS = (
 JOBS = {
     "errors": "what the user got wrong (InputError)",
     "schema": "axes (Config's fields), columns, kinds, limits",
+    "machine": "what the engine reads of the host: vector width, L2",
     "functions": "activations and losses, with derivatives",
     "network": "networks of R replicas, forward, backprop",
     "_kernels": "compiled kernels (lanes and replica layouts)",

@@ -15,7 +15,7 @@ import pytest
 
 from nnlab import backprop, init_network, loss_of, network_from_arrays, train
 from nnlab import sgd as sgd_module
-from nnlab._kernels import LANES, sigmoid_array, tanh_array
+from nnlab._kernels import LANES, sigmoid_array, sqrt_array, tanh_array
 from nnlab.sgd import layout as layout_of
 from nnlab.sgd import shuffle_keys, shuffled_orders, train_memory
 
@@ -635,6 +635,21 @@ def test_kernel_tanh_matches_numpy():
     np.testing.assert_array_equal(saturated, [1.0, -1.0, 1.0, -1.0])
     assert np.isnan(tanh_array(np.array([np.nan]))).all()
     assert np.signbit(tanh_array(np.array([-0.0])))[0]
+
+
+def test_kernel_sqrt_is_ieee_sqrt():
+    """Adam's square root by Newton's iteration equals the correctly rounded one, bit for bit, over
+    the whole range (log-uniform from the smallest subnormal to the largest float), and at 0, inf
+    and NaN."""
+    rng = np.random.default_rng(7)
+    x = np.concatenate(
+        [
+            2.0 ** rng.uniform(-1074.0, 1024.0, 100_000),
+            rng.uniform(0.0, 4.0, 20_000),
+            [0.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, np.inf, np.nan, 1.0, 2.0],
+        ]
+    )
+    np.testing.assert_array_equal(sqrt_array(x), np.sqrt(x))
 
 
 def test_kernel_sigmoid_matches_numpy():
