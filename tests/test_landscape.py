@@ -32,7 +32,7 @@ from nnlab.landscape import (
     parameter_distance,
     symmetry_directions,
 )
-from nnlab.landscape.polish import _Objective
+from nnlab.landscape.polish import Objective
 from nnlab.network import flat_params, network_from_flat
 from tests.test_network import kink_distance, random_network
 
@@ -784,10 +784,10 @@ def test_relu_critical_point_flat_beyond_its_symmetries():
 @pytest.mark.parametrize("loss", LOSS_NAMES)
 @pytest.mark.parametrize("act", ACTS)
 def test_objective_equals_backprop(rng, act, loss, bias, depth):
-    """_Objective, the replica-free loss and gradient L-BFGS calls, is backprop's recursion."""
+    """Objective, the replica-free loss and gradient L-BFGS calls, is backprop's recursion."""
     out = ACTS[(ACTS.index(act) + 1) % len(ACTS)]
     net, X, Y = draw(rng, SIZES[depth], hidden=act, output=out, bias=bias, R=2, loss=loss)
-    objective = _Objective(net.sizes, bias, act, net.output, loss, X, Y)
+    objective = Objective(net.sizes, bias, act, net.output, loss, X, Y)
     values, grads = gradient(net, X, Y, loss=loss)
     for r, theta in enumerate(flat_params(net)):
         value, g = objective(theta)
