@@ -248,6 +248,7 @@ class Objective:
     Y: np.ndarray
 
     def layers(self, theta: np.ndarray) -> tuple[list, list]:
+        """Views of theta (P,): the weights W_i (n_{i-1}, n_i) and biases b_i (n_i,) per layer."""
         W, b, at = [], [], 0
         for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
             W.append(theta[at : at + n_in * n_out].reshape(n_in, n_out))

@@ -72,8 +72,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 LANDSCAPE = "landscape"
-PER_JOB = 4  # end points per job: small, so that two workers share a slow configuration evenly (its few
-# hard end points take most of the time), progress moves and kills cost little
+PER_JOB = 16  # end points per job: a few seconds of work each, so progress moves and kills cost little
 BARRIER_POINTS = 33
 SPLIT_A = 0.5  # the share of the outgoing weights the original unit keeps; its copy gets 1 - a
 SPLIT_UNITS = 32  # at most this many hidden units of an optimum are split (the first, layer by layer)
