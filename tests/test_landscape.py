@@ -794,6 +794,14 @@ def test_objective_equals_backprop(rng, act, loss, bias, depth):
         assert value == pytest.approx(values[r], rel=1e-14)
         np.testing.assert_allclose(g, grads[r], rtol=1e-12, atol=1e-15)
         assert value == pytest.approx(float(LOSSES[loss](forward(net, X)[-1][r], Y).mean()), rel=1e-12)
+    # Objective.many, the Bezier nodes' batched form: each point's, and a combination of the gradients
+    # with the first layer's products given (as a curve gives them).
+    many_values, many_grads = objective.many(flat_params(net))
+    np.testing.assert_allclose(many_values, values, rtol=1e-13)
+    np.testing.assert_allclose(many_grads, grads, rtol=1e-12, atol=1e-15)
+    w = np.array([0.3, -1.2])
+    _, combined = objective.many(flat_params(net), weights=w, first=X @ net.weights[0])
+    np.testing.assert_allclose(combined, w @ grads, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("act", ["tanh", "relu"])
