@@ -108,7 +108,10 @@ def sizes_table(epochs: int = 150, budget: int = 2000, widths=(25, 64, 256, 1000
     width 6 and 46 (133 and 1,013 parameters, n = 256) and digits networks 64 -> h -> 10 (n = 1,438),
     one seed each, trained as the studies train them, certified at the study's threshold (as run) and
     at 1e-12, which nothing reaches (the worst case: polished until the budget of ``budget`` L-BFGS
-    iterations or a decision)."""
+    iterations or a decision). Wall seconds and this process's CPU seconds (certify runs on one BLAS
+    thread, so on a shared machine the CPU seconds are the steadier number), as a markdown table."""
+    import os
+
     from nnlab import init_network, tasks
     from nnlab.landscape import Options, certify
     from nnlab.sgd import train
@@ -121,17 +124,21 @@ def sizes_table(epochs: int = 150, budget: int = 2000, widths=(25, 64, 256, 1000
     Xd, Yd = Xd[:1438], Yd[:1438]
     for h in widths:
         cases.append(("digits", [64, h, 10], Xd, Yd, 0.05, dict(lr=0.1, epochs=epochs, batch_size=16)))
-    print(f"{'task':8} {'params':>7} {'threshold':>9} {'seconds':>8}  kind (reason)")
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}")
+    print("| task | parameters | threshold | wall s | CPU s | kind (reason) |")
+    print("|---|--:|--:|--:|--:|---|")
     for name, sizes, X, Y, threshold, how in cases:
         trained = train(init_network(sizes, seeds=0), X, Y, **how).network
         for thr in (threshold, 1e-12):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             c = certify(trained, X, Y, threshold=thr, options=Options(lbfgs_iters=budget))
-            took = time.perf_counter() - start
+            took, cpu = time.perf_counter() - start, time.process_time() - cpu
             print(
-                f"{name:8} {trained.n_params:7d} {thr:9.0e} {took:8.2f}  {c.kind[0]} ({c.reason[0]})",
+                f"| {name} | {trained.n_params:,} | {thr:.0e} | {took:.2f} | {cpu:.2f} | "
+                f"{c.kind[0]} ({c.reason[0]}) |".replace("|grad|", "\\|grad\\|"),
                 flush=True,
             )
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from nnlab.landscape import (
     parameter_distance,
     symmetry_directions,
 )
-from nnlab.landscape.polish import _Objective
+from nnlab.landscape.polish import Objective
 from nnlab.network import flat_params, network_from_flat
 from tests.test_network import kink_distance, random_network
 
@@ -784,16 +784,24 @@ def test_relu_critical_point_flat_beyond_its_symmetries():
 @pytest.mark.parametrize("loss", LOSS_NAMES)
 @pytest.mark.parametrize("act", ACTS)
 def test_objective_equals_backprop(rng, act, loss, bias, depth):
-    """_Objective, the replica-free loss and gradient L-BFGS calls, is backprop's recursion."""
+    """Objective, the replica-free loss and gradient L-BFGS calls, is backprop's recursion."""
     out = ACTS[(ACTS.index(act) + 1) % len(ACTS)]
     net, X, Y = draw(rng, SIZES[depth], hidden=act, output=out, bias=bias, R=2, loss=loss)
-    objective = _Objective(net.sizes, bias, act, net.output, loss, X, Y)
+    objective = Objective(net.sizes, bias, act, net.output, loss, X, Y)
     values, grads = gradient(net, X, Y, loss=loss)
     for r, theta in enumerate(flat_params(net)):
         value, g = objective(theta)
         assert value == pytest.approx(values[r], rel=1e-14)
         np.testing.assert_allclose(g, grads[r], rtol=1e-12, atol=1e-15)
         assert value == pytest.approx(float(LOSSES[loss](forward(net, X)[-1][r], Y).mean()), rel=1e-12)
+    # Objective.many, the Bezier nodes' batched form: each point's, and a combination of the gradients
+    # with the first layer's products given (as a curve gives them).
+    many_values, many_grads = objective.many(flat_params(net))
+    np.testing.assert_allclose(many_values, values, rtol=1e-13)
+    np.testing.assert_allclose(many_grads, grads, rtol=1e-12, atol=1e-15)
+    w = np.array([0.3, -1.2])
+    _, combined = objective.many(flat_params(net), weights=w, first=X @ net.weights[0])
+    np.testing.assert_allclose(combined, w @ grads, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("act", ["tanh", "relu"])

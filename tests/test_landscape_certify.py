@@ -7,7 +7,7 @@ import pytest
 
 from nnlab import init_network, network_from_arrays, tasks
 from nnlab.landscape import Options, certify, hessian, lanczos, symmetry_directions
-from nnlab.landscape.polish import _Objective, higher_order, mechanism
+from nnlab.landscape.polish import Objective, higher_order, mechanism
 from nnlab.network import flat_params
 
 # A 1-1-1 tanh regression whose best fit has a steep unit (slope ~9): from (w, b, v, c) = (1, 0, 0.5, 0)
@@ -51,7 +51,7 @@ def test_mechanism_names_a_diverging_pair_and_a_saturating_unit():
     motion of the output bias alone is neither."""
     X = np.linspace(-1, 1, 7)[:, None]
     Y = np.exp(-4 * X**2)
-    objective = _Objective((1, 2, 1), True, "tanh", "tanh", "half_squared", X, Y)
+    objective = Objective((1, 2, 1), True, "tanh", "tanh", "half_squared", X, Y)
     # Layout: w_1, w_2 | b_1, b_2 | v_1, v_2 | c.
     pair = np.array([2.0, 2.01, 0.3, 0.3, 40.0, -40.0, 0.1])
     assert mechanism(objective, pair, np.array([0, 0, 0, 0, 1.0, -1.0, 0])) == "diverging pair 0,1 of layer 1"
@@ -128,7 +128,7 @@ def test_higher_order_finds_no_descent_at_a_minimum():
     net = network_from_arrays([rng.normal(size=(2, 1))], [rng.normal(size=1)], output="identity")
     c = certify(net, X, Y, threshold=1e-9)
     assert c.kind.tolist() == ["minimum"]
-    objective = _Objective((2, 1), True, "identity", "identity", "half_squared", X, Y)
+    objective = Objective((2, 1), True, "identity", "identity", "half_squared", X, Y)
     theta = flat_params(c.network)[0]
     found = higher_order(objective, theta, np.eye(3)[:, :1], np.zeros((3, 0)), 1e-9, Options(probes=4))
     assert found.order == 0 and found.drop <= 1e-12 and "4 perturbations" in found.tried

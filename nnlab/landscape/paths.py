@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnlab.errors import InputError
-from nnlab.landscape.curvature import gradient
+from nnlab.landscape.polish import Objective
 from nnlab.landscape.symmetry import align
-from nnlab.network import Network, flat_params, loss_of, network_from_flat
+from nnlab.network import Network, as_replicated, check_loss, flat_params, loss_of, network_from_flat
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,19 +95,30 @@ def bezier(
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise InputError(f"{name}: expected an int >= {low}, got {value!r}")
     from scipy.optimize import minimize
+    from threadpoolctl import threadpool_limits
 
     if aligned:
         b = align(a, b)
     ta, tb = flat_params(a)[0], flat_params(b)[0]
     t = (np.arange(nodes) + 0.5) / nodes
     wa, wc, wb = (1 - t) ** 2, 2 * t * (1 - t), t**2
+    Xa = as_replicated(a, X, "X", a.sizes[0])[0]
+    Ya = as_replicated(a, check_loss(a, loss, Y), "Y", a.sizes[-1])[0]
+    nodes_loss = Objective(a.sizes, a.biases is not None, a.hidden, a.output, loss, Xa, Ya).many
+    fixed = wa[:, None] * ta + wb[:, None] * tb
+    # The nodes' first-layer products X W_1 are linear in theta_c: those of the fixed part once.
+    d, h = a.sizes[:2]
+    first_fixed = Xa @ fixed[:, : d * h].reshape(nodes, d, h)
 
     def objective(tc):
-        theta = wa[:, None] * ta + wc[:, None] * tc + wb[:, None] * tb  # (nodes, P)
-        values, grads = gradient(_net(theta, a), X, Y, loss=loss)
-        return float(values.mean()), (wc[:, None] * grads).mean(axis=0)
+        first = first_fixed + wc[:, None, None] * (Xa @ tc[: d * h].reshape(d, h))
+        # E_t L(phi(t)) and its gradient E_t 2 t (1 - t) grad L(phi(t)), on the nodes (nodes, P)
+        values, grad = nodes_loss(fixed + wc[:, None] * tc, weights=wc / nodes, first=first)
+        return float(values.mean()), grad
 
-    with np.errstate(all="ignore"):
+    # One BLAS thread: the products are small, and a second thread's hand-offs make L-BFGS-B several
+    # times slower (as in `certify`).
+    with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
         result = minimize(
             objective, 0.5 * (ta + tb), jac=True, method="L-BFGS-B", options={"maxiter": iters, "gtol": 1e-12}
         )

@@ -234,7 +234,7 @@ class Certificate:
 
 
 @dataclass(frozen=True, eq=False)
-class _Objective:
+class Objective:
     """Loss and gradient of one replica's flat parameters, theta (P,) -> (loss, grad (P,)): the
     recursion of `nnlab.network.backprop` on 2-D arrays, without the replica axis, because L-BFGS
     calls it thousands of times per end point (a test holds it to `backprop`)."""
@@ -248,6 +248,7 @@ class _Objective:
     Y: np.ndarray
 
     def layers(self, theta: np.ndarray) -> tuple[list, list]:
+        """Views of theta (P,): the weights W_i (n_{i-1}, n_i) and biases b_i (n_i,) per layer."""
         W, b, at = [], [], 0
         for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
             W.append(theta[at : at + n_in * n_out].reshape(n_in, n_out))
@@ -278,8 +279,53 @@ class _Objective:
         # The loss from z_L, as backprop takes it (cross-entropy as a log-sum-exp).
         return float(output_loss(self.output, self.loss, z, self.Y).mean()), grad
 
+    def many(
+        self, thetas: np.ndarray, *, weights: np.ndarray | None = None, first: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Loss (N,) and gradient (N, P) at N points thetas (N, P) at once (the nodes of a Bezier
+        curve), with one batched matrix product per layer.
 
-def _lbfgs(objective: _Objective, theta: np.ndarray, iters: int, solved: float) -> tuple[np.ndarray, int]:
+        With ``weights`` (N,) the gradient returned is their combination sum_j weights_j grad_j
+        (P,), its first layer as one product X^T (sum_j weights_j delta_1j). ``first`` (N, n, n_1)
+        is X W_1 of every point when the caller has it (a curve's is linear in its control point)."""
+        N, n = len(thetas), len(self.X)
+        W, b, at = [], [], 0
+        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
+            W.append(thetas[:, at : at + n_in * n_out].reshape(N, n_in, n_out))
+            at += n_in * n_out
+            if self.bias:
+                b.append(thetas[:, None, at : at + n_out])
+                at += n_out
+        L = len(W)
+        f: list = [self.X]
+        for i in range(L):
+            z = (first if first is not None else self.X @ W[0]) if i == 0 else f[i] @ W[i]
+            if self.bias:
+                z = z + b[i]
+            f.append(ACTIVATIONS[self.output if i == L - 1 else self.hidden](z))
+        w = np.ones(N) if weights is None else np.asarray(weights, dtype=np.float64)
+        grad = np.empty_like(thetas)
+        delta = output_delta(self.output, self.loss, f[L], self.Y)
+        at = thetas.shape[1]
+        for i in range(L - 1, -1, -1):
+            width = delta.shape[2]
+            if self.bias:
+                at -= width
+                grad[:, at : at + width] = delta.sum(axis=1) / n
+            at -= W[i][0].size
+            if i > 0:
+                grad[:, at : at + W[i][0].size] = (f[i].transpose(0, 2, 1) @ delta).reshape(N, -1) / n
+                delta = DERIVATIVES[self.hidden](f[i]) * (delta @ W[i].transpose(0, 2, 1))
+        values = output_loss(self.output, self.loss, z, self.Y).mean(axis=1)
+        if weights is None:
+            grad[:, : W[0][0].size] = (self.X.T @ delta).reshape(N, -1) / n
+            return values, grad
+        combined = w @ grad
+        combined[: W[0][0].size] = (self.X.T @ np.tensordot(w, delta, axes=1)).ravel() / n
+        return values, combined
+
+
+def _lbfgs(objective: Objective, theta: np.ndarray, iters: int, solved: float) -> tuple[np.ndarray, int]:
     """L-BFGS from theta for at most ``iters`` iterations, stopped early once the loss is below
     ``solved`` or when no step lowers it (no gradient tolerance: a tiny gradient, as saturated units
     give, is no reason to stop); returns the end point and the iterations taken."""
@@ -440,7 +486,7 @@ def _borderline_spectrum(lam: np.ndarray, options: Options, accuracy: float) -> 
     return any(_near(x, flat, options.margin) or (x < 0 and _near(x, negative, options.margin)) for x in lam)
 
 
-def _descends(objective: _Objective, theta: np.ndarray, v: np.ndarray, lam: float) -> bool:
+def _descends(objective: Objective, theta: np.ndarray, v: np.ndarray, lam: float) -> bool:
     """Does a step along v (unit) lower the loss by at least a quarter of the quadratic model's
     1/2 lam t^2 (lam < 0), for one of a range of step lengths t, in one of the two senses?"""
     base = objective(theta)[0]
@@ -472,7 +518,7 @@ class Descent:
 
 
 def higher_order(
-    objective: _Objective,
+    objective: Objective,
     theta: np.ndarray,
     flat_vectors: np.ndarray,
     symmetry: np.ndarray,
@@ -546,7 +592,7 @@ def higher_order(
 # Valleys: minimizing sequences at infinity, with their mechanism.
 
 
-def _units(objective: _Objective, theta: np.ndarray):
+def _units(objective: Objective, theta: np.ndarray):
     """Per hidden layer i (1-based): the incoming block (h, n_{i-1} + bias) and outgoing block
     (h, n_{i+1}) of each unit, as rows, read from the flat theta."""
     W, b = objective.layers(theta)
@@ -555,7 +601,7 @@ def _units(objective: _Objective, theta: np.ndarray):
         yield i, incoming, W[i]
 
 
-def mechanism(objective: _Objective, theta: np.ndarray, d: np.ndarray) -> str:
+def mechanism(objective: Objective, theta: np.ndarray, d: np.ndarray) -> str:
     """The mechanism of a valley whose far point is theta and whose motion is d (P,):
 
     - "saturating unit j of layer i": unit j's incoming weights and bias carry at least half of
@@ -598,7 +644,7 @@ def mechanism(objective: _Objective, theta: np.ndarray, d: np.ndarray) -> str:
 
 
 def ray_test(
-    objective: _Objective,
+    objective: Objective,
     theta: np.ndarray,
     d: np.ndarray,
     threshold: float,
@@ -635,7 +681,7 @@ def ray_test(
 
 
 def _newton(
-    objective: _Objective, theta: np.ndarray, iters: int, gtol: float
+    objective: Objective, theta: np.ndarray, iters: int, gtol: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Levenberg-Marquardt steps on grad L = 0 with the exact Hessian H = Q diag(lam) Q^T,
     s = -Q (lam / (lam^2 + mu)) Q^T g, until |grad| <= gtol * s / 10^4 (well inside the
@@ -687,7 +733,7 @@ def _newton(
     return theta, g, lam, Q
 
 
-def _net_of(objective: _Objective):
+def _net_of(objective: Objective):
     def net_of(theta: np.ndarray) -> Network:
         return network_from_flat(
             theta[None],
@@ -700,7 +746,7 @@ def _net_of(objective: _Objective):
     return net_of
 
 
-def _hvp_operator(objective: _Objective, theta: np.ndarray):
+def _hvp_operator(objective: Objective, theta: np.ndarray):
     """H at theta as a scipy LinearOperator of Hessian-vector products (R-operator)."""
     from scipy.sparse.linalg import LinearOperator
 
@@ -709,7 +755,7 @@ def _hvp_operator(objective: _Objective, theta: np.ndarray):
     return LinearOperator((P, P), matvec=product, dtype=float)
 
 
-def _scale(objective: _Objective, theta: np.ndarray) -> float:
+def _scale(objective: Objective, theta: np.ndarray) -> float:
     """s ~ max |lambda| to 1e-3, by Lanczos on Hessian-vector products; 0 where not finite."""
     from scipy.sparse.linalg import eigsh
 
@@ -720,29 +766,40 @@ def _scale(objective: _Objective, theta: np.ndarray) -> float:
     return abs(float(eigsh(op, k=1, which="LM", tol=1e-3, v0=start, return_eigenvectors=False)[0]))
 
 
-def _newton_hvp(objective: _Objective, theta: np.ndarray, iters: int, gtol: float) -> np.ndarray:
+def _newton_hvp(objective: Objective, theta: np.ndarray, iters: int, gtol: float) -> np.ndarray:
     """Newton steps on grad L = 0 from Hessian-vector products alone: each step solves H s = -g by
     MINRES (symmetric, indefinite or singular H alike: it converges to saddles as to minima), then
     halves the step until the gradient norm falls. Stops at |grad| <= gtol * s / 10^4 (s ~ lambda_max,
     by a few Lanczos steps), when no step helps, when three steps in a row cut the gradient by less
-    than a tenth, or after ``iters`` solves."""
+    than a tenth, or after ``iters`` solves.
+
+    The solves are inexact Newton (Eisenstat & Walker 1996): MINRES stops at a relative residual
+    eta = min(0.1, |g| / |g_0|), down to 1e-8, so that far from a critical point a step costs a few
+    dozen products rather than MINRES's whole budget, and near one the steps are Newton's. After a
+    step that cut the gradient by less than a tenth the next is solved to 1e-8, so the three slow
+    steps that stop the iteration include two full Newton steps."""
     from scipy.sparse.linalg import minres
 
     value, g = objective(theta)
     op = _hvp_operator(objective, theta)
     s = _scale(objective, theta) or 1e-300
+    g0 = float(np.linalg.norm(g)) or 1e-300
     slow = 0  # steps in a row that cut the gradient by less than a tenth: no critical point near
     for _ in range(iters):
         gnorm = float(np.linalg.norm(g))
         if gnorm <= 1e-4 * gtol * s or not np.isfinite(gnorm) or slow >= 3:
             break
-        step, _ = minres(op, -g, rtol=1e-8, maxiter=min(len(theta), MINRES))
+        eta = 1e-8 if slow else min(0.1, max(1e-8, gnorm / g0))
+        step, _ = minres(op, -g, rtol=eta, maxiter=min(len(theta), MINRES))
         for _ in range(20):
             new_value, new_g = objective(theta + step)
             if np.isfinite(new_value) and np.linalg.norm(new_g) < gnorm:
                 break
             step = 0.5 * step
         else:
+            if eta > 1e-8:
+                slow += 1  # an inexact step that did not help: the next one exact
+                continue
             break
         slow = slow + 1 if np.linalg.norm(new_g) > 0.9 * gnorm else 0
         theta, g = theta + step, new_g
@@ -764,7 +821,7 @@ class _Spectrum:
     converged: bool
 
 
-def _spectrum(objective: _Objective, theta: np.ndarray, options: Options, eig=None) -> _Spectrum:
+def _spectrum(objective: Objective, theta: np.ndarray, options: Options, eig=None) -> _Spectrum:
     """Exact (eigh, from ``eig`` = (lam, Q) of the full Hessian when given) up to max_full
     parameters, Lanczos above."""
     P = len(theta)
@@ -830,7 +887,7 @@ def certify(
     if X.shape[0] != 1 or Y.shape[0] != 1:
         raise InputError("X, Y: certify takes one data set (n, d), (n, out) shared by the replicas")
     X, Y = X[0], Y[0]
-    objective = _Objective(net.sizes, net.biases is not None, net.hidden, net.output, loss, X, Y)
+    objective = Objective(net.sizes, net.biases is not None, net.hidden, net.output, loss, X, Y)
     start = flat_params(net)
     import scipy.linalg  # noqa: F401  (loaded before the limit below, which covers loaded libraries)
     import scipy.optimize  # noqa: F401
@@ -901,7 +958,7 @@ def _record(theta, value, g, kind, reason, iterations, spectrum=None, options=No
 
 
 def _certify_one(
-    objective: _Objective, theta: np.ndarray, solved: bool, threshold: float, options: Options
+    objective: Objective, theta: np.ndarray, solved: bool, threshold: float, options: Options
 ) -> dict:
     """Polish and classify one replica (see `certify`)."""
     value, g = objective(theta)
@@ -1008,7 +1065,7 @@ def _certify_one(
 
 
 def _classified(
-    objective: _Objective,
+    objective: Objective,
     theta: np.ndarray,
     threshold: float,
     options: Options,

@@ -373,7 +373,7 @@ def _landscape(
         if on_progress:
             on_progress(done, total)
     keys = [j.key for j in todo_all]
-    tables = merge(out, exp, results.runs, keys, params)
+    tables = merge(out, exp, results.runs, keys, params, pool=pool)
     if tables[1] is not None:
         write_splits(out, _splits(exp, tables[0], tables[1], options))
     recorded = {**dataclasses.asdict(options), "threshold": exp.threshold}
@@ -409,7 +409,14 @@ def _landscape(
     }
 
 
-def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str], params: dict | None = None):
+def merge(
+    out: Path,
+    exp: Experiment,
+    runs: pd.DataFrame,
+    keys: list[str],
+    params: dict | None = None,
+    pool: workers.Pool | None = None,
+):
     """Merge the parts of the jobs ``keys`` into endpoints.parquet, group the minima into
     optima.parquet and measure barriers.parquet; returns the three DataFrames (None when no part
     is stored yet).
@@ -418,7 +425,8 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str], param
     configuration and to the best solved network SGD itself reached (the run with the lowest final
     loss below the threshold, as SGD left it: ``params``, run id -> trained parameters), along the
     straight line (an upper bound) and along a quadratic Bezier curve trained on the loss
-    (`nnlab.landscape.paths.bezier`), both after aligning the hidden units."""
+    (`nnlab.landscape.paths.bezier`), both after aligning the hidden units; on ``pool``'s workers
+    when given (each barrier depends only on its two ends and the data)."""
     import pandas as pd
 
     table = read_parts(out, parts=out / LANDSCAPE / "parts", keys=keys)
@@ -435,7 +443,7 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str], param
     endpoints["optimum"] = pd.array([pd.NA] * len(endpoints), dtype="Int64")
     axes = [a for a in AXIS_COLUMNS if a in runs.columns]
     joined = endpoints.merge(runs[["run_id", *axes]], on="run_id", how="left")
-    optima_rows, barrier_rows = [], []
+    optima_rows, barrier_tasks = [], []
     X, Y, _, _ = load_data(exp)
     for key, g in joined.groupby(axes, sort=True):
         where = dict(zip(axes, key, strict=True))
@@ -490,13 +498,17 @@ def merge(out: Path, exp: Experiment, runs: pd.DataFrame, keys: list[str], param
                 "best_solved": target,
             }
             if solved_net is not None:
-                measured = _barrier_row(where, k, "solved", target, reps[-1], solved_net, X, Y)
-                row.update(barrier_to_solved=measured["barrier"], bezier_to_solved=measured["bezier"])
-                barrier_rows.append(measured)
+                row["barrier_task"] = len(barrier_tasks)
+                barrier_tasks.append((len(barrier_tasks), where, k, "solved", target, reps[-1], solved_net))
             optima_rows.append(row)
         for a in range(len(reps)):
             for b in range(a + 1, len(reps)):
-                barrier_rows.append(_barrier_row(where, a, str(b), rep_ids[b], reps[a], reps[b], X, Y))
+                barrier_tasks.append((len(barrier_tasks), where, a, str(b), rep_ids[b], reps[a], reps[b]))
+    barrier_rows = _barrier_rows(barrier_tasks, X, Y, pool)
+    for row in optima_rows:
+        if "barrier_task" in row:
+            measured = barrier_rows[row.pop("barrier_task")]
+            row.update(barrier_to_solved=measured["barrier"], bezier_to_solved=measured["bezier"])
     optima = pd.DataFrame(
         optima_rows,
         columns=[*axes, *OPTIMA_COLUMNS],
@@ -670,6 +682,22 @@ def _best_solved(runs: pd.DataFrame, run_ids, params: dict | None, threshold: fl
     mine = runs[runs["run_id"].isin(set(run_ids)) & (runs["final_loss"] < threshold)]
     mine = mine[mine["run_id"].isin(params.keys())]
     return None if not len(mine) else str(mine.loc[mine["final_loss"].idxmin(), "run_id"])
+
+
+def _barrier_rows(tasks: list[tuple], X, Y, pool: workers.Pool | None) -> list[dict]:
+    """The rows of `_barrier_row` for ``tasks`` (index, where, a, to, to_run_id, net_a, net_b), in
+    their order; on the pool's workers when given (a task that failed there is redone here, so
+    that its error is raised as it would be in process)."""
+    if pool is None or len(tasks) < 2:
+        return [_barrier_row(*task[1:], X, Y) for task in tasks]
+    rows: list = [None] * len(tasks)
+    for task, row, error in pool.map(_barrier_task, tasks, (X, Y), describe=lambda t: f"barrier {t[0]}"):
+        rows[task[0]] = row if not error else _barrier_row(*task[1:], X, Y)
+    return rows
+
+
+def _barrier_task(task: tuple, X, Y, parts=None) -> dict:
+    return _barrier_row(*task[1:], X, Y)
 
 
 def _barrier_row(where: dict, a: int, to: str, to_run_id, net_a, net_b, X, Y) -> dict:
