@@ -86,6 +86,7 @@ MOMENTUM, BETA1, BETA2, EPS = 0.9, 0.9, 0.999, 1e-8
 WEIGHT_DECAY = {"adamw": 0.01}
 REFERENCE_GRID = ["D1W4", "D1W32", "D1W128", "D3W4", "D3W32", "D3W128"]
 CHECK_TOLERANCE = 1e-10
+TORCH_IMPLS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,12 @@ CASES = {
         ]
     },
 }
-# --check's configuration: two hidden layers, a partial last batch (10 = 4 + 4 + 2), three replicas.
-CHECK_CASE = Case((2, 3, 3, 1), 10, 4, 3, 4, "plane")
+# --check's configurations: two hidden layers and a partial last batch (10 = 4 + 4 + 2), and a
+# per-sample one; three replicas each.
+CHECK_CASES = {
+    "CHECK-b4": Case((2, 3, 3, 1), 10, 4, 3, 4, "plane"),
+    "CHECK-b1": Case((2, 4, 1), 8, 1, 3, 3, "plane"),
+}
 
 
 def workload(case: Case, epochs: int | None = None):
@@ -350,9 +355,11 @@ def cpu_kind() -> str:
 # Peers (each in a worker process with its own thread setting).
 
 
-def jax_job(case: Case, optimizer: str, epochs: int):
-    """() -> (weights, biases, loss curve (R, epochs + 1), grad norm (R,)) as numpy: JAX + optax
-    doing train's job; jit + vmap over replicas + scan; the faster of two ways to write the loss pass."""
+def jax_job(case: Case, optimizer: str, epochs: int, variant: str | None = None):
+    """JAX + optax doing train's job: jit + vmap over replicas + scan, the faster of two ways to write
+    the loss pass. Returns (run, result, epochs, version, variant): run() times the job (compiled and
+    warmed up); result() gives (weights, biases, loss curve (R, epochs + 1), grad norm (R,)). A
+    ``variant`` ("batched loss", "scan loss") forces that one."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -415,24 +422,27 @@ def jax_job(case: Case, optimizer: str, epochs: int):
     params = [(jnp.asarray(W), jnp.asarray(b)) for W, b in zip(net.weights, net.biases, strict=True)]
     oj = jnp.asarray(order)
     losses = [batch_loss] + ([loss_by_scan] if B == 1 else [])  # (with minibatches the batched wins)
+    if variant:
+        losses = [{"batched loss": batch_loss, "scan loss": loss_by_scan}[variant]]
     runs = []
     for full_loss in losses:
         fn = jax.jit(jax.vmap(lambda p, o, full_loss=full_loss: same_job(p, o, full_loss)))
         run = functools.partial(lambda fn: jax.block_until_ready(fn(params, oj)), fn)
         run()  # compiles
-        runs.append((timed(run), run))
-    run = min(runs, key=lambda r: r[0])[1]
+        runs.append((timed(run), run, "batched loss" if full_loss is batch_loss else "scan loss"))
+    _, run, variant = min(runs, key=lambda r: r[0])
 
     def result():
         params, curve, norm = run()
         return [np.asarray(W) for W, _ in params], [np.asarray(b) for _, b in params], curve, norm
 
-    return run, result, epochs, jax.__version__
+    return run, result, epochs, jax.__version__, variant
 
 
-def torch_job(case: Case, optimizer: str, epochs: int, seconds: float):
-    """PyTorch doing train's job: replicas stacked (R, ...), baddbmm, autograd, torch.optim; about
-    ``seconds`` of epochs (at most ``epochs``)."""
+def torch_job(case: Case, optimizer: str, epochs: int, seconds: float, variant: str | None = None):
+    """PyTorch doing train's job: replicas stacked (R, ...), baddbmm, autograd, torch.optim (its
+    fastest implementation here); about ``seconds`` of epochs (at most ``epochs``). Returns what
+    jax_job does, the variant being the implementation (``variant`` forces one)."""
     import torch
 
     net, X, Y, order = workload(case, epochs)
@@ -442,12 +452,12 @@ def torch_job(case: Case, optimizer: str, epochs: int, seconds: float):
     Xt, Yt, ot = torch.tensor(X), torch.tensor(Y), torch.tensor(order)
     lr = OPTIMIZER_LR[optimizer]
     make = {
-        "sgd": lambda p: torch.optim.SGD(p, lr=lr),
-        "momentum": lambda p: torch.optim.SGD(p, lr=lr, momentum=MOMENTUM),
-        "nesterov": lambda p: torch.optim.SGD(p, lr=lr, momentum=MOMENTUM, nesterov=True),
-        "adam": lambda p: torch.optim.Adam(p, lr=lr, betas=(BETA1, BETA2), eps=EPS),
-        "adamw": lambda p: torch.optim.AdamW(
-            p, lr=lr, betas=(BETA1, BETA2), eps=EPS, weight_decay=WEIGHT_DECAY["adamw"]
+        "sgd": lambda p, **impl: torch.optim.SGD(p, lr=lr, **impl),
+        "momentum": lambda p, **impl: torch.optim.SGD(p, lr=lr, momentum=MOMENTUM, **impl),
+        "nesterov": lambda p, **impl: torch.optim.SGD(p, lr=lr, momentum=MOMENTUM, nesterov=True, **impl),
+        "adam": lambda p, **impl: torch.optim.Adam(p, lr=lr, betas=(BETA1, BETA2), eps=EPS, **impl),
+        "adamw": lambda p, **impl: torch.optim.AdamW(
+            p, lr=lr, betas=(BETA1, BETA2), eps=EPS, weight_decay=WEIGHT_DECAY["adamw"], **impl
         ),
     }[optimizer]
 
@@ -465,10 +475,10 @@ def torch_job(case: Case, optimizer: str, epochs: int, seconds: float):
             f = forward(W, b, Xt[None].expand(R, -1, -1))
             return (0.5 * ((Yt[None] - f) ** 2).sum(-1)).mean(-1)
 
-    def run(epochs):
+    def run(epochs, impl="for-loop", steps=None):  # steps: stop after that many (a probe)
         W = [w.clone().requires_grad_(True) for w in Ws]
         b = [v.clone().requires_grad_(True) for v in bs]
-        opt = make(W + b)
+        opt = make(W + b, **TORCH_IMPLS[impl])
         curve = [full_loss(W, b)]
         for e in range(epochs):
             for start in range(0, n, B):
@@ -476,17 +486,34 @@ def torch_job(case: Case, optimizer: str, epochs: int, seconds: float):
                 opt.zero_grad()
                 loss_sum(W, b, Xt[i], Yt[i]).backward()
                 opt.step()
+                steps = None if steps is None else steps - 1
+                if steps == 0:
+                    return None
             curve.append(full_loss(W, b))
         grads = torch.autograd.grad(loss_sum(W, b, Xt[None].expand(R, -1, -1), Yt[None]), W + b)
         norm = torch.sqrt(sum((g * g).flatten(1).sum(1) for g in grads))
         return W, b, torch.stack(curve, 1), norm
 
+    # torch.optim's implementations (a Python loop over the arrays, foreach, fused): the fastest on a
+    # probe of 16 minibatch or 256 per-sample steps counts.
+    probe = 16 if B > 1 else 256
+    per_epoch = -(-n // B)
+    probe_epochs = min(epochs, -(-probe // per_epoch))
+    times = {}
+    for impl in [variant] if variant else TORCH_IMPLS:
+        try:
+            run(probe_epochs, impl, steps=min(probe, 2 * per_epoch))  # warm-up
+            times[impl] = timed(lambda impl=impl: run(probe_epochs, impl, steps=probe))
+        except (RuntimeError, ValueError):  # an implementation this build lacks for CPU tensors
+            pass
+    impl = min(times, key=times.get)
+
     def result():
-        W, b, curve, norm = run(epochs)
+        W, b, curve, norm = run(epochs, impl)
         return [w.detach().numpy() for w in W], [v.detach().numpy() for v in b], curve, norm
 
-    e = epochs_for(run, seconds, epochs)
-    return functools.partial(run, e), result, e, torch.__version__
+    e = epochs_for(lambda e: run(e, impl), seconds, epochs)
+    return functools.partial(run, e, impl), result, e, f"{torch.__version__}", impl
 
 
 def worker(kind: str) -> int:
@@ -498,13 +525,12 @@ def worker(kind: str) -> int:
         msg = json.loads(line)
         try:
             if msg["cmd"] == "prepare":
-                case = CHECK_CASE if msg["config"] == "CHECK" else CASES[msg["config"]]
+                case = {**CASES, **CHECK_CASES}[msg["config"]]
                 if kind == "jax":
-                    job = jax_job(case, msg["optimizer"], msg["epochs"])
+                    job = jax_job(case, msg["optimizer"], msg["epochs"], msg.get("variant"))
                 else:
-                    job = torch_job(case, msg["optimizer"], msg["epochs"], msg["seconds"])
-                job[0]()  # warm-up
-                reply = {"epochs": job[2], "version": job[3]}
+                    job = torch_job(case, msg["optimizer"], msg["epochs"], msg["seconds"], msg.get("variant"))
+                reply = {"epochs": job[2], "version": job[3], "variant": job[4]}  # (warmed up)
             elif msg["cmd"] == "time":
                 reply = {"seconds": timed(job[0])}
             else:
@@ -571,33 +597,39 @@ class Peer:
 
 
 def check(peers: list[Peer]) -> int:
-    """Each peer's final parameters, loss curve and gradient norm against nnlab's on CHECK_CASE, for
-    every optimizer; returns the number of failures."""
-    case, epochs = CHECK_CASE, CHECK_CASE.epochs
-    print(
-        f"# --check: sizes {list(case.sizes)}, n = {case.n}, batch {case.batch} (a partial last batch), "
-        f"{case.seeds} replicas, {epochs} epochs; max |peer - nnlab| (tolerance {CHECK_TOLERANCE:g})"
-    )
-    header = ["optimizer", *(f"{p.title}" for p in peers)]
+    """Each peer's final parameters, loss curve and gradient norm against nnlab's on CHECK_CASES, for
+    every optimizer and every variant a timing may pick; returns the number of failures."""
+    variants = {"jax": ["batched loss", "scan loss"], "torch": list(TORCH_IMPLS)}
+    columns = [(peer, v) for peer in peers for v in variants[peer.kind]]
+    for label, case in CHECK_CASES.items():
+        print(f"# {label}: sizes {list(case.sizes)}, n {case.n}, batch {case.batch}, {case.epochs} epochs")
+    print(f"# max |peer - nnlab| over final parameters, loss curve, gradient norm (<= {CHECK_TOLERANCE:g})")
     rows, failures = [], 0
-    for opt in OPTIMIZER_LR:
-        r = nnlab_run(case, opt, epochs)()
-        ours = [*r.network.weights, *r.network.biases, r.loss_curve, r.grad_norm]
-        row = [opt]
-        for peer in peers:
-            reply = peer.ask(cmd="prepare", config="CHECK", optimizer=opt, epochs=epochs, seconds=0.0)
-            reply = reply if "error" in reply else peer.ask(cmd="result")
-            if "error" in reply:
-                row.append(reply["error"])
-                failures += 1
-                continue
-            theirs = [*reply["weights"], *reply["biases"], reply["curve"], reply["grad_norm"]]
-            diff = max(float(np.max(np.abs(np.asarray(b) - a))) for a, b in zip(ours, theirs, strict=True))
-            ok = diff <= CHECK_TOLERANCE
-            failures += not ok
-            row.append(f"{diff:.1e} {'ok' if ok else 'DIFFERS'}")
-        rows.append(row)
-    print_table(header, rows, markdown=True)
+    for label, case in CHECK_CASES.items():
+        for opt in OPTIMIZER_LR:
+            r = nnlab_run(case, opt, case.epochs)()
+            ours = [*r.network.weights, *r.network.biases, r.loss_curve, r.grad_norm]
+            row = [label, opt]
+            for peer, variant in columns:
+                if variant == "scan loss" and case.batch > 1:
+                    row.append("(per-sample only)")
+                    continue
+                msg = {"config": label, "optimizer": opt, "epochs": case.epochs, "seconds": 0.0}
+                reply = peer.ask(cmd="prepare", variant=variant, **msg)
+                reply = reply if "error" in reply else peer.ask(cmd="result")
+                if "error" in reply:
+                    row.append(reply["error"])
+                    failures += 1
+                    continue
+                theirs = [*reply["weights"], *reply["biases"], reply["curve"], reply["grad_norm"]]
+                diff = max(
+                    float(np.max(np.abs(np.asarray(b) - a))) for a, b in zip(ours, theirs, strict=True)
+                )
+                ok = diff <= CHECK_TOLERANCE
+                failures += not ok
+                row.append(f"{diff:.1e} {'ok' if ok else 'DIFFERS'}")
+            rows.append(row)
+    print_table(["config", "optimizer", *(f"{p.title.split()[0]} {v}" for p, v in columns)], rows, True)
     return failures
 
 
@@ -617,7 +649,7 @@ def peer_rates(
         for opt in optimizers:
             engines = {"nnlab": nnlab_run(case, opt, epochs, data)}
             diverged = int(engines["nnlab"]().diverged.sum())  # warm-up
-            steps = {"nnlab": epochs}
+            steps, variants = {"nnlab": epochs}, {}
             for peer in peers:
                 reply = peer.ask(cmd="prepare", config=name, optimizer=opt, epochs=epochs, seconds=seconds)
                 if "error" in reply:
@@ -625,6 +657,7 @@ def peer_rates(
                 else:
                     engines[peer.title] = functools.partial(peer.ask, cmd="time")
                     steps[peer.title] = reply["epochs"]
+                    variants[peer.title] = reply["variant"]
             best = dict.fromkeys(engines, float("inf"))
             for _ in range(repeats):  # interleaved: each round times every engine once, in turn
                 for title, run in engines.items():
@@ -634,21 +667,24 @@ def peer_rates(
                         best[title] = min(best[title], run().get("seconds", float("inf")))
             rate = {t: case.seeds * case.n * steps[t] / best[t] for t in engines}
             sgd_rate = rate["nnlab"] if opt == "sgd" else sgd_rate
-            rows.append(
-                table_row(name, opt, case, layout(case.sizes, case.batch), rate, sgd_rate, peak, diverged)
-            )
+            lay = layout(case.sizes, case.batch)
+            rows.append(table_row(name, opt, case, lay, rate, variants, sgd_rate, peak, diverged))
             print(
                 f"# {' '.join(rows[-1])} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True
             )
     return rows
 
 
-def table_row(name, opt, case, lay, rate, sgd_rate, peak, diverged) -> list[str]:
-    """config, optimizer, layout, nnlab, /sgd, best JAX, best PyTorch, x best peer, x JAX, GFLOP/s, % peak."""
+def table_row(name, opt, case, lay, rate, variants, sgd_rate, peak, diverged) -> list[str]:
+    """config, optimizer, layout, nnlab, / sgd, best JAX, best PyTorch, x best peer, x JAX, GFLOP/s,
+    % peak; ``rate`` by engine title, ``variants`` by peer title (PyTorch's implementation shown)."""
 
     def best_of(kind: str) -> tuple[float, str]:
-        found = [(r, t.split()[-1]) for t, r in rate.items() if t.startswith(kind) and np.isfinite(r)]
-        found = [(r, "1t" if t == "thread" else "def") for r, t in found]
+        found = [
+            (r, ("1t" if t.endswith("thread") else "def") + (f", {variants[t]}" if kind == "PyTorch" else ""))
+            for t, r in rate.items()
+            if t.startswith(kind) and np.isfinite(r)
+        ]
         return max(found) if found else (0.0, "")
 
     ours = rate["nnlab"]
