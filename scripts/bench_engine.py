@@ -429,7 +429,8 @@ def jax_job(case: Case, optimizer: str, epochs: int, variant: str | None = None)
         fn = jax.jit(jax.vmap(lambda p, o, full_loss=full_loss: same_job(p, o, full_loss)))
         run = functools.partial(lambda fn: jax.block_until_ready(fn(params, oj)), fn)
         run()  # compiles
-        runs.append((timed(run), run, "batched loss" if full_loss is batch_loss else "scan loss"))
+        seconds = timed(run) if len(losses) > 1 else 0.0  # (one variant: warm already)
+        runs.append((seconds, run, "batched loss" if full_loss is batch_loss else "scan loss"))
     _, run, variant = min(runs, key=lambda r: r[0])
 
     def result():
@@ -494,25 +495,31 @@ def torch_job(case: Case, optimizer: str, epochs: int, seconds: float, variant: 
         norm = torch.sqrt(sum((g * g).flatten(1).sum(1) for g in grads))
         return W, b, torch.stack(curve, 1), norm
 
-    # torch.optim's implementations (a Python loop over the arrays, foreach, fused): the fastest on a
-    # probe of 16 minibatch or 256 per-sample steps counts.
-    probe = 16 if B > 1 else 256
+    # torch.optim's implementations (a Python loop over the arrays, foreach, fused): the fastest counts,
+    # on a probe of 4 steps, then of 16 minibatch or 128 per-sample steps for those within 1.5x of it.
     per_epoch = -(-n // B)
-    probe_epochs = min(epochs, -(-probe // per_epoch))
+
+    def per_step(impl: str, steps: int) -> float:
+        e = min(epochs, -(-steps // per_epoch))
+        return timed(lambda: run(e, impl, steps=steps)) / min(steps, e * per_epoch)
+
     times = {}
     for impl in [variant] if variant else TORCH_IMPLS:
         try:
-            run(probe_epochs, impl, steps=min(probe, 2 * per_epoch))  # warm-up
-            times[impl] = timed(lambda impl=impl: run(probe_epochs, impl, steps=probe))
+            run(1, impl, steps=1)  # warm-up
+            times[impl] = per_step(impl, 4)
         except (RuntimeError, ValueError):  # an implementation this build lacks for CPU tensors
             pass
+    fastest = min(times.values())
+    times = {i: per_step(i, 16 if B > 1 else 128) for i, t in times.items() if t <= 1.5 * fastest}
     impl = min(times, key=times.get)
+    # Epochs for about ``seconds``, from the probe (its steps without the loss passes).
+    e = int(max(1, min(epochs, round(seconds / (times[impl] * per_epoch)))))
 
     def result():
         W, b, curve, norm = run(epochs, impl)
         return [w.detach().numpy() for w in W], [v.detach().numpy() for v in b], curve, norm
 
-    e = epochs_for(lambda e: run(e, impl), seconds, epochs)
     return functools.partial(run, e, impl), result, e, f"{torch.__version__}", impl
 
 
@@ -520,17 +527,21 @@ def worker(kind: str) -> int:
     """Serve the main process over stdin/stdout, one JSON line each way: {"cmd": "prepare", "config",
     "optimizer", "epochs", "seconds"} builds and warms up a job (replies its epochs and the library's
     version); {"cmd": "time"} runs it once (replies seconds); {"cmd": "result"} replies its outputs."""
-    job = None
+    job, chosen = None, {}  # chosen: the variant picked for each configuration (JAX: its first optimizer's)
     for line in sys.stdin:
         msg = json.loads(line)
         try:
             if msg["cmd"] == "prepare":
                 case = {**CASES, **CHECK_CASES}[msg["config"]]
+                started = time.perf_counter()
                 if kind == "jax":
-                    job = jax_job(case, msg["optimizer"], msg["epochs"], msg.get("variant"))
+                    variant = msg.get("variant") or chosen.get(msg["config"])
+                    job = jax_job(case, msg["optimizer"], msg["epochs"], variant)
+                    chosen[msg["config"]] = job[4]
                 else:
                     job = torch_job(case, msg["optimizer"], msg["epochs"], msg["seconds"], msg.get("variant"))
                 reply = {"epochs": job[2], "version": job[3], "variant": job[4]}  # (warmed up)
+                reply["prepare_seconds"] = time.perf_counter() - started
             elif msg["cmd"] == "time":
                 reply = {"seconds": timed(job[0])}
             else:
@@ -649,7 +660,7 @@ def peer_rates(
         for opt in optimizers:
             engines = {"nnlab": nnlab_run(case, opt, epochs, data)}
             diverged = int(engines["nnlab"]().diverged.sum())  # warm-up
-            steps, variants = {"nnlab": epochs}, {}
+            steps, variants, prepared = {"nnlab": epochs}, {}, []
             for peer in peers:
                 reply = peer.ask(cmd="prepare", config=name, optimizer=opt, epochs=epochs, seconds=seconds)
                 if "error" in reply:
@@ -658,6 +669,7 @@ def peer_rates(
                     engines[peer.title] = functools.partial(peer.ask, cmd="time")
                     steps[peer.title] = reply["epochs"]
                     variants[peer.title] = reply["variant"]
+                    prepared.append(f"{peer.title} {reply['prepare_seconds']:.0f} s")
             best = dict.fromkeys(engines, float("inf"))
             for _ in range(repeats):  # interleaved: each round times every engine once, in turn
                 for title, run in engines.items():
@@ -669,9 +681,9 @@ def peer_rates(
             sgd_rate = rate["nnlab"] if opt == "sgd" else sgd_rate
             lay = layout(case.sizes, case.batch)
             rows.append(table_row(name, opt, case, lay, rate, variants, sgd_rate, peak, diverged))
-            print(
-                f"# {' '.join(rows[-1])} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True
-            )
+            elapsed = time.perf_counter() - started
+            note = f"{epochs} epochs; {elapsed:.0f} s into the configuration; prepared: {', '.join(prepared)}"
+            print(f"# {' '.join(rows[-1])} ({note})", file=sys.stderr, flush=True)
     return rows
 
 
