@@ -32,18 +32,24 @@ epoch, and the full-data gradient norm at the end.
   tensors. The loss is the sum over replicas of each replica's batch-mean loss: replica r's parameters
   enter only its own term, so the gradient of the sum is each replica's own gradient, and these rules
   are elementwise (Adam's step count is one for all, as all step together), so the stacked optimizer is
-  exactly R separate ones. PyTorch runs fewer epochs (about --seconds' worth), its rate per step.
+  exactly R separate ones (foreach and fused too: the same rules over the same tensors). The fastest of
+  torch.optim's implementations (for-loop, foreach, fused) on a short probe counts. PyTorch runs fewer
+  epochs (about --seconds' worth), its rate per step.
 
-`--check` verifies that: on a tiny configuration (partial last batch) every peer's final parameters,
-loss curve and gradient norm equal nnlab's to 1e-10, for every optimizer.
+`--check` verifies that: on two tiny configurations (minibatches with a partial last batch; per-sample)
+every peer's final parameters, loss curve and gradient norm equal nnlab's to 1e-10, for every optimizer
+and every variant a timing may pick (JAX's two loss passes; torch.optim's for-loop, foreach and fused
+implementations).
 
 Timing: each peer runs in its own worker process (one thread, and its default threads), kept alive
 over the run. For each configuration nnlab's epochs are calibrated so that its SGD run takes about
 --seconds (JAX runs as many epochs: fixed costs amortize alike); then for each optimizer every engine
 compiles and warms up, and --repeats rounds each time every engine once, in turn (interleaved), best of
-the rounds. nnlab uses numba's threads (one per core). GFLOP/s counts 6 x parameters per replica-sample
-step (the optimizer's elementwise work not counted); the peak is numpy's float64 matmul (4096 x 4096)
-on one and on all cores, measured in the same run.
+the rounds; nnlab's SGD runs in the other optimizers' rounds too, so that "/ sgd" (nnlab's rate over
+its SGD rate) also compares moments of the same load. nnlab uses numba's threads (one per core).
+GFLOP/s counts 6 x parameters per replica-sample step (the optimizer's elementwise work not counted);
+the peak is numpy's float64 matmul (4096 x 4096) on one and on all cores, measured in the same run. A
+summary gives each optimizer's least ratios over the configurations and its GFLOP/s at DIG1024.
 
     python scripts/bench_engine.py [--configs DIG1024,D1W32] [--optimizers sgd,adam] [--repeats 2]
                                    [--seconds 0.5] [--no-jax] [--no-torch] [--markdown]
@@ -656,11 +662,12 @@ def peer_rates(
         started = time.perf_counter()
         epochs = nnlab_epochs(case, seconds)
         data = workload(case, epochs)
-        sgd_rate = None
         for opt in optimizers:
             engines = {"nnlab": nnlab_run(case, opt, epochs, data)}
             diverged = int(engines["nnlab"]().diverged.sum())  # warm-up
-            steps, variants, prepared = {"nnlab": epochs}, {}, []
+            steps, variants, prepared = {"nnlab": epochs, "nnlab sgd": epochs}, {}, []
+            if opt != "sgd":  # nnlab's SGD in the same rounds: the ratio to it from the same moments
+                engines["nnlab sgd"] = nnlab_run(case, "sgd", epochs, data)
             for peer in peers:
                 reply = peer.ask(cmd="prepare", config=name, optimizer=opt, epochs=epochs, seconds=seconds)
                 if "error" in reply:
@@ -673,21 +680,21 @@ def peer_rates(
             best = dict.fromkeys(engines, float("inf"))
             for _ in range(repeats):  # interleaved: each round times every engine once, in turn
                 for title, run in engines.items():
-                    if title == "nnlab":
+                    if title.startswith("nnlab"):
                         best[title] = min(best[title], timed(run))
                     else:
                         best[title] = min(best[title], run().get("seconds", float("inf")))
             rate = {t: case.seeds * case.n * steps[t] / best[t] for t in engines}
-            sgd_rate = rate["nnlab"] if opt == "sgd" else sgd_rate
+            rate.setdefault("nnlab sgd", rate["nnlab"])
             lay = layout(case.sizes, case.batch)
-            rows.append(table_row(name, opt, case, lay, rate, variants, sgd_rate, peak, diverged))
+            rows.append(table_row(name, opt, case, lay, rate, variants, peak, diverged))
             elapsed = time.perf_counter() - started
             note = f"{epochs} epochs; {elapsed:.0f} s into the configuration; prepared: {', '.join(prepared)}"
             print(f"# {' '.join(rows[-1])} ({note})", file=sys.stderr, flush=True)
     return rows
 
 
-def table_row(name, opt, case, lay, rate, variants, sgd_rate, peak, diverged) -> list[str]:
+def table_row(name, opt, case, lay, rate, variants, peak, diverged) -> list[str]:
     """config, optimizer, layout, nnlab, / sgd, best JAX, best PyTorch, x best peer, x JAX, GFLOP/s,
     % peak; ``rate`` by engine title, ``variants`` by peer title (PyTorch's implementation shown)."""
 
@@ -708,7 +715,7 @@ def table_row(name, opt, case, lay, rate, variants, sgd_rate, peak, diverged) ->
         opt,
         lay,
         f"{ours:,.0f}" + (f" ({diverged} div.)" if diverged else ""),
-        f"{ours / sgd_rate:.2f}" if sgd_rate else "-",
+        f"{ours / rate['nnlab sgd']:.2f}",
         f"{jax_best[0]:,.0f} ({jax_best[1]})" if jax_best[0] else "-",
         f"{torch_best[0]:,.0f} ({torch_best[1]})" if torch_best[0] else "-",
         f"{ours / peer:.2f}" if peer else "-",
@@ -747,9 +754,10 @@ def print_table(header: list[str], rows: list[list[str]], markdown: bool) -> Non
 
 
 def summary(rows: list[list[str]], optimizers: list[str]) -> None:
-    """Per optimizer: the least ratio to the best peer and to JAX over the configurations, and the
-    range of nnlab's rate over SGD's."""
-    print("\n| optimizer | least x best peer | least x JAX | nnlab / sgd |\n|---|--:|--:|--:|")
+    """Per optimizer: the least ratio to the best peer and to JAX over the configurations, the range
+    of nnlab's rate over SGD's, and GFLOP/s with % of the peak at DIG1024 (W1024 b16)."""
+    print("\n| optimizer | least x best peer | least x JAX | nnlab / sgd | DIG1024 GFLOP/s (% peak) |")
+    print("|---|--:|--:|--:|--:|")
     for opt in optimizers:
         mine = [r for r in rows if r[1] == opt]
 
@@ -759,7 +767,8 @@ def summary(rows: list[list[str]], optimizers: list[str]) -> None:
 
         ratios = [float(r[4]) for r in mine if r[4] != "-"]
         span = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
-        print(f"| {opt} | {least(7)} | {least(8)} | {span} |")
+        wide = [f"{r[9]} ({r[10]})" for r in mine if r[0] == "DIG1024"]
+        print(f"| {opt} | {least(7)} | {least(8)} | {span} | {wide[0] if wide else '-'} |")
 
 
 def main(argv=None) -> int:
