@@ -43,10 +43,11 @@ implementations).
 
 Timing: each peer runs in its own worker process (one thread, and its default threads), kept alive
 over the run. For each configuration nnlab's epochs are calibrated so that its SGD run takes about
---seconds (JAX runs as many epochs: fixed costs amortize alike); then for each optimizer every engine
-compiles and warms up, and --repeats rounds each time every engine once, in turn (interleaved), best of
-the rounds; nnlab's SGD runs in the other optimizers' rounds too, so that "/ sgd" (nnlab's rate over
-its SGD rate) also compares moments of the same load. nnlab uses numba's threads (one per core).
+--seconds, and at least MIN_EPOCHS (4); JAX runs as many epochs (fixed costs amortize alike). Then for
+each optimizer every engine compiles and warms up, and --repeats rounds each time every engine once,
+in turn (interleaved), best of the rounds; nnlab's SGD runs in the other optimizers' rounds too, so
+that "/ sgd" (nnlab's rate over its SGD rate) also compares moments of the same load. nnlab uses
+numba's threads (one per core).
 GFLOP/s counts 6 x parameters per replica-sample step (the optimizer's elementwise work not counted);
 the peak is numpy's float64 matmul (4096 x 4096) on one and on all cores, measured in the same run. A
 summary gives each optimizer's least ratios over the configurations and its GFLOP/s at DIG1024.
@@ -92,6 +93,10 @@ MOMENTUM, BETA1, BETA2, EPS = 0.9, 0.9, 0.999, 1e-8
 WEIGHT_DECAY = {"adamw": 0.01}
 REFERENCE_GRID = ["D1W4", "D1W32", "D1W128", "D3W4", "D3W32", "D3W128"]
 CHECK_TOLERANCE = 1e-10
+# The fewest epochs nnlab and JAX time: the loss before training and the gradient at the end cost about
+# an epoch's work together (the loss pass and the gradient of all n samples), 1 / (epochs + 1) of a run,
+# which at 4 epochs still lowers a rate by a fifth, alike for both (GFLOP/s counts the epochs' steps).
+MIN_EPOCHS = 4
 TORCH_IMPLS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
@@ -227,9 +232,11 @@ def nnlab_run(case: Case, optimizer: str, epochs: int, data=None):
 
 
 def nnlab_epochs(case: Case, seconds: float) -> int:
-    """nnlab's epochs for ``case``: its SGD run takes about ``seconds``."""
+    """nnlab's epochs for ``case``: its SGD run takes about ``seconds``, and at least MIN_EPOCHS (at
+    most case.epochs)."""
     data = workload(case, case.epochs)
-    return epochs_for(lambda e: nnlab_run(case, "sgd", e, data)(), seconds, case.epochs)
+    epochs = epochs_for(lambda e: nnlab_run(case, "sgd", e, data)(), seconds, case.epochs)
+    return max(epochs, min(MIN_EPOCHS, case.epochs))
 
 
 def optimizer_rates(names: list[str], optimizers: list[str], repeats: int, seconds: float) -> None:
