@@ -47,10 +47,10 @@ over the run. For each configuration nnlab's epochs are calibrated so that its S
 each optimizer every engine compiles and warms up, and --repeats rounds each time every engine once,
 in turn (interleaved), best of the rounds; nnlab's SGD runs in the other optimizers' rounds too, so
 that "/ sgd" (nnlab's rate over its SGD rate) also compares moments of the same load. nnlab uses
-numba's threads (one per core).
-GFLOP/s counts 6 x parameters per replica-sample step (the optimizer's elementwise work not counted);
-the peak is numpy's float64 matmul (4096 x 4096) on one and on all cores, measured in the same run. A
-summary gives each optimizer's least ratios over the configurations and its GFLOP/s at DIG1024.
+numba's threads (one per core). GFLOP/s counts 6 x parameters per replica-sample step (the optimizer's
+elementwise work not counted); the peak is numpy's float64 matmul (4096 x 4096) on one and on all
+cores, measured in the same run. A summary gives each optimizer's least ratios over the
+configurations and its GFLOP/s at DIG1024.
 
     python scripts/bench_engine.py [--configs DIG1024,D1W32] [--optimizers sgd,adam] [--repeats 2]
                                    [--seconds 0.5] [--no-jax] [--no-torch] [--markdown]
