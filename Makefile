@@ -29,6 +29,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,dask,bench]"
+	$(BIN)/python scripts/bench_engine.py --check
 	$(BIN)/python scripts/bench_engine.py --repeats 2 --markdown
 
 clean:
