@@ -375,7 +375,7 @@ def save_figures(drawn: dict, folder: Path, formats: tuple[str, ...]) -> list[Pa
 
     written = []
     for stem, figure in drawn.items():
-        lay_out(figure)
+        _lay_out(figure)
         for ext in formats:
             path = folder / f"{stem}.{ext}"
             meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(ext, {"Software": None})
@@ -393,7 +393,7 @@ def save_figures(drawn: dict, folder: Path, formats: tuple[str, ...]) -> list[Pa
     return written
 
 
-def lay_out(figure) -> None:
+def _lay_out(figure) -> None:
     """Solve the figure's layout once, as a PNG save at `DPI` would, and freeze it: every format
     then keeps these positions (figure fractions) and is saved in one draw. (`savefig` with a
     layout engine draws the whole figure twice, once without rendering only to lay it out; the
