@@ -376,13 +376,7 @@ def save_figures(drawn: dict, folder: Path, formats: tuple[str, ...]) -> list[Pa
 
     written = []
     for stem, figure in drawn.items():
-        # Laid out once, then frozen: every format keeps these positions (figure fractions, the same
-        # at every dpi) instead of solving the constrained layout again in a draw of its own. (One
-        # format: its own draw lays it out, and a draw of the whole figure is saved.)
-        if len(formats) > 1:
-            figure.draw_without_rendering()
-            with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
-                figure.set_layout_engine(None)
+        _lay_out(figure)
         for ext in formats:
             path = folder / f"{stem}.{ext}"
             meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(ext, {"Software": None})
@@ -398,6 +392,27 @@ def save_figures(drawn: dict, folder: Path, formats: tuple[str, ...]) -> list[Pa
         written.append(folder / f"{stem}.txt")
         plt.close(figure)
     return written
+
+
+def _lay_out(figure) -> None:
+    """Solve the figure's layout once, as a PNG save at `DPI` would, and freeze it: every format
+    then keeps these positions (figure fractions) and is saved in one draw. (`savefig` with a
+    layout engine draws the whole figure twice, once without rendering only to lay it out; the
+    layout itself needs only the sizes of the labels.)"""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    engine = figure.get_layout_engine()
+    if engine is None:
+        return
+    FigureCanvasAgg(figure)  # the renderer a PNG is saved with: the same text sizes, the same layout
+    dpi, figure.dpi = figure.dpi, DPI
+    try:
+        engine.execute(figure)
+    finally:
+        figure.dpi = dpi
+    with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        figure.set_layout_engine(None)
 
 
 CAPTIONS = {

@@ -111,13 +111,26 @@ def spectra_panel(endpoints: pd.DataFrame, *, ax: Axes, flat: float = 1e-6) -> A
     negative eigenvalue an open marker; the flat tolerance ``flat`` a dashed line."""
     colors = kind_colors()
     g = endpoints.sort_values("polished_loss")
+    # Each end point's filled markers, then its open ones, as before; but one scatter per run of
+    # end points drawn alike (two per end point made hundreds of collections, each autoscaled),
+    # so the stacking order is unchanged and an SVG still defines each marker once.
+    runs: list[tuple[tuple, list, list]] = []
     for k, row in enumerate(g.itertuples(index=False)):
         lam = np.asarray(row.spectrum, dtype=np.float64)
         size = np.maximum(np.abs(lam) / max(np.abs(lam).max(initial=0.0), 1e-300), 1e-16)
         neg = lam < 0
-        x = np.full(len(lam), k)
-        ax.scatter(x[~neg], size[~neg], s=8, lw=0, color=colors[row.kind])
-        ax.scatter(x[neg], size[neg], s=14, facecolors="none", edgecolors=colors[row.kind], lw=0.8)
+        for key, mask in (((row.kind, False), ~neg), ((row.kind, True), neg)):
+            if not mask.any():
+                continue
+            if not runs or runs[-1][0] != key:
+                runs.append((key, [], []))
+            runs[-1][1].extend([k] * int(mask.sum()))
+            runs[-1][2].extend(size[mask].tolist())
+    for (kind, hollow), x, y in runs:
+        if hollow:
+            ax.scatter(x, y, s=14, facecolors="none", edgecolors=colors[kind], lw=0.8)
+        else:
+            ax.scatter(x, y, s=8, lw=0, color=colors[kind])
     ax.set_yscale("log")
     ax.set_ylim(3e-17, 3)
     ax.axhline(flat, color="0.3", lw=0.8, ls="--")

@@ -557,6 +557,18 @@ def convergence_panel(
     lane = lane or L.Lane(None, threshold)
     hue = hue or L.Hue.of(stats)
     floor = floor if floor is not None else L.floor_of(stats["q25"], lane.threshold)
+    _convergence_marks(stats, ax, hue, lane, floor)
+    last = last or (float(stats["epoch"].max()) if len(stats) else 1.0)
+    L.epoch_axis(ax, last, L.log_epochs(1, last))
+    top = np.nanmax(stats["q75"].to_numpy(dtype=np.float64), initial=floor * 10)
+    L.clipped_loss_axis(ax, floor, top, L.clipped(stats["q25"], floor))
+    ax.set_ylabel("training loss (log)")
+    return ax
+
+
+def _convergence_marks(stats: pd.DataFrame, ax: Axes, hue: L.Hue, lane: L.Lane, floor: float) -> None:
+    """The marks of `convergence_panel` (lines, bands, threshold, the note of medians that
+    diverged), without its axes' scales, limits and ticks: a figure sets a shared grid's once."""
     lost = []
     for v, g in stats.groupby(hue.axis, sort=True):
         g = g.sort_values("epoch")
@@ -586,12 +598,6 @@ def convergence_panel(
             lw=1.2,
             zorder=1.5,
         )
-    last = last or (float(stats["epoch"].max()) if len(stats) else 1.0)
-    L.epoch_axis(ax, last, L.log_epochs(1, last))
-    top = np.nanmax(stats["q75"].to_numpy(dtype=np.float64), initial=floor * 10)
-    L.clipped_loss_axis(ax, floor, top, L.clipped(stats["q25"], floor))
-    ax.set_ylabel("training loss (log)")
-    return ax
 
 
 @L.styled
@@ -622,12 +628,15 @@ def convergence(
     top = float(np.nanmax(stats["q75"].to_numpy(dtype=np.float64), initial=floor * 10))
 
     def draw(ax, part, lane):
-        convergence_panel(part, ax=ax, hue=hue, lane=lane, floor=floor, last=last)
-        L.clipped_loss_axis(ax, floor, top, clip)
+        _convergence_marks(part, ax, hue, lane, floor)
 
     fig, axes, _ = L.facet(
         stats, draw, threshold=threshold, hue=hue.axis, size=size, sharex=True, sharey=True
     )
+    # The panels share both axes: set once, matplotlib gives every panel the same scales, limits
+    # and ticks (set on each panel, each setting is repeated on all of them).
+    L.epoch_axis(axes[-1, 0], last, L.log_epochs(1, last))
+    L.clipped_loss_axis(axes[-1, 0], floor, top, clip)
     L.label_outer(axes, axes[-1, 0].get_xlabel(), "training loss (log)")
     hue.legend(fig, size, L.lanes(runs, threshold))
     L.title(fig, f"Median training loss per {L.axis_name(hue.axis)}")
@@ -828,6 +837,27 @@ def seed_curves_panel(
     if floor is None:
         drawn = [curve_of.get(r, (None, np.empty(0)))[1] for r in ids[picked]]
         floor = L.floor_of(np.concatenate([threshold, *drawn], axis=None), threshold)
+    top, low = _seed_marks(runs, curve_of, threshold, ax, outcome, picked, floor)
+    L.clipped_loss_axis(ax, floor, top, low < floor)
+    last = float(runs["epochs"].max()) if len(runs) else 1.0
+    L.epoch_axis(ax, last, L.log_epochs(1, last))
+    ax.set_ylabel("training loss (log)")
+    return ax
+
+
+def _seed_marks(
+    runs: pd.DataFrame,
+    curve_of: dict,
+    threshold: float,
+    ax: Axes,
+    outcome: np.ndarray,
+    picked: np.ndarray,
+    floor: float,
+) -> tuple[float, float]:
+    """The marks of `seed_curves_panel` (curves, crosses, counts, threshold), without its axes'
+    scales, limits and ticks (a figure sets a shared grid's once); returns the highest loss drawn
+    (at least the threshold) and the lowest finite one."""
+    ids = runs["run_id"].to_numpy()
     palette = sns.color_palette(L.PALETTE, 10)
     top, low = threshold, np.inf
     for z, kind in enumerate(OUTCOMES):
@@ -871,11 +901,7 @@ def seed_curves_panel(
             bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5),
         )
     ax.axhline(threshold, color="0.3", ls="--", lw=1.2, zorder=1.5)
-    L.clipped_loss_axis(ax, floor, top, low < floor)
-    last = float(runs["epochs"].max()) if len(runs) else 1.0
-    L.epoch_axis(ax, last, L.log_epochs(1, last))
-    ax.set_ylabel("training loss (log)")
-    return ax
+    return top, low
 
 
 @L.styled
@@ -957,10 +983,9 @@ def seed_curves(
         ax, used[r, c] = axes[r, c], True
         mine = runs.iloc[idx]
         picked = np.searchsorted(idx, picks[key])
-        seed_curves_panel(
-            mine, curve_of, float(per_run[idx[0]]), ax=ax, outcome=outcome[idx], picked=picked, floor=floor
-        )
-        top = max(top, ax.get_ylim()[1] / 1.5)  # the panel's highest loss drawn
+        # The panels share both axes: their scales, limits and ticks are set once, below.
+        high, _ = _seed_marks(mine, curve_of, float(per_run[idx[0]]), ax, outcome[idx], picked, floor)
+        top = max(top, max(high, floor * 10) * 1.5 / 1.5)  # the panel's highest loss drawn
         ax.set_title(L.label(keys, key), fontsize="small")
     for ax in axes[~used]:
         ax.set_visible(False)
