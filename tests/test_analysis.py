@@ -381,6 +381,11 @@ def test_redundancy_maps_saved_parameters_to_runs():
     assert list(red["run_id"]) == ["a", "b"]
     np.testing.assert_array_equal(red["redundant_units"], analysis.redundant_units(net, X, Y, 1e-3))
     np.testing.assert_array_equal(red["kept_units"], 4 - red["redundant_units"])
+    # A layer wider than PRUNE_MAX_UNITS is not searched (n w^4): NaN, at once.
+    w = analysis.PRUNE_MAX_UNITS + 1
+    wide = flat_params(init_network([2, w, 1], seeds=[0]))[0]
+    red = analysis.redundancy(runs.assign(width=w).iloc[:1], {"a": wide}, X, Y, 1e3)
+    assert list(red["run_id"]) == ["a"] and np.isnan(red["redundant_units"]).all()
 
 
 def test_chain_gradients_match_the_closed_form():

@@ -27,7 +27,14 @@ from nnlab.analysis.intervals import (
     quantiles,
     wilson,
 )
-from nnlab.analysis.pruning import PRUNE_ATOL, PRUNE_RTOL, chain_gradients, redundancy, redundant_units
+from nnlab.analysis.pruning import (
+    PRUNE_ATOL,
+    PRUNE_MAX_UNITS,
+    PRUNE_RTOL,
+    chain_gradients,
+    redundancy,
+    redundant_units,
+)
 from nnlab.analysis.runs import (
     DESCENT,
     GTOL,
@@ -82,6 +89,7 @@ __all__ = [
     "LEVEL",
     "OVER",
     "PRUNE_ATOL",
+    "PRUNE_MAX_UNITS",
     "PRUNE_RTOL",
     "RELIABLE",
     "RTOL",
