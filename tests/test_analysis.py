@@ -120,6 +120,16 @@ def test_summarize_hand_table():
     assert (w2["verdict"], w8["verdict"]) == ("critical", "undecided")
 
 
+def test_summary_does_not_depend_on_the_order_runs_were_stored():
+    rng = np.random.default_rng(3)
+    row = runs_table().iloc[0]
+    runs = pd.DataFrame([row] * 40).assign(
+        seed=range(40), run_id=[f"r{i}" for i in range(40)], final_loss=rng.lognormal(-6, 1, 40)
+    )
+    shuffled = runs.iloc[rng.permutation(40)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(analysis.summarize(runs, 1e-3), analysis.summarize(shuffled, 1e-3))
+
+
 def test_summarize_reads_epochs_to_threshold_from_the_curves():
     """With the curves, a threshold other than the stored one gives its own ERT and epochs."""
     runs = runs_table()

@@ -102,6 +102,9 @@ def summarize(
     rows = []
     for key, g in runs.groupby(axes, sort=True):
         rng = rng_of(key)
+        # The bootstrap's draws index the rows: in seed order, its intervals depend on the runs stored,
+        # not on the order a sweep (chunked, resumed, parallel) happened to store them in.
+        g = g.sort_values(["seed", "run_id"] if "seed" in g else ["run_id"], kind="stable")
         loss = g["final_loss"].to_numpy(dtype=np.float64)
         loss = np.where(np.isnan(loss), np.inf, loss)
         e = pd.to_numeric(g["epochs_to_threshold"], errors="coerce").to_numpy(dtype=np.float64)
