@@ -102,6 +102,19 @@ def test_the_time_counts_padded_lanes_the_rule_and_the_fixed_costs():
     assert adam - sgd == pytest.approx(50 * 4 * nnlab.sgd.UPDATE_SECONDS["adam"] * c.n_params)
 
 
+def test_rates_measured_on_a_busy_machine_are_measured_again_once_it_is_not(tmp_path, monkeypatch):
+    monkeypatch.setattr(planning, "_rates_path", lambda: tmp_path / "step_rates.json")
+    measured = []
+    monkeypatch.setattr(planning, "_measure", lambda problems: measured.append(problems) or (1e-9, 2e-9))
+    monkeypatch.setattr(nnlab.sgd, "uncompiled", lambda layouts: [])
+    load = [9.0]
+    monkeypatch.setattr(planning.os, "getloadavg", lambda: (load[0], 0.0, 0.0))
+    kinds = len(planning.CALIBRATION)
+    for load[0], count in [(9.0, kinds), (9.0, kinds), (0.1, 2 * kinds), (9.0, 2 * kinds), (0.1, 2 * kinds)]:
+        rates, here = planning.step_rates()
+        assert len(measured) == count and here and rates["lanes"] == (1e-9, 2e-9)
+
+
 def test_the_text_names_every_part_of_the_plan():
     exp = experiment(task={"test_fraction": 0.25, "n": 8})
     text = preview(exp, jobs=2).text()

@@ -597,7 +597,9 @@ def step_rates(*, measure: bool = True) -> tuple[dict, bool]:
     measured here: read from nnlab/__pycache__/step_rates.json, else (``measure``) measured once by
     training a tiny problem per kind with `nnlab.sgd.train` (about a second) and stored there. A kind
     whose kernels are not compiled yet keeps the default (another machine's) rather than compile now,
-    and is measured by a later plan once they are."""
+    and is measured by a later plan once they are. Rates measured on a busy machine (`busy`: other
+    processes slow a measurement, and the cache would keep it) are used, and measured again, once, by
+    the first plan that finds the machine not busy."""
     rates, done = dict(STEP_SECONDS), []
     try:
         key = _rates_key()
@@ -605,6 +607,8 @@ def step_rates(*, measure: bool = True) -> tuple[dict, bool]:
         if stored.get("key") == key:
             done = [k for k in stored["measured"] if k in rates]
             rates.update({k: tuple(stored["rates"][k]) for k in done})
+            if measure and stored.get("busy") and not busy():
+                done = []
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError):
         pass
     if not measure or len(done) == len(rates):
@@ -613,6 +617,7 @@ def step_rates(*, measure: bool = True) -> tuple[dict, bool]:
 
     missing = set(uncompiled(sorted({layout(c[0][0], c[0][1]) for c in CALIBRATION.values()})))
     todo = [k for k, p in CALIBRATION.items() if k not in done and layout(p[0][0], p[0][1]) not in missing]
+    loaded = busy()
     for kind in todo:
         rates[kind] = _measure(CALIBRATION[kind])
     if todo:
@@ -620,9 +625,18 @@ def step_rates(*, measure: bool = True) -> tuple[dict, bool]:
         with contextlib.suppress(OSError, StorageError, UnsafePath):
             path = _rates_path()
             path.parent.mkdir(exist_ok=True)
-            record = {"key": _rates_key(), "measured": [*done, *todo], "rates": rates}
+            record = {"key": _rates_key(), "measured": [*done, *todo], "rates": rates, "busy": loaded}
             atomic_write_text(path, json.dumps(record))  # whole: another process may read it
     return rates, bool(done or todo)
+
+
+def busy() -> bool:
+    """Whether this machine is busy: a 1-minute load average of at least its cores (a measurement
+    then shares a core, and was seen up to 2x slow)."""
+    try:
+        return os.getloadavg()[0] >= cores()
+    except (OSError, AttributeError):
+        return False
 
 
 def _measure(problems) -> tuple[float, float]:
