@@ -455,9 +455,8 @@ def preview(
         job = sum(parts.values()) + 8 * R * (P + 2 * (c.epochs + 1)) + 8 * (n + n_test) * (d + out)
         if exp.save_networks:
             job += 8 * R * P  # the part table's copy of the parameters
-        seconds = run_seconds(
-            sizes, n=n, epochs=c.epochs, batch_size=c.batch_size, bias=c.bias, rates=rates, optimizer=c.optimizer
-        )
+        fit = dict(epochs=c.epochs, batch_size=c.batch_size, bias=c.bias, optimizer=c.optimizer)
+        seconds = run_seconds(sizes, n=n, rates=rates, **fit)
         same[key] = ConfigPlan(c, P, layout(sizes, c.batch_size), job, seconds)
         planned.append(same[key])
     job_bytes = max(p.job_bytes for p in planned)
@@ -526,9 +525,8 @@ def run_seconds(
     """Seconds one run of ``sizes`` takes on one thread: epochs x n steps at ``rates`` (kind ->
     (a, b): a + b P seconds a step, P parameters; `step_rates`), `nnlab.sgd.STEP_SECONDS` by default,
     and the ``optimizer``'s cost per update (`nnlab.sgd.train_seconds`)."""
-    return train_seconds(
-        sizes, replicas=1, n=n, epochs=epochs, batch_size=batch_size, bias=bias, optimizer=optimizer, rates=rates
-    )
+    fit = dict(epochs=epochs, batch_size=batch_size, bias=bias, optimizer=optimizer)
+    return train_seconds(sizes, replicas=1, n=n, rates=rates, **fit)
 
 
 def billed_replicas(seeds: int, kind: str) -> int:
