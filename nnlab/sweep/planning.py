@@ -46,14 +46,15 @@ MAX_DEPTH = 10_000
 SEEDS_PER_JOB = 32  # two 16-lane chunks: a job keeps the engine's replica axis full
 WORKER_BYTES = 250 * 2**20  # a worker process's imports (numba and LLVM, numpy, scipy): measured 240 MB
 COMPILE_SECONDS = 30.0  # the first use of a layout compiles its kernels: 20-40 s on this machine
-# The fixed costs of `nnlab run` besides training, measured on this project's machine (Intel Xeon, 2
-# cores; the phases of runs of quick, chain_gradients, xor_capacity and optimizers_xor):
-PROCESS_SECONDS = 1.0  # the command itself: interpreter and imports, the data, the plan, the folder
-START_SECONDS = 2.0  # --jobs > 1: starting the worker processes (imports, loading the cached kernels)
-LOAD_SECONDS = 0.5  # --jobs 1: loading the cached kernels in this process
+# The fixed costs of `nnlab run` besides training, measured on this project's machine idle (Intel
+# Xeon, 2 cores; the phases of runs of quick, chain_gradients and xor_capacity; about twice as long on
+# a busy machine):
+PROCESS_SECONDS = 0.8  # the command itself: interpreter and imports, the data, the plan, the folder
+START_SECONDS = 1.0  # --jobs > 1: starting the worker processes (imports, loading the cached kernels)
+LOAD_SECONDS = 0.4  # --jobs 1: loading the cached kernels in this process
 JOB_SECONDS = 0.004  # per job: its data, initialization, statistics and part file
-MERGE_SECONDS = 0.1  # the merge into the tables: reading the parts, writing three tables,
-MERGE_VALUE_SECONDS = 0.3e-6  # and per stored loss value (0.84 s for xor_capacity's 2.8 million)
+MERGE_SECONDS = 0.2  # the merge into the tables: reading the parts, writing three tables,
+MERGE_VALUE_SECONDS = 0.3e-6  # and per stored loss value (0.9 s for xor_capacity's 2.8 million)
 # Disk per stored loss value and per run, measured on XOR sweeps (320 to 150,000 runs: 8.5 to 10.4
 # bytes a value in curves.parquet, about as much again in parts/, which stay beside the tables).
 CURVE_VALUE_BYTES = 10
