@@ -576,11 +576,14 @@ def train_memory(
 STEP_SECONDS = {"lanes": (45e-9, 0.6e-9), "replica": (0.0, 0.28e-9), "replica per sample": (0.0, 0.5e-9)}
 
 
-# Seconds per parameter per update step that a rule adds to plain SGD's step, one engine thread:
-# the ratios to SGD that `scripts/bench_engine.py --optimizers` measured on the reference grid
-# (Intel Xeon, AVX-512; momentum 0.72-0.94, adam 0.23-0.65 of SGD's rate, per-sample) applied to
-# the per-sample rate above. Adam's cost is the division and square root of every parameter's step.
-UPDATE_SECONDS = {"sgd": 0.0, "momentum": 0.12e-9, "nesterov": 0.12e-9, "adam": 2.0e-9, "adamw": 2.0e-9}
+# Seconds per parameter per update step that a rule adds to plain SGD's step, one engine thread,
+# measured on this project's machine (Intel Xeon, AVX-512; 2026-12-08, after Adam's square root went
+# to Newton's iteration): the extra time of momentum and Adam over SGD in one process, best of five
+# interleaved, on XOR, the teacher (width 6 and 24), a 2-32-32-1 spiral network and a 64-256-64
+# network per sample (lanes and replica layouts), and the digits with batches of 16: momentum
+# 0.05-0.25 ns (0.64 on a batched replica network), Adam 0.8-1.2 ns (1.4). Adam's cost is the division
+# of every parameter's step; per sample on the teacher it makes a step 1.9x plain SGD's.
+UPDATE_SECONDS = {"sgd": 0.0, "momentum": 0.15e-9, "nesterov": 0.15e-9, "adam": 1.0e-9, "adamw": 1.0e-9}
 
 
 def train_seconds(
@@ -592,18 +595,21 @@ def train_seconds(
     batch_size: int = 1,
     bias: bool = True,
     optimizer: str = "sgd",
+    rates: dict | None = None,
 ) -> float:
     """A rough estimate of the seconds `train` takes for ``replicas`` seeds of ``sizes`` on n
-    samples with one engine thread: replicas x epochs x n steps at `STEP_SECONDS` (this machine's
-    rates; another machine scales them, and a compile on first use adds about 20-40 s per layout),
-    and for a rule other than plain SGD, its cost per update step (`UPDATE_SECONDS`)."""
+    samples with one engine thread: replicas x epochs x n steps at ``rates`` (kind -> (a, b): a + b P
+    seconds a replica-sample step, P parameters; `STEP_SECONDS` when not given, else this machine's
+    from `nnlab.sweep.planning.step_rates`; a compile on first use adds about 20-40 s per layout), and
+    for a rule other than plain SGD, its cost per update step (`UPDATE_SECONDS`). The lane layout's
+    padding of ``replicas`` to whole lanes is not counted here (`nnlab.sweep.planning` counts it)."""
     check_choice("optimizer", optimizer, OPTIMIZERS)
     sizes = [int(s) for s in sizes]
     P = sum(a * b + (b if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     kind = layout(sizes, batch_size)
     if kind == "replica" and batch_size == 1:
         kind = "replica per sample"
-    a, b = STEP_SECONDS[kind]
+    a, b = (rates or STEP_SECONDS)[kind]
     steps = -(-int(n) // int(batch_size))
     return float(replicas) * epochs * (n * (a + b * P) + steps * UPDATE_SECONDS[optimizer] * P)
 

@@ -9,8 +9,10 @@ an experiment is over 2 s (the slowest includes whatever else the machine was do
 
 ``--estimates`` checks the plan's time instead: per experiment, the dry run's estimate for a fresh
 folder (``--jobs``, compiling left out) against the real time, that of the sessions recorded in
-results/NAME/manifest.json (each session's start to end, merge included) and, for the experiments
-named with ``--train``, of training it now into a temporary folder; then the ratio real / estimate
+results/NAME/manifest.json (each session's start to end, merge included; the estimate compared then
+leaves out the command's own start, `nnlab.sweep.planning.PROCESS_SECONDS`, which comes before a
+session starts) and, for the experiments named with ``--train``, of the whole command training it
+now into a temporary folder; then the ratio real / estimate
 (goal: within 1.5x on an idle machine) and the load average, since a shared machine slows the real
 time and not the estimate.
 """
@@ -48,6 +50,7 @@ def _session_seconds(folder: Path, jobs: int) -> float | None:
 def estimates(train: list[str], jobs: int) -> int:
     """The plan's estimate against the recorded and (``train``) measured times; see the docstring."""
     from nnlab.sweep.experiment import load
+    from nnlab.sweep.planning import PROCESS_SECONDS
     from nnlab.sweep.runner import dry_run
 
     print(f"load average (1, 5, 15 min) at start: {', '.join(f'{a:.1f}' for a in os.getloadavg())}")
@@ -71,7 +74,10 @@ def estimates(train: list[str], jobs: int) -> int:
                 )
                 now = time.perf_counter() - start
 
-        shown = [("-", "-") if t is None else (f"{t:.1f} s", f"{t / estimate:.2f}") for t in (recorded, now)]
+        shown = [
+            ("-", "-") if t is None else (f"{t:.1f} s", f"{t / (estimate - start):.2f}")
+            for t, start in ((recorded, PROCESS_SECONDS), (now, 0.0))
+        ]
         print(
             f"{path.stem:20s} {estimate:7.1f} s {shown[0][0]:>9s} {shown[0][1]:>6s} {shown[1][0]:>8s} "
             f"{shown[1][1]:>6s}",

@@ -72,6 +72,49 @@ def test_the_plan_counts_what_the_sweep_trains(tmp_path):
     assert thin.stored_points == 320 * 6 and plan.stored_points == plan.curve_points
 
 
+def test_the_time_counts_padded_lanes_the_rule_and_the_fixed_costs():
+    """9 seeds fill a chunk of lanes as 16 do (8 or 16 lanes); Adam's updates cost more than SGD's; the
+    fixed costs (the command, the workers or the kernels' load, the merge) come once."""
+    rates = {"lanes": (40e-9, 0.4e-9), "replica": (0.0, 0.2e-9), "replica per sample": (0.0, 0.4e-9)}
+    plans = {
+        (seeds, rule): planning.preview(
+            experiment(train={"seeds": seeds, "optimizer": rule}),
+            shape=(4, 0, 2, 1),
+            memory=BIG,
+            check_compiled=False,
+        )
+        for seeds in (9, 16)
+        for rule in ("sgd", "adam")
+    }
+    assert plans[9, "sgd"].train_seconds < plans[16, "sgd"].train_seconds  # the merge's share differs
+    work = {k: planning.wall_seconds(list(p.configs), k[0], jobs=1) for k, p in plans.items()}
+    assert work[9, "sgd"] == work[16, "sgd"] and work[9, "adam"] > work[9, "sgd"]
+    c = plans[16, "adam"].configs[0]
+    sizes = [2, *c.config.sizes_hidden, 1]
+    fixed = planning.PROCESS_SECONDS + planning.LOAD_SECONDS
+    assert planning.wall_seconds([c], 16, jobs=1) == pytest.approx(
+        fixed + 16 * c.run_seconds + planning.JOB_SECONDS
+    )
+    adam, sgd = (
+        planning.run_seconds(sizes, n=4, epochs=50, batch_size=1, bias=True, rates=rates, optimizer=o)
+        for o in ("adam", "sgd")
+    )
+    assert adam - sgd == pytest.approx(50 * 4 * nnlab.sgd.UPDATE_SECONDS["adam"] * c.n_params)
+
+
+def test_rates_measured_on_a_busy_machine_are_measured_again_once_it_is_not(tmp_path, monkeypatch):
+    monkeypatch.setattr(planning, "_rates_path", lambda: tmp_path / "step_rates.json")
+    measured = []
+    monkeypatch.setattr(planning, "_measure", lambda problems: measured.append(problems) or (1e-9, 2e-9))
+    monkeypatch.setattr(nnlab.sgd, "uncompiled", lambda layouts: [])
+    load = [9.0]
+    monkeypatch.setattr(planning.os, "getloadavg", lambda: (load[0], 0.0, 0.0))
+    kinds = len(planning.CALIBRATION)
+    for load[0], count in [(9.0, kinds), (9.0, kinds), (0.1, 2 * kinds), (9.0, 2 * kinds), (0.1, 2 * kinds)]:
+        rates, here = planning.step_rates()
+        assert len(measured) == count and here and rates["lanes"] == (1e-9, 2e-9)
+
+
 def test_the_text_names_every_part_of_the_plan():
     exp = experiment(task={"test_fraction": 0.25, "n": 8})
     text = preview(exp, jobs=2).text()

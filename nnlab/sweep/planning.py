@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnlab.schema import AXES, LEVEL_TEXT, QUANTILE_SEEDS, RELIABLE, Config, decisive_seeds
-from nnlab.sgd import STEP_SECONDS, layout, train_memory
+from nnlab.sgd import STEP_SECONDS, layout, train_memory, train_seconds
 from nnlab.sweep.experiment import Experiment, ExperimentError
 from nnlab.sweep.folder import StorageError, UnsafePath, atomic_write_text
 from nnlab.sweep.store import recorded_epochs
@@ -46,8 +46,15 @@ MAX_DEPTH = 10_000
 SEEDS_PER_JOB = 32  # two 16-lane chunks: a job keeps the engine's replica axis full
 WORKER_BYTES = 250 * 2**20  # a worker process's imports (numba and LLVM, numpy, scipy): measured 240 MB
 COMPILE_SECONDS = 30.0  # the first use of a layout compiles its kernels: 20-40 s on this machine
-START_SECONDS = 2.0  # starting the worker processes of --jobs > 1 (imports, loading the kernels)
-JOB_SECONDS = 0.01  # per job: its data, initialization and part file
+# The fixed costs of `nnlab run` besides training, measured on this project's machine idle (Intel
+# Xeon, 2 cores; the phases of runs of quick, chain_gradients and xor_capacity; about twice as long on
+# a busy machine):
+PROCESS_SECONDS = 0.8  # the command itself: interpreter and imports, the data, the plan, the folder
+START_SECONDS = 1.0  # --jobs > 1: starting the worker processes (imports, loading the cached kernels)
+LOAD_SECONDS = 0.4  # --jobs 1: loading the cached kernels in this process
+JOB_SECONDS = 0.004  # per job: its data, initialization, statistics and part file
+MERGE_SECONDS = 0.2  # the merge into the tables: reading the parts, writing three tables,
+MERGE_VALUE_SECONDS = 0.3e-6  # and per stored loss value (0.9 s for xor_capacity's 2.8 million)
 # Disk per stored loss value and per run, measured on XOR sweeps (320 to 150,000 runs: 8.5 to 10.4
 # bytes a value in curves.parquet, about as much again in parts/, which stay beside the tables).
 CURVE_VALUE_BYTES = 10
@@ -78,7 +85,7 @@ class ConfigPlan:
         Memory its largest job needs: `nnlab.sgd.train_memory` for ``min(seeds, SEEDS_PER_JOB)``
         replicas, plus the initial networks, the data and the job's part table.
     run_seconds : float
-        Estimated seconds to train one of its runs on one thread (`nnlab.sgd.train_seconds`).
+        Estimated seconds to train one of its runs on one thread (`run_seconds`).
     """
 
     config: Config
@@ -110,8 +117,8 @@ class Plan:
     job_bytes : int
         The largest job's memory.
     train_seconds : float
-        Estimated wall time of the runs still to train (``jobs`` in parallel, at most one per core),
-        with the workers' start, without compiling.
+        Estimated wall time of `nnlab run` training the runs still to train (`wall_seconds`), without
+        compiling; 0 when every run is stored.
     compile : tuple of str
         Layouts whose kernels are not compiled yet (each about `COMPILE_SECONDS` on first use).
     refusal : str or None
@@ -429,7 +436,7 @@ def preview(
     planned = []
     same: dict[tuple, ConfigPlan] = {}  # configurations that differ only in lr, init or loss cost the same
     for c in configs:
-        key = (c.depth, c.width, c.bias, c.epochs, c.batch_size)
+        key = (c.depth, c.width, c.bias, c.epochs, c.batch_size, c.optimizer)
         if key in same:
             planned.append(dataclasses.replace(same[key], config=c))
             continue
@@ -449,15 +456,15 @@ def preview(
         job = sum(parts.values()) + 8 * R * (P + 2 * (c.epochs + 1)) + 8 * (n + n_test) * (d + out)
         if exp.save_networks:
             job += 8 * R * P  # the part table's copy of the parameters
-        seconds = run_seconds(sizes, n=n, epochs=c.epochs, batch_size=c.batch_size, bias=c.bias, rates=rates)
+        fit = dict(epochs=c.epochs, batch_size=c.batch_size, bias=c.bias, optimizer=c.optimizer)
+        seconds = run_seconds(sizes, n=n, rates=rates, **fit)
         same[key] = ConfigPlan(c, P, layout(sizes, c.batch_size), job, seconds)
         planned.append(same[key])
     job_bytes = max(p.job_bytes for p in planned)
-    work = sum(p.run_seconds for p in planned) * n_seeds * (runs - stored) / runs
-    parallel = max(1, min(jobs, cores()))
-    n_jobs = n_configs * math.ceil(n_seeds / SEEDS_PER_JOB)
-    n_jobs = n_jobs * (runs - stored) // runs
-    seconds = (work + JOB_SECONDS * n_jobs) / parallel + (START_SECONDS if jobs > 1 and n_jobs else 0.0)
+    footprint = _footprint(exp, planned, n_seeds)
+    seconds = wall_seconds(planned, n_seeds, jobs=jobs, todo=(runs - stored) / runs)
+    if seconds:
+        seconds += MERGE_SECONDS + MERGE_VALUE_SECONDS * footprint["stored_points"]
     compile_ = ()
     if check_compiled and runs > stored:
         from nnlab.sgd import uncompiled
@@ -469,7 +476,7 @@ def preview(
         job_bytes=job_bytes,
         train_seconds=seconds,
         compile=compile_,
-        **_footprint(exp, planned, n_seeds),
+        **footprint,
     )
     if not remote:
         biggest = max(planned, key=lambda p: p.job_bytes)
@@ -507,16 +514,51 @@ def _footprint(exp: Experiment, planned: list[ConfigPlan], n_seeds: int) -> dict
 
 
 def run_seconds(
-    sizes: list[int], *, n: int, epochs: int, batch_size: int, bias: bool, rates: dict | None = None
+    sizes: list[int],
+    *,
+    n: int,
+    epochs: int,
+    batch_size: int,
+    bias: bool,
+    rates: dict | None = None,
+    optimizer: str = "sgd",
 ) -> float:
     """Seconds one run of ``sizes`` takes on one thread: epochs x n steps at ``rates`` (kind ->
-    (a, b): a + b P seconds a step, P parameters; `step_rates`), `nnlab.sgd.STEP_SECONDS` by default."""
-    P = sum(a * b + (b if bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-    kind = layout(sizes, batch_size)
-    if kind == "replica" and batch_size == 1:
-        kind = "replica per sample"
-    a, b = (rates or STEP_SECONDS)[kind]
-    return float(epochs) * n * (a + b * P)
+    (a, b): a + b P seconds a step, P parameters; `step_rates`), `nnlab.sgd.STEP_SECONDS` by default,
+    and the ``optimizer``'s cost per update (`nnlab.sgd.train_seconds`)."""
+    fit = dict(epochs=epochs, batch_size=batch_size, bias=bias, optimizer=optimizer)
+    return train_seconds(sizes, replicas=1, n=n, rates=rates, **fit)
+
+
+def billed_replicas(seeds: int, kind: str) -> int:
+    """The replicas ``seeds`` seeds of one configuration cost in jobs of `SEEDS_PER_JOB`: in the lane
+    layout a job's last chunk is padded to whole lanes (`nnlab.machine.lanes`), and a chunk of 2
+    replicas costs as much as one of 16 (50 seeds: jobs of 32 and 18, as dear as 64 seeds)."""
+    if kind != "lanes":
+        return seeds
+    from nnlab import machine
+
+    lanes = machine.lanes()
+    full, rest = divmod(seeds, SEEDS_PER_JOB)
+    return full * SEEDS_PER_JOB + -(-rest // lanes) * lanes
+
+
+def wall_seconds(planned: list[ConfigPlan], n_seeds: int, *, jobs: int, todo: float = 1.0) -> float:
+    """Wall time of `nnlab run` training the share ``todo`` of the configurations ``planned`` (each
+    of ``n_seeds`` seeds), merge aside: the command's start (`PROCESS_SECONDS`), the workers' start
+    (`START_SECONDS`) or the kernels' load in this process (`LOAD_SECONDS`), then the jobs' work
+    (`run_seconds` x `billed_replicas`, plus `JOB_SECONDS` a job) shared by ``jobs`` workers (at
+    most one per core), or the longest job when it is longer. 0 when nothing is to train."""
+    if not planned or todo <= 0:
+        return 0.0
+    parallel = max(1, min(jobs, cores()))
+    per_config = math.ceil(n_seeds / SEEDS_PER_JOB)
+    work = longest = 0.0
+    for p in planned:
+        work += p.run_seconds * billed_replicas(n_seeds, p.layout) + JOB_SECONDS * per_config
+        longest = max(longest, p.run_seconds * billed_replicas(min(n_seeds, SEEDS_PER_JOB), p.layout))
+    start = START_SECONDS if jobs > 1 else LOAD_SECONDS
+    return PROCESS_SECONDS + start + max(work * todo / parallel, longest)
 
 
 # What `step_rates` trains, per kind: (sizes, batch size, replicas, samples, epochs), each about 50 ms
@@ -554,7 +596,9 @@ def step_rates(*, measure: bool = True) -> tuple[dict, bool]:
     measured here: read from nnlab/__pycache__/step_rates.json, else (``measure``) measured once by
     training a tiny problem per kind with `nnlab.sgd.train` (about a second) and stored there. A kind
     whose kernels are not compiled yet keeps the default (another machine's) rather than compile now,
-    and is measured by a later plan once they are."""
+    and is measured by a later plan once they are. Rates measured on a busy machine (`busy`: other
+    processes slow a measurement, and the cache would keep it) are used, and measured again, once, by
+    the first plan that finds the machine not busy."""
     rates, done = dict(STEP_SECONDS), []
     try:
         key = _rates_key()
@@ -562,6 +606,8 @@ def step_rates(*, measure: bool = True) -> tuple[dict, bool]:
         if stored.get("key") == key:
             done = [k for k in stored["measured"] if k in rates]
             rates.update({k: tuple(stored["rates"][k]) for k in done})
+            if measure and stored.get("busy") and not busy():
+                done = []
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError):
         pass
     if not measure or len(done) == len(rates):
@@ -570,6 +616,7 @@ def step_rates(*, measure: bool = True) -> tuple[dict, bool]:
 
     missing = set(uncompiled(sorted({layout(c[0][0], c[0][1]) for c in CALIBRATION.values()})))
     todo = [k for k, p in CALIBRATION.items() if k not in done and layout(p[0][0], p[0][1]) not in missing]
+    loaded = busy()
     for kind in todo:
         rates[kind] = _measure(CALIBRATION[kind])
     if todo:
@@ -577,9 +624,18 @@ def step_rates(*, measure: bool = True) -> tuple[dict, bool]:
         with contextlib.suppress(OSError, StorageError, UnsafePath):
             path = _rates_path()
             path.parent.mkdir(exist_ok=True)
-            record = {"key": _rates_key(), "measured": [*done, *todo], "rates": rates}
+            record = {"key": _rates_key(), "measured": [*done, *todo], "rates": rates, "busy": loaded}
             atomic_write_text(path, json.dumps(record))  # whole: another process may read it
     return rates, bool(done or todo)
+
+
+def busy() -> bool:
+    """Whether this machine is busy: a 1-minute load average of at least its cores (a measurement
+    then shares a core, and was seen up to 2x slow)."""
+    try:
+        return os.getloadavg()[0] >= cores()
+    except (OSError, AttributeError):
+        return False
 
 
 def _measure(problems) -> tuple[float, float]:
