@@ -157,7 +157,8 @@ class Plan:
     compile: tuple[str, ...] = ()
     refusal: str | None = None
     memory: dict = field(default_factory=dict)
-    measured: bool = False  # the step rates were measured on this machine (`step_rates`)
+    # Where the step rates come from (`step_rates`): "" another machine's, "idle" or "busy" this one's.
+    measured: str = ""
     stored_points: int = 0
     disk_bytes: dict = field(default_factory=dict)
     analysis_bytes: int = 0
@@ -207,7 +208,12 @@ class Plan:
                 time += (
                     f" + about {COMPILE_SECONDS * len(self.compile):.0f} s compiling the {kernels} kernels"
                 )
-            if self.measured:
+            if self.measured == "busy":
+                lines.append(
+                    f"{time}; from step rates measured on this machine while it was busy (up to 2x slow; "
+                    "measured again once it is not)"
+                )
+            elif self.measured:
                 lines.append(f"{time}; from step rates measured on this machine (when idle)")
             else:
                 lines.append(f"{time}; a rough estimate from another machine's step rates, often off by 2x")
@@ -591,27 +597,29 @@ def _rates_path() -> Path:
     return Path(__file__).resolve().parent.parent / "__pycache__" / RATES_FILE
 
 
-def step_rates(*, measure: bool = True) -> tuple[dict, bool]:
-    """This machine's step rates (kind -> (a, b), as `nnlab.sgd.STEP_SECONDS`) and whether any was
-    measured here: read from nnlab/__pycache__/step_rates.json, else (``measure``) measured once by
-    training a tiny problem per kind with `nnlab.sgd.train` (about a second) and stored there. A kind
+def step_rates(*, measure: bool = True) -> tuple[dict, str]:
+    """This machine's step rates (kind -> (a, b), as `nnlab.sgd.STEP_SECONDS`) and where they come
+    from: "" (none measured here), "idle" or "busy" (measured here, some on a busy machine). Read
+    from nnlab/__pycache__/step_rates.json, else (``measure``) measured once by training a tiny
+    problem per kind with `nnlab.sgd.train` (about a second) and stored there. A kind
     whose kernels are not compiled yet keeps the default (another machine's) rather than compile now,
     and is measured by a later plan once they are. Rates measured on a busy machine (`busy`: other
     processes slow a measurement, and the cache would keep it) are used, and measured again, once, by
     the first plan that finds the machine not busy."""
-    rates, done = dict(STEP_SECONDS), []
+    rates, done, was_busy = dict(STEP_SECONDS), [], False
     try:
         key = _rates_key()
         stored = json.loads(_rates_path().read_text(encoding="utf-8"))
         if stored.get("key") == key:
             done = [k for k in stored["measured"] if k in rates]
             rates.update({k: tuple(stored["rates"][k]) for k in done})
-            if measure and stored.get("busy") and not busy():
-                done = []
+            was_busy = bool(stored.get("busy"))
+            if measure and was_busy and not busy():
+                done, was_busy = [], False
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError):
         pass
     if not measure or len(done) == len(rates):
-        return rates, bool(done)
+        return rates, ("busy" if was_busy else "idle") if done else ""
     from nnlab.sgd import uncompiled
 
     missing = set(uncompiled(sorted({layout(c[0][0], c[0][1]) for c in CALIBRATION.values()})))
@@ -626,7 +634,9 @@ def step_rates(*, measure: bool = True) -> tuple[dict, bool]:
             path.parent.mkdir(exist_ok=True)
             record = {"key": _rates_key(), "measured": [*done, *todo], "rates": rates, "busy": loaded}
             atomic_write_text(path, json.dumps(record))  # whole: another process may read it
-    return rates, bool(done or todo)
+    if not (done or todo):
+        return rates, ""
+    return rates, "busy" if (todo and loaded) or (done and was_busy) else "idle"
 
 
 def busy() -> bool:
